@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for the pipvault API (see proto/). Never edited by hand."""

@@ -1,0 +1,258 @@
+"""The contract every venue module implements.
+
+A venue module turns a structured, already policy-checked :class:`OrderSpec` into the exact HTTP
+request the venue expects, signed with the credential (detached mode), or into a request the vault
+sends itself (proxy mode, for venues whose scheme puts the secret on the wire). It also owns the
+venue's endpoint allow-list and fund-moving block-list, its scope vocabulary, its freshness rules
+and how to ask the venue which permissions a key really has.
+
+Venue modules are pure: no I/O, no clock, no randomness of their own. Time, nonces and random
+bytes arrive in :class:`SigningContext`, so every signature is reproducible in tests.
+"""
+
+from __future__ import annotations
+
+import enum
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from vault_server.core.errors import EndpointNotAllowed, UnknownScope, WithdrawalScopeRejected
+from vault_server.core.secret import Secret
+
+
+class Venue(enum.Enum):
+    BINANCE_SPOT = "binance_spot"
+    BINANCE_USDM = "binance_usdm"
+    KRAKEN_SPOT = "kraken_spot"
+    BYBIT = "bybit"
+    OKX = "okx"
+    COINBASE_ADVANCED = "coinbase_advanced"
+    OANDA = "oanda"
+    ALPACA = "alpaca"
+    IG = "ig"
+
+
+class Environment(enum.Enum):
+    LIVE = "live"
+    PAPER = "paper"
+    TESTNET = "testnet"
+
+
+class KeyAlgorithm(enum.Enum):
+    """How the credential authenticates to the venue."""
+
+    HMAC_SHA256 = "hmac_sha256"  # Binance, Bybit, OKX (secret is ASCII)
+    HMAC_SHA512 = "hmac_sha512"  # Kraken (secret is base64)
+    ED25519 = "ed25519"  # Binance Ed25519, Coinbase EdDSA JWT
+    RSA = "rsa"  # Binance RSA, Bybit RSA (PKCS#1 v1.5 SHA-256)
+    ECDSA_P256 = "ecdsa_p256"  # Coinbase ES256 JWT
+    BEARER = "bearer"  # OANDA personal access token
+    STATIC_HEADERS = "static_headers"  # Alpaca key id + secret headers
+    SESSION_LOGIN = "session_login"  # IG (username/password + API key)
+
+
+class Scope(enum.Enum):
+    """The normalised permission vocabulary every venue scope maps to."""
+
+    READ = "read"
+    TRADE = "trade"
+    WITHDRAW = "withdraw"
+    TRANSFER = "transfer"
+
+
+FORBIDDEN_SCOPES = frozenset({Scope.WITHDRAW, Scope.TRANSFER})
+
+
+class Operation(enum.Enum):
+    PLACE_ORDER = "place_order"
+    CANCEL_ORDER = "cancel_order"
+    AMEND_ORDER = "amend_order"
+    QUERY_ORDER = "query_order"
+    QUERY_OPEN_ORDERS = "query_open_orders"
+    QUERY_ACCOUNT = "query_account"
+
+
+class Side(enum.Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(enum.Enum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP_LOSS = "stop_loss"
+    STOP_LIMIT = "stop_limit"
+    TAKE_PROFIT = "take_profit"
+    TAKE_PROFIT_LIMIT = "take_profit_limit"
+
+
+class TimeInForce(enum.Enum):
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+    GTD = "gtd"
+    DAY = "day"
+
+
+@dataclass(frozen=True)
+class OrderSpec:
+    """A venue-neutral order operation. Fields not needed by an operation are ``None``."""
+
+    operation: Operation
+    symbol: str | None = None
+    side: Side | None = None
+    order_type: OrderType | None = None
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+    client_order_id: str | None = None
+    venue_order_id: str | None = None
+    # Venue-specific extras, validated by the venue module against its own allow-list.
+    extras: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VenueCredential:
+    """Decrypted credential material, alive only for the duration of one signing call."""
+
+    venue: Venue
+    environment: Environment
+    algorithm: KeyAlgorithm
+    api_key: str  # public identifier (API key id, key name, account login)
+    secret: Secret | None = None  # HMAC secret, bearer token, Alpaca secret, IG password
+    passphrase: Secret | None = None  # OKX passphrase
+    private_key_pem: Secret | None = None  # Ed25519/RSA/EC private key (PKCS#8 PEM or venue form)
+    account_id: str | None = None  # OANDA account id and similar routing identifiers
+
+
+@dataclass(frozen=True)
+class SigningContext:
+    """Everything time- or randomness-dependent a venue module needs, injected by the caller."""
+
+    now_ms: int
+    recv_window_ms: int = 5000  # Binance/Bybit freshness window, already capped by config
+    nonce: int | None = None  # Kraken: vault-owned, strictly increasing per key
+    random_hex: str = ""  # e.g. the Coinbase JWT header nonce
+    base_url: str | None = None  # override from config (tests point this at loopback stubs)
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """An HTTP request exactly as it must be sent: the signature covers these bytes."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    expire_at_ms: int  # after this instant the venue (or the vault's policy) refuses it
+
+
+@dataclass(frozen=True)
+class PermissionReport:
+    """What the venue says the key may do, normalised."""
+
+    scopes: frozenset[Scope]
+    raw: Mapping[str, str]  # non-secret venue fields, for the audit event details
+
+
+class VenueAdapter(Protocol):
+    """One venue. Implementations live in ``vault_server/brokers/<venue>.py``."""
+
+    venue: Venue
+    proxy_only: bool  # the scheme would expose the secret: only ExecuteOrder may use it
+    single_permission_tier: bool  # the venue offers no narrower key than full trading
+    needs_nonce: bool  # SigningContext.nonce must be set (Kraken)
+    algorithms: frozenset[KeyAlgorithm]  # key types this venue accepts
+    generatable: frozenset[KeyAlgorithm]  # key types the vault may generate (upload public key)
+    scope_vocabulary: Mapping[str, frozenset[Scope]]  # normalised venue token -> scopes
+
+    def default_base_url(self, environment: Environment) -> str: ...
+
+    def build(
+        self, order: OrderSpec, credential: VenueCredential, ctx: SigningContext
+    ) -> PreparedRequest:
+        """Build and sign (or, proxy-only, authenticate) the request for ``order``."""
+        ...
+
+    def check_endpoint(self, method: str, path: str) -> None:
+        """Raise ``EndpointNotAllowed`` unless ``method path`` is a trading/query endpoint."""
+        ...
+
+    def permission_request(
+        self, credential: VenueCredential, ctx: SigningContext
+    ) -> PreparedRequest | None:
+        """The signed request that asks the venue for the key's permissions (None: no such API)."""
+        ...
+
+    def parse_permissions(self, status: int, body: bytes) -> PermissionReport:
+        """Turn the venue's answer to ``permission_request`` into scopes."""
+        ...
+
+
+# --- scope normalisation (shared by every venue) -------------------------------------------------
+
+# Characters that render like ASCII letters but are not: folded before lookup so "wіthdraw"
+# (Cyrillic і) cannot slip past the vocabulary. NFKC already folds full-width and ligature forms.
+_CONFUSABLES = str.maketrans(
+    {
+        "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "х": "x", "у": "y", "і": "i",
+        "ј": "j", "ԁ": "d", "ѕ": "s", "ӏ": "l", "һ": "h", "ԝ": "w", "ɑ": "a", "ı": "i",
+        "Α": "a", "Β": "b", "Ε": "e", "Ι": "i", "Κ": "k", "Μ": "m", "Ν": "n", "Ο": "o",
+        "Ρ": "p", "Τ": "t", "Χ": "x", "Υ": "y", "Ζ": "z", "ο": "o", "ν": "v", "τ": "t",
+    }
+)  # fmt: skip
+_SEPARATORS = str.maketrans({c: "" for c in " \t\r\n_-./:&+|\u200b\u200c\u200d\u2060\ufeff"})
+
+
+def normalize_scope_token(raw: str) -> str:
+    """Fold a scope string to the form vocabularies are keyed by.
+
+    NFKC, confusable letters to ASCII, case-folded, separators and zero-width characters removed:
+    ``" Enable_Withdrawals "``, ``"ＷＩＴＨＤＲＡＷ"`` and ``"with-draw"`` all become comparable.
+    """
+    folded = unicodedata.normalize("NFKC", raw).translate(_CONFUSABLES).casefold()
+    folded = unicodedata.normalize("NFKC", folded).translate(_CONFUSABLES)
+    return folded.translate(_SEPARATORS)
+
+
+# Any token containing one of these stems is fund-moving, whatever the venue calls it.
+_FORBIDDEN_STEMS = ("withdraw", "transfer", "wallet", "payout", "send", "move", "sweep", "deposit")
+
+
+def normalize_scopes(
+    raw_scopes: list[str], vocabulary: Mapping[str, frozenset[Scope]]
+) -> frozenset[Scope]:
+    """Map declared venue scopes to normalised scopes, refusing fund-moving ones.
+
+    Raises:
+        WithdrawalScopeRejected: any token is (or smells like) withdraw/transfer.
+        UnknownScope: a token is not in the venue's vocabulary.
+    """
+    result: set[Scope] = set()
+    for raw in raw_scopes:
+        token = normalize_scope_token(raw)
+        scopes = vocabulary.get(token)
+        if (scopes and scopes & FORBIDDEN_SCOPES) or any(s in token for s in _FORBIDDEN_STEMS):
+            raise WithdrawalScopeRejected(
+                "withdraw and transfer scopes are never accepted",
+                metadata={"scopeIndex": str(raw_scopes.index(raw))},
+            )
+        if scopes is None:
+            raise UnknownScope(
+                "scope is not in this venue's vocabulary",
+                metadata={"scopeIndex": str(raw_scopes.index(raw))},
+            )
+        result |= scopes
+    return frozenset(result)
+
+
+def deny_endpoint(method: str, path: str) -> EndpointNotAllowed:
+    """The error every venue raises for a blocked endpoint (path only, never query values)."""
+    return EndpointNotAllowed(
+        "endpoint is not on the venue's trading allow-list",
+        metadata={"method": method.upper(), "path": path.split("?", 1)[0]},
+    )
