@@ -1,0 +1,211 @@
+"""One typed, validated settings object, from a YAML file plus ``PIPVAULT_*`` environment.
+
+Precedence: explicit overrides (CLI flags) > environment (``PIPVAULT_DATABASE_URL``,
+``PIPVAULT_LIMITS__MAX_CONCURRENT_RPCS``; nested keys use ``__``) > the config file > defaults.
+An invalid value stops start-up with :class:`ConfigError`, whose message names the setting.
+Admin RPCs never change configuration: key providers, sinks and egress URLs are declared here only.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+_ADDRESS = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}$")
+
+
+class ConfigError(Exception):
+    """Configuration is invalid; the message names each bad setting."""
+
+
+def _check_address(value: str | None) -> str | None:
+    if value is not None and not _ADDRESS.match(value):
+        raise ValueError("must be host:port (IPv6 in brackets)")
+    return value
+
+
+class ListenSettings(BaseModel):
+    """Where the vault listens. Plaintext TCP is allowed on loopback only (§8)."""
+
+    data_socket: Path | None = None  # Unix socket for the data plane (pod-local)
+    data_address: str | None = None  # TCP host:port for the data plane
+    admin_address: str | None = "127.0.0.1:8201"
+    health_address: str | None = "127.0.0.1:8202"  # plaintext, health service only
+    metrics_address: str | None = "127.0.0.1:8203"  # Prometheus /metrics
+    socket_mode: int = Field(default=0o660, ge=0, le=0o777)
+    grace_period_s: float = Field(default=10.0, ge=0, le=300)
+
+    _v_data = field_validator("data_address", "admin_address", "health_address")(_check_address)
+    _v_metrics = field_validator("metrics_address")(_check_address)
+
+
+class LimitsSettings(BaseModel):
+    max_message_bytes: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024)
+    max_deadline_s: float = Field(default=30.0, gt=0, le=3600)
+    max_stream_deadline_s: float = Field(default=3600.0, gt=0, le=86400)
+    max_concurrent_rpcs: int = Field(default=256, ge=1, le=100_000)
+    storage_threads: int = Field(default=8, ge=1, le=256)
+    page_size_default: int = Field(default=50, ge=1, le=1000)
+    page_size_max: int = Field(default=1000, ge=1, le=10_000)
+
+
+class KeysSettings(BaseModel):
+    """Key providers by id -> URI (``local:///path``, ``local+env://VAR``,
+    ``vault-transit://mount/keys/name``) and which one wraps new data keys."""
+
+    providers: dict[str, str] = Field(default_factory=dict)
+    primary: str = "local"
+    wrap_limit: int = Field(default=1 << 30, ge=1, le=(1 << 32) - (1 << 28))
+    transit_address: str | None = None
+    transit_token_env: str = "VAULT_TOKEN"
+    transit_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    transit_ca_file: Path | None = None
+    dek_cache_max_entries: int = Field(default=0, ge=0, le=100_000)
+    dek_cache_max_age_s: float = Field(default=300.0, gt=0)
+    dek_cache_max_uses: int = Field(default=10_000, ge=1)
+
+
+class SigningSettings(BaseModel):
+    recv_window_cap_ms: int = Field(default=5000, ge=100, le=60_000)
+    routing_ttl_default_s: float = Field(default=300.0, gt=0)
+    routing_ttl_max_s: float = Field(default=3600.0, gt=0, le=86_400)
+    version_grace_period_s: float = Field(default=86_400.0, ge=0)
+    coinbase_strict: bool = False
+    venue_base_urls: dict[str, str] = Field(default_factory=dict)  # venue -> URL override
+    egress_timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+class AuditSettings(BaseModel):
+    chain_key_env: str = "PIPVAULT_AUDIT_CHAIN_KEY"  # base64 key; dev generates one in home
+    checkpoint_interval_s: float = Field(default=60.0, gt=0)
+    checkpoint_sink: str = "file"  # file | stdout
+    checkpoint_file: Path | None = None
+    failures_before_not_serving: int = Field(default=3, ge=1)
+
+
+class PagingSettings(BaseModel):
+    kind: Literal["none", "pagerduty", "webhook"] = "none"
+    url: str | None = None
+    routing_key_env: str = "PIPVAULT_PAGERDUTY_ROUTING_KEY"
+    dedup_bucket_s: int = Field(default=600, ge=1)
+    source: str = "pipvault"
+
+
+class Settings(BaseSettings):
+    """Everything the composition root needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PIPVAULT_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    mode: Literal["dev", "production"] = "production"
+    home: Path = Path(".pipvault")
+    database_url: str = ""
+    policy_file: Path | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    trusted_proxies: list[str] = Field(default_factory=list)
+    listen: ListenSettings = Field(default_factory=ListenSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    keys: KeysSettings = Field(default_factory=KeysSettings)
+    signing: SigningSettings = Field(default_factory=SigningSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    paging: PagingSettings = Field(default_factory=PagingSettings)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        listen = self.listen
+        if listen.data_socket is None and listen.data_address is None and not listen.admin_address:
+            raise ValueError("listen: configure at least one data or admin listener")
+        if self.keys.providers and self.keys.primary not in self.keys.providers:
+            raise ValueError(f"keys.primary: '{self.keys.primary}' is not in keys.providers")
+        if self.mode == "production":
+            if not self.database_url:
+                raise ValueError("database_url: required in production mode")
+            if not self.keys.providers:
+                raise ValueError("keys.providers: required in production mode")
+            if self.policy_file is None:
+                raise ValueError("policy_file: required in production mode")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init (CLI overrides) > environment > file values passed as defaults by load_settings.
+        return (init_settings, env_settings)
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'vault.db').resolve()}"
+
+    def resolved_key_providers(self) -> dict[str, str]:
+        if self.keys.providers:
+            return dict(self.keys.providers)
+        return {"local": f"local://{(self.home / 'keyring.json').resolve()}"}
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the file, apply environment and overrides, validate.
+
+    Raises:
+        ConfigError: the file is unreadable or a value is invalid (each setting is named).
+    """
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"config file {config_file}: {exc.__class__.__name__}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {config_file}: top level must be a mapping")
+        file_values = loaded
+    try:
+        explicit = {k: v for k, v in overrides.items() if v is not None}
+        from_env_and_file = _with_env(_deep_merge(file_values, explicit)).model_dump()
+        return Settings.model_validate(_deep_merge(from_env_and_file, explicit))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+
+
+def _with_env(values: dict[str, Any]) -> Settings:
+    class _FileDefaults(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (env_settings, init_settings)
+
+    return _FileDefaults(**values)
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "settings"
+        lines.append(f"{loc}: {err['msg']}")
+    return "invalid configuration: " + "; ".join(lines)

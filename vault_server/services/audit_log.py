@@ -1,0 +1,144 @@
+"""``AuditLog.append``: the one way any capability records what happened.
+
+The event is inserted in the caller's transaction, so it commits with the action or the action
+does not happen. Events form one keyed hash chain per workspace (plus a ``system`` chain for
+events outside any workspace): ``hash = HMAC-SHA256(chain_key, prev_hash || canonical(event))``.
+Appends lock only their own chain's head row, so unrelated workspaces never serialize. A failure
+to write becomes ``AUDIT_UNAVAILABLE``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from vault_server.core.clock import Clock
+from vault_server.core.errors import AuditUnavailable
+from vault_server.services.call import CallContext
+from vault_server.storage.models import AuditChainHead, AuditEvent
+
+SYSTEM_CHAIN = "system"
+GENESIS = "0" * 64
+
+
+class Outcome:
+    SUCCESS = "success"
+    DENIED = "denied"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """What to record; actor, peer, reason, request id and method come from the CallContext."""
+
+    action: str
+    outcome: str = Outcome.SUCCESS
+    workspace_id: str | None = None  # workspace UUID (chain); None: system chain
+    workspace: str = ""  # resource name `workspaces/{id}`
+    credential: str = ""
+    routing_context: str = ""
+    error_reason: str = ""
+    details: dict[str, str] = field(default_factory=dict)
+
+
+def canonical_event(row: AuditEvent) -> bytes:
+    """The bytes the chain hash covers: every field but ``id`` and ``hash`` (RFC 8785-style
+    canonical JSON: sorted keys, no whitespace, UTF-8)."""
+    doc: dict[str, Any] = {
+        "chain_id": row.chain_id,
+        "seq": row.seq,
+        "event_time": row.event_time.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        "workspace_id": row.workspace_id,
+        "workspace": row.workspace,
+        "credential": row.credential,
+        "action": row.action,
+        "outcome": row.outcome,
+        "actor_type": row.actor_type,
+        "actor_id": row.actor_id,
+        "on_behalf_of": row.on_behalf_of,
+        "peer": row.peer,
+        "reason": row.reason,
+        "routing_context": row.routing_context,
+        "request_id": row.request_id,
+        "method": row.method,
+        "error_reason": row.error_reason,
+        "details": row.details,
+        "prev_hash": row.prev_hash,
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(key: bytes, row: AuditEvent) -> str:
+    return hmac.new(key, canonical_event(row), hashlib.sha256).hexdigest()
+
+
+class AuditLog:
+    """Appends chained audit events inside the caller's transaction."""
+
+    def __init__(self, chain_key: bytes, clock: Clock) -> None:
+        if len(chain_key) < 32:
+            raise ValueError("audit chain key must be at least 32 bytes")
+        self._key = chain_key
+        self._clock = clock
+
+    def append(self, session: Session, ctx: CallContext, record: AuditRecord) -> AuditEvent:
+        """Insert one event; raise ``AuditUnavailable`` if it cannot be written in time."""
+        ctx.ensure_time_left()
+        chain_id = record.workspace_id or SYSTEM_CHAIN
+        try:
+            head = self._lock_head(session, chain_id, record.workspace_id)
+            row = AuditEvent(
+                chain_id=chain_id,
+                seq=head.seq + 1,
+                event_time=self._clock.now(),
+                workspace_id=record.workspace_id,
+                workspace=record.workspace,
+                credential=record.credential,
+                action=record.action,
+                outcome=record.outcome,
+                actor_type=ctx.actor.type.value,
+                actor_id=ctx.actor.id,
+                on_behalf_of=ctx.actor.on_behalf_of,
+                peer=ctx.peer,
+                reason=ctx.reason,
+                routing_context=record.routing_context or ctx.routing_context,
+                request_id=ctx.request_id,
+                method=ctx.method,
+                error_reason=record.error_reason,
+                details=dict(record.details),
+                prev_hash=head.hash,
+                hash="",
+            )
+            row.hash = chain_hash(self._key, row)
+            session.add(row)
+            head.seq = row.seq
+            head.hash = row.hash
+            session.flush()
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable("the audit event could not be written") from exc
+        ctx.ensure_time_left()
+        return row
+
+    def _lock_head(self, session: Session, chain_id: str, workspace_id: str | None) -> Any:
+        stmt = select(AuditChainHead).where(AuditChainHead.chain_id == chain_id).with_for_update()
+        head = session.execute(stmt).scalar_one_or_none()
+        if head is None:
+            head = AuditChainHead(chain_id=chain_id, workspace_id=workspace_id, seq=0, hash=GENESIS)
+            session.add(head)
+            session.flush()
+        return head
+
+
+def event_name(row: AuditEvent, workspace_resource: str = "") -> str:
+    base = workspace_resource or row.workspace
+    if row.chain_id == SYSTEM_CHAIN or not base:
+        return f"system/auditEvents/{row.seq}"
+    return f"{base}/auditEvents/{row.seq}"

@@ -1,0 +1,139 @@
+"""Engine, sessions and the one unit-of-work helper every domain call runs inside.
+
+SQLite (WAL, foreign keys on, ``BEGIN IMMEDIATE`` for writers so concurrent writers queue on the
+busy timeout instead of failing on lock upgrade) is the embedded default; PostgreSQL (psycopg 3)
+is selected by URL. On PostgreSQL each transaction sets ``app.workspace_id`` with ``SET LOCAL``
+semantics (``set_config(..., true)``) for row-level security, and ``statement_timeout`` from the
+request deadline so storage never outlives the RPC.
+
+Sessions are synchronous; the RPC layer runs units of work on a bounded thread pool so the gRPC
+event loop never blocks on I/O.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from vault_server.core.errors import StorageUnavailable, VaultError
+
+SYSTEM_SCOPE = "*"  # session.info marker for the audited cross-workspace security path
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgresql://`` URLs and route them to psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+class Database:
+    """Owns the engine and opens transactions.
+
+    Args:
+        url: SQLAlchemy URL (``sqlite:///path`` or ``postgresql://...``).
+        pool_size: connections kept open (PostgreSQL); matches the storage thread pool.
+        busy_timeout_ms: how long a SQLite writer waits for the write lock.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 8, busy_timeout_ms: int = 5000) -> None:
+        self.url = normalize_url(url)
+        self.dialect = make_url(self.url).get_backend_name()
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if self.dialect == "postgresql":
+            kwargs.update(pool_size=pool_size, max_overflow=2, pool_timeout=5)
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.dialect == "sqlite":
+            _configure_sqlite(self.engine, busy_timeout_ms)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextlib.contextmanager
+    def transaction(
+        self,
+        *,
+        workspace_id: str | None = None,
+        timeout_s: float | None = None,
+    ) -> Iterator[Session]:
+        """Open a session in one transaction; commit on success, roll back on any error.
+
+        Args:
+            workspace_id: the tenant this unit of work is scoped to (``SYSTEM_SCOPE`` for the
+                audited cross-workspace path, ``None`` for global tables only).
+            timeout_s: remaining request deadline; bounds every statement.
+
+        Raises:
+            StorageUnavailable: the database failed or timed out (wrapped, never leaked).
+        """
+        session = self._sessions()
+        session.info["workspace_id"] = workspace_id
+        try:
+            with session.begin():
+                if self.is_postgres:
+                    _set_local(session, workspace_id, timeout_s)
+                yield session
+        except VaultError:
+            raise
+        except DBAPIError as exc:
+            raise StorageUnavailable(
+                "the database failed or timed out", metadata={"sqlstate": _sqlstate(exc)}
+            ) from exc
+        except SQLAlchemyError as exc:
+            raise StorageUnavailable("the database failed") from exc
+        finally:
+            session.close()
+
+    def ping(self) -> bool:
+        """True when a trivial query succeeds (readiness)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", "") or "")
+
+
+def _set_local(session: Session, workspace_id: str | None, timeout_s: float | None) -> None:
+    ws = "" if workspace_id in (None, SYSTEM_SCOPE) else workspace_id
+    session.execute(text("SELECT set_config('app.workspace_id', :ws, true)"), {"ws": ws})
+    if workspace_id == SYSTEM_SCOPE:
+        session.execute(text("SELECT set_config('app.cross_workspace', 'on', true)"))
+    if timeout_s is not None:
+        ms = max(1, int(timeout_s * 1000))
+        session.execute(text(f"SET LOCAL statement_timeout = {ms}"))
+        session.execute(text(f"SET LOCAL lock_timeout = {ms}"))
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Take the write lock up front: a deferred transaction that later writes can fail with
+        # SQLITE_BUSY on lock upgrade regardless of busy_timeout.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
