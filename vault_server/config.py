@@ -8,6 +8,7 @@ Admin RPCs never change configuration: key providers, sinks and egress URLs are 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -107,6 +108,9 @@ class Settings(BaseSettings):
     home: Path = Path(".pipvault")
     database_url: str = ""
     policy_file: Path | None = None
+    # 32+ random bytes (base64) from which the audit chain and page-token keys are derived.
+    # Dev mode creates `<home>/server.key`; production reads this file or $PIPVAULT_SERVER_KEY.
+    server_key_file: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     trusted_proxies: list[str] = Field(default_factory=list)
@@ -131,19 +135,25 @@ class Settings(BaseSettings):
                 raise ValueError("keys.providers: required in production mode")
             if self.policy_file is None:
                 raise ValueError("policy_file: required in production mode")
+        self._check_plaintext("listen.data_address", listen.data_address)
+        self._check_plaintext("listen.admin_address", listen.admin_address)
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # init (CLI overrides) > environment > file values passed as defaults by load_settings.
-        return (init_settings, env_settings)
+    @staticmethod
+    def _check_plaintext(setting: str, address: str | None) -> None:
+        """Credentials enter only over TLS or the pod-local socket: plaintext TCP is loopback-only
+        until the TLS listener settings (identity issue) are configured."""
+        if address is None:
+            return
+        host = address.rsplit(":", 1)[0].strip("[]")
+        if host == "localhost":
+            return
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(f"{setting}: plaintext TCP is allowed on loopback addresses only")
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'vault.db').resolve()}"

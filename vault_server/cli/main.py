@@ -1,0 +1,134 @@
+"""``pipvault``: run the vault sidecar and operate its storage.
+
+pipvault serve --config FILE          production server
+pipvault dev [--home DIR]             dev mode on embedded defaults, until Ctrl-C
+pipvault db upgrade [--database-url]  apply schema migrations
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from vault_server.auth.policy import PolicyError
+from vault_server.config import ConfigError, Settings, load_settings
+from vault_server.observability.logging import configure_logging
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from vault_server.app import VaultApp, serve_until_signalled
+
+    settings = load_settings(args.config)
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(serve_until_signalled(VaultApp(settings)))
+    return 0
+
+
+def dev_settings(args: argparse.Namespace) -> Settings:
+    home: Path = args.home.resolve()
+    from vault_server.cli.dev import ensure_dev_policy
+
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    policy_file, _ = ensure_dev_policy(home)
+    return load_settings(
+        args.config,
+        mode="dev",
+        home=str(home),
+        policy_file=str(policy_file),
+        log_format="console",
+        listen={
+            "data_socket": str(home / "data.sock"),
+            "data_address": args.data_address,
+            "admin_address": args.admin_address,
+            "health_address": args.health_address,
+            "metrics_address": args.metrics_address,
+        },
+    )
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from vault_server.app import VaultApp, serve_until_signalled
+    from vault_server.cli.dev import banner, ensure_dev_policy
+    from vault_server.services.call import system_context
+    from vault_server.storage.repositories import workspaces as ws_repo
+
+    settings = dev_settings(args)
+    configure_logging(settings.log_level, settings.log_format)
+    _, tokens = ensure_dev_policy(settings.home)
+    app = VaultApp(settings)
+
+    def started(vault: Any) -> None:
+        with vault.db.transaction() as session:
+            exists = ws_repo.by_resource_id(session, "demo") is not None
+        if not exists:
+            vault.workspaces.create(system_context("dev mode bootstrap"), "demo", "Demo workspace")
+        bound = vault.bound
+        admin = f"127.0.0.1:{bound.admin_port}" if bound.admin_port else "-"
+        data = f"127.0.0.1:{bound.data_port}" if bound.data_port else ""
+        print(banner(admin, str(bound.data_socket), data, tokens), flush=True)
+
+    asyncio.run(serve_until_signalled(app, started))
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from vault_server.storage import migrate
+    from vault_server.storage.database import Database
+
+    url = args.database_url
+    if not url:
+        settings = load_settings(args.config, mode="dev") if args.config else None
+        url = settings.resolved_database_url() if settings else None
+    if not url:
+        raise ConfigError("database_url: pass --database-url or --config")
+    db = Database(url)
+    try:
+        migrate.upgrade(db.engine)
+        print(f"schema at {migrate.current_revision(db.engine)}")
+    finally:
+        db.dispose()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pipvault", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the vault from a config file")
+    serve.add_argument("--config", type=Path, required=True)
+    serve.set_defaults(func=_serve)
+
+    dev = sub.add_parser("dev", help="run in dev mode on embedded defaults")
+    dev.add_argument("--home", type=Path, default=Path(".pipvault"))
+    dev.add_argument("--config", type=Path, default=None)
+    dev.add_argument("--admin-address", default="127.0.0.1:8201")
+    dev.add_argument("--data-address", default="127.0.0.1:8200")
+    dev.add_argument("--health-address", default="127.0.0.1:8202")
+    dev.add_argument("--metrics-address", default="127.0.0.1:8203")
+    dev.set_defaults(func=_dev)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="apply migrations")
+    up.add_argument("--database-url", default=None)
+    up.add_argument("--config", type=Path, default=None)
+    up.set_defaults(func=_db_upgrade)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, PolicyError) as exc:
+        print(f"pipvault: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""The call pipeline every API RPC passes through, as one grpc.aio interceptor.
+
+Order: request id -> concurrency cap -> identity -> admission (deadline, role, plane, reason,
+workspace grant) -> servicer -> error mapping -> metrics and one access-log line. Refusals before
+the servicer runs are audited as ``auth.denied``. Health and reflection are not intercepted.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from vault_server.auth.principal import Principal
+from vault_server.auth.rpc_roles import Plane
+from vault_server.core.errors import ConcurrencyLimited, VaultError
+from vault_server.observability.logging import get_logger
+from vault_server.observability.metrics import Metrics
+from vault_server.rpc import call_state
+from vault_server.rpc.admission import (
+    REASON_HEADER,
+    Admission,
+    Limits,
+    denied_context,
+    peer_address,
+    request_id_from,
+)
+from vault_server.rpc.runner import BlockingRunner
+from vault_server.rpc.status import CODES, internal_status, to_status
+from vault_server.services.call import CallContext
+from vault_server.services.denials import DenialRecorder
+
+API_PREFIX = "/pipsync.vault.v1."
+_log = get_logger("pipvault.rpc")
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(
+        self,
+        *,
+        plane: Plane,
+        admission: Admission,
+        limits: Limits,
+        denials: DenialRecorder,
+        run: BlockingRunner,
+        metrics: Metrics,
+        max_concurrent: int,
+    ) -> None:
+        self._plane = plane
+        self._admission = admission
+        self._limits = limits
+        self._denials = denials
+        self._run = run
+        self._metrics = metrics
+        self._max = max_concurrent
+        self._in_flight = 0
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method = details.method
+        if handler is None or not method.startswith(API_PREFIX):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _unary(self, method: str, inner: Any) -> Any:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            status: grpc.Status | None = None
+            outcome = ("OK", "")
+            principal: Principal | None = None
+            self._in_flight += 1
+            self._metrics.in_flight.inc()
+            try:
+                ctx, principal = await self._enter(method, request, context)
+                token = call_state.bind(ctx)
+                try:
+                    return await inner(request, context)
+                finally:
+                    call_state.unbind(token)
+            except VaultError as err:
+                status, outcome = to_status(err), (status_name(err), err.reason)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                _log.exception("rpc.unhandled", method=method)
+                status, outcome = internal_status(), ("INTERNAL", "INTERNAL")
+            finally:
+                self._in_flight -= 1
+                self._metrics.in_flight.dec()
+                self._observe(method, outcome, started, principal, context)
+            await context.abort_with_status(status)
+            return None  # unreachable: abort_with_status raises
+
+        return behavior
+
+    def _stream(self, method: str, inner: Any) -> Any:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            status: grpc.Status | None = None
+            outcome = ("OK", "")
+            principal: Principal | None = None
+            self._in_flight += 1
+            self._metrics.in_flight.inc()
+            try:
+                ctx, principal = await self._enter(method, request, context)
+                token = call_state.bind(ctx)
+                try:
+                    result = inner(request, context)
+                    if inspect.isasyncgen(result):
+                        async for item in result:
+                            yield item
+                    else:
+                        await result
+                finally:
+                    call_state.unbind(token)
+            except VaultError as err:
+                status, outcome = to_status(err), (status_name(err), err.reason)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                _log.exception("rpc.unhandled", method=method)
+                status, outcome = internal_status(), ("INTERNAL", "INTERNAL")
+            finally:
+                self._in_flight -= 1
+                self._metrics.in_flight.dec()
+                self._observe(method, outcome, started, principal, context)
+            if status is not None:
+                await context.abort_with_status(status)
+
+        return behavior
+
+    async def _enter(
+        self, method: str, request: Any, context: grpc.aio.ServicerContext
+    ) -> tuple[CallContext, Principal]:
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        request_id = request_id_from(metadata)
+        await context.send_initial_metadata((("x-request-id", request_id),))
+        peer = peer_address(context.peer() or "", metadata, self._limits)
+        principal: Principal | None = None
+        try:
+            if self._in_flight > self._max:
+                raise ConcurrencyLimited("the server is at its concurrent-request limit")
+            principal = self._admission.identify(metadata, ())
+            ctx = self._admission.admit(
+                method=method,
+                plane=self._plane,
+                request=request,
+                metadata=metadata,
+                time_remaining=context.time_remaining(),
+                principal=principal,
+                peer=peer,
+                request_id=request_id,
+            )
+            return ctx, principal
+        except VaultError as err:
+            reason = getattr(request, "reason", "") or metadata.get(REASON_HEADER, "")
+            denied = denied_context(
+                principal=principal, method=method, peer=peer, request_id=request_id,
+                reason=str(reason),
+            )  # fmt: skip
+            target = _target_of(request)
+            try:
+                await self._run(self._denials.record, denied, err, target)
+            except VaultError:
+                self._metrics.audit_failures.inc()
+                _log.warning("audit.denial_not_recorded", method=method, request_id=request_id)
+            raise
+
+    def _observe(
+        self,
+        method: str,
+        outcome: tuple[str, str],
+        started: float,
+        principal: Principal | None,
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        short = method.rsplit("/", 1)[-1]
+        self._metrics.rpc_total.labels(short, outcome[0], outcome[1]).inc()
+        self._metrics.rpc_seconds.labels(short).observe(elapsed)
+        _log.info(
+            "rpc",
+            method=method,
+            code=outcome[0],
+            reason=outcome[1],
+            duration_ms=round(elapsed * 1000, 3),
+            principal=principal.id if principal else "",
+            plane=self._plane.value,
+        )
+
+
+def status_name(err: VaultError) -> str:
+    return CODES[err.kind].name
+
+
+def _target_of(request: Any) -> str:
+    for field in ("name", "parent", "credential", "routing_context", "workspace"):
+        value = getattr(request, field, None)
+        if isinstance(value, str) and value:
+            return value
+    return ""

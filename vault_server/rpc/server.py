@@ -1,0 +1,178 @@
+"""The grpc.aio servers: data plane, admin plane (with reflection) and a health-only port.
+
+The five API services are registered on the data and admin servers alike; the interceptor's plane
+check answers WRONG_LISTENER for a method called on the other plane (a clear, audited refusal
+rather than a bare UNIMPLEMENTED). Health is NOT_SERVING until ``set_serving(True)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from pipsync.vault.v1 import (
+    audit_service_pb2,
+    audit_service_pb2_grpc,
+    credential_service_pb2,
+    credential_service_pb2_grpc,
+    key_service_pb2,
+    key_service_pb2_grpc,
+    signing_service_pb2,
+    signing_service_pb2_grpc,
+    workspace_service_pb2,
+    workspace_service_pb2_grpc,
+)
+
+API_SERVICES = (
+    workspace_service_pb2.DESCRIPTOR.services_by_name["WorkspaceService"].full_name,
+    credential_service_pb2.DESCRIPTOR.services_by_name["CredentialService"].full_name,
+    signing_service_pb2.DESCRIPTOR.services_by_name["SigningService"].full_name,
+    audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+    key_service_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name,
+)
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+@dataclass
+class Servicers:
+    workspace: Any
+    credential: Any
+    signing: Any
+    audit: Any
+    key: Any
+
+
+@dataclass
+class ListenerPlan:
+    data_socket: Path | None
+    data_address: str | None
+    admin_address: str | None
+    health_address: str | None
+    socket_mode: int
+    max_message_bytes: int
+    max_concurrent_rpcs: int
+
+
+@dataclass
+class Bound:
+    """Where the servers actually listen (ports resolved when configured as 0)."""
+
+    data_socket: Path | None = None
+    data_port: int | None = None
+    admin_port: int | None = None
+    health_port: int | None = None
+    addresses: dict[str, str] = field(default_factory=dict)
+
+
+def _options(plan: ListenerPlan) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", plan.max_message_bytes),
+        ("grpc.max_send_message_length", max(plan.max_message_bytes, 4 * 1024 * 1024)),
+        ("grpc.so_reuseport", 0),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_permit_without_calls", 0),
+    ]
+
+
+def _add_api(server: grpc.aio.Server, s: Servicers) -> None:
+    workspace_service_pb2_grpc.add_WorkspaceServiceServicer_to_server(s.workspace, server)
+    credential_service_pb2_grpc.add_CredentialServiceServicer_to_server(s.credential, server)
+    signing_service_pb2_grpc.add_SigningServiceServicer_to_server(s.signing, server)
+    audit_service_pb2_grpc.add_AuditServiceServicer_to_server(s.audit, server)
+    key_service_pb2_grpc.add_KeyServiceServicer_to_server(s.key, server)
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+class VaultServers:
+    def __init__(
+        self,
+        plan: ListenerPlan,
+        servicers: Servicers,
+        data_interceptors: list[grpc.aio.ServerInterceptor],
+        admin_interceptors: list[grpc.aio.ServerInterceptor],
+        server_credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
+        self.plan = plan
+        self.health = health.aio.HealthServicer()
+        self.bound = Bound()
+        self._servers: list[grpc.aio.Server] = []
+        hard_cap = plan.max_concurrent_rpcs * 2 + 16  # backstop; the interceptor answers first
+        opts = _options(plan)
+
+        if plan.data_socket is not None or plan.data_address is not None:
+            data = grpc.aio.server(
+                interceptors=data_interceptors, options=opts, maximum_concurrent_rpcs=hard_cap
+            )
+            _add_api(data, servicers)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, data)
+            if plan.data_socket is not None:
+                if plan.data_socket.exists():
+                    plan.data_socket.unlink()
+                data.add_insecure_port(f"unix:{plan.data_socket}")
+                self.bound.data_socket = plan.data_socket
+            if plan.data_address is not None:
+                port = self._bind(data, plan.data_address, server_credentials)
+                self.bound.data_port = port
+            self._servers.append(data)
+
+        if plan.admin_address is not None:
+            admin = grpc.aio.server(
+                interceptors=admin_interceptors, options=opts, maximum_concurrent_rpcs=hard_cap
+            )
+            _add_api(admin, servicers)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, admin)
+            reflection.enable_server_reflection(
+                (*API_SERVICES, HEALTH_SERVICE, reflection.SERVICE_NAME), admin
+            )
+            self.bound.admin_port = self._bind(admin, plan.admin_address, server_credentials)
+            self._servers.append(admin)
+
+        if plan.health_address is not None:
+            hs = grpc.aio.server(options=opts, maximum_concurrent_rpcs=64)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, hs)
+            self.bound.health_port = hs.add_insecure_port(plan.health_address)
+            self._servers.append(hs)
+
+    @staticmethod
+    def _bind(server: grpc.aio.Server, address: str, creds: grpc.ServerCredentials | None) -> int:
+        if creds is not None:
+            return int(server.add_secure_port(address, creds))
+        return int(server.add_insecure_port(address))
+
+    async def start(self) -> Bound:
+        await self.set_serving(False)
+        for server in self._servers:
+            await server.start()
+        if self.bound.data_socket is not None:
+            os.chmod(self.bound.data_socket, self.plan.socket_mode)
+        return self.bound
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *API_SERVICES):
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float) -> None:
+        """NOT_SERVING first (probes drain traffic), then let in-flight RPCs finish."""
+        await self.set_serving(False)
+        for server in self._servers:
+            await server.stop(grace)
+        if self.bound.data_socket is not None and self.bound.data_socket.exists():
+            self.bound.data_socket.unlink()
+
+    async def wait(self) -> None:
+        for server in self._servers:
+            await server.wait_for_termination()
