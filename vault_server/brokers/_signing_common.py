@@ -1,0 +1,294 @@
+"""Primitives and input checks shared by the Binance, Kraken and Bybit venue modules.
+
+Everything here is pure (no clock, no I/O, no randomness). Secrets are revealed only inside the
+``sign_*`` functions, at the point of use, and no error built here carries secret material:
+third-party exceptions are replaced (``from None``) by errors that name a field only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+from vault_server.brokers.base import (
+    KeyAlgorithm,
+    OrderSpec,
+    OrderType,
+    Scope,
+    SigningContext,
+    Venue,
+    VenueCredential,
+    normalize_scope_token,
+    normalize_scopes,
+)
+from vault_server.core.errors import (
+    InternalError,
+    InvalidArgument,
+    OperationNotSupported,
+    UnknownScope,
+    VenueUnavailable,
+    WithdrawalScopeRejected,
+)
+from vault_server.core.secret import Secret
+
+MAX_RECV_WINDOW_MS = 60_000  # Binance's documented maximum; the vault applies it to Bybit too
+MAX_EXTRAS = 16  # the API contract's cap on ``Order.extras``
+_MAX_DECIMAL_CHARS = 40
+_ID_PATTERN = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,256}")
+
+LIMIT_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
+TRIGGERED = frozenset(
+    {OrderType.STOP_LOSS, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT}
+)
+
+
+# --- context and credential -----------------------------------------------------------------------
+def check_credential(
+    venue: Venue, algorithms: frozenset[KeyAlgorithm], credential: VenueCredential
+) -> None:
+    """The credential belongs to ``venue`` and uses a key type the venue module accepts."""
+    if credential.venue is not venue:
+        raise InternalError("credential was routed to the wrong venue module")
+    if credential.algorithm not in algorithms:
+        raise OperationNotSupported(
+            "this venue does not accept the credential's key algorithm",
+            metadata={"venue": venue.value, "algorithm": credential.algorithm.value},
+        )
+    header_token(credential.api_key, "credential.api_key")
+
+
+def now_ms(ctx: SigningContext) -> int:
+    if isinstance(ctx.now_ms, bool) or not isinstance(ctx.now_ms, int) or ctx.now_ms <= 0:
+        raise InternalError("signing context carries no valid time")
+    return ctx.now_ms
+
+
+def recv_window_ms(ctx: SigningContext, maximum: int = MAX_RECV_WINDOW_MS) -> int:
+    window = ctx.recv_window_ms
+    if isinstance(window, bool) or not isinstance(window, int) or not 0 < window <= maximum:
+        raise InvalidArgument("recv_window_ms", f"must be between 1 and {maximum} milliseconds")
+    return window
+
+
+def base_url(ctx: SigningContext, default: str) -> str:
+    return (ctx.base_url or default).rstrip("/")
+
+
+def header_token(value: str, field: str) -> str:
+    """A value safe to place in an HTTP header or URL: printable ASCII, no spaces, no CR/LF."""
+    if not isinstance(value, str) or not _HEADER_SAFE.fullmatch(value):
+        raise InvalidArgument(field, "must be 1-256 printable ASCII characters without spaces")
+    return value
+
+
+def require_secret(secret: Secret | None, field: str) -> Secret:
+    if secret is None or not secret:
+        raise InvalidArgument(field, "is required for this key algorithm")
+    return secret
+
+
+# --- order fields ---------------------------------------------------------------------------------
+def format_decimal(value: Decimal) -> str:
+    """Positional notation, no exponent, no trailing zeros: 1E+3 -> "1000", 0.10 -> "0.1"."""
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise ValueError("not a finite Decimal")
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+def positive_decimal(value: Decimal | None, field: str) -> str:
+    if value is None:
+        raise InvalidArgument(field, "is required")
+    if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
+        raise InvalidArgument(field, "must be a positive decimal")
+    text = format_decimal(value)
+    if len(text) > _MAX_DECIMAL_CHARS:
+        raise InvalidArgument(field, f"must have at most {_MAX_DECIMAL_CHARS} characters")
+    return text
+
+
+def symbol(order: OrderSpec, *, required: bool = True) -> str | None:
+    if order.symbol is None or order.symbol == "":
+        if required:
+            raise InvalidArgument("order.symbol", "is required")
+        return None
+    if (
+        len(order.symbol) > 64
+        or not order.symbol.isprintable()
+        or order.symbol != order.symbol.strip()
+    ):
+        raise InvalidArgument("order.symbol", "must be 1-64 printable characters")
+    return order.symbol
+
+
+def order_id(value: str | None, field: str) -> str | None:
+    """A venue or client order id: 1-64 of ``A-Za-z0-9._:/-`` (None when absent)."""
+    if value is None or value == "":
+        return None
+    if not _ID_PATTERN.fullmatch(value):
+        raise InvalidArgument(field, "must be 1-64 characters of A-Z a-z 0-9 . _ : / -")
+    return value
+
+
+def check_place_shape(order: OrderSpec) -> OrderType:
+    """Fields a new order needs (and must not have) for its type; returns the order type."""
+    if order.side is None:
+        raise InvalidArgument("order.side", "is required to place an order")
+    if order.order_type is None:
+        raise InvalidArgument("order.order_type", "is required to place an order")
+    kind = order.order_type
+    if kind in LIMIT_PRICED and order.price is None:
+        raise InvalidArgument("order.price", f"is required for {kind.value} orders")
+    if kind not in LIMIT_PRICED and order.price is not None:
+        raise InvalidArgument("order.price", f"must not be set for {kind.value} orders")
+    if kind in TRIGGERED and order.stop_price is None:
+        raise InvalidArgument("order.stop_price", f"is required for {kind.value} orders")
+    if kind not in TRIGGERED and order.stop_price is not None:
+        raise InvalidArgument("order.stop_price", f"must not be set for {kind.value} orders")
+    if kind not in LIMIT_PRICED and order.time_in_force is not None:
+        raise InvalidArgument("order.time_in_force", f"must not be set for {kind.value} orders")
+    return kind
+
+
+ExtraRule = frozenset[str] | Callable[[str], bool]
+
+
+def checked_extras(
+    extras: Mapping[str, str],
+    allowed: Mapping[str, ExtraRule],
+    reserved: Iterable[str],
+) -> list[tuple[str, str]]:
+    """Validate ``extras`` against an allow-list; returns them sorted by name.
+
+    Raises ``InvalidArgument("order.extras", ...)`` for too many extras, a name that would
+    override a signed core field, an unknown name, or a value its rule refuses.
+    """
+    if len(extras) > MAX_EXTRAS:
+        raise InvalidArgument("order.extras", f"at most {MAX_EXTRAS} extras are accepted")
+    reserved_names = frozenset(reserved)
+    result: list[tuple[str, str]] = []
+    for name in sorted(extras):
+        value = extras[name]
+        shown = name if re.fullmatch(r"[A-Za-z0-9_]{1,40}", name) else "(unprintable)"
+        if name in reserved_names:
+            raise InvalidArgument("order.extras", f"{shown} is a signed core field")
+        rule = allowed.get(name)
+        if rule is None:
+            raise InvalidArgument("order.extras", f"{shown} is not an accepted extra")
+        valid = value in rule if isinstance(rule, frozenset) else rule(value)
+        if not isinstance(value, str) or not valid:
+            raise InvalidArgument("order.extras", f"{shown} has a value this venue refuses")
+        result.append((name, value))
+    return result
+
+
+def no_extras(order: OrderSpec) -> None:
+    if order.extras:
+        raise InvalidArgument("order.extras", f"no extras are accepted for {order.operation.value}")
+
+
+def matches(pattern: str) -> Callable[[str], bool]:
+    compiled = re.compile(pattern)
+    return lambda value: compiled.fullmatch(value) is not None
+
+
+# --- encoding -------------------------------------------------------------------------------------
+def percent_encode(params: Iterable[tuple[str, str]]) -> str:
+    """``k=v&k=v`` with every byte outside RFC 3986 unreserved characters percent-encoded."""
+    return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params)
+
+
+# --- signatures -----------------------------------------------------------------------------------
+def hmac_sha256_hex(secret: Secret, message: bytes) -> str:
+    return hmac.new(secret.reveal(), message, hashlib.sha256).hexdigest()
+
+
+def hmac_sha512_base64_key(secret_b64: Secret, message: bytes) -> str:
+    """Kraken: HMAC-SHA512 keyed with the base64-decoded secret, result base64."""
+    try:
+        key = base64.b64decode(secret_b64.reveal(), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidArgument("credential.secret", "must be the venue's base64 secret") from None
+    return base64.b64encode(hmac.new(key, message, hashlib.sha512).digest()).decode("ascii")
+
+
+def _private_key(pem: Secret) -> Any:
+    try:
+        return serialization.load_pem_private_key(pem.reveal(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise InvalidArgument(
+            "credential.private_key_pem", "must be an unencrypted PKCS#8 PEM private key"
+        ) from None
+
+
+def rsa_pkcs1_sha256(pem: Secret, message: bytes) -> bytes:
+    key = _private_key(pem)
+    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048:
+        raise InvalidArgument("credential.private_key_pem", "must be an RSA key of 2048+ bits")
+    return key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+
+
+def ed25519_sign(pem: Secret, message: bytes) -> bytes:
+    key = _private_key(pem)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise InvalidArgument("credential.private_key_pem", "must be an Ed25519 private key")
+    return key.sign(message)
+
+
+# --- venue answers --------------------------------------------------------------------------------
+def venue_error(message: str, status: int, code: str = "") -> VenueUnavailable:
+    metadata = {"venueStatus": str(status)}
+    if code:
+        metadata["venueCode"] = code[:80]
+    return VenueUnavailable(message, metadata=metadata)
+
+
+def json_object(status: int, body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise venue_error("venue answered the permission query with non-JSON", status) from None
+    if not isinstance(data, dict):
+        raise venue_error("venue answered the permission query with an unexpected shape", status)
+    return data
+
+
+def flag(data: Mapping[str, Any], name: str, status: int) -> bool:
+    value = data.get(name)
+    if not isinstance(value, bool):
+        raise venue_error(f"permission answer lacks boolean field {name}", status)
+    return value
+
+
+def scopes_for_tokens(
+    tokens: Iterable[str], vocabulary: Mapping[str, frozenset[Scope]]
+) -> tuple[set[Scope], list[str]]:
+    """Scopes a venue reports for a key, and the tokens no vocabulary entry explains.
+
+    Uses the same folding and fund-moving stems as onboarding (``base.normalize_scopes``): a token
+    that smells of withdraw/transfer but is not in the vocabulary still counts as TRANSFER.
+    """
+    scopes: set[Scope] = set()
+    unknown: list[str] = []
+    for token in tokens:
+        try:
+            scopes |= normalize_scopes([token], vocabulary)
+        except WithdrawalScopeRejected:
+            known = vocabulary.get(normalize_scope_token(token))
+            scopes |= known if known else {Scope.TRANSFER}
+        except UnknownScope:
+            unknown.append(token[:64])
+    return scopes, unknown

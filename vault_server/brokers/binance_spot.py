@@ -1,0 +1,86 @@
+"""Binance Spot (``api.binance.com``): HMAC-SHA256, Ed25519 and RSA keys, detached signing.
+
+Operations and endpoints (all parameters in the query string, see ``_binance``):
+
+=================  =========================================  ===========================
+operation          request                                    parameters (in this order)
+=================  =========================================  ===========================
+place              ``POST /api/v3/order``                     symbol, side, type,
+                                                              timeInForce, quantity, price,
+                                                              stopPrice, newClientOrderId
+cancel             ``DELETE /api/v3/order``                   symbol, orderId,
+                                                              origClientOrderId
+amend              ``PUT /api/v3/order/amend/keepPriority``   symbol, orderId,
+                                                              origClientOrderId, newQty
+query order        ``GET /api/v3/order``                      symbol, orderId,
+                                                              origClientOrderId
+open orders        ``GET /api/v3/openOrders``                 [symbol]
+account            ``GET /api/v3/account``                    -
+permissions        ``GET /sapi/v1/account/apiRestrictions``   -
+=================  =========================================  ===========================
+
+Every request then carries the sorted extras (place only), ``recvWindow``, ``timestamp`` and
+``signature``. ``timeInForce`` defaults to GTC for limit-priced orders (Binance requires one).
+"""
+
+from __future__ import annotations
+
+from vault_server.brokers import _signing_common as sc
+from vault_server.brokers._binance import PERMISSION_PATH, BinanceAdapter, BinanceMarket
+from vault_server.brokers.base import KeyAlgorithm, OrderType, TimeInForce, Venue
+
+_ALLOWED = frozenset(
+    {
+        ("POST", "/api/v3/order"), ("POST", "/api/v3/order/test"), ("DELETE", "/api/v3/order"),
+        ("DELETE", "/api/v3/openOrders"), ("POST", "/api/v3/order/cancelReplace"),
+        ("PUT", "/api/v3/order/amend/keepPriority"), ("POST", "/api/v3/orderList/oco"),
+        ("POST", "/api/v3/orderList/oto"), ("POST", "/api/v3/orderList/otoco"),
+        ("POST", "/api/v3/orderList/opo"), ("POST", "/api/v3/orderList/opoco"),
+        ("DELETE", "/api/v3/orderList"), ("POST", "/api/v3/sor/order"),
+        ("GET", "/api/v3/order"), ("GET", "/api/v3/openOrders"), ("GET", "/api/v3/account"),
+        ("GET", "/api/v3/order/amendments"), ("GET", PERMISSION_PATH),
+    }
+)  # fmt: skip
+
+SPOT = BinanceMarket(
+    venue=Venue.BINANCE_SPOT,
+    live_url="https://api.binance.com",
+    testnet_url="https://testnet.binance.vision",
+    order_path="/api/v3/order",
+    open_orders_path="/api/v3/openOrders",
+    account_path="/api/v3/account",
+    amend_method="PUT",
+    amend_path="/api/v3/order/amend/keepPriority",
+    amend_keeps_priority=True,
+    place_order=("symbol", "side", "type", "timeInForce", "quantity", "price", "stopPrice",
+                 "newClientOrderId"),
+    type_names={
+        OrderType.MARKET: "MARKET", OrderType.LIMIT: "LIMIT", OrderType.STOP_LOSS: "STOP_LOSS",
+        OrderType.STOP_LIMIT: "STOP_LOSS_LIMIT", OrderType.TAKE_PROFIT: "TAKE_PROFIT",
+        OrderType.TAKE_PROFIT_LIMIT: "TAKE_PROFIT_LIMIT",
+    },
+    tif_names={TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"},
+    place_extras={
+        "newOrderRespType": frozenset({"ACK", "RESULT", "FULL"}),
+        "selfTradePreventionMode": frozenset(
+            {"NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"}
+        ),
+        "icebergQty": sc.matches(r"(0|[1-9][0-9]{0,19})(\.[0-9]{1,18})?"),
+        "strategyId": sc.matches(r"[1-9][0-9]{0,18}"),
+        "strategyType": sc.matches(r"[1-9][0-9]{6,18}"),  # Binance: values below 1000000 reserved
+    },
+    trade_flag="enableSpotAndMarginTrading",
+    algorithms=frozenset({KeyAlgorithm.HMAC_SHA256, KeyAlgorithm.ED25519, KeyAlgorithm.RSA}),
+    generatable=frozenset({KeyAlgorithm.ED25519, KeyAlgorithm.RSA}),
+    allowed=_ALLOWED,
+)  # fmt: skip
+
+
+class BinanceSpotAdapter(BinanceAdapter):
+    """Binance Spot. ``body_params=True`` moves POST/PUT parameters into a form body."""
+
+    def __init__(self, *, body_params: bool = False) -> None:
+        super().__init__(SPOT, body_params=body_params)
+
+
+ADAPTER = BinanceSpotAdapter()

@@ -1,0 +1,315 @@
+"""Bybit v5 (``api.bybit.com``): HMAC-SHA256 and RSA keys, detached signing.
+
+Signature (reference §5.2, Bybit v5 guide)::
+
+    prehash     = timestamp + api_key + recv_window + (query_string | json_body)
+    X-BAPI-SIGN = hex(HMAC_SHA256(secret, prehash))          # system-generated keys
+                | base64(RSASSA_PKCS1_v1_5_SHA256(key, prehash))  # self-generated RSA keys
+
+GET requests carry their parameters in the query string (signed exactly as sent); POST requests
+carry a compact JSON body (``separators=(",", ":")``, ASCII-escaped) and the signature covers
+exactly those body bytes. Headers: ``X-BAPI-API-KEY``, ``X-BAPI-TIMESTAMP``,
+``X-BAPI-RECV-WINDOW``, ``X-BAPI-SIGN`` (+ ``Content-Type: application/json`` on POST).
+``expire_at_ms = timestamp + recv_window`` (the venue refuses it after that).
+
+The product line is the required extra ``category`` (spot, linear, inverse, option) on every
+order operation. Parameter order (JSON keys and query parameters):
+
+=================  =================================  ========================================
+operation          request                            parameters
+=================  =================================  ========================================
+place              ``POST /v5/order/create``          category, symbol, side, orderType, qty,
+                                                      price, triggerPrice, triggerDirection,
+                                                      orderFilter, timeInForce, orderLinkId,
+                                                      extras sorted by name
+amend              ``POST /v5/order/amend``           category, symbol, orderId, orderLinkId,
+                                                      qty, price, triggerPrice
+cancel             ``POST /v5/order/cancel``          category, symbol, orderId, orderLinkId
+query order        ``GET /v5/order/realtime``         category, symbol, orderId, orderLinkId
+open orders        ``GET /v5/order/realtime``         category, symbol, baseCoin, settleCoin
+account            ``GET /v5/account/wallet-balance`` accountType (extra, default UNIFIED)
+permissions        ``GET /v5/user/query-api``         -
+=================  =================================  ========================================
+
+Triggered orders: derivatives get ``triggerDirection`` (stop buy / take-profit sell trigger on a
+rise = 1, the others on a fall = 2); spot gets ``orderFilter=StopOrder``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from vault_server.brokers import _signing_common as sc
+from vault_server.brokers.base import (
+    Environment,
+    KeyAlgorithm,
+    Operation,
+    OrderSpec,
+    OrderType,
+    PermissionReport,
+    PreparedRequest,
+    Scope,
+    Side,
+    SigningContext,
+    TimeInForce,
+    Venue,
+    VenueCredential,
+    deny_endpoint,
+    normalize_scope_token,
+)
+from vault_server.core.errors import InvalidArgument, OperationNotSupported
+
+URLS = {
+    Environment.LIVE: "https://api.bybit.com",
+    Environment.TESTNET: "https://api-testnet.bybit.com",
+    Environment.PAPER: "https://api-demo.bybit.com",  # Bybit demo trading
+}
+PERMISSION_PATH = "/v5/user/query-api"
+_ALLOWED = frozenset(
+    {("POST", f"/v5/order/{name}") for name in (
+        "create", "amend", "cancel", "cancel-all", "create-batch", "amend-batch", "cancel-batch",
+        "pre-check", "disconnected-cancel-all")}
+    | {("GET", path) for path in (
+        "/v5/order/realtime", "/v5/order/history", "/v5/execution/list", "/v5/position/list",
+        "/v5/account/wallet-balance", PERMISSION_PATH)}
+)  # fmt: skip
+_BLOCKED_WORDS = ("/v5/asset/", "withdraw", "transfer", "/v5/earn", "fiat", "loan", "broker",
+                  "sub-member", "submember", "sub-api")  # fmt: skip
+_CATEGORIES = frozenset({"spot", "linear", "inverse", "option"})
+_TIFS = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
+_TRUE_FALSE = frozenset({"true", "false"})
+_PLACE_EXTRAS: Mapping[str, sc.ExtraRule] = {
+    "category": _CATEGORIES,
+    "positionIdx": frozenset({"0", "1", "2"}),
+    "reduceOnly": _TRUE_FALSE,
+    "closeOnTrigger": _TRUE_FALSE,
+    "mmp": _TRUE_FALSE,
+    "smpType": frozenset({"None", "CancelMaker", "CancelTaker", "CancelBoth"}),
+    "triggerBy": frozenset({"LastPrice", "IndexPrice", "MarkPrice"}),
+}
+_CATEGORY_ONLY: Mapping[str, sc.ExtraRule] = {"category": _CATEGORIES}
+_OPEN_EXTRAS: Mapping[str, sc.ExtraRule] = {
+    "category": _CATEGORIES, "baseCoin": sc.matches(r"[A-Z0-9]{1,20}"),
+    "settleCoin": sc.matches(r"[A-Z0-9]{1,20}"),
+}  # fmt: skip
+_ACCOUNT_EXTRAS: Mapping[str, sc.ExtraRule] = {
+    "accountType": frozenset({"UNIFIED", "CONTRACT", "SPOT"})
+}
+RESERVED = frozenset(
+    {"symbol", "side", "orderType", "qty", "price", "triggerPrice", "triggerDirection",
+     "orderFilter", "timeInForce", "orderLinkId", "orderId", "timestamp", "sign", "api_key",
+     "recv_window"}
+)  # fmt: skip
+
+_R, _T, _W, _X = (frozenset({Scope.READ}), frozenset({Scope.TRADE}),
+                  frozenset({Scope.WITHDRAW}), frozenset({Scope.TRANSFER}))  # fmt: skip
+# Tokens from GET /v5/user/query-api (bybit-exchange/docs v5/user/apikey-info and update-api):
+# category names and their permission values.
+SCOPE_VOCABULARY: Mapping[str, frozenset[Scope]] = {
+    normalize_scope_token(token): scopes
+    for token, scopes in {
+        "read": _R, "readOnly": _R, "Read-Only": _R, "Exchange": _R, "ExchangeHistory": _R,
+        "NFT": _R, "NFTQueryProductList": _R, "Affiliate": _R,
+        "trade": _T, "Read-Write": _R | _T, "ContractTrade": _T, "Order": _T, "Position": _T,
+        "Spot": _T, "SpotTrade": _T, "Options": _T, "OptionsTrade": _T, "Derivatives": _T,
+        "DerivativesTrade": _T, "CopyTrading": _T, "BlockTrade": _T,
+        "Withdraw": _W, "Wallet": _W | _X, "AccountTransfer": _X, "SubMemberTransfer": _X,
+        "SubMemberTransferList": _X, "Earn": _X, "FiatP2P": _X, "FiatBybitPay": _X,
+        "FiatConvertBroker": _X,
+    }.items()
+}  # fmt: skip
+
+
+class BybitAdapter:
+    """Bybit v5 (unified API for spot, linear, inverse and option)."""
+
+    venue = Venue.BYBIT
+    proxy_only = False
+    single_permission_tier = False
+    needs_nonce = False
+    algorithms = frozenset({KeyAlgorithm.HMAC_SHA256, KeyAlgorithm.RSA})
+    generatable = frozenset({KeyAlgorithm.RSA})
+    scope_vocabulary = SCOPE_VOCABULARY
+
+    def __repr__(self) -> str:
+        return "BybitAdapter()"
+
+    def default_base_url(self, environment: Environment) -> str:
+        return URLS[environment]
+
+    def check_endpoint(self, method: str, path: str) -> None:
+        clean = path.split("?", 1)[0]
+        key = (method.upper(), clean)
+        folded = clean.lower()
+        blocked = any(word in folded for word in _BLOCKED_WORDS) or (
+            "/v5/user/" in folded and key != ("GET", PERMISSION_PATH)
+        )
+        if blocked or key not in _ALLOWED:
+            raise deny_endpoint(method, path)
+
+    # --- signing ------------------------------------------------------------------------------
+    def build(
+        self, order: OrderSpec, credential: VenueCredential, ctx: SigningContext
+    ) -> PreparedRequest:
+        sc.check_credential(self.venue, self.algorithms, credential)
+        method, path, params = self._operation(order)
+        return self._signed(method, path, params, credential, ctx)
+
+    def _signed(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        credential: VenueCredential,
+        ctx: SigningContext,
+    ) -> PreparedRequest:
+        self.check_endpoint(method, path)
+        now, window = sc.now_ms(ctx), sc.recv_window_ms(ctx)
+        url = sc.base_url(ctx, self.default_base_url(credential.environment)) + path
+        headers = [("X-BAPI-API-KEY", credential.api_key), ("X-BAPI-TIMESTAMP", str(now)),
+                   ("X-BAPI-RECV-WINDOW", str(window))]  # fmt: skip
+        if method == "GET":
+            signed = sc.percent_encode(params.items()).encode("ascii")
+            url, body = (f"{url}?{signed.decode('ascii')}" if signed else url), b""
+        else:
+            signed = body = json.dumps(params, separators=(",", ":")).encode("ascii")
+            headers.append(("Content-Type", "application/json"))
+        prehash = f"{now}{credential.api_key}{window}".encode("ascii") + signed
+        headers.insert(3, ("X-BAPI-SIGN", self._signature(credential, prehash)))
+        return PreparedRequest(method, url, tuple(headers), body, expire_at_ms=now + window)
+
+    @staticmethod
+    def _signature(credential: VenueCredential, prehash: bytes) -> str:
+        if credential.algorithm is KeyAlgorithm.HMAC_SHA256:
+            secret = sc.require_secret(credential.secret, "credential.secret")
+            return sc.hmac_sha256_hex(secret, prehash)
+        pem = sc.require_secret(credential.private_key_pem, "credential.private_key_pem")
+        return base64.b64encode(sc.rsa_pkcs1_sha256(pem, prehash)).decode("ascii")
+
+    # --- operations ---------------------------------------------------------------------------
+    def _operation(self, order: OrderSpec) -> tuple[str, str, dict[str, Any]]:
+        op = order.operation
+        if op is Operation.QUERY_ACCOUNT:
+            extras = dict(sc.checked_extras(order.extras, _ACCOUNT_EXTRAS, RESERVED))
+            return (
+                "GET",
+                "/v5/account/wallet-balance",
+                {"accountType": extras.get("accountType", "UNIFIED")},
+            )
+        rules = {Operation.PLACE_ORDER: _PLACE_EXTRAS, Operation.QUERY_OPEN_ORDERS: _OPEN_EXTRAS}
+        extras = dict(sc.checked_extras(order.extras, rules.get(op, _CATEGORY_ONLY), RESERVED))
+        category = extras.pop("category", None)
+        if category is None:
+            raise InvalidArgument("order.extras", "category is required for Bybit orders")
+        params: dict[str, Any] = {"category": category}
+        name = sc.symbol(order, required=op is not Operation.QUERY_OPEN_ORDERS)
+        if name is not None:
+            params["symbol"] = name
+        if op is Operation.PLACE_ORDER:
+            return "POST", "/v5/order/create", self._place(order, params, extras)
+        if op is Operation.QUERY_OPEN_ORDERS:
+            return "GET", "/v5/order/realtime", params | dict(sorted(extras.items()))
+        params |= self._target(order)
+        if op is Operation.CANCEL_ORDER:
+            return "POST", "/v5/order/cancel", params
+        if op is Operation.QUERY_ORDER:
+            return "GET", "/v5/order/realtime", params
+        if op is Operation.AMEND_ORDER:
+            changes = {
+                key: sc.positive_decimal(value, field)
+                for key, value, field in (("qty", order.quantity, "order.quantity"),
+                                          ("price", order.price, "order.price"),
+                                          ("triggerPrice", order.stop_price, "order.stop_price"))
+                if value is not None
+            }  # fmt: skip
+            if not changes:
+                raise InvalidArgument("order.quantity", "or a price is required to amend an order")
+            return "POST", "/v5/order/amend", params | changes
+        raise OperationNotSupported("operation not supported", metadata={"operation": op.value})
+
+    @staticmethod
+    def _place(order: OrderSpec, params: dict[str, Any], extras: dict[str, str]) -> dict[str, Any]:
+        kind = sc.check_place_shape(order)
+        assert order.side is not None  # checked by check_place_shape
+        params["side"] = "Buy" if order.side is Side.BUY else "Sell"
+        params["orderType"] = "Limit" if kind in sc.LIMIT_PRICED else "Market"
+        params["qty"] = sc.positive_decimal(order.quantity, "order.quantity")
+        if order.price is not None:
+            params["price"] = sc.positive_decimal(order.price, "order.price")
+        if kind in sc.TRIGGERED:
+            params["triggerPrice"] = sc.positive_decimal(order.stop_price, "order.stop_price")
+            if params["category"] == "spot":
+                params["orderFilter"] = "StopOrder"
+            else:
+                stop = kind in (OrderType.STOP_LOSS, OrderType.STOP_LIMIT)
+                params["triggerDirection"] = 1 if stop == (order.side is Side.BUY) else 2
+        if order.time_in_force is not None:
+            tif = _TIFS.get(order.time_in_force)
+            if tif is None:
+                raise InvalidArgument(
+                    "order.time_in_force", f"{order.time_in_force.value} is not offered by Bybit"
+                )
+            params["timeInForce"] = tif
+        link_id = sc.order_id(order.client_order_id, "order.client_order_id")
+        if link_id is not None:
+            params["orderLinkId"] = link_id
+        for key, value in sorted(extras.items()):
+            params[key] = (
+                int(value)
+                if key == "positionIdx"
+                else (value == "true" if value in _TRUE_FALSE else value)
+            )
+        return params
+
+    @staticmethod
+    def _target(order: OrderSpec) -> dict[str, str]:
+        target = {}
+        if (venue_id := sc.order_id(order.venue_order_id, "order.venue_order_id")) is not None:
+            target["orderId"] = venue_id
+        if (link_id := sc.order_id(order.client_order_id, "order.client_order_id")) is not None:
+            target["orderLinkId"] = link_id
+        if not target:
+            raise InvalidArgument("order.venue_order_id", "or order.client_order_id is required")
+        return target
+
+    # --- permissions --------------------------------------------------------------------------
+    def permission_request(
+        self, credential: VenueCredential, ctx: SigningContext
+    ) -> PreparedRequest | None:
+        sc.check_credential(self.venue, self.algorithms, credential)
+        return self._signed("GET", PERMISSION_PATH, {}, credential, ctx)
+
+    def parse_permissions(self, status: int, body: bytes) -> PermissionReport:
+        data = sc.json_object(status, body)
+        code, result = data.get("retCode"), data.get("result")
+        if status != 200 or code != 0 or not isinstance(result, dict):
+            raise sc.venue_error("venue refused the permission query", status, str(code or ""))
+        permissions, read_only = result.get("permissions"), result.get("readOnly")
+        if not isinstance(permissions, dict) or read_only not in (0, 1):
+            raise sc.venue_error("permission answer lacks permissions or readOnly", status)
+        tokens: list[str] = []
+        raw = {"readOnly": str(read_only)}
+        for category, entries in permissions.items():
+            if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+                raise sc.venue_error("permission answer has a malformed category", status)
+            if entries:
+                tokens += [str(category), *entries]
+                raw[f"permissions.{category}"[:64]] = ",".join(entries)[:256]
+        scopes, unknown = sc.scopes_for_tokens(tokens, self.scope_vocabulary)
+        scopes.add(Scope.READ)  # "Any permission can access this endpoint": every key reads
+        if read_only == 1:
+            scopes.discard(Scope.TRADE)
+        for key in ("type", "deadlineDay", "expiredAt", "createdAt", "isMaster", "uta", "note"):
+            if isinstance(result.get(key), str | int | bool):
+                raw[key] = str(result[key])[:128]
+        if isinstance(result.get("ips"), list):
+            raw["ips"] = ",".join(str(ip) for ip in result["ips"])[:512]
+        if unknown:
+            raw["unknownPermissions"] = ",".join(unknown)[:512]
+        return PermissionReport(scopes=frozenset(scopes), raw=raw)
+
+
+ADAPTER = BybitAdapter()
