@@ -205,7 +205,7 @@ _CONFUSABLES = str.maketrans(
         "Ρ": "p", "Τ": "t", "Χ": "x", "Υ": "y", "Ζ": "z", "ο": "o", "ν": "v", "τ": "t",
     }
 )  # fmt: skip
-_SEPARATORS = str.maketrans({c: "" for c in " \t\r\n_-./:&+|\u200b\u200c\u200d\u2060\ufeff"})
+_SEPARATORS = str.maketrans(dict.fromkeys(" \t\r\n_-./:&+|\u200b\u200c\u200d\u2060\ufeff", ""))
 
 
 def normalize_scope_token(raw: str) -> str:
