@@ -1,0 +1,1 @@
+"""Venue modules: one per broker (signing scheme, endpoint lists, scopes, freshness)."""
