@@ -1,0 +1,139 @@
+"""The `pipvault` commands as real processes: dev mode serves and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pipsync.vault.v1 import workspace_service_pb2 as pb
+from pipsync.vault.v1 import workspace_service_pb2_grpc as rpc
+
+from tests.support import pg
+
+PIPVAULT = [sys.executable, "-m", "vault_server.cli.main"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_serving(target: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            with grpc.insecure_channel(target) as ch:
+                status = (
+                    health_pb2_grpc.HealthStub(ch)
+                    .Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    .status
+                )
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("vault did not become SERVING")
+
+
+def test_dev_mode_serves_a_demo_workspace_and_drains_on_sigterm(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ports = {name: _free_port() for name in ("admin", "data", "health", "metrics")}
+    proc = subprocess.Popen(
+        [
+            *PIPVAULT, "dev", "--home", str(home),
+            "--admin-address", f"127.0.0.1:{ports['admin']}",
+            "--data-address", f"127.0.0.1:{ports['data']}",
+            "--health-address", f"127.0.0.1:{ports['health']}",
+            "--metrics-address", f"127.0.0.1:{ports['metrics']}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        _wait_serving(f"127.0.0.1:{ports['health']}", proc)
+        tokens = json.loads((home / "dev-tokens.json").read_text())
+        assert oct((home / "dev-tokens.json").stat().st_mode & 0o777) == "0o600"
+        assert oct((home / "server.key").stat().st_mode & 0o777) == "0o600"
+        assert oct((home / "data.sock").stat().st_mode & 0o777) == "0o660"
+        deadline = time.monotonic() + 10
+        names: list[str] = []
+        while time.monotonic() < deadline and "workspaces/demo" not in names:
+            with grpc.insecure_channel(f"127.0.0.1:{ports['admin']}") as ch:
+                resp = rpc.WorkspaceServiceStub(ch).ListWorkspaces(
+                    pb.ListWorkspacesRequest(),
+                    metadata=[("authorization", f"Bearer {tokens['dev-security']}")],
+                    timeout=5,
+                )
+            names = [w.name for w in resp.workspaces]
+            time.sleep(0.1)
+        assert "workspaces/demo" in names
+        import urllib.request
+
+        metrics = (
+            urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=5)
+            .read()
+            .decode()
+        )
+        assert "pipvault_rpc_total" in metrics and tokens["dev-security"] not in metrics
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+        assert "vault.stopped" in out and "DEV MODE" in out
+        assert not (home / "data.sock").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_db_upgrade_on_postgres_then_production_refuses_an_old_schema(tmp_path: Path) -> None:
+    url = pg.create_database()
+    try:
+        bare = subprocess.run(
+            [*PIPVAULT, "serve", "--config", str(_prod_config(tmp_path, url))],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "PIPVAULT_SERVER_KEY": "A" * 44},
+        )  # fmt: skip
+        assert bare.returncode == 2 and "pipvault db upgrade" in bare.stderr
+        up = subprocess.run(
+            [*PIPVAULT, "db", "upgrade", "--database-url", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert up.returncode == 0 and "schema at 0001" in up.stdout
+    finally:
+        pg.drop_database(url)
+
+
+def test_invalid_config_stops_startup_naming_the_setting(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("mode: dev\nlimits:\n  max_deadline_s: -1\n")
+    result = subprocess.run(
+        [*PIPVAULT, "serve", "--config", str(cfg)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "limits.max_deadline_s" in result.stderr
+
+
+def _prod_config(tmp_path: Path, url: str) -> Path:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("principals: []\n")
+    cfg = tmp_path / "prod.yaml"
+    cfg.write_text(
+        f"mode: production\ndatabase_url: {url}\npolicy_file: {policy}\n"
+        f"keys:\n  providers:\n    local: local://{tmp_path}/keyring.json\n"
+        "listen:\n  admin_address: 127.0.0.1:0\n  health_address: 127.0.0.1:0\n  metrics_address: null\n"
+    )
+    return cfg
