@@ -18,6 +18,7 @@ from vault_server.services.pagination import PageTokens
 from vault_server.storage.database import Database
 from vault_server.storage.models import Workspace
 from vault_server.storage.repositories import workspaces as repo
+from vault_server.storage.tenant import bind_workspace
 
 ACTIVE = "active"
 FROZEN = "frozen"
@@ -47,6 +48,7 @@ def load_visible(
     ws = repo.by_resource_id(session, ws_id, lock=lock)
     if ws is None:
         raise NotFound(workspace_name(ws_id))
+    bind_workspace(session, ws.id)
     return ws
 
 
@@ -95,7 +97,7 @@ class WorkspaceManager:
             freeze_reason="",
             frozen_by="",
         )
-        with self._db.transaction(workspace_id=row.id, timeout_s=ctx.remaining()) as session:
+        with self._db.transaction(timeout_s=ctx.remaining()) as session:
             repo.insert(session, row)
             self._record(session, ctx, row, "workspace.create")
         return row

@@ -22,9 +22,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault_server.core.errors import StorageUnavailable, VaultError
-
-SYSTEM_SCOPE = "*"  # session.info marker for the audited cross-workspace security path
-
+from vault_server.storage import tenant  # noqa: F401 - registers the ORM tenant guard
 
 def normalize_url(url: str) -> str:
     """Accept ``postgresql://`` URLs and route them to psycopg 3."""
@@ -62,25 +60,21 @@ class Database:
     def transaction(
         self,
         *,
-        workspace_id: str | None = None,
         timeout_s: float | None = None,
     ) -> Iterator[Session]:
         """Open a session in one transaction; commit on success, roll back on any error.
 
         Args:
-            workspace_id: the tenant this unit of work is scoped to (``SYSTEM_SCOPE`` for the
-                audited cross-workspace path, ``None`` for global tables only).
             timeout_s: remaining request deadline; bounds every statement.
 
         Raises:
             StorageUnavailable: the database failed or timed out (wrapped, never leaked).
         """
         session = self._sessions()
-        session.info["workspace_id"] = workspace_id
         try:
             with session.begin():
                 if self.is_postgres:
-                    _set_local(session, workspace_id, timeout_s)
+                    _set_local(session, timeout_s)
                 yield session
         except VaultError:
             raise
@@ -110,11 +104,7 @@ def _sqlstate(exc: DBAPIError) -> str:
     return str(getattr(exc.orig, "sqlstate", "") or "")
 
 
-def _set_local(session: Session, workspace_id: str | None, timeout_s: float | None) -> None:
-    ws = "" if workspace_id in (None, SYSTEM_SCOPE) else workspace_id
-    session.execute(text("SELECT set_config('app.workspace_id', :ws, true)"), {"ws": ws})
-    if workspace_id == SYSTEM_SCOPE:
-        session.execute(text("SELECT set_config('app.cross_workspace', 'on', true)"))
+def _set_local(session: Session, timeout_s: float | None) -> None:
     if timeout_s is not None:
         ms = max(1, int(timeout_s * 1000))
         session.execute(text(f"SET LOCAL statement_timeout = {ms}"))

@@ -232,10 +232,11 @@ class KekState(Base):
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-TENANT_TABLES = (
-    Credential.__tablename__,
-    CredentialVersion.__tablename__,
-    RoutingContext.__tablename__,
-    SignedOrder.__tablename__,
-    VenueNonce.__tablename__,
+TENANT_ENTITIES: tuple[type[Any], ...] = (
+    Credential,
+    CredentialVersion,
+    RoutingContext,
+    SignedOrder,
+    VenueNonce,
 )
+TENANT_TABLES = tuple(e.__tablename__ for e in TENANT_ENTITIES)

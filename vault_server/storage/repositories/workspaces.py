@@ -41,3 +41,9 @@ def page(
     if only is not None:
         stmt = stmt.where(Workspace.resource_id.in_(sorted(only)))
     return session.execute(stmt).scalars().all()
+
+
+def all_ids(session: Session) -> list[tuple[str, str]]:
+    """(uid, resource id) of every workspace: for system jobs that visit workspaces one by one."""
+    rows = session.execute(select(Workspace.id, Workspace.resource_id).order_by(Workspace.id))
+    return [(uid, rid) for uid, rid in rows.all()]

@@ -91,14 +91,16 @@ class EndRoutingResponse(_message.Message):
     def __init__(self, routing_context: _Optional[_Union[RoutingContext, _Mapping]] = ...) -> None: ...
 
 class SignOrderRequest(_message.Message):
-    __slots__ = ("routing_context", "order", "reason")
+    __slots__ = ("routing_context", "order", "reason", "credential")
     ROUTING_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     routing_context: str
     order: _trading_pb2.Order
     reason: str
-    def __init__(self, routing_context: _Optional[str] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    credential: str
+    def __init__(self, routing_context: _Optional[str] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., reason: _Optional[str] = ..., credential: _Optional[str] = ...) -> None: ...
 
 class SignedRequest(_message.Message):
     __slots__ = ("method", "url", "headers", "body", "expire_time")
@@ -125,14 +127,16 @@ class SignOrderResponse(_message.Message):
     def __init__(self, signed_request: _Optional[_Union[SignedRequest, _Mapping]] = ..., credential_version: _Optional[int] = ..., audit_event: _Optional[str] = ...) -> None: ...
 
 class ExecuteOrderRequest(_message.Message):
-    __slots__ = ("routing_context", "order", "reason")
+    __slots__ = ("routing_context", "order", "reason", "credential")
     ROUTING_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     routing_context: str
     order: _trading_pb2.Order
     reason: str
-    def __init__(self, routing_context: _Optional[str] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    credential: str
+    def __init__(self, routing_context: _Optional[str] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., reason: _Optional[str] = ..., credential: _Optional[str] = ...) -> None: ...
 
 class ExecuteOrderResponse(_message.Message):
     __slots__ = ("http_status", "headers", "body", "credential_version", "audit_event")

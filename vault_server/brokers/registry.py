@@ -1,0 +1,33 @@
+"""Venue -> adapter lookup. Modules are imported on first use."""
+
+from __future__ import annotations
+
+import importlib
+from typing import cast
+
+from vault_server.brokers.base import Venue, VenueAdapter
+from vault_server.core.errors import OperationNotSupported
+
+_MODULES = {
+    Venue.BINANCE_SPOT: "vault_server.brokers.binance_spot",
+    Venue.BINANCE_USDM: "vault_server.brokers.binance_usdm",
+    Venue.KRAKEN_SPOT: "vault_server.brokers.kraken",
+    Venue.BYBIT: "vault_server.brokers.bybit",
+    Venue.OKX: "vault_server.brokers.okx",
+    Venue.COINBASE_ADVANCED: "vault_server.brokers.coinbase",
+    Venue.OANDA: "vault_server.brokers.oanda",
+    Venue.ALPACA: "vault_server.brokers.alpaca",
+    Venue.IG: "vault_server.brokers.ig",
+}
+
+
+def adapter_for(venue: Venue, *, coinbase_strict: bool = False) -> VenueAdapter:
+    """The adapter for ``venue`` (Coinbase: the proxy-only one when configured strict)."""
+    try:
+        module = importlib.import_module(_MODULES[venue])
+    except (KeyError, ModuleNotFoundError) as exc:
+        raise OperationNotSupported(
+            "this broker is not supported by this server build", metadata={"broker": venue.value}
+        ) from exc
+    name = "STRICT_ADAPTER" if venue is Venue.COINBASE_ADVANCED and coinbase_strict else "ADAPTER"
+    return cast(VenueAdapter, getattr(module, name))

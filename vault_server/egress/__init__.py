@@ -1,0 +1,1 @@
+"""The one HTTP client that talks to brokers (proxy mode and attestation)."""

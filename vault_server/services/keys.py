@@ -1,0 +1,196 @@
+"""Key management in the domain: which provider wraps new data keys, the durable wrap counter,
+sealing/opening credential material, and the ciphertext census per KEK version.
+
+Every wrap is counted *before* it happens, in its own committed transaction, so the counter can
+overcount (a crash after counting) but never undercount. When a KEK version reaches
+``wrap_limit`` (far below the 2^32 GCM bound of NIST SP 800-38D) the provider rotates first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from vault_server.core.clock import Clock, Random
+from vault_server.core.errors import InvalidArgument
+from vault_server.core.secret import Secret
+from vault_server.crypto import envelope
+from vault_server.crypto.envelope import EnvelopeBinding
+from vault_server.crypto.providers.base import KeyProvider
+from vault_server.storage.database import Database
+from vault_server.storage.models import CredentialVersion, KekState
+from vault_server.storage.repositories import workspaces as ws_repo
+from vault_server.storage.tenant import bind_workspace
+
+ACTIVE = "active"
+DECRYPT_ONLY = "decrypt_only"
+
+
+@dataclass(frozen=True)
+class Sealed:
+    blob: bytes
+    provider_id: str
+    kek_version: int
+
+
+@dataclass(frozen=True)
+class KekReport:
+    version: int
+    state: str
+    wrap_count: int
+    ciphertext_count: int
+    create_time: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class ProviderReport:
+    provider_id: str
+    kind: str
+    primary: bool
+    healthy: bool
+    versions: list[KekReport]
+
+
+class KeyManager:
+    def __init__(
+        self,
+        db: Database,
+        providers: Mapping[str, KeyProvider],
+        primary: str,
+        *,
+        wrap_limit: int,
+        clock: Clock,
+        random: Random,
+    ) -> None:
+        if primary not in providers:
+            raise InvalidArgument("keys.primary", "is not a configured provider")
+        self._db = db
+        self.providers = dict(providers)
+        self.primary = primary
+        self.wrap_limit = wrap_limit
+        self._clock = clock
+        self._random = random
+
+    def provider(self, provider_id: str = "") -> KeyProvider:
+        pid = provider_id or self.primary
+        if pid not in self.providers:
+            raise InvalidArgument("provider_id", "is not a configured key provider")
+        return self.providers[pid]
+
+    def seal(self, plaintext: Secret, binding: EnvelopeBinding) -> Sealed:
+        provider = self.providers[self.primary]
+        self._reserve_wrap(provider)
+        blob = envelope.seal(plaintext, binding, provider, self._random)
+        header = envelope.parse_header(blob)
+        return Sealed(blob, header.provider_id, header.kek_version)
+
+    def open(self, blob: bytes, binding: EnvelopeBinding) -> Secret:
+        return envelope.open_envelope(blob, binding, self.providers)
+
+    def rewrap(self, blob: bytes, binding: EnvelopeBinding, target_id: str = "") -> Sealed:
+        target = self.provider(target_id)
+        self._reserve_wrap(target)
+        new_blob = envelope.rewrap(blob, binding, self.providers, target)
+        header = envelope.parse_header(new_blob)
+        return Sealed(new_blob, header.provider_id, header.kek_version)
+
+    def _reserve_wrap(self, provider: KeyProvider) -> None:
+        with self._db.transaction() as session:
+            version = provider.active_version()
+            row = session.get(KekState, (provider.provider_id, version), with_for_update=True)
+            if row is None:
+                row = KekState(
+                    provider_id=provider.provider_id,
+                    kek_version=version,
+                    state=ACTIVE,
+                    wrap_count=0,
+                    create_time=self._clock.now(),
+                )
+                session.add(row)
+            if row.wrap_count >= self.wrap_limit:
+                row.state = DECRYPT_ONLY
+                version = provider.rotate()
+                row = KekState(
+                    provider_id=provider.provider_id,
+                    kek_version=version,
+                    state=ACTIVE,
+                    wrap_count=0,
+                    create_time=self._clock.now(),
+                )
+                session.add(row)
+            row.wrap_count += 1
+
+    def rotate(self, provider_id: str = "") -> int:
+        provider = self.provider(provider_id)
+        with self._db.transaction() as session:
+            old = session.get(KekState, (provider.provider_id, provider.active_version()))
+            new_version = provider.rotate()
+            if old is not None:
+                old.state = DECRYPT_ONLY
+            session.merge(
+                KekState(
+                    provider_id=provider.provider_id,
+                    kek_version=new_version,
+                    state=ACTIVE,
+                    wrap_count=0,
+                    create_time=self._clock.now(),
+                )
+            )
+        return new_version
+
+    def census(self) -> dict[tuple[str, int], int]:
+        """Live ciphertexts (not destroyed) per (provider, KEK version), across all workspaces
+        (visited one at a time: the tenant guard and RLS have no bypass)."""
+        with self._db.transaction() as session:
+            workspaces = ws_repo.all_ids(session)
+        counts: dict[tuple[str, int], int] = {}
+        for uid, _rid in workspaces:
+            with self._db.transaction() as session:
+                bind_workspace(session, uid)
+                rows = session.execute(
+                    select(
+                        CredentialVersion.provider_id, CredentialVersion.kek_version, func.count()
+                    )
+                    .where(CredentialVersion.envelope.is_not(None))
+                    .group_by(CredentialVersion.provider_id, CredentialVersion.kek_version)
+                ).all()
+            for p, v, n in rows:
+                counts[(p, int(v))] = counts.get((p, int(v)), 0) + int(n)
+        return counts
+
+    def status(self) -> list[ProviderReport]:
+        census = self.census()
+        with self._db.transaction() as session:
+            states = session.execute(select(KekState)).scalars().all()
+        by_key = {(s.provider_id, s.kek_version): s for s in states}
+        reports = []
+        for pid, provider in self.providers.items():
+            try:
+                st = provider.status()
+                healthy = True
+                versions = [v.version for v in st.versions]
+            except Exception:  # noqa: BLE001 - a provider that cannot answer is reported unhealthy
+                healthy = False
+                versions = sorted({v for (p, v) in by_key if p == pid})
+            reports.append(
+                ProviderReport(
+                    provider_id=pid,
+                    kind=provider.kind,
+                    primary=pid == self.primary,
+                    healthy=healthy,
+                    versions=[
+                        KekReport(
+                            version=v,
+                            state=by_key[(pid, v)].state if (pid, v) in by_key else ACTIVE,
+                            wrap_count=by_key[(pid, v)].wrap_count if (pid, v) in by_key else 0,
+                            ciphertext_count=census.get((pid, v), 0),
+                            create_time=by_key[(pid, v)].create_time if (pid, v) in by_key else None,
+                        )
+                        for v in sorted(versions, reverse=True)
+                    ],
+                )
+            )
+        return reports

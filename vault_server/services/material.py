@@ -1,0 +1,153 @@
+"""Secret material: validated per key algorithm, serialised for sealing, masked for display.
+
+The material for one credential version travels as ``Secret`` from the RPC edge to the envelope
+and back to the venue module; it is parsed from JSON only inside ``open_material``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from vault_server.brokers.base import Environment, KeyAlgorithm, Venue, VenueCredential
+from vault_server.core.errors import InvalidArgument
+from vault_server.core.secret import Secret
+
+MAX_API_KEY = 256
+MAX_SECRET = 4096
+MAX_PRIVATE_KEY = 16_384
+MAX_ACCOUNT_ID = 128
+
+
+@dataclass(frozen=True)
+class MaterialInput:
+    """Material as received (secrets already wrapped by the edge)."""
+
+    api_key: str
+    secret: Secret
+    passphrase: Secret
+    private_key: Secret
+    account_id: str
+
+
+def _printable(field: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise InvalidArgument(field, f"at most {limit} characters")
+    if any(not (32 <= ord(c) < 127) for c in value):
+        raise InvalidArgument(field, "must be printable ASCII")
+
+
+def _require(field: str, present: bool) -> None:
+    if not present:
+        raise InvalidArgument(field, "is required for this key algorithm")
+
+
+def _check_private_key(algorithm: KeyAlgorithm, pem: Secret, venue: Venue) -> None:
+    raw = pem.reveal()
+    if len(raw) > MAX_PRIVATE_KEY:
+        raise InvalidArgument("material.private_key", "too long")
+    if algorithm is KeyAlgorithm.ED25519 and venue is Venue.COINBASE_ADVANCED and b"PRIVATE KEY" not in raw:
+        try:
+            seed = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidArgument("material.private_key", "must be base64 Ed25519 key") from None
+        if len(seed) not in (32, 64):
+            raise InvalidArgument("material.private_key", "must hold a 32 or 64 byte Ed25519 key")
+        return
+    try:
+        key = serialization.load_pem_private_key(raw, password=None)
+    except (ValueError, TypeError):
+        # The library's message can echo key bytes; never pass it on.
+        raise InvalidArgument("material.private_key", "is not an unencrypted PEM private key") from None
+    expected = {
+        KeyAlgorithm.ED25519: ed25519.Ed25519PrivateKey,
+        KeyAlgorithm.RSA: rsa.RSAPrivateKey,
+        KeyAlgorithm.ECDSA_P256: ec.EllipticCurvePrivateKey,
+    }[algorithm]
+    if not isinstance(key, expected):
+        raise InvalidArgument("material.private_key", f"is not a {algorithm.value} key")
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < 2048:
+        raise InvalidArgument("material.private_key", "RSA keys must be at least 2048 bits")
+    if isinstance(key, ec.EllipticCurvePrivateKey) and not isinstance(key.curve, ec.SECP256R1):
+        raise InvalidArgument("material.private_key", "EC keys must be P-256")
+
+
+def validate_material(
+    venue: Venue, algorithm: KeyAlgorithm, m: MaterialInput, *, api_key_required: bool = True
+) -> None:
+    """Check that the material fits the algorithm (and venue), without echoing any of it."""
+    _printable("material.api_key", m.api_key, MAX_API_KEY)
+    _printable("material.account_id", m.account_id, MAX_ACCOUNT_ID)
+    if len(m.secret) > MAX_SECRET or len(m.passphrase) > MAX_SECRET:
+        raise InvalidArgument("material.secret", f"at most {MAX_SECRET} bytes")
+    if api_key_required:
+        _require("material.api_key", bool(m.api_key))
+    if algorithm in (KeyAlgorithm.HMAC_SHA256, KeyAlgorithm.STATIC_HEADERS, KeyAlgorithm.SESSION_LOGIN):
+        _require("material.secret", bool(m.secret))
+    elif algorithm is KeyAlgorithm.HMAC_SHA512:
+        _require("material.secret", bool(m.secret))
+        try:
+            base64.b64decode(m.secret.reveal(), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidArgument("material.secret", "must be base64 for this venue") from None
+    elif algorithm is KeyAlgorithm.BEARER:
+        _require("material.secret", bool(m.secret))
+    else:
+        _require("material.private_key", bool(m.private_key))
+        _check_private_key(algorithm, m.private_key, venue)
+    if venue is Venue.OKX:
+        _require("material.passphrase", bool(m.passphrase))
+    if venue is Venue.OANDA:
+        _require("material.account_id", bool(m.account_id))
+
+
+def seal_input(m: MaterialInput) -> Secret:
+    """The plaintext that goes into the envelope."""
+    doc = {
+        "api_key": m.api_key,
+        "secret": m.secret.reveal_text(),
+        "passphrase": m.passphrase.reveal_text(),
+        "private_key": m.private_key.reveal_text(),
+        "account_id": m.account_id,
+    }
+    return Secret(json.dumps(doc, separators=(",", ":")).encode())
+
+
+def open_material(
+    plaintext: Secret, venue: Venue, environment: Environment, algorithm: KeyAlgorithm
+) -> VenueCredential:
+    doc = json.loads(plaintext.reveal())
+
+    def opt(key: str) -> Secret | None:
+        return Secret(doc[key]) if doc.get(key) else None
+
+    return VenueCredential(
+        venue=venue,
+        environment=environment,
+        algorithm=algorithm,
+        api_key=doc.get("api_key", ""),
+        secret=opt("secret"),
+        passphrase=opt("passphrase"),
+        private_key_pem=opt("private_key"),
+        account_id=doc.get("account_id") or None,
+    )
+
+
+def with_api_key(plaintext: Secret, api_key: str) -> Secret:
+    doc = json.loads(plaintext.reveal())
+    doc["api_key"] = api_key
+    return Secret(json.dumps(doc, separators=(",", ":")).encode())
+
+
+def api_key_hint(api_key: str) -> str:
+    """``vmPU…Eh8A``: enough to recognise a key, never enough to use it."""
+    if not api_key:
+        return ""
+    if len(api_key) <= 12:
+        return api_key[:2] + "…"
+    return f"{api_key[:4]}…{api_key[-4:]}"

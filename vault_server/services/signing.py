@@ -1,0 +1,250 @@
+"""Signing and proxying: a routing service's use of a credential.
+
+One transaction holds the whole decision: the caller's active routing context, workspace and
+credential state, order policy, replay claim, the venue nonce, decryption, the signature and the
+``credential.use`` audit event. If any step fails nothing is claimed, no signature leaves, and a
+refusal is audited in its own transaction (a refusal without a routing context also pages: it is a
+read outside an active context, DESIGN.md §6). In proxy mode the request is sent only after the
+use is committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from vault_server.brokers.base import (
+    Environment,
+    KeyAlgorithm,
+    OrderSpec,
+    PreparedRequest,
+    SigningContext,
+    Venue,
+)
+from vault_server.brokers.registry import adapter_for
+from vault_server.core.clock import Clock, Random, to_millis
+from vault_server.core.errors import (
+    CredentialNotActive,
+    InvalidArgument,
+    ProxyOnlyVenue,
+    RoutingContextRequired,
+    VaultError,
+)
+from vault_server.crypto.envelope import EnvelopeBinding
+from vault_server.egress.client import EgressClient, VenueResponse, allowed_origins
+from vault_server.services.audit_log import AuditLog, AuditRecord, Outcome, event_name
+from vault_server.services.call import CallContext
+from vault_server.services.keys import KeyManager
+from vault_server.services.material import open_material
+from vault_server.services.names import credential_name, workspace_of_name
+from vault_server.services.order_checks import check_client_order_id, check_policy, claim_order
+from vault_server.services.order_policy import OrderPolicy
+from vault_server.services.routing import RoutingContexts, ensure_usable
+from vault_server.services.venue_nonce import next_nonce
+from vault_server.services.workspaces import ensure_not_frozen
+from vault_server.storage.database import Database
+from vault_server.storage.models import Credential, Workspace
+from vault_server.storage.repositories import credentials as cred_repo
+from vault_server.storage.repositories import workspaces as ws_repo
+from vault_server.storage.tenant import bind_workspace
+
+# Called in the refusal's audit transaction when a read happened outside a routing context.
+PageHook = Callable[[Session, CallContext, AuditRecord, int, str], None]
+
+
+@dataclass(frozen=True)
+class Signed:
+    request: PreparedRequest
+    version: int
+    audit_event: str
+
+
+@dataclass(frozen=True)
+class Executed:
+    response: VenueResponse
+    version: int
+    audit_event: str
+
+
+@dataclass(frozen=True)
+class _Use:
+    request: PreparedRequest
+    version: int
+    audit_event: str
+    venue: Venue
+    environment: Environment
+
+
+@dataclass(frozen=True)
+class SigningSettings:
+    recv_window_cap_ms: int
+    coinbase_strict: bool
+    venue_base_urls: Mapping[str, str]
+
+
+class SigningService:
+    def __init__(
+        self,
+        db: Database,
+        audit: AuditLog,
+        keys: KeyManager,
+        routing: RoutingContexts,
+        egress: EgressClient,
+        clock: Clock,
+        random: Random,
+        settings: SigningSettings,
+        page_hook: PageHook | None = None,
+    ) -> None:
+        self._db = db
+        self._audit = audit
+        self._keys = keys
+        self._routing = routing
+        self._egress = egress
+        self._clock = clock
+        self._random = random
+        self._settings = settings
+        self._page = page_hook
+
+    def sign(
+        self, ctx: CallContext, routing_context: str, order: OrderSpec, credential: str = ""
+    ) -> Signed:
+        use = self._use(ctx, routing_context, credential, order, proxy=False)
+        return Signed(use.request, use.version, use.audit_event)
+
+    def execute(
+        self, ctx: CallContext, routing_context: str, order: OrderSpec, credential: str = ""
+    ) -> Executed:
+        use = self._use(ctx, routing_context, credential, order, proxy=True)
+        origins = self._origins(use.venue, use.environment)
+        response = self._egress.send(use.request, origins, ctx.remaining())
+        return Executed(response, use.version, use.audit_event)
+
+    # --- the use transaction ---------------------------------------------------------------
+    def _origins(self, venue: Venue, env: Environment) -> frozenset[str]:
+        adapter = adapter_for(venue, coinbase_strict=self._settings.coinbase_strict)
+        return allowed_origins(
+            adapter.default_base_url(env), self._settings.venue_base_urls, venue.value
+        )
+
+    def _use(
+        self, ctx: CallContext, rc_name: str, hint: str, order: OrderSpec, *, proxy: bool
+    ) -> _Use:
+        try:
+            check_client_order_id(order)
+            with self._db.transaction(timeout_s=ctx.remaining()) as session:
+                ws, cred, _rc = self._routing.active_for_use(session, ctx, rc_name)
+                if hint and hint != credential_name(ws.resource_id, cred.resource_id):
+                    raise InvalidArgument("credential", "does not match the routing context")
+                return self._sign_in(session, ctx, ws, cred, rc_name, order, proxy=proxy)
+        except VaultError as err:
+            self._refused(ctx, rc_name, hint, order, err, proxy=proxy)
+            raise
+
+    def _sign_in(
+        self, session: Session, ctx: CallContext, ws: Workspace, cred: Credential, rc_name: str,
+        order: OrderSpec, *, proxy: bool,
+    ) -> _Use:  # fmt: skip
+        now = self._clock.now()
+        name = credential_name(ws.resource_id, cred.resource_id)
+        ensure_not_frozen(ws, now)
+        ensure_usable(cred, name)
+        venue, env = Venue(cred.broker), Environment(cred.environment)
+        adapter = adapter_for(venue, coinbase_strict=self._settings.coinbase_strict)
+        if adapter.proxy_only and not proxy:
+            raise ProxyOnlyVenue(
+                "this broker's scheme would expose the secret: use ExecuteOrder",
+                metadata={"broker": venue.value},
+            )
+        policy = OrderPolicy.from_json(cred.policy)
+        check_policy(policy, order)
+        window_ms = min(int(policy.max_freshness_s * 1000), self._settings.recv_window_cap_ms)
+        version = cred_repo.version(session, cred, cred.current_version)
+        if version is None or version.envelope is None:
+            raise CredentialNotActive("the current version has no key material")
+        nonce = next_nonce(session, cred, to_millis(now)) if adapter.needs_nonce else None
+        binding = EnvelopeBinding(ws.id, cred.id, version.version)
+        material = open_material(
+            self._keys.open(version.envelope, binding), venue, env, KeyAlgorithm(cred.key_algorithm)
+        )
+        ctx_sign = SigningContext(
+            now_ms=to_millis(now),
+            recv_window_ms=window_ms,
+            nonce=nonce,
+            random_hex=self._random.bytes(16).hex(),
+            base_url=self._settings.venue_base_urls.get(venue.value),
+        )
+        request = adapter.build(order, material, ctx_sign)
+        path = "/" + request.url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+        adapter.check_endpoint(request.method, path)
+        expire = dt.datetime.fromtimestamp(request.expire_at_ms / 1000, dt.UTC)
+        claim_order(session, cred, order, policy, now, max(expire, now))
+        row = self._audit.append(
+            session,
+            ctx,
+            AuditRecord(
+                action="credential.use",
+                workspace_id=ws.id,
+                workspace=f"workspaces/{ws.resource_id}",
+                credential=name,
+                routing_context=rc_name,
+                details=_details(order, request.method, path, version.version, proxy),
+            ),
+        )
+        event = event_name(row, f"workspaces/{ws.resource_id}")
+        return _Use(request, version.version, event, venue, env)
+
+    def _refused(
+        self, ctx: CallContext, rc_name: str, hint: str, order: OrderSpec, err: VaultError,
+        *, proxy: bool,
+    ) -> None:  # fmt: skip
+        """Audit a refused use; without a routing context it is a read outside one: page."""
+        ws_id = workspace_of_name(rc_name) or workspace_of_name(hint)
+        outside = isinstance(err, RoutingContextRequired)
+        try:
+            with self._db.transaction(timeout_s=ctx.remaining()) as session:
+                ws = None
+                if ws_id is not None and ctx.may_see(ws_id):
+                    ws = ws_repo.by_resource_id(session, ws_id)
+                    if ws is not None:
+                        bind_workspace(session, ws.id)
+                credential = ""
+                if ws is not None and hint.startswith(f"workspaces/{ws.resource_id}/credentials/"):
+                    cred_id = hint.rsplit("/", 1)[1]
+                    if cred_repo.by_resource_id(session, ws.id, cred_id) is not None:
+                        credential = hint
+                record = AuditRecord(
+                    action="credential.read" if outside else "credential.use",
+                    outcome=Outcome.DENIED,
+                    workspace_id=ws.id if ws else None,
+                    workspace=f"workspaces/{ws.resource_id}" if ws else "",
+                    credential=credential,
+                    routing_context=rc_name,
+                    error_reason=err.reason,
+                    details={"operation": order.operation.value, "mode": "proxy" if proxy else "sign"},
+                )
+                row = self._audit.append(session, ctx, record)
+                if outside and self._page is not None:
+                    self._page(session, ctx, record, row.seq, row.hash)
+        except VaultError:
+            # The refusal stands whether or not it could be recorded; readiness tracks audit health.
+            pass
+
+
+def _details(order: OrderSpec, method: str, path: str, version: int, proxy: bool) -> dict[str, str]:
+    out = {
+        "operation": order.operation.value,
+        "mode": "proxy" if proxy else "sign",
+        "method": method,
+        "path": path,
+        "version": str(version),
+    }
+    if order.symbol:
+        out["symbol"] = order.symbol
+    if order.side:
+        out["side"] = order.side.value
+    if order.client_order_id:
+        out["clientOrderId"] = order.client_order_id
+    return out
