@@ -1,0 +1,214 @@
+"""OANDA v20 REST (``api-fxtrade.oanda.com``, practice ``api-fxpractice.oanda.com``): proxy only.
+
+OANDA authenticates with a **personal access token** sent as ``Authorization: Bearer <token>``
+on every request (reference §8.1). There is no signature, no scope and no expiry: the token is
+the secret, grants full trading on every sub-account, and cannot be narrowed or exchanged for a
+short-lived one. So the venue is ``proxy_only`` (only the vault's own egress sends what ``build``
+returns; the header value's ``repr`` is masked) and ``single_permission_tier``. There is no API
+to ask what a token may do: ``permission_request`` returns None. ``expire_at_ms`` is the vault's
+own freshness window (``now + recv_window``): OANDA itself has none.
+
+The account comes from ``credential.account_id`` (required). Practice serves PAPER and TESTNET.
+
+=================  ======================================================  ===================
+operation          request                                                 body
+=================  ======================================================  ===================
+place              ``POST /v3/accounts/{acct}/orders``                     {"order": {...}}
+amend (replace)    ``PUT /v3/accounts/{acct}/orders/{specifier}``          {"order": {...}}
+cancel             ``PUT /v3/accounts/{acct}/orders/{specifier}/cancel``   -
+query order        ``GET /v3/accounts/{acct}/orders/{specifier}``          -
+open orders        ``GET /v3/accounts/{acct}/pendingOrders``               -
+account            ``GET /v3/accounts/{acct}/summary``                     -
+=================  ======================================================  ===================
+
+``{"order": {"type", "instrument", "units", "price", "timeInForce", "positionFill", "gtdTime",
+"triggerCondition", "clientExtensions": {"id": client_order_id}}}`` with ``units`` negative for
+sells; MARKET (FOK by default, or IOC) and LIMIT (GTC by default, GTD with extra ``gtdTime``,
+GFD for DAY, FOK, IOC) only. The specifier is ``venue_order_id`` or ``@client_order_id``.
+A replace is a whole new order specification (OANDA cancels and re-creates it); it carries no
+``clientExtensions``. Everything else, including ``PATCH .../configuration``, is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from vault_server.brokers import _http_common as hc
+from vault_server.brokers import _signing_common as sc
+from vault_server.brokers.base import (
+    Environment,
+    KeyAlgorithm,
+    Operation,
+    OrderSpec,
+    OrderType,
+    PermissionReport,
+    PreparedRequest,
+    Side,
+    SigningContext,
+    TimeInForce,
+    Venue,
+    VenueCredential,
+    deny_endpoint,
+)
+from vault_server.core.errors import InvalidArgument, OperationNotSupported
+
+URLS = {
+    Environment.LIVE: "https://api-fxtrade.oanda.com",
+    Environment.PAPER: "https://api-fxpractice.oanda.com",
+    Environment.TESTNET: "https://api-fxpractice.oanda.com",
+}
+_ACCOUNT = r"[0-9]{1,4}(?:-[0-9]{1,12}){3}"
+_SPECIFIER = r"(?:[0-9]{1,20}|@[A-Za-z0-9_:-]{1,64})"
+_ACCOUNT_ID = re.compile(_ACCOUNT)
+_ENDPOINTS = (
+    ("POST", re.compile(rf"/v3/accounts/{_ACCOUNT}/orders")),
+    ("PUT", re.compile(rf"/v3/accounts/{_ACCOUNT}/orders/{_SPECIFIER}")),
+    ("PUT", re.compile(rf"/v3/accounts/{_ACCOUNT}/orders/{_SPECIFIER}/cancel")),
+    ("GET", re.compile(rf"/v3/accounts/{_ACCOUNT}/orders/{_SPECIFIER}")),
+    ("GET", re.compile(rf"/v3/accounts/{_ACCOUNT}/pendingOrders")),
+    ("GET", re.compile(rf"/v3/accounts/{_ACCOUNT}/summary")),
+)
+_INSTRUMENT = re.compile(r"[A-Z0-9]{1,16}_[A-Z0-9]{1,16}")
+_VENUE_ID = re.compile(r"[0-9]{1,20}")
+_MARKET_TIFS = {None: "FOK", TimeInForce.FOK: "FOK", TimeInForce.IOC: "IOC"}
+_LIMIT_TIFS = {None: "GTC", TimeInForce.GTC: "GTC", TimeInForce.GTD: "GTD",
+               TimeInForce.DAY: "GFD", TimeInForce.FOK: "FOK", TimeInForce.IOC: "IOC"}  # fmt: skip
+_PLACE_EXTRAS: Mapping[str, sc.ExtraRule] = {
+    "positionFill": frozenset({"DEFAULT", "OPEN_ONLY", "REDUCE_FIRST", "REDUCE_ONLY"}),
+    "gtdTime": hc.is_rfc3339_utc,
+    "triggerCondition": frozenset({"DEFAULT", "INVERSE", "BID", "ASK", "MID"}),
+}
+RESERVED = frozenset({"type", "instrument", "units", "price", "timeInForce", "clientExtensions",
+                      "tradeClientExtensions", "priceBound"})  # fmt: skip
+
+
+class OandaAdapter:
+    """OANDA v20 with a personal access token (proxy mode only)."""
+
+    venue = Venue.OANDA
+    proxy_only = True
+    single_permission_tier = True
+    needs_nonce = False
+    algorithms = frozenset({KeyAlgorithm.BEARER})
+    generatable: frozenset[KeyAlgorithm] = frozenset()
+    scope_vocabulary = hc.single_tier_vocabulary()
+
+    def __repr__(self) -> str:
+        return "OandaAdapter()"
+
+    def default_base_url(self, environment: Environment) -> str:
+        return URLS[environment]
+
+    def check_endpoint(self, method: str, path: str) -> None:
+        clean, verb = path.split("?", 1)[0], method.upper()
+        if not any(verb == m and pattern.fullmatch(clean) for m, pattern in _ENDPOINTS):
+            raise deny_endpoint(method, path)
+
+    def build(
+        self, order: OrderSpec, credential: VenueCredential, ctx: SigningContext
+    ) -> PreparedRequest:
+        sc.check_credential(self.venue, self.algorithms, credential)
+        account = credential.account_id
+        if not isinstance(account, str) or not _ACCOUNT_ID.fullmatch(account):
+            raise InvalidArgument("credential.account_id", "must be an OANDA v20 account id")
+        method, tail, payload = self._operation(order)
+        path = f"/v3/accounts/{account}{tail}"
+        self.check_endpoint(method, path)
+        headers: list[tuple[str, str]] = [
+            ("Authorization", hc.RedactedHeader("Bearer " + _token(credential))),
+            ("Accept-Datetime-Format", "RFC3339"),
+        ]
+        body = b""
+        if payload is not None:
+            body = hc.compact_json(payload)
+            headers.append(("Content-Type", "application/json"))
+        now = sc.now_ms(ctx)
+        url = sc.base_url(ctx, self.default_base_url(credential.environment)) + path
+        return PreparedRequest(
+            method, url, tuple(headers), body, expire_at_ms=now + sc.recv_window_ms(ctx)
+        )
+
+    def _operation(self, order: OrderSpec) -> tuple[str, str, dict[str, Any] | None]:
+        op = order.operation
+        if op is Operation.PLACE_ORDER:
+            return "POST", "/orders", {"order": _order_request(order, with_client_id=True)}
+        if op is Operation.AMEND_ORDER:
+            body = {"order": _order_request(order, with_client_id=False)}
+            return "PUT", f"/orders/{_specifier(order)}", body
+        sc.no_extras(order)
+        if op is Operation.QUERY_ACCOUNT:
+            return "GET", "/summary", None
+        if op is Operation.QUERY_OPEN_ORDERS:
+            return "GET", "/pendingOrders", None
+        if op is Operation.CANCEL_ORDER:
+            return "PUT", f"/orders/{_specifier(order)}/cancel", None
+        if op is Operation.QUERY_ORDER:
+            return "GET", f"/orders/{_specifier(order)}", None
+        raise OperationNotSupported("operation not supported", metadata={"operation": op.value})
+
+    def permission_request(
+        self, credential: VenueCredential, ctx: SigningContext
+    ) -> PreparedRequest | None:
+        return None  # OANDA has no API that reports a token's permissions (single tier)
+
+    def parse_permissions(self, status: int, body: bytes) -> PermissionReport:
+        raise OperationNotSupported(
+            "OANDA has no permission query", metadata={"venue": self.venue.value}
+        )
+
+
+def _token(credential: VenueCredential) -> str:
+    return hc.secret_header(credential.secret, "credential.secret")
+
+
+def _specifier(order: OrderSpec) -> str:
+    if order.venue_order_id:
+        if not _VENUE_ID.fullmatch(order.venue_order_id):
+            raise InvalidArgument("order.venue_order_id", "must be an OANDA order id (digits)")
+        return order.venue_order_id
+    client_id = hc.path_id(order.client_order_id, "order.client_order_id", required=False)
+    if client_id is None:
+        raise InvalidArgument("order.venue_order_id", "or order.client_order_id is required")
+    return "@" + client_id
+
+
+def _order_request(order: OrderSpec, *, with_client_id: bool) -> dict[str, Any]:
+    kind = hc.check_place_shape_any_tif(order)
+    extras = dict(sc.checked_extras(order.extras, _PLACE_EXTRAS, RESERVED))
+    name = sc.symbol(order)
+    if name is None or not _INSTRUMENT.fullmatch(name):
+        raise InvalidArgument("order.symbol", "must be an OANDA instrument such as EUR_USD")
+    tif = order.time_in_force
+    if kind is OrderType.MARKET:
+        tifs: Mapping[TimeInForce | None, str] = _MARKET_TIFS
+    elif kind is OrderType.LIMIT:
+        tifs = _LIMIT_TIFS
+    else:
+        raise InvalidArgument("order.order_type", f"{kind.value} orders are not built for OANDA")
+    if tif not in tifs:
+        shown = tif.value if tif is not None else "none"
+        raise InvalidArgument("order.time_in_force", f"{shown} is not valid for this order type")
+    if ("gtdTime" in extras) != (tifs[tif] == "GTD"):
+        raise InvalidArgument("order.extras", "gtdTime is required exactly for GTD orders")
+    if "triggerCondition" in extras and kind is not OrderType.LIMIT:
+        raise InvalidArgument("order.extras", "triggerCondition applies to limit orders only")
+    units = sc.positive_decimal(order.quantity, "order.quantity")
+    request: dict[str, Any] = {
+        "type": kind.name, "instrument": name,
+        "units": units if order.side is Side.BUY else "-" + units,
+    }  # fmt: skip
+    if order.price is not None:
+        request["price"] = sc.positive_decimal(order.price, "order.price")
+    request["timeInForce"] = tifs[tif]
+    request["positionFill"] = extras.pop("positionFill", "DEFAULT")
+    request |= dict(sorted(extras.items()))
+    if with_client_id and order.client_order_id:
+        request["clientExtensions"] = {
+            "id": hc.path_id(order.client_order_id, "order.client_order_id")
+        }
+    return request
+
+
+ADAPTER = OandaAdapter()
