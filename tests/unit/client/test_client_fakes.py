@@ -168,13 +168,17 @@ class FakeVault:
 
 
 @contextlib.contextmanager
-def running_fake_vault() -> Iterator[FakeVault]:
-    """Starts a sync ``grpc.server`` on 127.0.0.1:0 and a short-path Unix socket."""
+def running_fake_vault(server_credentials: Any = None) -> Iterator[FakeVault]:
+    """Starts a sync ``grpc.server`` on 127.0.0.1:0 (TLS with ``server_credentials``) and a
+    plaintext short-path Unix socket."""
     fake = FakeVault()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     for servicer, add in fake.servicers():
         add(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if server_credentials is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        port = server.add_secure_port("127.0.0.1:0", server_credentials)
     sock_dir = tempfile.mkdtemp(prefix="pv-", dir="/tmp")
     sock = f"{sock_dir}/vault.sock"
     server.add_insecure_port(f"unix:{sock}")
