@@ -36,10 +36,24 @@ def vault(tmp_path: Path) -> Iterator[RunningVault]:
         running.stop()
 
 
+@pytest.fixture(params=BACKENDS)
+def vault_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database ready for the server: SQLite (migrated at start), or PostgreSQL migrated by
+    `pipvault db upgrade` and reached as the non-owner app role."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'vault.db'}"
+        return
+    admin, app = pg.provisioned_database()
+    try:
+        yield app
+    finally:
+        pg.drop_database(admin)
+
+
 @pytest.fixture
-def vault_any_db(tmp_path: Path, database_url: str) -> Iterator[RunningVault]:
-    """The same, once on SQLite and once on PostgreSQL."""
-    running = start_vault(tmp_path / "home", database_url)
+def vault_any_db(tmp_path: Path, vault_database_url: str) -> Iterator[RunningVault]:
+    """The same vault, once on SQLite and once on PostgreSQL (as the app role)."""
+    running = start_vault(tmp_path / "home", vault_database_url)
     try:
         yield running
     finally:

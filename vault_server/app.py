@@ -40,7 +40,7 @@ from vault_server.services.audit_log import AuditLog
 from vault_server.services.denials import DenialRecorder
 from vault_server.services.pagination import PageTokens
 from vault_server.services.workspaces import WorkspaceManager
-from vault_server.storage import migrate
+from vault_server.storage import migrate, roles
 from vault_server.storage.database import Database
 
 _log = get_logger("pipvault.app")
@@ -159,19 +159,25 @@ class VaultApp:
         self.metrics_port: int | None = None
 
     def prepare_storage(self) -> None:
-        """Dev: migrate to head. Production: refuse to start on an outdated schema."""
-        if self.settings.mode == "dev":
-            migrate.upgrade(self.db.engine)
+        """SQLite in dev: migrate to head. Otherwise refuse an outdated schema, and on PostgreSQL
+        refuse to run as a superuser, a BYPASSRLS role or an owner of the tables."""
+        engine = self.db.engine
+        if self.settings.mode == "dev" and not self.db.is_postgres:
+            migrate.upgrade(engine)
             return
-        current, head = (
-            migrate.current_revision(self.db.engine),
-            migrate.head_revision(self.db.engine),
-        )
+        current, head = migrate.current_revision(engine), migrate.head_revision(engine)
         if current != head:
             raise ConfigError(
                 f"database_url: schema is at {current or 'nothing'}, expected {head}; "
                 "run `pipvault db upgrade`"
             )
+        if self.db.is_postgres:
+            problem = roles.check_app_role(engine)
+            if problem is not None:
+                raise ConfigError(
+                    f"database_url: {problem}; connect as the app role that "
+                    "`pipvault db upgrade` creates"
+                )
 
     async def start(self) -> Bound:
         await self.run(self.prepare_storage)

@@ -34,3 +34,33 @@ def drop_database(url: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+def as_role(url: str, role: str = "pipvault_app") -> str:
+    """The same database, connecting as ``role`` (trust auth on the test server)."""
+    scheme, _, rest = url.partition("://")
+    _, _, hostpart = rest.rpartition("@")
+    return f"{scheme}://{role}@{hostpart}"
+
+
+def provisioned_database() -> tuple[str, str]:
+    """A fresh database migrated by `pipvault db upgrade`; returns (admin URL, app-role URL)."""
+    from vault_server.storage import roles
+    from vault_server.storage.database import Database
+
+    url = create_database()
+    db = Database(url)
+    try:
+        roles.provision(db.engine)
+    finally:
+        db.dispose()
+    _ADMIN_FOR[as_role(url)] = url
+    return url, as_role(url)
+
+
+_ADMIN_FOR: dict[str, str] = {}
+
+
+def admin_for(url: str) -> str:
+    """The owner/superuser URL behind an app-role URL (tests inspect past RLS with it)."""
+    return _ADMIN_FOR.get(url, url)

@@ -16,6 +16,7 @@ import grpc
 from vault_server.app import VaultApp
 from vault_server.auth.policy import hash_token, parse_policy
 from vault_server.config import load_settings
+from vault_server.storage.database import Database
 
 ROLES = {
     "security": {"type": "user", "roles": ["security"], "workspaces": ["*"]},
@@ -122,11 +123,24 @@ def start_vault(
     return vault
 
 
+def inspect_db(app: VaultApp) -> Database:
+    """A connection that sees every row (the admin behind the app role on PostgreSQL)."""
+    from tests.support import pg
+
+    url = app.settings.resolved_database_url()
+    return Database(pg.admin_for(url)) if app.db.is_postgres else app.db
+
+
 def iter_audit(app: VaultApp) -> Iterator[Any]:
     from sqlalchemy import select
 
     from vault_server.storage.models import AuditEvent
 
-    with app.db.transaction() as session:
-        rows = session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars().all()
+    db = inspect_db(app)
+    try:
+        with db.transaction() as session:
+            rows = session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars().all()
+    finally:
+        if db is not app.db:
+            db.dispose()
     yield from rows

@@ -86,7 +86,13 @@ def _db_upgrade(args: argparse.Namespace) -> int:
         raise ConfigError("database_url: pass --database-url or --config")
     db = Database(url)
     try:
-        migrate.upgrade(db.engine)
+        if db.is_postgres:
+            from vault_server.storage import roles
+
+            roles.provision(db.engine, owner=args.owner_role, app=args.app_role)
+            print(f"roles: owner {args.owner_role}, app {args.app_role} (connect the server as it)")
+        else:
+            migrate.upgrade(db.engine)
         print(f"schema at {migrate.current_revision(db.engine)}")
     finally:
         db.dispose()
@@ -115,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = db_sub.add_parser("upgrade", help="apply migrations")
     up.add_argument("--database-url", default=None)
     up.add_argument("--config", type=Path, default=None)
+    up.add_argument("--owner-role", default="pipvault_owner", help="PostgreSQL: owns the schema")
+    up.add_argument("--app-role", default="pipvault_app", help="PostgreSQL: the server's login")
     up.set_defaults(func=_db_upgrade)
     return parser
 

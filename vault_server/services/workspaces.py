@@ -99,6 +99,7 @@ class WorkspaceManager:
         )
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
             repo.insert(session, row)
+            bind_workspace(session, row.id)
             self._record(session, ctx, row, "workspace.create")
         return row
 

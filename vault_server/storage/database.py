@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vault_server.core.errors import StorageUnavailable, VaultError
 from vault_server.storage import tenant  # noqa: F401 - registers the ORM tenant guard
 
+
 def normalize_url(url: str) -> str:
     """Accept ``postgresql://`` URLs and route them to psycopg 3."""
     parsed = make_url(url)

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -20,10 +20,12 @@ def _config(engine: Engine) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` in one transaction."""
+def upgrade(engine: Engine, revision: str = "head", *, role: str | None = None) -> None:
+    """Bring the schema to ``revision`` in one transaction (as ``role`` on PostgreSQL)."""
     cfg = _config(engine)
     with engine.begin() as conn:
+        if role is not None:
+            conn.execute(text(f'SET ROLE "{role}"'))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
