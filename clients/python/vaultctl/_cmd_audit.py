@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import itertools
+import time
 from typing import TYPE_CHECKING, Any
 
 from pipsync.vault.v1 import audit_pb2
@@ -12,15 +13,16 @@ from pipvault_client import DeadlineExceededError
 
 from vaultctl import _convert, _views
 from vaultctl._context import Context
+from vaultctl._errors import EXIT_NOT_OK, EXIT_OK
+from vaultctl._output import to_dict
 
 if TYPE_CHECKING:
     from vaultctl._args import SafeArgumentParser, Subparsers
-from vaultctl._errors import EXIT_NOT_OK, EXIT_OK
-from vaultctl._output import to_dict
 
 _FOLLOW_WINDOW = 300.0  # each following stream is reopened after this long
 _BACKLOG_TIMEOUT = 60.0
 _VERIFY_TIMEOUT = 120.0
+_MIN_REOPEN_INTERVAL = 1.0
 
 
 def register(commands: Subparsers, common: SafeArgumentParser) -> None:
@@ -92,6 +94,7 @@ def tail(ctx: Context, args: argparse.Namespace) -> int:
     start: datetime.datetime | None = filters.pop("start_time")
     seen_at_start: set[str] = set()
     while True:
+        opened = time.monotonic()
         stream = client.stream_audit_events(
             **filters, start_time=start, follow=args.follow, timeout=window
         )
@@ -109,9 +112,13 @@ def tail(ctx: Context, args: argparse.Namespace) -> int:
         except DeadlineExceededError:
             if not args.follow:
                 raise
-            continue  # reopen from the last event's time
+            # Reopen from the last event's time; never spin if the server ends streams at once.
+            time.sleep(max(0.0, _MIN_REOPEN_INTERVAL - (time.monotonic() - opened)))
+            continue
         finally:
-            stream.close()  # type: ignore[attr-defined]
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
         break
     if ctx.out.json_mode and not args.follow:
         ctx.out.json({"events": collected})

@@ -15,11 +15,11 @@ from pipvault_client import OrderPolicy
 
 from vaultctl import _convert, _secrets, _views
 from vaultctl._context import Context
+from vaultctl._errors import EXIT_OK, UsageError
+from vaultctl._output import to_dict
 
 if TYPE_CHECKING:
     from vaultctl._args import SafeArgumentParser, Subparsers
-from vaultctl._errors import EXIT_OK, UsageError
-from vaultctl._output import to_dict
 
 
 def register(commands: Subparsers, common: SafeArgumentParser) -> None:

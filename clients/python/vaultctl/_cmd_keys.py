@@ -10,11 +10,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vaultctl import _convert, _views
 from vaultctl._context import Context
+from vaultctl._errors import EXIT_NOT_OK, EXIT_OK, UsageError
+from vaultctl._output import to_dict
 
 if TYPE_CHECKING:
     from vaultctl._args import SafeArgumentParser, Subparsers
-from vaultctl._errors import EXIT_NOT_OK, EXIT_OK
-from vaultctl._output import to_dict
 
 _ROTATE_TIMEOUT = 300.0
 _MIGRATE_TIMEOUT = 3600.0
@@ -66,7 +66,8 @@ def rotate(ctx: Context, args: argparse.Namespace) -> int:
 
 def migrate(ctx: Context, args: argparse.Namespace) -> int:
     reason = ctx.reason()
-    args.batch_size = min(args.batch_size, 1000)
+    if args.batch_size > 1000:
+        raise UsageError("--batch-size is at most 1000")
     stream = ctx.client().migrate_keys(
         args.target, args.batch_size, reason, timeout=ctx.timeout or _MIGRATE_TIMEOUT
     )

@@ -9,11 +9,11 @@ from pipsync.vault.v1 import workspace_pb2
 
 from vaultctl import _convert, _views
 from vaultctl._context import Context
+from vaultctl._errors import EXIT_OK
+from vaultctl._output import to_dict
 
 if TYPE_CHECKING:
     from vaultctl._args import SafeArgumentParser, Subparsers
-from vaultctl._errors import EXIT_OK
-from vaultctl._output import to_dict
 
 
 def register(commands: Subparsers, common: SafeArgumentParser) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -52,6 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        # An unexpected failure prints its type only: a message or traceback could quote input.
+        if os.environ.get("PIPVAULT_DEBUG") == "1":
+            raise
+        out.error(f"unexpected {type(exc).__name__} (set PIPVAULT_DEBUG=1 for the traceback)")
+        return EXIT_SERVER_ERROR
     finally:
         ctx.close()
 

@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
-from test_client_fakes import FakeVault, abort, fail, reply, running_fake_vault
-
 from pipsync.vault.v1 import (
     audit_pb2,
     audit_service_pb2,
@@ -26,6 +24,7 @@ from pipsync.vault.v1 import (
     workspace_pb2,
     workspace_service_pb2,
 )
+from test_client_fakes import FakeVault, abort, fail, reply, running_fake_vault
 from vaultctl.main import main
 
 TOKEN = "tok-" + secrets.token_hex(8)
