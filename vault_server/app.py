@@ -145,15 +145,18 @@ class VaultApp:
         )
         servicers = Servicers(
             workspace=WorkspaceServicer(self.workspaces, self.run, self.clock),
-            credential=CredentialPlaceholder(),
-            signing=SigningPlaceholder(),
-            audit=AuditPlaceholder(),
-            key=KeyPlaceholder(),
+            credential=CredentialPlaceholder(),  # type: ignore[abstract]
+            signing=SigningPlaceholder(),  # type: ignore[abstract]
+            audit=AuditPlaceholder(),  # type: ignore[abstract]
+            key=KeyPlaceholder(),  # type: ignore[abstract]
         )
         # grpc.aio servers bind to the running event loop, so they are built in start().
-        self._make_servers = lambda: VaultServers(
-            plan, servicers, [interceptor(Plane.DATA)], [interceptor(Plane.ADMIN)]
-        )
+        def make_servers() -> VaultServers:
+            return VaultServers(
+                plan, servicers, [interceptor(Plane.DATA)], [interceptor(Plane.ADMIN)]
+            )
+
+        self._make_servers = make_servers
         self.servers: VaultServers | None = None
         self.bound: Bound | None = None
         self.metrics_port: int | None = None

@@ -37,7 +37,9 @@ def origin(url: str) -> str:
 
 
 class EgressClient:
-    def __init__(self, *, timeout_s: float, max_connections: int = 32, max_body: int = 1 << 20) -> None:
+    def __init__(
+        self, *, timeout_s: float, max_connections: int = 32, max_body: int = 1 << 20
+    ) -> None:
         self._timeout = timeout_s
         self._max_body = max_body
         self._client = httpx.Client(
@@ -55,7 +57,9 @@ class EgressClient:
                 "the request's host is not an allowed base URL for this venue",
                 metadata={"origin": origin(request.url)},
             )
-        timeout = self._timeout if remaining_s is None else max(0.05, min(self._timeout, remaining_s))
+        timeout = (
+            self._timeout if remaining_s is None else max(0.05, min(self._timeout, remaining_s))
+        )
         try:
             response = self._client.request(
                 request.method,

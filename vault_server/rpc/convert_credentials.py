@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
 from google.protobuf import duration_pb2
 from pipsync.vault.v1 import credential_pb2, trading_pb2
 
@@ -15,6 +18,8 @@ from vault_server.services.material import MaterialInput
 from vault_server.services.names import version_name
 from vault_server.services.order_policy import OrderPolicy
 from vault_server.storage.models import CredentialVersion
+
+T = TypeVar("T")
 
 BROKERS = {
     trading_pb2.BROKER_BINANCE_SPOT: Venue.BINANCE_SPOT,
@@ -71,22 +76,22 @@ _VERSION_STATE = {
 }
 
 
-def enum_in(field: str, value: int, table: dict[int, object]) -> object:
+def enum_in(field: str, value: int, table: Mapping[Any, T]) -> T:
     if value not in table:
         raise InvalidArgument(field, "must be set to a supported value")
     return table[value]
 
 
 def broker_of(value: int) -> Venue:
-    return enum_in("broker", value, BROKERS)  # type: ignore[return-value]
+    return enum_in("broker", value, BROKERS)
 
 
 def environment_of(value: int) -> Environment:
-    return enum_in("environment", value, ENVIRONMENTS)  # type: ignore[return-value]
+    return enum_in("environment", value, ENVIRONMENTS)
 
 
 def algorithm_of(value: int) -> KeyAlgorithm:
-    return enum_in("key_algorithm", value, ALGORITHMS)  # type: ignore[return-value]
+    return enum_in("key_algorithm", value, ALGORITHMS)
 
 
 def material_of(msg: credential_pb2.SecretMaterial) -> MaterialInput:

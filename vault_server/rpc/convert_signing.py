@@ -6,7 +6,14 @@ import datetime as dt
 
 from pipsync.vault.v1 import signing_service_pb2, trading_pb2
 
-from vault_server.brokers.base import Operation, OrderSpec, OrderType, PreparedRequest, Side, TimeInForce
+from vault_server.brokers.base import (
+    Operation,
+    OrderSpec,
+    OrderType,
+    PreparedRequest,
+    Side,
+    TimeInForce,
+)
 from vault_server.core.errors import InvalidArgument
 from vault_server.egress.client import VenueResponse
 from vault_server.rpc.convert import timestamp

@@ -34,10 +34,11 @@ from vault_server.services.call import CallContext
 from vault_server.services.denials import DenialRecorder
 
 API_PREFIX = "/pipsync.vault.v1."
+Context = grpc.aio.ServicerContext[Any, Any]
 _log = get_logger("pipvault.rpc")
 
 
-class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class CallInterceptor(grpc.aio.ServerInterceptor):
     def __init__(
         self,
         *,
@@ -60,11 +61,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(details)
-        method = details.method
+        method = str(details.method)
         if handler is None or not method.startswith(API_PREFIX):
             return handler
         if handler.unary_unary is not None:
@@ -82,7 +85,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return handler
 
     def _unary(self, method: str, inner: Any) -> Any:
-        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def behavior(request: Any, context: Context) -> Any:
             started = time.perf_counter()
             status: grpc.Status | None = None
             outcome = ("OK", "")
@@ -113,7 +116,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return behavior
 
     def _stream(self, method: str, inner: Any) -> Any:
-        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def behavior(request: Any, context: Context) -> AsyncIterator[Any]:
             started = time.perf_counter()
             status: grpc.Status | None = None
             outcome = ("OK", "")
@@ -149,7 +152,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return behavior
 
     async def _enter(
-        self, method: str, request: Any, context: grpc.aio.ServicerContext
+        self, method: str, request: Any, context: Context
     ) -> tuple[CallContext, Principal]:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         request_id = request_id_from(metadata)
@@ -191,7 +194,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         outcome: tuple[str, str],
         started: float,
         principal: Principal | None,
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> None:
         elapsed = time.perf_counter() - started
         short = method.rsplit("/", 1)[-1]

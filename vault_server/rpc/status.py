@@ -44,7 +44,8 @@ def to_status(err: VaultError) -> grpc.Status:
     status = status_pb2.Status(
         code=getattr(code_pb2, code.name), message=err.message, details=[detail]
     )
-    return rpc_status.to_status(status)
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
 
 
 def internal_status() -> grpc.Status:

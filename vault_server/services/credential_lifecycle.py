@@ -86,7 +86,9 @@ class CredentialLifecycle:
             raise CredentialRevoked("the credential is revoked", metadata={"credential": name})
 
     # --- attach ----------------------------------------------------------------------------
-    def attach_api_key(self, ctx: CallContext, name: str, api_key: str, etag: str) -> CredentialView:
+    def attach_api_key(
+        self, ctx: CallContext, name: str, api_key: str, etag: str
+    ) -> CredentialView:
         ref = parse_credential("name", name)
         if not api_key or len(api_key) > 256 or any(not 32 <= ord(c) < 127 for c in api_key):
             raise InvalidArgument("api_key", "must be 1-256 printable ASCII characters")
@@ -95,12 +97,15 @@ class CredentialLifecycle:
             check_etag(etag, cred.id, cred.revision)
             self._usable(cred, name)
             ensure_not_frozen(ws, self._clock.now())
-            waiting = [v for v in repo.versions(session, cred) if v.state == PENDING and not v.api_key_hint]
-            if not waiting or waiting[0].envelope is None:
+            waiting = [
+                v for v in repo.versions(session, cred) if v.state == PENDING and not v.api_key_hint
+            ]
+            target = waiting[0] if waiting else None
+            if target is None or target.envelope is None:
                 raise VersionNotPending("no version of this credential is waiting for an API key")
-            target = waiting[0]
             binding = EnvelopeBinding(ws.id, cred.id, target.version)
-            blob, number, revision = target.envelope, target.version, cred.revision
+            blob = target.envelope
+            number, revision = target.version, cred.revision
         # Re-seal outside any transaction: the private key gains its API key id.
         plaintext = self._keys.open(blob, binding)
         sealed = self._keys.seal(with_api_key(plaintext, api_key), binding)

@@ -166,12 +166,18 @@ class CredentialManager:
             repo.insert(session, cred, credential_name(ws_id, new.credential_id))
             session.add(
                 CredentialVersion(
-                    id=str(uuid.uuid4()), workspace_id=ws.id, credential_id=uid, version=1,
-                    state="current" if state == ACTIVE else PENDING, api_key_hint=hint,
-                    envelope=sealed.blob, provider_id=sealed.provider_id,
-                    kek_version=sealed.kek_version, create_time=now,
+                    id=str(uuid.uuid4()),
+                    workspace_id=ws.id,
+                    credential_id=uid,
+                    version=1,
+                    state="current" if state == ACTIVE else PENDING,
+                    api_key_hint=hint,
+                    envelope=sealed.blob,
+                    provider_id=sealed.provider_id,
+                    kek_version=sealed.kek_version,
+                    create_time=now,
                     promote_time=now if state == ACTIVE else None,
-                )  # fmt: skip
+                )
             )
             session.flush()
             self._record(

@@ -88,7 +88,8 @@ class KeyManager:
         return Sealed(blob, header.provider_id, header.kek_version)
 
     def open(self, blob: bytes, binding: EnvelopeBinding) -> Secret:
-        return envelope.open_envelope(blob, binding, self.providers)
+        opened: Secret = envelope.open_envelope(blob, binding, self.providers)
+        return opened
 
     def rewrap(self, blob: bytes, binding: EnvelopeBinding, target_id: str = "") -> Sealed:
         target = self.provider(target_id)
@@ -127,7 +128,7 @@ class KeyManager:
         provider = self.provider(provider_id)
         with self._db.transaction() as session:
             old = session.get(KekState, (provider.provider_id, provider.active_version()))
-            new_version = provider.rotate()
+            new_version = int(provider.rotate())
             if old is not None:
                 old.state = DECRYPT_ONLY
             session.merge(
@@ -172,7 +173,7 @@ class KeyManager:
                 st = provider.status()
                 healthy = True
                 versions = [v.version for v in st.versions]
-            except Exception:  # noqa: BLE001 - a provider that cannot answer is reported unhealthy
+            except Exception:
                 healthy = False
                 versions = sorted({v for (p, v) in by_key if p == pid})
             reports.append(
@@ -187,7 +188,9 @@ class KeyManager:
                             state=by_key[(pid, v)].state if (pid, v) in by_key else ACTIVE,
                             wrap_count=by_key[(pid, v)].wrap_count if (pid, v) in by_key else 0,
                             ciphertext_count=census.get((pid, v), 0),
-                            create_time=by_key[(pid, v)].create_time if (pid, v) in by_key else None,
+                            create_time=by_key[(pid, v)].create_time
+                            if (pid, v) in by_key
+                            else None,
                         )
                         for v in sorted(versions, reverse=True)
                     ],

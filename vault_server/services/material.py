@@ -51,7 +51,11 @@ def _check_private_key(algorithm: KeyAlgorithm, pem: Secret, venue: Venue) -> No
     raw = pem.reveal()
     if len(raw) > MAX_PRIVATE_KEY:
         raise InvalidArgument("material.private_key", "too long")
-    if algorithm is KeyAlgorithm.ED25519 and venue is Venue.COINBASE_ADVANCED and b"PRIVATE KEY" not in raw:
+    if (
+        algorithm is KeyAlgorithm.ED25519
+        and venue is Venue.COINBASE_ADVANCED
+        and b"PRIVATE KEY" not in raw
+    ):
         try:
             seed = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
@@ -63,7 +67,9 @@ def _check_private_key(algorithm: KeyAlgorithm, pem: Secret, venue: Venue) -> No
         key = serialization.load_pem_private_key(raw, password=None)
     except (ValueError, TypeError):
         # The library's message can echo key bytes; never pass it on.
-        raise InvalidArgument("material.private_key", "is not an unencrypted PEM private key") from None
+        raise InvalidArgument(
+            "material.private_key", "is not an unencrypted PEM private key"
+        ) from None
     expected = {
         KeyAlgorithm.ED25519: ed25519.Ed25519PrivateKey,
         KeyAlgorithm.RSA: rsa.RSAPrivateKey,
@@ -87,7 +93,11 @@ def validate_material(
         raise InvalidArgument("material.secret", f"at most {MAX_SECRET} bytes")
     if api_key_required:
         _require("material.api_key", bool(m.api_key))
-    if algorithm in (KeyAlgorithm.HMAC_SHA256, KeyAlgorithm.STATIC_HEADERS, KeyAlgorithm.SESSION_LOGIN):
+    if algorithm in (
+        KeyAlgorithm.HMAC_SHA256,
+        KeyAlgorithm.STATIC_HEADERS,
+        KeyAlgorithm.SESSION_LOGIN,
+    ):
         _require("material.secret", bool(m.secret))
     elif algorithm is KeyAlgorithm.HMAC_SHA512:
         _require("material.secret", bool(m.secret))

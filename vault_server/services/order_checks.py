@@ -22,11 +22,19 @@ def _violation(rule: str, message: str) -> OrderPolicyViolation:
 
 def check_policy(policy: OrderPolicy, order: OrderSpec) -> None:
     """Raise ``ORDER_POLICY_VIOLATION`` naming the first rule the order breaks."""
-    if order.symbol is not None and policy.allowed_symbols and order.symbol not in policy.allowed_symbols:
+    if (
+        order.symbol is not None
+        and policy.allowed_symbols
+        and order.symbol not in policy.allowed_symbols
+    ):
         raise _violation("allowed_symbols", "the symbol is not allowed for this credential")
     if order.operation not in (Operation.PLACE_ORDER, Operation.AMEND_ORDER):
         return
-    if order.side is not None and policy.allowed_sides and order.side.value not in policy.allowed_sides:
+    if (
+        order.side is not None
+        and policy.allowed_sides
+        and order.side.value not in policy.allowed_sides
+    ):
         raise _violation("allowed_sides", "the side is not allowed for this credential")
     if (
         order.order_type is not None

@@ -170,7 +170,11 @@ class RoutingContexts:
     def active_for_use(
         self, session: Session, ctx: CallContext, name: str
     ) -> tuple[Workspace, Credential, RoutingContext]:
-        """The caller's active context (inside the signing transaction) or ROUTING_CONTEXT_REQUIRED."""
+        """The caller's active context, inside the signing transaction.
+
+        Raises:
+            RoutingContextRequired: none given, ended, expired (foreign ones are NOT_FOUND).
+        """
         if not name:
             raise RoutingContextRequired("an active routing context is required to sign")
         ws, cred, rc = self._own(session, ctx, name)

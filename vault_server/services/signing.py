@@ -223,7 +223,10 @@ class SigningService:
                     credential=credential,
                     routing_context=rc_name,
                     error_reason=err.reason,
-                    details={"operation": order.operation.value, "mode": "proxy" if proxy else "sign"},
+                    details={
+                        "operation": order.operation.value,
+                        "mode": "proxy" if proxy else "sign",
+                    },
                 )
                 row = self._audit.append(session, ctx, record)
                 if outside and self._page is not None:

@@ -49,13 +49,17 @@ class CredentialServicer(rpc.CredentialServiceServicer):
         view = await self._run(self._m.create, current(), _new(request, with_material=True))
         return pb.CreateCredentialResponse(credential=cv.credential_msg(view))
 
-    async def GenerateCredentialKey(self, request: pb.GenerateCredentialKeyRequest, context: Any) -> Any:
+    async def GenerateCredentialKey(
+        self, request: pb.GenerateCredentialKeyRequest, context: Any
+    ) -> Any:
         made = await self._run(self._m.generate, current(), _new(request, with_material=False))
         return pb.GenerateCredentialKeyResponse(
             credential=cv.credential_msg(made.view), public_key=made.public_key
         )
 
-    async def AttachCredentialApiKey(self, request: pb.AttachCredentialApiKeyRequest, context: Any) -> Any:
+    async def AttachCredentialApiKey(
+        self, request: pb.AttachCredentialApiKeyRequest, context: Any
+    ) -> Any:
         view = await self._run(
             self._life.attach_api_key, current(), request.name, request.api_key, request.etag
         )
@@ -88,7 +92,9 @@ class CredentialServicer(rpc.CredentialServiceServicer):
             public_key=public_key,
         )
 
-    async def PromoteCredentialVersion(self, request: pb.PromoteCredentialVersionRequest, context: Any) -> Any:
+    async def PromoteCredentialVersion(
+        self, request: pb.PromoteCredentialVersionRequest, context: Any
+    ) -> Any:
         view = await self._run(self._life.promote, current(), request.name, request.etag)
         return pb.PromoteCredentialVersionResponse(credential=cv.credential_msg(view))
 
@@ -96,7 +102,9 @@ class CredentialServicer(rpc.CredentialServiceServicer):
         view = await self._run(self._life.revoke, current(), request.name, request.etag)
         return pb.RevokeCredentialResponse(credential=cv.credential_msg(view))
 
-    async def UpdateCredentialPolicy(self, request: pb.UpdateCredentialPolicyRequest, context: Any) -> Any:
+    async def UpdateCredentialPolicy(
+        self, request: pb.UpdateCredentialPolicyRequest, context: Any
+    ) -> Any:
         policy = cv.policy_of(request.policy)
         view = await self._run(self._m.update_policy, current(), request.name, policy, request.etag)
         return pb.UpdateCredentialPolicyResponse(credential=cv.credential_msg(view))

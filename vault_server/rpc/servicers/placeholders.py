@@ -33,6 +33,7 @@ class KeyPlaceholder(key_service_pb2_grpc.KeyServiceServicer):
     pass
 
 
+# fill_unimplemented adds every RPC at import time; mypy sees only the abstract base.
 fill_unimplemented(
     CredentialPlaceholder, credential_service_pb2.DESCRIPTOR.services_by_name["CredentialService"]
 )

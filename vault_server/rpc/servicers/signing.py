@@ -19,7 +19,9 @@ def _ttl(request: Any) -> float | None:
 
 
 class SigningServicer(rpc.SigningServiceServicer):
-    def __init__(self, routing: RoutingContexts, signing: SigningService, run: BlockingRunner) -> None:
+    def __init__(
+        self, routing: RoutingContexts, signing: SigningService, run: BlockingRunner
+    ) -> None:
         self._routing = routing
         self._signing = signing
         self._run = run
