@@ -146,9 +146,10 @@ class PreparedRequest:
 
     method: str
     url: str
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    expire_at_ms: int  # after this instant the venue (or the vault's policy) refuses it
+    # Headers and body can carry bearer secrets (proxy-only venues): never in a repr or log.
+    headers: tuple[tuple[str, str], ...] = field(repr=False)
+    body: bytes = field(repr=False)
+    expire_at_ms: int = 0  # after this instant the venue (or the vault's policy) refuses it
 
 
 @dataclass(frozen=True)

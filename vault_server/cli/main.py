@@ -99,6 +99,14 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from vault_server.cli.demo import demo
+    from vault_server.observability.logging import configure_logging as _configure
+
+    _configure("ERROR", "console")
+    return demo(args.home, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pipvault", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--health-address", default="127.0.0.1:8202")
     dev.add_argument("--metrics-address", default="127.0.0.1:8203")
     dev.set_defaults(func=_dev)
+
+    dm = sub.add_parser("demo", help="run a self-contained signing flow and exit")
+    dm.add_argument("--home", type=Path, default=None, help="keep the demo vault's state here")
+    dm.add_argument("--json", action="store_true", help="print one JSON object")
+    dm.set_defaults(func=_demo)
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
