@@ -16,29 +16,39 @@ import ipaddress
 import os
 import secrets
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from vault_server.auth.identity import StaticTokenSource
 from vault_server.auth.policy import Policy, load_policy
 from vault_server.auth.rpc_roles import Plane
 from vault_server.config import ConfigError, Settings
-from vault_server.core.clock import Clock, SystemClock
+from vault_server.core.clock import Clock, Random, SystemClock, SystemRandom
+from vault_server.core.errors import VaultError
+from vault_server.core.secret import Secret
+from vault_server.crypto.providers import KeyProvider, init_local_keyring, new_key_provider
+from vault_server.egress.client import EgressClient
 from vault_server.observability.logging import get_logger
 from vault_server.observability.metrics import Metrics
 from vault_server.rpc.admission import Admission, Limits
 from vault_server.rpc.interceptor import CallInterceptor
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.rpc.server import Bound, ListenerPlan, Servicers, VaultServers
-from vault_server.rpc.servicers.placeholders import (
-    AuditPlaceholder,
-    CredentialPlaceholder,
-    KeyPlaceholder,
-    SigningPlaceholder,
-)
+from vault_server.rpc.servicers.credentials import CredentialServicer
+from vault_server.rpc.servicers.keys import KeyServicer
+from vault_server.rpc.servicers.placeholders import AuditPlaceholder
+from vault_server.rpc.servicers.signing import SigningServicer
 from vault_server.rpc.servicers.workspaces import WorkspaceServicer
 from vault_server.services.audit_log import AuditLog
+from vault_server.services.credential_lifecycle import CredentialLifecycle
+from vault_server.services.credential_views import CredentialQueries
+from vault_server.services.credentials import CredentialManager
 from vault_server.services.denials import DenialRecorder
+from vault_server.services.key_admin import KeyAdmin
+from vault_server.services.keys import KeyManager
 from vault_server.services.pagination import PageTokens
+from vault_server.services.routing import RoutingContexts
+from vault_server.services.signing import SigningService, SigningSettings
 from vault_server.services.workspaces import WorkspaceManager
 from vault_server.storage import migrate, roles
 from vault_server.storage.database import Database
@@ -87,6 +97,39 @@ def load_server_key(settings: Settings) -> bytes:
     return key
 
 
+def build_key_providers(settings: Settings, clock: Clock, random: Random) -> dict[str, KeyProvider]:
+    """One provider per ``keys.providers`` entry. Dev mode creates its local keyring, loudly;
+    production never creates key material silently (``pipvault keys init-local``)."""
+    providers: dict[str, KeyProvider] = {}
+    for provider_id, uri in settings.resolved_key_providers().items():
+        options: dict[str, object] = {"clock": clock}
+        if uri.startswith("local"):
+            options["random"] = random
+            path = Path(uri.removeprefix("local://"))
+            if settings.mode == "dev" and uri.startswith("local:///") and not path.exists():
+                init_local_keyring(path, clock=clock, random=random)
+                _log.warning(
+                    "keys.dev_keyring_created",
+                    path=str(path),
+                    note="DEV MODE generated a local keyring; never use it for real money",
+                )
+        elif uri.startswith("vault-transit"):
+            k = settings.keys
+            options.update(address=k.transit_address, timeout=k.transit_timeout_s)
+            if k.transit_ca_file is not None:
+                options["ca_file"] = str(k.transit_ca_file)
+            token = os.environ.get(k.transit_token_env)
+            if token:
+                options["token"] = Secret(token)
+        try:
+            providers[provider_id] = new_key_provider(uri, provider_id, **options)
+        except VaultError as exc:
+            raise ConfigError(
+                f"{exc.metadata.get('field', 'keys.providers')}: {exc.message}"
+            ) from exc
+    return providers
+
+
 class VaultApp:
     """Everything the vault is made of, built from ``settings``."""
 
@@ -114,6 +157,48 @@ class VaultApp:
             max_size=limits.page_size_max,
         )
         self.workspaces = WorkspaceManager(self.db, self.audit, self.clock, self.pages)
+        self.random: Random = SystemRandom()
+        keys_cfg, signing_cfg = settings.keys, settings.signing
+        self.keys = KeyManager(
+            self.db,
+            build_key_providers(settings, self.clock, self.random),
+            keys_cfg.primary if keys_cfg.providers else "local",
+            wrap_limit=keys_cfg.wrap_limit,
+            clock=self.clock,
+            random=self.random,
+        )
+        strict = signing_cfg.coinbase_strict
+        grace = signing_cfg.version_grace_period_s
+        self.credentials = CredentialManager(
+            self.db, self.audit, self.keys, self.clock, coinbase_strict=strict, grace_period_s=grace
+        )
+        self.lifecycle = CredentialLifecycle(
+            self.db, self.audit, self.keys, self.clock, coinbase_strict=strict, grace_period_s=grace
+        )
+        queries = CredentialQueries(self.db, self.audit, self.pages, coinbase_strict=strict)
+        self.routing = RoutingContexts(
+            self.db,
+            self.audit,
+            self.clock,
+            default_ttl_s=signing_cfg.routing_ttl_default_s,
+            max_ttl_s=signing_cfg.routing_ttl_max_s,
+        )
+        self.egress = EgressClient(timeout_s=signing_cfg.egress_timeout_s)
+        self.signing = SigningService(
+            self.db,
+            self.audit,
+            self.keys,
+            self.routing,
+            self.egress,
+            self.clock,
+            self.random,
+            SigningSettings(
+                recv_window_cap_ms=signing_cfg.recv_window_cap_ms,
+                coinbase_strict=strict,
+                venue_base_urls=dict(signing_cfg.venue_base_urls),
+            ),
+        )
+        self.key_admin = KeyAdmin(self.db, self.audit, self.keys)
         denials = DenialRecorder(self.db, self.audit)
         call_limits = Limits(
             max_deadline_s=limits.max_deadline_s,
@@ -145,11 +230,12 @@ class VaultApp:
         )
         servicers = Servicers(
             workspace=WorkspaceServicer(self.workspaces, self.run, self.clock),
-            credential=CredentialPlaceholder(),  # type: ignore[abstract]
-            signing=SigningPlaceholder(),  # type: ignore[abstract]
+            credential=CredentialServicer(self.credentials, self.lifecycle, queries, self.run),
+            signing=SigningServicer(self.routing, self.signing, self.run),
             audit=AuditPlaceholder(),  # type: ignore[abstract]
-            key=KeyPlaceholder(),  # type: ignore[abstract]
+            key=KeyServicer(self.key_admin, self.run),
         )
+
         # grpc.aio servers bind to the running event loop, so they are built in start().
         def make_servers() -> VaultServers:
             return VaultServers(
@@ -160,6 +246,7 @@ class VaultApp:
         self.servers: VaultServers | None = None
         self.bound: Bound | None = None
         self.metrics_port: int | None = None
+        self._jobs: list[asyncio.Task[None]] = []
 
     def prepare_storage(self) -> None:
         """SQLite in dev: migrate to head. Otherwise refuse an outdated schema, and on PostgreSQL
@@ -193,6 +280,7 @@ class VaultApp:
             raise ConfigError("database_url: the database is not reachable")
         await self.servers.set_serving(True)
         self.metrics.ready.set(1)
+        self._jobs.append(asyncio.create_task(self._every(60.0, self.lifecycle.destroy_expired)))
         _log.info("vault.serving", mode=self.settings.mode, **self._where())
         return self.bound
 
@@ -205,12 +293,24 @@ class VaultApp:
             "health_port": str(b.health_port or ""),
         }
 
+    async def _every(self, seconds: float, job: Callable[[], object]) -> None:
+        """Run a system job periodically; failures are logged and retried next period."""
+        while True:
+            try:
+                await self.run(job)
+            except Exception:
+                _log.exception("job.failed", job=getattr(job, "__name__", "job"))
+            await asyncio.sleep(seconds)
+
     async def stop(self) -> None:
         self.metrics.ready.set(0)
+        for job in self._jobs:
+            job.cancel()
         if self.servers is not None:
             await self.servers.stop(self.settings.listen.grace_period_s)
         self.metrics.stop()
         self.run.shutdown()
+        self.egress.close()
         self.db.dispose()
         _log.info("vault.stopped")
 

@@ -101,6 +101,24 @@ def test_dev_mode_serves_a_demo_workspace_and_drains_on_sigterm(tmp_path: Path) 
 def test_db_upgrade_on_postgres_then_production_refuses_an_old_schema(tmp_path: Path) -> None:
     url = pg.create_database()
     try:
+        missing = subprocess.run(
+            [*PIPVAULT, "serve", "--config", str(_prod_config(tmp_path, url))],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "PIPVAULT_SERVER_KEY": "A" * 44},
+        )  # fmt: skip
+        assert missing.returncode == 2 and "keyring" in missing.stderr  # never created silently
+        made = subprocess.run(
+            [*PIPVAULT, "keys", "init-local", "--path", str(tmp_path / "keyring.json")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert (
+            made.returncode == 0
+            and oct((tmp_path / "keyring.json").stat().st_mode & 0o777) == "0o600"
+        )
+        again = subprocess.run(
+            [*PIPVAULT, "keys", "init-local", "--path", str(tmp_path / "keyring.json")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert again.returncode == 2
         bare = subprocess.run(
             [*PIPVAULT, "serve", "--config", str(_prod_config(tmp_path, url))],
             capture_output=True, text=True, timeout=60, env={**os.environ, "PIPVAULT_SERVER_KEY": "A" * 44},

@@ -12,8 +12,6 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pipsync.vault.v1 import (
     credential_service_pb2,
     credential_service_pb2_grpc,
-    key_service_pb2,
-    key_service_pb2_grpc,
     signing_service_pb2,
     signing_service_pb2_grpc,
 )
@@ -24,7 +22,7 @@ from pipsync.vault.v1 import (
     workspace_service_pb2_grpc as ws_grpc,
 )
 
-from tests.support.errors import expect_error
+from tests.support.errors import call_error, expect_error
 from tests.support.vault import RunningVault, iter_audit
 
 API = {
@@ -109,16 +107,31 @@ def test_admin_rpc_on_the_data_plane_is_wrong_listener(vault: RunningVault) -> N
 
 
 def test_unimplemented_rpc_carries_error_info(vault: RunningVault) -> None:
-    keys = key_service_pb2_grpc.KeyServiceStub(vault.channel())
-    err = expect_error(
-        keys.GetKeyStatus, key_service_pb2.GetKeyStatusRequest(), metadata=vault.md(), timeout=5
-    )
-    # Implemented later in the foundation's successors; until then the answer is explicit.
+    """Every v1 RPC a build does not implement answers UNIMPLEMENTED with an ErrorInfo."""
+    from pipsync.vault.v1 import credential_service_pb2, credential_service_pb2_grpc
+
+    from vault_server.rpc.servicers.credentials import CredentialServicer
+
+    implemented = set(CredentialServicer.__dict__)
+    assert "AttestCredentialPermissions" in implemented  # filled by fill_unimplemented
+    stub = credential_service_pb2_grpc.CredentialServiceStub(vault.channel())
+    try:
+        stub.AttestCredentialPermissions(
+            credential_service_pb2.AttestCredentialPermissionsRequest(
+                name="workspaces/ws-a/credentials/c", reason="r"
+            ),
+            metadata=vault.md(),
+            timeout=5,
+        )
+    except grpc.RpcError as exc:
+        err = call_error(exc)
+    else:  # pragma: no cover
+        pytest.fail("expected an error")
     if err.code == grpc.StatusCode.UNIMPLEMENTED:
         assert err.reason == "NOT_IMPLEMENTED"
-        assert "KeyService" in err.metadata["method"]
-    else:  # pragma: no cover - once implemented this test still requires a clean ErrorInfo path
-        pytest.fail(f"unexpected {err.code}")
+        assert "AttestCredentialPermissions" in err.metadata["method"]
+    else:  # implemented: then it must refuse the unknown credential cleanly
+        assert (err.code, err.reason) == (grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
 
 
 def test_missing_reason_is_invalid_argument_and_audited(vault: RunningVault) -> None:

@@ -95,8 +95,10 @@ def run_flow(
     except grpc.RpcError as err:
         if err.code() != grpc.StatusCode.ALREADY_EXISTS:
             raise
-        cred_id = f"binance-doc-{len(tokens)}-{id(err) % 100000}"
-        created = create(cred_id, ["enableReading", "enableSpotAndMarginTrading"]).credential
+        created = creds.GetCredential(
+            credential_service_pb2.GetCredentialRequest(name=f"workspaces/demo/credentials/{cred_id}"),
+            metadata=md("dev-onboarding"), timeout=10,
+        ).credential  # fmt: skip
     say(f"3. onboarded {created.name} (key {created.api_key_hint}); the response holds no secret")
 
     rc = signing.BeginRouting(

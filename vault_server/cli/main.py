@@ -99,6 +99,19 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_init_local(args: argparse.Namespace) -> int:
+    from vault_server.core.errors import VaultError
+    from vault_server.crypto.providers import init_local_keyring
+
+    path: Path = args.path.resolve()
+    try:
+        init_local_keyring(path)
+    except VaultError as exc:
+        raise ConfigError(f"keys init-local: {exc.message}") from exc
+    print(f"created local keyring {path} (mode 0600); reference it as local://{path}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from vault_server.cli.demo import demo
     from vault_server.observability.logging import configure_logging as _configure
@@ -128,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--home", type=Path, default=None, help="keep the demo vault's state here")
     dm.add_argument("--json", action="store_true", help="print one JSON object")
     dm.set_defaults(func=_demo)
+
+    keys = sub.add_parser("keys", help="key material")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    init = keys_sub.add_parser("init-local", help="create a local keyring file (never overwrites)")
+    init.add_argument("--path", type=Path, required=True)
+    init.set_defaults(func=_keys_init_local)
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
