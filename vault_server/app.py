@@ -39,6 +39,7 @@ from vault_server.rpc.servicers.keys import KeyServicer
 from vault_server.rpc.servicers.placeholders import AuditPlaceholder
 from vault_server.rpc.servicers.signing import SigningServicer
 from vault_server.rpc.servicers.workspaces import WorkspaceServicer
+from vault_server.services.attestation import Attestor
 from vault_server.services.audit_log import AuditLog
 from vault_server.services.credential_lifecycle import CredentialLifecycle
 from vault_server.services.credential_views import CredentialQueries
@@ -169,8 +170,23 @@ class VaultApp:
         )
         strict = signing_cfg.coinbase_strict
         grace = signing_cfg.version_grace_period_s
+        self.egress = EgressClient(timeout_s=signing_cfg.egress_timeout_s)
+        sign_settings = SigningSettings(
+            recv_window_cap_ms=signing_cfg.recv_window_cap_ms,
+            coinbase_strict=strict,
+            venue_base_urls=dict(signing_cfg.venue_base_urls),
+        )
+        self.attestor = Attestor(
+            self.db, self.audit, self.keys, self.egress, self.clock, self.random, sign_settings
+        )
         self.credentials = CredentialManager(
-            self.db, self.audit, self.keys, self.clock, coinbase_strict=strict, grace_period_s=grace
+            self.db,
+            self.audit,
+            self.keys,
+            self.clock,
+            coinbase_strict=strict,
+            grace_period_s=grace,
+            attestor=self.attestor,
         )
         self.lifecycle = CredentialLifecycle(
             self.db, self.audit, self.keys, self.clock, coinbase_strict=strict, grace_period_s=grace
@@ -183,7 +199,6 @@ class VaultApp:
             default_ttl_s=signing_cfg.routing_ttl_default_s,
             max_ttl_s=signing_cfg.routing_ttl_max_s,
         )
-        self.egress = EgressClient(timeout_s=signing_cfg.egress_timeout_s)
         self.signing = SigningService(
             self.db,
             self.audit,
@@ -192,11 +207,7 @@ class VaultApp:
             self.egress,
             self.clock,
             self.random,
-            SigningSettings(
-                recv_window_cap_ms=signing_cfg.recv_window_cap_ms,
-                coinbase_strict=strict,
-                venue_base_urls=dict(signing_cfg.venue_base_urls),
-            ),
+            sign_settings,
         )
         self.key_admin = KeyAdmin(self.db, self.audit, self.keys)
         denials = DenialRecorder(self.db, self.audit)
@@ -230,7 +241,9 @@ class VaultApp:
         )
         servicers = Servicers(
             workspace=WorkspaceServicer(self.workspaces, self.run, self.clock),
-            credential=CredentialServicer(self.credentials, self.lifecycle, queries, self.run),
+            credential=CredentialServicer(
+                self.credentials, self.lifecycle, queries, self.attestor, self.run
+            ),
             signing=SigningServicer(self.routing, self.signing, self.run),
             audit=AuditPlaceholder(),  # type: ignore[abstract]
             key=KeyServicer(self.key_admin, self.run),

@@ -162,6 +162,25 @@ def version_msg(ws: str, cred: str, v: CredentialVersion) -> credential_pb2.Cred
     return msg
 
 
+_RESULTS = {
+    "clean": credential_pb2.Attestation.RESULT_CLEAN,
+    "excessive": credential_pb2.Attestation.RESULT_EXCESSIVE,
+    "not_supported": credential_pb2.Attestation.RESULT_NOT_SUPPORTED,
+    "failed": credential_pb2.Attestation.RESULT_FAILED,
+}
+
+
+def attestation_msg(doc: Mapping[str, Any]) -> credential_pb2.Attestation:
+    msg = credential_pb2.Attestation(
+        result=_RESULTS.get(doc.get("result", ""), credential_pb2.Attestation.RESULT_UNSPECIFIED),
+        scopes=[SCOPES[Scope(s)] for s in doc.get("scopes", [])],
+        venue_fields={str(k): str(v) for k, v in doc.get("venue_fields", {}).items()},
+    )
+    if doc.get("attest_time"):
+        msg.attest_time.FromJsonString(str(doc["attest_time"]).replace("+00:00", "Z"))
+    return msg
+
+
 def credential_msg(view: CredentialView) -> credential_pb2.Credential:
     c = view.credential
     inv_brokers = {v: k for k, v in BROKERS.items()}
@@ -186,6 +205,8 @@ def credential_msg(view: CredentialView) -> credential_pb2.Credential:
         proxy_only=view.proxy_only,
         etag=etag(c.id, c.revision),
     )
+    if c.attestation:
+        msg.attestation.CopyFrom(attestation_msg(c.attestation))
     for field, value in (
         ("create_time", c.create_time),
         ("update_time", c.update_time),

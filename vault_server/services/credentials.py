@@ -22,11 +22,11 @@ from vault_server.core.errors import (
     CredentialRevoked,
     InvalidArgument,
     KeyGenerationNotSupported,
-    NotImplementedYet,
     SingleTierNotAcknowledged,
 )
 from vault_server.core.secret import Secret
 from vault_server.crypto.envelope import EnvelopeBinding
+from vault_server.services.attestation import Attestor
 from vault_server.services.audit_log import AuditLog, AuditRecord
 from vault_server.services.call import CallContext
 from vault_server.services.credential_views import CredentialView, load_credential, view_of
@@ -85,7 +85,9 @@ class CredentialManager:
         *,
         coinbase_strict: bool = False,
         grace_period_s: float = 86_400.0,
+        attestor: Attestor | None = None,
     ) -> None:
+        self._attestor = attestor
         self._db = db
         self._audit = audit
         self._keys = keys
@@ -132,8 +134,6 @@ class CredentialManager:
                 "acknowledge_single_permission_tier to accept a full-trading key",
                 metadata={"broker": new.venue.value},
             )
-        if new.attest_on_create:
-            raise NotImplementedYet("attest_on_create is not implemented by this server yet")
         validate_policy(new.policy)
         return ws_id, sorted(s.value for s in scopes)
 
@@ -197,10 +197,14 @@ class CredentialManager:
         ws = self._prepare(ctx, ws_id, new.credential_id)
         uid = str(uuid.uuid4())
         sealed = self._keys.seal(seal_input(new.material), EnvelopeBinding(ws.id, uid, 1))
-        return self._insert(
+        view = self._insert(
             ctx, ws_id, new, scopes, uid, sealed, api_key_hint(new.material.api_key),
             state=ACTIVE, action="credential.create",
         )  # fmt: skip
+        if new.attest_on_create and self._attestor is not None:
+            # A clean key stays ACTIVE; one that can move funds is QUARANTINED at once.
+            view = self._attestor.attest(ctx, view.name).view
+        return view
 
     def generate(self, ctx: CallContext, new: NewCredential) -> Generated:
         ws_id, scopes = self._check_new(new)

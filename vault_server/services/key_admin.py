@@ -3,6 +3,7 @@ Each is audited; none accepts a path or endpoint (providers come from configurat
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -44,9 +45,8 @@ class KeyAdmin:
                     details={"provider": provider.provider_id, "newVersion": str(new_version)},
                 ),
             )
-        last = Progress(0, 0, True)
-        for last in self._rewrap.run(ctx, provider.provider_id):
-            pass
+        steps = deque(self._rewrap.run(ctx, provider.provider_id), maxlen=1)
+        last = steps[0] if steps else Progress(0, 0, True)
         report = next(r for r in self._keys.status() if r.provider_id == provider.provider_id)
         return Rotated(report, new_version, last.migrated)
 

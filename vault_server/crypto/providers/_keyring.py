@@ -159,13 +159,14 @@ def _parse_kek(entry: Any, bad: Callable[[str], KeyProviderUnavailable]) -> Kek:
 def read_private_file(path: Path) -> Secret:
     """Read a keyring file, refusing anything but a regular file private to its owner."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO planted at the path must not hang the server at start.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise KeyProviderUnavailable(
             f"local keyring {path}: cannot be opened ({exc.strerror or 'error'})"
         ) from None
-    with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fh.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise KeyProviderUnavailable(f"local keyring {path}: is not a regular file")
         if info.st_mode & 0o077:
@@ -173,7 +174,14 @@ def read_private_file(path: Path) -> Secret:
                 f"local keyring {path}: mode {stat.S_IMODE(info.st_mode):04o} lets group or "
                 "others in; chmod 600 it"
             )
-        data = fh.read(MAX_FILE_BYTES + 1)
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise KeyProviderUnavailable(
+            f"local keyring {path}: cannot be read ({exc.strerror or 'error'})"
+        ) from None
+    finally:
+        os.close(fd)
     if len(data) > MAX_FILE_BYTES:
         raise KeyProviderUnavailable(f"local keyring {path}: larger than {MAX_FILE_BYTES} bytes")
     return Secret(data)

@@ -11,6 +11,7 @@ from vault_server.rpc import convert_credentials as cv
 from vault_server.rpc.call_state import current
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.rpc.servicers.unimplemented import fill_unimplemented
+from vault_server.services.attestation import Attestor
 from vault_server.services.credential_lifecycle import CredentialLifecycle
 from vault_server.services.credential_views import CredentialQueries
 from vault_server.services.credentials import CredentialManager, NewCredential
@@ -38,8 +39,10 @@ class CredentialServicer(rpc.CredentialServiceServicer):
         manager: CredentialManager,
         lifecycle: CredentialLifecycle,
         queries: CredentialQueries,
+        attestor: Attestor,
         run: BlockingRunner,
     ) -> None:
+        self._attestor = attestor
         self._m = manager
         self._life = lifecycle
         self._q = queries
@@ -101,6 +104,14 @@ class CredentialServicer(rpc.CredentialServiceServicer):
     async def RevokeCredential(self, request: pb.RevokeCredentialRequest, context: Any) -> Any:
         view = await self._run(self._life.revoke, current(), request.name, request.etag)
         return pb.RevokeCredentialResponse(credential=cv.credential_msg(view))
+
+    async def AttestCredentialPermissions(
+        self, request: pb.AttestCredentialPermissionsRequest, context: Any
+    ) -> Any:
+        done = await self._run(self._attestor.attest, current(), request.name)
+        return pb.AttestCredentialPermissionsResponse(
+            attestation=cv.attestation_msg(done.result), credential=cv.credential_msg(done.view)
+        )
 
     async def UpdateCredentialPolicy(
         self, request: pb.UpdateCredentialPolicyRequest, context: Any

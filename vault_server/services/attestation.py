@@ -1,0 +1,174 @@
+"""Permission attestation: ask the venue what the key can really do; quarantine if it can move
+funds.
+
+Attestation decrypts the secret outside any routing context, so it is a *read* (DESIGN.md §6):
+the ``credential.read`` event (and its page) commits before the secret is decrypted. The result is
+recorded on the credential and in a ``credential.attest`` event. A credential whose key can
+withdraw or transfer becomes QUARANTINED and signs nothing until a clean attestation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from vault_server.brokers.base import (
+    FORBIDDEN_SCOPES,
+    Environment,
+    KeyAlgorithm,
+    SigningContext,
+    Venue,
+)
+from vault_server.brokers.registry import adapter_for
+from vault_server.core.clock import Clock, Random, to_millis
+from vault_server.core.errors import CredentialRevoked, VaultError, VenueUnavailable
+from vault_server.crypto.envelope import EnvelopeBinding
+from vault_server.egress.client import EgressClient, allowed_origins
+from vault_server.services.audit_log import AuditLog, AuditRecord, Outcome
+from vault_server.services.call import CallContext
+from vault_server.services.credential_views import CredentialView, load_credential, view_of
+from vault_server.services.keys import KeyManager
+from vault_server.services.material import open_material
+from vault_server.services.names import credential_name, parse_credential
+from vault_server.services.signing import PageHook, SigningSettings
+from vault_server.services.venue_nonce import next_nonce
+from vault_server.storage.database import Database
+from vault_server.storage.repositories import credentials as repo
+
+CLEAN, EXCESSIVE, NOT_SUPPORTED, FAILED = "clean", "excessive", "not_supported", "failed"
+
+
+@dataclass(frozen=True)
+class Attested:
+    result: dict[str, Any]
+    view: CredentialView
+
+
+class Attestor:
+    def __init__(
+        self,
+        db: Database,
+        audit: AuditLog,
+        keys: KeyManager,
+        egress: EgressClient,
+        clock: Clock,
+        random: Random,
+        settings: SigningSettings,
+        page_hook: PageHook | None = None,
+    ) -> None:
+        self._db = db
+        self._audit = audit
+        self._keys = keys
+        self._egress = egress
+        self._clock = clock
+        self._random = random
+        self._settings = settings
+        self._page = page_hook
+
+    def attest(self, ctx: CallContext, name: str) -> Attested:
+        ref = parse_credential("name", name)
+        strict = self._settings.coinbase_strict
+        with self._db.transaction(timeout_s=ctx.remaining()) as session:
+            ws, cred = load_credential(session, ctx, ref)
+            if cred.state == "revoked":
+                raise CredentialRevoked("the credential is revoked", metadata={"credential": name})
+            venue, env = Venue(cred.broker), Environment(cred.environment)
+            adapter = adapter_for(venue, coinbase_strict=strict)
+            version = (
+                repo.version(session, cred, cred.current_version) if cred.current_version else None
+            )
+            blob = version.envelope if version is not None else None
+            number = version.version if version is not None else 0
+            nonce = (
+                next_nonce(session, cred, to_millis(self._clock.now()))
+                if adapter.needs_nonce
+                else None
+            )
+            record = AuditRecord(
+                action="credential.read",
+                workspace_id=ws.id,
+                workspace=f"workspaces/{ws.resource_id}",
+                credential=credential_name(ws.resource_id, cred.resource_id),
+                details={"purpose": "attestation", "version": str(number)},
+            )
+            if adapter.single_permission_tier:
+                blob = None  # no permission API at these venues: nothing to decrypt
+            if blob is not None:
+                row = self._audit.append(session, ctx, record)
+                if self._page is not None:
+                    self._page(session, ctx, record, row.seq, row.hash)
+            binding = EnvelopeBinding(ws.id, cred.id, number)
+            algorithm = KeyAlgorithm(cred.key_algorithm)
+        if adapter.single_permission_tier:
+            now = self._clock.now().isoformat()
+            result = {"attest_time": now, "scopes": [], "venue_fields": {}, "result": NOT_SUPPORTED}
+        else:
+            result = self._ask(ctx, adapter, venue, env, algorithm, blob, binding, nonce)
+        return self._record(ctx, ref, result)
+
+    def _ask(
+        self, ctx: CallContext, adapter: Any, venue: Venue, env: Environment,
+        algorithm: KeyAlgorithm, blob: bytes | None, binding: EnvelopeBinding, nonce: int | None,
+    ) -> dict[str, Any]:  # fmt: skip
+        now = self._clock.now()
+        base = {"attest_time": now.isoformat(), "scopes": [], "venue_fields": {}}
+        if blob is None:
+            return {**base, "result": FAILED, "venue_fields": {"error": "no key material"}}
+        material = open_material(self._keys.open(blob, binding), venue, env, algorithm)
+        sign_ctx = SigningContext(
+            now_ms=to_millis(now),
+            recv_window_ms=self._settings.recv_window_cap_ms,
+            nonce=nonce,
+            random_hex=self._random.bytes(16).hex(),
+            base_url=self._settings.venue_base_urls.get(venue.value),
+        )
+        request = adapter.permission_request(material, sign_ctx)
+        if request is None:
+            return {**base, "result": NOT_SUPPORTED}
+        origins = allowed_origins(
+            adapter.default_base_url(env), self._settings.venue_base_urls, venue.value
+        )
+        try:
+            response = self._egress.send(request, origins, ctx.remaining())
+            report = adapter.parse_permissions(response.status, response.body)
+        except VenueUnavailable as exc:
+            return {**base, "result": FAILED, "venue_fields": dict(exc.metadata)}
+        except VaultError as exc:
+            return {**base, "result": FAILED, "venue_fields": {"error": exc.reason}}
+        scopes = sorted(s.value for s in report.scopes)
+        result = EXCESSIVE if report.scopes & FORBIDDEN_SCOPES else CLEAN
+        fields = {k: str(v)[:200] for k, v in list(report.raw.items())[:32]}
+        return {**base, "result": result, "scopes": scopes, "venue_fields": fields}
+
+    def _record(self, ctx: CallContext, ref: Any, result: dict[str, Any]) -> Attested:
+        with self._db.transaction(timeout_s=ctx.remaining()) as session:
+            ws, cred = load_credential(session, ctx, ref, lock=True)
+            cred.attestation = result
+            if result["result"] == EXCESSIVE and cred.state in ("active", "pending"):
+                cred.state = "quarantined"
+            elif result["result"] == CLEAN and cred.state == "quarantined":
+                cred.state = "active" if cred.current_version else "pending"
+            cred.update_time = self._clock.now()
+            cred.revision += 1
+            outcome = Outcome.FAILED if result["result"] == FAILED else Outcome.SUCCESS
+            self._audit.append(
+                session,
+                ctx,
+                AuditRecord(
+                    action="credential.attest",
+                    outcome=outcome,
+                    workspace_id=ws.id,
+                    workspace=f"workspaces/{ws.resource_id}",
+                    credential=credential_name(ws.resource_id, cred.resource_id),
+                    details={"result": result["result"], "scopes": ",".join(result["scopes"]),
+                             "state": cred.state},
+                ),
+            )  # fmt: skip
+            return Attested(
+                result, view_of(session, ws, cred, coinbase_strict=self._settings.coinbase_strict)
+            )
+
+
+def attestation_time(result: dict[str, Any]) -> dt.datetime:
+    return dt.datetime.fromisoformat(result["attest_time"])
