@@ -17,7 +17,8 @@ gRPC is imported only by the RPC edge; it turns this into credentials in a few l
 
 gRPC calls the fetcher on its own threads at every new handshake: existing connections keep the
 material they started with, new ones get the newest good one. Polls touch the disk at most once per
-``min_check_interval_s``.
+``min_check_interval_s``. Build one credentials object (one subscription) per listener: gRPC hands
+the initial configuration only to the first server that uses a credentials object.
 """
 
 from __future__ import annotations
