@@ -233,21 +233,23 @@ def normalize_scopes(
         WithdrawalScopeRejected: any token is (or smells like) withdraw/transfer.
         UnknownScope: a token is not in the venue's vocabulary.
     """
-    result: set[Scope] = set()
-    for raw in raw_scopes:
-        token = normalize_scope_token(raw)
+    tokens = [normalize_scope_token(raw) for raw in raw_scopes]
+    # Fund-moving scopes are refused first, whatever else the list holds.
+    for index, token in enumerate(tokens):
         scopes = vocabulary.get(token)
         if (scopes and scopes & FORBIDDEN_SCOPES) or any(s in token for s in _FORBIDDEN_STEMS):
             raise WithdrawalScopeRejected(
                 "withdraw and transfer scopes are never accepted",
-                metadata={"scopeIndex": str(raw_scopes.index(raw))},
+                metadata={"scopeIndex": str(index)},
             )
-        if scopes is None:
+    result: set[Scope] = set()
+    for index, token in enumerate(tokens):
+        known = vocabulary.get(token)
+        if known is None:
             raise UnknownScope(
-                "scope is not in this venue's vocabulary",
-                metadata={"scopeIndex": str(raw_scopes.index(raw))},
+                "scope is not in this venue's vocabulary", metadata={"scopeIndex": str(index)}
             )
-        result |= scopes
+        result |= known
     return frozenset(result)
 
 

@@ -11,17 +11,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
-from vault_server.brokers.base import PreparedRequest
 from vault_server.core.errors import EndpointNotAllowed, VenueUnavailable
 
 # Response headers never relayed to callers.
 _DROP = frozenset(
     {"set-cookie", "connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-authenticate"}
 )
+
+
+class OutboundRequest(Protocol):
+    """What egress sends (a venue module's prepared request satisfies it)."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]: ...
+
+    @property
+    def body(self) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +66,10 @@ class EgressClient:
         )
 
     def send(
-        self, request: PreparedRequest, allowed_origins: frozenset[str], remaining_s: float | None
+        self,
+        request: OutboundRequest,
+        allowed_origins: frozenset[str],
+        remaining_s: float | None,
     ) -> VenueResponse:
         if origin(request.url) not in allowed_origins:
             raise EndpointNotAllowed(

@@ -91,7 +91,7 @@ def validate_material(
     _printable("material.account_id", m.account_id, MAX_ACCOUNT_ID)
     if len(m.secret) > MAX_SECRET or len(m.passphrase) > MAX_SECRET:
         raise InvalidArgument("material.secret", f"at most {MAX_SECRET} bytes")
-    if api_key_required:
+    if api_key_required and algorithm is not KeyAlgorithm.BEARER:  # a bearer token is all
         _require("material.api_key", bool(m.api_key))
     if algorithm in (
         KeyAlgorithm.HMAC_SHA256,

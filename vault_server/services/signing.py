@@ -28,6 +28,7 @@ from vault_server.brokers.registry import adapter_for
 from vault_server.core.clock import Clock, Random, to_millis
 from vault_server.core.errors import (
     CredentialNotActive,
+    ErrorKind,
     InvalidArgument,
     ProxyOnlyVenue,
     RoutingContextRequired,
@@ -215,9 +216,10 @@ class SigningService:
                     cred_id = hint.rsplit("/", 1)[1]
                     if cred_repo.by_resource_id(session, ws.id, cred_id) is not None:
                         credential = hint
+                refused = err.kind not in (ErrorKind.DATA_LOSS, ErrorKind.UNAVAILABLE)
                 record = AuditRecord(
                     action="credential.read" if outside else "credential.use",
-                    outcome=Outcome.DENIED,
+                    outcome=Outcome.DENIED if refused else Outcome.FAILED,
                     workspace_id=ws.id if ws else None,
                     workspace=f"workspaces/{ws.resource_id}" if ws else "",
                     credential=credential,
