@@ -199,7 +199,7 @@ def test_generated_key_is_pending_until_the_api_key_is_attached(vault: RunningVa
         metadata=vault.md("onboarding"), timeout=10,
     )  # fmt: skip
     assert rsa.reason in ("KEY_GENERATION_NOT_SUPPORTED", "INVALID_FIELD")
-    assert [a for a in _actions(vault)] == ["credential.generate_key", "credential.attach_api_key"]
+    assert list(_actions(vault)) == ["credential.generate_key", "credential.attach_api_key"]
 
 
 def test_bad_material_is_refused_without_echo_and_nothing_is_stored(vault: RunningVault) -> None:

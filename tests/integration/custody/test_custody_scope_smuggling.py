@@ -61,7 +61,7 @@ def disguised(draw: st.DrawFn) -> str:
     return pad + "".join(out) + pad
 
 
-VENUES = [v for v in Venue]
+VENUES = list(Venue)
 
 
 @settings(max_examples=600, deadline=None)
