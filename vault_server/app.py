@@ -19,9 +19,14 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from vault_server.auth.identity import StaticTokenSource
-from vault_server.auth.policy import Policy, load_policy
+from vault_server.auth.identity import IdentitySource, StaticTokenSource
+from vault_server.auth.jwt_source import JwksError, JwtSource
+from vault_server.auth.policy import Policy, PolicyError
+from vault_server.auth.policy_store import PolicyStore
+from vault_server.auth.rate_limit import RateLimiter
 from vault_server.auth.rpc_roles import Plane
+from vault_server.auth.spiffe import SpiffeSource
+from vault_server.auth.tls import TlsConfigError, TlsFiles
 from vault_server.config import ConfigError, Settings
 from vault_server.core.clock import Clock, Random, SystemClock, SystemRandom
 from vault_server.core.errors import VaultError
@@ -39,6 +44,7 @@ from vault_server.rpc.servicers.keys import KeyServicer
 from vault_server.rpc.servicers.placeholders import AuditPlaceholder
 from vault_server.rpc.servicers.signing import SigningServicer
 from vault_server.rpc.servicers.workspaces import WorkspaceServicer
+from vault_server.rpc.tls_credentials import mtls_server_credentials
 from vault_server.services.attestation import Attestor
 from vault_server.services.audit_log import AuditLog
 from vault_server.services.credential_lifecycle import CredentialLifecycle
@@ -141,11 +147,18 @@ class VaultApp:
         self.clock = clock or SystemClock()
         if settings.mode == "dev":
             settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if policy is None:
-            if settings.policy_file is None:
-                raise ConfigError("policy_file: no access policy configured")
-            policy = load_policy(settings.policy_file)
-        self.policy = policy
+        if policy is not None:
+            self.policy_store = PolicyStore(policy)
+        elif settings.policy_file is None:
+            raise ConfigError("policy_file: no access policy configured")
+        else:
+            try:
+                self.policy_store = PolicyStore.load(settings.policy_file)
+            except PolicyError as exc:
+                raise ConfigError(f"policy_file: {exc}") from exc
+        self.policy = self.policy_store.current()
+        self.identity_sources, self.jwt_source = self._identity_sources(settings)
+        self.tls_files = self._tls_files(settings)
         server_key = load_server_key(settings)
         limits = settings.limits
         self.db = Database(settings.resolved_database_url(), pool_size=limits.storage_threads)
@@ -216,7 +229,10 @@ class VaultApp:
             max_stream_deadline_s=limits.max_stream_deadline_s,
             trusted_proxies=tuple(ipaddress.ip_network(p) for p in settings.trusted_proxies),
         )
-        admission = Admission([StaticTokenSource(policy)], call_limits)
+        self.rate_limiter = RateLimiter(
+            burst_factor=settings.identity.rate_limit_burst_factor, monotonic=self.clock.monotonic
+        )
+        admission = Admission(self.identity_sources, call_limits, self.rate_limiter)
 
         def interceptor(plane: Plane) -> CallInterceptor:
             return CallInterceptor(
@@ -251,8 +267,13 @@ class VaultApp:
 
         # grpc.aio servers bind to the running event loop, so they are built in start().
         def make_servers() -> VaultServers:
+            tls = self.tls_files
             return VaultServers(
-                plan, servicers, [interceptor(Plane.DATA)], [interceptor(Plane.ADMIN)]
+                plan,
+                servicers,
+                [interceptor(Plane.DATA)],
+                [interceptor(Plane.ADMIN)],
+                server_credentials=(lambda: mtls_server_credentials(tls)) if tls else None,
             )
 
         self._make_servers = make_servers
@@ -260,6 +281,53 @@ class VaultApp:
         self.bound: Bound | None = None
         self.metrics_port: int | None = None
         self._jobs: list[asyncio.Task[None]] = []
+
+    def _identity_sources(
+        self, settings: Settings
+    ) -> tuple[list[IdentitySource], JwtSource | None]:
+        """Certificate first, then JWT, then static tokens; all read the one policy store."""
+        ident = settings.identity
+        sources: list[IdentitySource] = []
+        if ident.spiffe_trust_domain:
+            sources.append(SpiffeSource(self.policy_store, ident.spiffe_trust_domain))
+        jwt_source = None
+        if ident.jwt_jwks_file is not None and ident.jwt_audience:
+            try:
+                jwt_source = JwtSource(
+                    self.policy_store,
+                    ident.jwt_jwks_file,
+                    ident.jwt_audience,
+                    issuer=ident.jwt_issuer,
+                    max_clock_skew_s=ident.jwt_max_clock_skew_s,
+                    max_lifetime_s=ident.jwt_max_lifetime_s,
+                    jwks_check_interval_s=ident.reload_interval_s,
+                )
+            except JwksError as exc:
+                raise ConfigError(f"identity.jwt_jwks_file: {exc}") from exc
+            sources.append(jwt_source)
+        sources.append(StaticTokenSource(self.policy_store))
+        return sources, jwt_source
+
+    @staticmethod
+    def _tls_files(settings: Settings) -> TlsFiles | None:
+        tls = settings.tls
+        if tls.cert_file is None or tls.key_file is None or tls.client_ca_file is None:
+            return None
+        try:
+            return TlsFiles(
+                tls.cert_file,
+                tls.key_file,
+                tls.client_ca_file,
+                min_check_interval_s=tls.reload_interval_s,
+            )
+        except TlsConfigError as exc:
+            raise ConfigError(f"tls: {exc}") from exc
+
+    def reload_identity(self) -> None:
+        """Policy and JWKS files: apply valid changes, keep the old ones otherwise (logged)."""
+        self.policy_store.reload_if_changed()
+        if self.jwt_source is not None:
+            self.jwt_source.reload_if_changed()
 
     def prepare_storage(self) -> None:
         """SQLite in dev: migrate to head. Otherwise refuse an outdated schema, and on PostgreSQL
@@ -294,6 +362,9 @@ class VaultApp:
         await self.servers.set_serving(True)
         self.metrics.ready.set(1)
         self._jobs.append(asyncio.create_task(self._every(60.0, self.lifecycle.destroy_expired)))
+        if self.settings.identity.reload_interval_s > 0:
+            interval = self.settings.identity.reload_interval_s
+            self._jobs.append(asyncio.create_task(self._every(interval, self.reload_identity)))
         _log.info("vault.serving", mode=self.settings.mode, **self._where())
         return self.bound
 

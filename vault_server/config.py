@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from vault_server.auth.spiffe import check_trust_domain
+
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}$")
 
 
@@ -53,6 +55,52 @@ class LimitsSettings(BaseModel):
     storage_threads: int = Field(default=8, ge=1, le=256)
     page_size_default: int = Field(default=50, ge=1, le=1000)
     page_size_max: int = Field(default=1000, ge=1, le=10_000)
+
+
+class TlsSettings(BaseModel):
+    """mTLS for the TCP listeners (data and admin): server certificate chain and key, and the CA
+    bundle that issues client certificates. Client certificates are always required. Files are
+    re-read on change (no restart); the health port and the Unix socket stay plaintext."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None
+    reload_interval_s: float = Field(default=5.0, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _together(self) -> TlsSettings:
+        given = [self.cert_file, self.key_file, self.client_ca_file]
+        if any(given) and not all(given):
+            raise ValueError("cert_file, key_file and client_ca_file are set together")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
+class IdentitySettings(BaseModel):
+    """Identity sources beside static tokens, policy reload and per-principal rate limits."""
+
+    spiffe_trust_domain: str | None = None  # mTLS SPIFFE IDs (needs tls); e.g. prod.example.com
+    jwt_jwks_file: Path | None = None  # JWT identities (e.g. Kubernetes service-account tokens)
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_max_clock_skew_s: float = Field(default=60.0, ge=0, le=600)
+    jwt_max_lifetime_s: float = Field(default=3600.0, gt=0, le=86_400)
+    reload_interval_s: float = Field(default=5.0, ge=0, le=3600)  # policy + JWKS; 0: never
+    rate_limit_burst_factor: float = Field(default=2.0, gt=0, le=100)
+
+    @field_validator("spiffe_trust_domain")
+    @classmethod
+    def _trust_domain(cls, v: str | None) -> str | None:
+        return None if v is None else check_trust_domain(v)
+
+    @model_validator(mode="after")
+    def _jwt(self) -> IdentitySettings:
+        if self.jwt_jwks_file is not None and not self.jwt_audience:
+            raise ValueError("jwt_audience: required with jwt_jwks_file")
+        return self
 
 
 class KeysSettings(BaseModel):
@@ -120,6 +168,8 @@ class Settings(BaseSettings):
     signing: SigningSettings = Field(default_factory=SigningSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     paging: PagingSettings = Field(default_factory=PagingSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -135,8 +185,13 @@ class Settings(BaseSettings):
                 raise ValueError("keys.providers: required in production mode")
             if self.policy_file is None:
                 raise ValueError("policy_file: required in production mode")
-        self._check_plaintext("listen.data_address", listen.data_address)
-        self._check_plaintext("listen.admin_address", listen.admin_address)
+        if self.identity.spiffe_trust_domain and not self.tls.enabled:
+            raise ValueError(
+                "identity.spiffe_trust_domain: needs tls.cert_file/key_file/client_ca_file"
+            )
+        if not self.tls.enabled:
+            self._check_plaintext("listen.data_address", listen.data_address)
+            self._check_plaintext("listen.admin_address", listen.admin_address)
         return self
 
     @staticmethod

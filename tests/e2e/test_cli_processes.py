@@ -147,7 +147,10 @@ def test_invalid_config_stops_startup_naming_the_setting(tmp_path: Path) -> None
 
 def _prod_config(tmp_path: Path, url: str) -> Path:
     policy = tmp_path / "policy.yaml"
-    policy.write_text("principals: []\n")
+    policy.write_text(
+        "principals:\n  - id: ops\n    type: user\n    roles: [security]\n"
+        f"    workspaces: ['*']\n    token_sha256: '{'0' * 64}'\n"
+    )
     cfg = tmp_path / "prod.yaml"
     cfg.write_text(
         f"mode: production\ndatabase_url: {url}\npolicy_file: {policy}\n"

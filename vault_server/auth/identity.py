@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from vault_server.auth.policy import Policy, PolicyEntry
+from vault_server.auth.policy import PolicyEntry
+
+if TYPE_CHECKING:
+    from vault_server.auth.policy_store import PolicyProvider
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class IdentitySource(Protocol):
 class StaticTokenSource:
     """``authorization: Bearer <token>`` checked against sha256 hashes in the policy."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: PolicyProvider) -> None:
         self._policy = policy
 
     def identify(self, creds: CallCredentials) -> PolicyEntry | None:
@@ -38,7 +41,7 @@ class StaticTokenSource:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        return self._policy.by_token(token.strip())
+        return self._policy.current().by_token(token.strip())
 
 
 def identify(sources: list[IdentitySource], creds: CallCredentials) -> PolicyEntry | None:

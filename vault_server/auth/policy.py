@@ -85,6 +85,10 @@ class Policy:
         self._by_spiffe = {e.spiffe_id: e for e in entries if e.spiffe_id}
         self._by_subject = {e.jwt_subject: e for e in entries if e.jwt_subject}
 
+    def current(self) -> Policy:
+        """A fixed policy is its own provider (``PolicyStore`` is the reloading one)."""
+        return self
+
     def by_token(self, token: str) -> PolicyEntry | None:
         digest = hash_token(token)
         entry = self._by_token.get(digest)

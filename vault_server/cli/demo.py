@@ -51,9 +51,9 @@ def _reason(err: grpc.RpcError) -> str:
 def run_flow(
     admin: grpc.Channel, data: grpc.Channel, tokens: dict[str, str], say: Any
 ) -> dict[str, Any]:
-    def md(who: str, reason: str = "") -> list[tuple[str, str]]:
-        out = [("authorization", f"Bearer {tokens[who]}")]
-        return out + ([("x-pipvault-reason", reason)] if reason else [])
+    def md(who: str, reason: str = "") -> tuple[tuple[str, str | bytes], ...]:
+        out: list[tuple[str, str | bytes]] = [("authorization", f"Bearer {tokens[who]}")]
+        return tuple(out + ([("x-pipvault-reason", reason)] if reason else []))
 
     ws = workspace_service_pb2_grpc.WorkspaceServiceStub(admin)
     creds = credential_service_pb2_grpc.CredentialServiceStub(admin)

@@ -86,6 +86,8 @@ def data_aad(binding: EnvelopeBinding) -> bytes:
 
 def wrap_aad(binding: EnvelopeBinding, provider_id: str) -> bytes:
     """Associated data of the wrapped DEK (the provider adds the KEK version)."""
+    if not PROVIDER_ID_RE.fullmatch(provider_id):
+        raise InvalidArgument("provider_id", "is not a valid key provider id")
     pid = provider_id.encode()
     return (
         MAGIC

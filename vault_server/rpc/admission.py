@@ -18,6 +18,7 @@ from typing import Any
 from vault_server.auth.authorizer import authorize_call, authorize_workspace
 from vault_server.auth.identity import CallCredentials, IdentitySource, identify
 from vault_server.auth.principal import Principal, PrincipalType
+from vault_server.auth.rate_limit import RateLimiter
 from vault_server.auth.rpc_roles import STREAMING, Plane
 from vault_server.core.errors import (
     DeadlineRequired,
@@ -90,14 +91,23 @@ def _workspace_in(request: Any) -> str | None:
 
 
 class Admission:
-    def __init__(self, sources: list[IdentitySource], limits: Limits) -> None:
+    def __init__(
+        self,
+        sources: list[IdentitySource],
+        limits: Limits,
+        rate_limiter: RateLimiter | None = None,
+    ) -> None:
         self._sources = sources
         self._limits = limits
+        self._rate = rate_limiter
 
     def identify(self, metadata: Mapping[str, str], spiffe_ids: tuple[str, ...]) -> Principal:
+        """The caller's principal; raises UNAUTHENTICATED, or RATE_LIMITED past its rate."""
         entry = identify(self._sources, CallCredentials(metadata, spiffe_ids))
         if entry is None:
             raise Unauthenticated("a valid identity is required")
+        if self._rate is not None:
+            self._rate.check(entry.principal.id, entry.rate_limit_per_s)
         return entry.principal
 
     def admit(

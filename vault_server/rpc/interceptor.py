@@ -16,6 +16,7 @@ import grpc
 
 from vault_server.auth.principal import Principal
 from vault_server.auth.rpc_roles import Plane
+from vault_server.auth.spiffe import peer_uri_sans
 from vault_server.core.errors import ConcurrencyLimited, VaultError
 from vault_server.observability.logging import get_logger
 from vault_server.observability.metrics import Metrics
@@ -162,7 +163,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         try:
             if self._in_flight > self._max:
                 raise ConcurrencyLimited("the server is at its concurrent-request limit")
-            principal = self._admission.identify(metadata, ())
+            peer_ids = peer_uri_sans(context.auth_context() or {})
+            principal = self._admission.identify(metadata, peer_ids)
             ctx = self._admission.admit(
                 method=method,
                 plane=self._plane,

@@ -8,6 +8,7 @@ rather than a bare UNIMPLEMENTED). Health is NOT_SERVING until ``set_serving(Tru
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ class VaultServers:
         servicers: Servicers,
         data_interceptors: list[grpc.aio.ServerInterceptor],
         admin_interceptors: list[grpc.aio.ServerInterceptor],
-        server_credentials: grpc.ServerCredentials | None = None,
+        server_credentials: Callable[[], grpc.ServerCredentials] | None = None,
     ) -> None:
         self.plan = plan
         self.health = health.aio.HealthServicer()
@@ -143,9 +144,11 @@ class VaultServers:
             self._servers.append(hs)
 
     @staticmethod
-    def _bind(server: grpc.aio.Server, address: str, creds: grpc.ServerCredentials | None) -> int:
-        if creds is not None:
-            return int(server.add_secure_port(address, creds))
+    def _bind(
+        server: grpc.aio.Server, address: str, creds: Callable[[], grpc.ServerCredentials] | None
+    ) -> int:
+        if creds is not None:  # one credentials object per listener (gRPC needs its own fetcher)
+            return int(server.add_secure_port(address, creds()))
         return int(server.add_insecure_port(address))
 
     async def start(self) -> Bound:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 
 from vault_server.core.errors import VaultError
 from vault_server.crypto.envelope import EnvelopeBinding
@@ -94,7 +95,7 @@ class Rewrapper:
                         continue
                     with self._db.transaction() as session:
                         bind_workspace(session, uid)
-                        changed = session.execute(
+                        result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
                             update(CredentialVersion)
                             .where(
                                 CredentialVersion.id == row.id,
@@ -106,7 +107,8 @@ class Rewrapper:
                                 kek_version=sealed.kek_version,
                             )
                             .execution_options(synchronize_session=False)
-                        ).rowcount
+                        )
+                        changed = result.rowcount
                     progressed += changed
                     migrated += changed
                 yield Progress(total, migrated, False)

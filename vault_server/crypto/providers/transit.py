@@ -16,6 +16,12 @@ Errors: an ``InvalidRequest`` from ``decrypt``/``rewrap`` (bad ciphertext, wrong
 below ``min_decryption_version``) is ``IntegrityCheckFailed``; every other hvac or HTTP failure,
 including timeouts (each HTTP call bounded by ``timeout``), is ``KeyProviderUnavailable`` with a
 generic message and a ``cause`` metadata value. Messages never carry library text.
+
+Least-privilege policy for key ``<m>/keys/<k>``: ``update`` on ``<m>/encrypt/<k>``,
+``<m>/decrypt/<k>``, ``<m>/rewrap/<k>``; ``read`` on ``<m>/keys/<k>``; ``update`` on
+``<m>/keys/<k>/rotate`` (rotation) and ``<m>/keys/<k>/config`` (retirement). The HTTP session
+ignores proxy/CA environment variables and never follows redirects (the token header would go
+along).
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ class TransitKeyProvider:
         self._hvac, self._requests = hvac, requests
         session = requests.Session()
         session.trust_env = False  # no proxy / CA bundle / netrc from the environment
+        session.verify = verify  # hvac takes verify from a given session (hvac issue 991)
         self._client = hvac.Client(
             url=address,
             token="",
