@@ -14,6 +14,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from google.protobuf.message import Message
 
 from vault_server.core.secret import is_secret
 
@@ -30,7 +31,10 @@ def drop_secrets(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key in list(event.keys()):
-        if key.lower() in _SECRET_KEYS or is_secret(event[key]):
+        value = event[key]
+        # API messages may hold SecretMaterial and Python's printer ignores debug_redact, so no
+        # protobuf message is ever rendered into a log line.
+        if key.lower() in _SECRET_KEYS or is_secret(value) or isinstance(value, Message):
             event[key] = REDACTED
     return event
 
