@@ -39,9 +39,19 @@ def drop_secrets(
     return event
 
 
+class _Stderr:
+    """Writes to whatever ``sys.stderr`` is *now* (test capture replaces it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
     """Configure structlog and route stdlib logging (grpc, sqlalchemy) through the same filter."""
-    out = stream or sys.stderr
+    out = stream or _Stderr()
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
