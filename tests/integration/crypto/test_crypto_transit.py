@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.crypto.openbao import OpenBao, transit_policy
+from tests.integration.crypto.openbao import OpenBao, start_openbao, transit_policy
 from vault_server.core.clock import FixedClock
 from vault_server.core.errors import (
     IntegrityCheckFailed,
@@ -338,3 +338,21 @@ def test_unresponsive_server_times_out(openbao: OpenBao, transit_key: str) -> No
         elapsed = time.monotonic() - started
     assert info.value.metadata["cause"] == "timeout"
     assert 0.4 < elapsed < 1.5
+
+
+def test_tls_verification(tmp_path: Path) -> None:
+    server = start_openbao(tmp_path / "tls-bao", tls=True)
+    try:
+        assert server.address.startswith("https://")
+        assert server.ca_file is not None
+        server.create_transit_key("kek")
+        uri = "vault-transit://transit/keys/kek"
+        common = {"address": server.address, "token": server.root_token, "timeout": 5.0}
+        trusted = new_key_provider(uri, "transit", ca_file=str(server.ca_file), **common)
+        assert trusted.unwrap(trusted.wrap(DEK, AAD), AAD) == DEK
+        untrusted = new_key_provider(uri, "transit", **common)  # system CAs only
+        with pytest.raises(KeyProviderUnavailable) as info:
+            untrusted.wrap(DEK, AAD)
+        assert info.value.metadata["cause"] == "tls"
+    finally:
+        server.stop()

@@ -32,7 +32,6 @@ def test_canary_never_leaves_the_vault(
     try:
         make_workspace(vault, "ws-a")
         stub = creds(vault)
-        md = vault.md("onboarding")
 
         def call(method, request, who: str = "onboarding"):  # type: ignore[no-untyped-def]
             try:
