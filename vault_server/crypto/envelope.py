@@ -21,7 +21,9 @@ The data AAD deliberately leaves out the KEK reference, so a KEK rotation or a p
 **rewraps** only the DEK (transit ``rewrap`` never reveals it) and the data ciphertext and
 commitment stay byte-for-byte the same. The KEK version is bound by the provider (a version is a
 distinct key; the local provider also adds it to its AES-GCM AAD), the provider id by the wrap
-AAD. A row copied to another workspace, credential or version fails both AADs.
+AAD. A row copied to another workspace, credential or version fails both AADs. (Putting a digest
+of the wrapped DEK into the data AAD would force re-encrypting the data on every rewrap; the
+commitment tag below gives the same protection against DEK substitution.)
 
 The wrapped DEK lives in a column anyone with database write access could swap, and AES-GCM is not
 key-committing, so the commitment tag is checked in constant time *before* decrypting: a DEK
