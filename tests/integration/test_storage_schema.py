@@ -73,3 +73,52 @@ def test_timestamps_round_trip_as_utc(db: Database) -> None:
     with db.transaction() as session:
         row = session.query(AuditEvent).one()
     assert row.event_time == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def test_orm_guard_fails_closed_and_checks_writes(db: Database) -> None:
+    import uuid
+
+    from sqlalchemy import select
+
+    from vault_server.core.errors import InternalError
+    from vault_server.storage.models import Credential, Workspace
+    from vault_server.storage.tenant import bind_workspace
+
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    ids = [str(uuid.uuid4()), str(uuid.uuid4())]
+    with db.transaction() as session:
+        for uid, rid in zip(ids, ("ws-a", "ws-b"), strict=True):
+            session.add(Workspace(id=uid, resource_id=rid, display_name="", state="active",
+                                  freeze_reason="", frozen_by="", create_time=now, update_time=now))  # fmt: skip
+    for uid in ids:
+        with db.transaction() as session:
+            bind_workspace(session, uid)
+            session.add(Credential(
+                id=str(uuid.uuid4()), workspace_id=uid, resource_id="c", display_name="",
+                broker="binance_spot", environment="live", key_algorithm="hmac_sha256", state="active",
+                api_key_hint="", scopes=[], venue_scopes=[], single_permission_tier=False,
+                current_version=0, policy={}, create_time=now, update_time=now, revision=1,
+            ))  # fmt: skip
+    with db.transaction() as session:  # never bound: sees nothing
+        assert session.execute(select(Credential)).scalars().all() == []
+    with db.transaction() as session:
+        bind_workspace(session, ids[0])
+        rows = session.execute(select(Credential)).scalars().all()
+        assert [r.workspace_id for r in rows] == [ids[0]]
+        # A filter naming B is still ANDed with A's criterion.
+        assert (
+            session.execute(select(Credential).where(Credential.workspace_id == ids[1]))
+            .scalars()
+            .all()
+            == []
+        )
+        with pytest.raises(InternalError):
+            bind_workspace(session, ids[1])  # one workspace per unit of work
+    with pytest.raises(InternalError), db.transaction() as session:
+        bind_workspace(session, ids[0])
+        session.add(Credential(
+            id=str(uuid.uuid4()), workspace_id=ids[1], resource_id="evil", display_name="",
+            broker="binance_spot", environment="live", key_algorithm="hmac_sha256", state="active",
+            api_key_hint="", scopes=[], venue_scopes=[], single_permission_tier=False,
+            current_version=0, policy={}, create_time=now, update_time=now, revision=1,
+        ))  # fmt: skip

@@ -31,6 +31,11 @@ def authorize_call(principal: Principal, method: str, plane: Plane) -> RpcRule:
             "the caller lacks a role this method needs",
             metadata={"method": method, "roles": ",".join(sorted(r.value for r in rule.roles))},
         )
+    if rule.all_workspaces and not principal.all_workspaces:
+        raise PermissionDenied(
+            "this method acts on every workspace and needs a grant of all workspaces",
+            metadata={"method": method},
+        )
     return rule
 
 

@@ -21,6 +21,8 @@ class RpcRule:
     plane: Plane
     roles: frozenset[Role]
     reason_required: bool
+    # Acts on every workspace at once (key operations): needs a grant of all workspaces.
+    all_workspaces: bool = False
 
 
 _P = "/pipsync.vault.v1."
@@ -59,9 +61,9 @@ RULES: dict[str, RpcRule] = {
     f"{_P}AuditService/ListAuditEvents": _admin(_READ_ADMIN, False),
     f"{_P}AuditService/StreamAuditEvents": _admin(_READ_ADMIN, False),
     f"{_P}AuditService/VerifyAuditLog": _admin(_READ_ADMIN, False),
-    f"{_P}KeyService/GetKeyStatus": _admin(_SEC, False),
-    f"{_P}KeyService/RotateKeyEncryptionKey": _admin(_SEC, True),
-    f"{_P}KeyService/MigrateKeys": _admin(_SEC, True),
+    f"{_P}KeyService/GetKeyStatus": RpcRule(Plane.ADMIN, _SEC, False, all_workspaces=True),
+    f"{_P}KeyService/RotateKeyEncryptionKey": RpcRule(Plane.ADMIN, _SEC, True, all_workspaces=True),
+    f"{_P}KeyService/MigrateKeys": RpcRule(Plane.ADMIN, _SEC, True, all_workspaces=True),
 }
 
 STREAMING = frozenset({f"{_P}AuditService/StreamAuditEvents", f"{_P}KeyService/MigrateKeys"})
