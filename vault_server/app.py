@@ -31,6 +31,7 @@ from vault_server.config import ConfigError, Settings
 from vault_server.core.clock import Clock, Random, SystemClock, SystemRandom
 from vault_server.core.errors import VaultError
 from vault_server.core.secret import Secret
+from vault_server.crypto.dek_cache import DekCache
 from vault_server.crypto.providers import KeyProvider, init_local_keyring, new_key_provider
 from vault_server.egress.client import EgressClient
 from vault_server.observability.logging import get_logger
@@ -137,6 +138,13 @@ def build_key_providers(settings: Settings, clock: Clock, random: Random) -> dic
     return providers
 
 
+def dek_cache_entries(settings: Settings) -> int:
+    if settings.keys.dek_cache_max_entries is not None:
+        return settings.keys.dek_cache_max_entries
+    transit = any(u.startswith("vault-transit") for u in settings.resolved_key_providers().values())
+    return 1024 if transit else 0
+
+
 class VaultApp:
     """Everything the vault is made of, built from ``settings``."""
 
@@ -170,7 +178,6 @@ class VaultApp:
             default_size=limits.page_size_default,
             max_size=limits.page_size_max,
         )
-        self.workspaces = WorkspaceManager(self.db, self.audit, self.clock, self.pages)
         self.random: Random = SystemRandom()
         keys_cfg, signing_cfg = settings.keys, settings.signing
         self.keys = KeyManager(
@@ -180,6 +187,19 @@ class VaultApp:
             wrap_limit=keys_cfg.wrap_limit,
             clock=self.clock,
             random=self.random,
+            cache=DekCache(
+                max_entries=dek_cache_entries(settings),
+                max_age_s=keys_cfg.dek_cache_max_age_s,
+                max_uses=keys_cfg.dek_cache_max_uses,
+                clock=self.clock,
+            ),
+        )
+        self.workspaces = WorkspaceManager(
+            self.db,
+            self.audit,
+            self.clock,
+            self.pages,
+            on_freeze=lambda ws_id: self.keys.forget(workspace_id=ws_id),
         )
         strict = signing_cfg.coinbase_strict
         grace = signing_cfg.version_grace_period_s
@@ -390,6 +410,7 @@ class VaultApp:
         self.metrics.ready.set(0)
         for job in self._jobs:
             job.cancel()
+        self.keys.forget()  # no unwrapped data key outlives the process's serving life
         if self.servers is not None:
             await self.servers.stop(self.settings.listen.grace_period_s)
         self.metrics.stop()

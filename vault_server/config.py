@@ -114,7 +114,9 @@ class KeysSettings(BaseModel):
     transit_token_env: str = "VAULT_TOKEN"
     transit_timeout_s: float = Field(default=3.0, gt=0, le=60)
     transit_ca_file: Path | None = None
-    dek_cache_max_entries: int = Field(default=0, ge=0, le=100_000)
+    # Unwrapped-DEK cache. None = automatic: on (1024 entries) when a vault-transit provider is
+    # configured, so steady-state signing never calls the KMS; off for local keyrings.
+    dek_cache_max_entries: int | None = Field(default=None, ge=0, le=100_000)
     dek_cache_max_age_s: float = Field(default=300.0, gt=0)
     dek_cache_max_uses: int = Field(default=10_000, ge=1)
 

@@ -14,7 +14,6 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
-from google.protobuf.message import Message
 
 from vault_server.core.secret import is_secret
 
@@ -27,6 +26,11 @@ _SECRET_KEYS = frozenset(
 REDACTED = "[dropped]"
 
 
+def _is_proto(value: Any) -> bool:
+    """A protobuf message, recognised without importing protobuf into this low layer."""
+    return hasattr(value, "DESCRIPTOR") and hasattr(value, "SerializeToString")
+
+
 def drop_secrets(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
@@ -34,7 +38,7 @@ def drop_secrets(
         value = event[key]
         # API messages may hold SecretMaterial and Python's printer ignores debug_redact, so no
         # protobuf message is ever rendered into a log line.
-        if key.lower() in _SECRET_KEYS or is_secret(value) or isinstance(value, Message):
+        if key.lower() in _SECRET_KEYS or is_secret(value) or _is_proto(value):
             event[key] = REDACTED
     return event
 

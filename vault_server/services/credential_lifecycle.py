@@ -220,6 +220,7 @@ class CredentialLifecycle:
             self._record(
                 session, ctx, ws, cred, "credential.revoke", destroyed_versions=str(destroyed)
             )
+            self._keys.forget(credential_id=cred.id)
             return view_of(session, ws, cred, coinbase_strict=self._strict)
 
     def destroy_expired(self, batch: int = 100) -> int:

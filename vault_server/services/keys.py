@@ -18,6 +18,7 @@ from vault_server.core.clock import Clock, Random
 from vault_server.core.errors import InvalidArgument
 from vault_server.core.secret import Secret
 from vault_server.crypto import envelope
+from vault_server.crypto.dek_cache import DekCache
 from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.crypto.providers.base import KeyProvider
 from vault_server.storage.database import Database
@@ -64,7 +65,9 @@ class KeyManager:
         wrap_limit: int,
         clock: Clock,
         random: Random,
+        cache: DekCache | None = None,
     ) -> None:
+        self._cache = cache
         if primary not in providers:
             raise InvalidArgument("keys.primary", "is not a configured provider")
         self._db = db
@@ -88,8 +91,22 @@ class KeyManager:
         return Sealed(blob, header.provider_id, header.kek_version)
 
     def open(self, blob: bytes, binding: EnvelopeBinding) -> Secret:
-        opened: Secret = envelope.open_envelope(blob, binding, self.providers)
+        opened: Secret = envelope.open_envelope(blob, binding, self.providers, cache=self._cache)
         return opened
+
+    def forget(self, *, workspace_id: str | None = None, credential_id: str | None = None) -> None:
+        """Drop cached data keys: all, one workspace's, or one credential's (revoke, freeze)."""
+        if self._cache is None:
+            return
+        if workspace_id is None and credential_id is None:
+            self._cache.flush()
+            return
+        self._cache.evict(
+            lambda k: (
+                (workspace_id is None or k.workspace_id == workspace_id)
+                and (credential_id is None or k.credential_id == credential_id)
+            )
+        )
 
     def rewrap(self, blob: bytes, binding: EnvelopeBinding, target_id: str = "") -> Sealed:
         target = self.provider(target_id)
@@ -126,6 +143,7 @@ class KeyManager:
 
     def rotate(self, provider_id: str = "") -> int:
         provider = self.provider(provider_id)
+        self.forget()
         with self._db.transaction() as session:
             old = session.get(KekState, (provider.provider_id, provider.active_version()))
             new_version = int(provider.rotate())

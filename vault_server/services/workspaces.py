@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -59,7 +60,15 @@ class WorkspacePage:
 
 
 class WorkspaceManager:
-    def __init__(self, db: Database, audit: AuditLog, clock: Clock, pages: PageTokens) -> None:
+    def __init__(
+        self,
+        db: Database,
+        audit: AuditLog,
+        clock: Clock,
+        pages: PageTokens,
+        on_freeze: Callable[[str], None] | None = None,
+    ) -> None:
+        self._on_freeze = on_freeze  # drops cached data keys of the frozen workspace
         self._db = db
         self._audit = audit
         self._clock = clock
@@ -143,6 +152,8 @@ class WorkspaceManager:
             ws.revision += 1
             details = {"ttlSeconds": str(int(ttl_s))} if ttl_s else {}
             self._record(session, ctx, ws, "workspace.freeze", **details)
+        if self._on_freeze is not None:
+            self._on_freeze(ws.id)
         return ws
 
     def unfreeze(self, ctx: CallContext, name: str, etag: str) -> Workspace:
