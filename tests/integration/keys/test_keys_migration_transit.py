@@ -1,0 +1,109 @@
+"""The launch gate: an online, streamed migration from the local keyring to OpenBao transit,
+then signing through transit, and a KMS outage that never falls back to plaintext."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import grpc
+import pytest
+from pipsync.vault.v1 import key_service_pb2 as kpb
+from pipsync.vault.v1 import key_service_pb2_grpc as kgrpc
+from pipsync.vault.v1 import signing_service_pb2 as spb
+from pipsync.vault.v1 import signing_service_pb2_grpc as sgrpc
+from pipsync.vault.v1 import trading_pb2
+
+from tests.integration.crypto.openbao import start_openbao
+from tests.support.custody import make_workspace, onboard
+from tests.support.errors import expect_error
+from tests.support.vault import RunningVault, iter_audit, start_vault
+
+
+def _query(vault: RunningVault, credential: str):  # type: ignore[no-untyped-def]
+    stub = sgrpc.SigningServiceStub(vault.channel(vault.socket_target))
+    rc = stub.BeginRouting(
+        spb.BeginRoutingRequest(credential=credential, strategy_id="s", reason="r"),
+        metadata=vault.md("router"), timeout=10,
+    ).routing_context  # fmt: skip
+    order = trading_pb2.Order(operation=trading_pb2.ORDER_OPERATION_QUERY_ACCOUNT)
+    request = spb.SignOrderRequest(routing_context=rc.name, order=order, reason="r")
+    return stub, request
+
+
+@pytest.mark.parametrize("cache_entries", [0, 64])
+def test_migrate_local_to_transit_then_sign_and_survive_outage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_entries: int
+) -> None:
+    bao = start_openbao(tmp_path / "openbao")
+    vault = None
+    try:
+        bao.enable_transit("transit")
+        bao.create_transit_key("pipvault")
+        monkeypatch.setenv("PIPVAULT_TEST_TRANSIT_TOKEN", bao.root_token)
+        home = tmp_path / "home"
+        vault = start_vault(
+            home,
+            keys={
+                "providers": {
+                    "local": f"local://{home / 'keyring.json'}",
+                    "transit": "vault-transit://transit/keys/pipvault",
+                },
+                "primary": "local",
+                "transit_address": bao.address,
+                "transit_token_env": "PIPVAULT_TEST_TRANSIT_TOKEN",
+                "dek_cache_max_entries": cache_entries,
+            },
+        )
+        make_workspace(vault, "ws-a")
+        names = [
+            onboard(vault, "ws-a", f"c{i}", f"K{i}" * 10, secrets.token_hex(16)).name
+            for i in range(5)
+        ]
+        keys = kgrpc.KeyServiceStub(vault.channel())
+        progress = list(
+            keys.MigrateKeys(kpb.MigrateKeysRequest(target_provider_id="transit", batch_size=2, reason="launch gate"),
+                             metadata=vault.md(), timeout=60)
+        )  # fmt: skip
+        assert progress[0].total == 5 and progress[-1].done and progress[-1].migrated == 5
+        assert [p.migrated for p in progress] == sorted(p.migrated for p in progress)
+        status = keys.GetKeyStatus(kpb.GetKeyStatusRequest(), metadata=vault.md(), timeout=10)
+        by_id = {p.provider_id: p for p in status.providers}
+        assert sum(v.ciphertext_count for v in by_id["transit"].versions) == 5
+        assert sum(v.ciphertext_count for v in by_id["local"].versions) == 0
+        assert by_id["transit"].kind == "vault-transit" and by_id["transit"].healthy
+        # Rerunning is a no-op (resumable, idempotent).
+        again = list(
+            keys.MigrateKeys(
+                kpb.MigrateKeysRequest(target_provider_id="transit", reason="again"),
+                metadata=vault.md(),
+                timeout=60,
+            )
+        )
+        assert again[-1].done and again[-1].migrated == 5
+        stub, request = _query(vault, names[0])
+        signed = stub.SignOrder(request, metadata=vault.md("router"), timeout=10)
+        assert "signature=" in signed.signed_request.url
+        assert [e.action for e in iter_audit(vault.app) if e.action.startswith("key.")] == [
+            "key.migrate", "key.rewrap", "key.migrate", "key.rewrap",
+        ]  # fmt: skip
+
+        bao.stop()  # KMS outage
+        if cache_entries:
+            # Steady state: the data key is cached, signing does not need the KMS.
+            assert (
+                "signature="
+                in stub.SignOrder(
+                    request, metadata=vault.md("router"), timeout=10
+                ).signed_request.url
+            )
+            # A key never used since the outage cannot be unwrapped: refused, never plaintext.
+            stub2, request2 = _query(vault, names[1])
+            err = expect_error(stub2.SignOrder, request2, metadata=vault.md("router"), timeout=10)
+        else:
+            err = expect_error(stub.SignOrder, request, metadata=vault.md("router"), timeout=10)
+        assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "KEY_PROVIDER_UNAVAILABLE")
+    finally:
+        if vault is not None:
+            vault.stop()
+        bao.stop()
