@@ -301,6 +301,7 @@ class VaultApp:
         self.bound: Bound | None = None
         self.metrics_port: int | None = None
         self._jobs: list[asyncio.Task[None]] = []
+        self._ready = False
 
     def _identity_sources(
         self, settings: Settings
@@ -379,8 +380,8 @@ class VaultApp:
             self.metrics_port = self.metrics.serve(host.strip("[]"), int(port))
         if not await self.run(self.db.ping):
             raise ConfigError("database_url: the database is not reachable")
-        await self.servers.set_serving(True)
-        self.metrics.ready.set(1)
+        await self._check_readiness()
+        self._jobs.append(asyncio.create_task(self._readiness_loop()))
         self._jobs.append(asyncio.create_task(self._every(60.0, self.lifecycle.destroy_expired)))
         if self.settings.identity.reload_interval_s > 0:
             interval = self.settings.identity.reload_interval_s
@@ -397,6 +398,29 @@ class VaultApp:
             "health_port": str(b.health_port or ""),
         }
 
+    def is_ready(self) -> bool:
+        """Storage answers and every key provider answers."""
+        return self.db.ping() and self.keys.ready()
+
+    async def _check_readiness(self) -> None:
+        ready = await self.run(self.is_ready)
+        if ready != self._ready and self.servers is not None:
+            await self.servers.set_serving(ready)
+            self.metrics.ready.set(1 if ready else 0)
+            if ready:
+                _log.info("vault.readiness", serving=True)
+            else:
+                _log.warning("vault.readiness", serving=False)
+        self._ready = ready
+
+    async def _readiness_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.readiness_interval_s)
+            try:
+                await self._check_readiness()
+            except Exception:
+                _log.exception("vault.readiness_check_failed")
+
     async def _every(self, seconds: float, job: Callable[[], object]) -> None:
         """Run a system job periodically; failures are logged and retried next period."""
         while True:
@@ -408,6 +432,7 @@ class VaultApp:
 
     async def stop(self) -> None:
         self.metrics.ready.set(0)
+        self._ready = False
         for job in self._jobs:
             job.cancel()
         self.keys.forget()  # no unwrapped data key outlives the process's serving life

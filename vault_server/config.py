@@ -164,6 +164,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     trusted_proxies: list[str] = Field(default_factory=list)
+    readiness_interval_s: float = Field(default=5.0, gt=0, le=300)
     listen: ListenSettings = Field(default_factory=ListenSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     keys: KeysSettings = Field(default_factory=KeysSettings)

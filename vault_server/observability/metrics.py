@@ -24,6 +24,11 @@ class Metrics:
         )
         self.in_flight = Gauge("pipvault_rpc_in_flight", "RPCs in flight", registry=self.registry)
         self.ready = Gauge("pipvault_ready", "1 when serving", registry=self.registry)
+        self.shed = Counter(
+            "pipvault_rpc_shed_total",
+            "Calls refused by the concurrency cap or a rate limit",
+            registry=self.registry,
+        )
         self.audit_failures = Counter(
             "pipvault_audit_write_failures_total",
             "Audit writes that failed",

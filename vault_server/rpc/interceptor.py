@@ -17,7 +17,7 @@ import grpc
 from vault_server.auth.principal import Principal
 from vault_server.auth.rpc_roles import Plane
 from vault_server.auth.spiffe import peer_uri_sans
-from vault_server.core.errors import ConcurrencyLimited, VaultError
+from vault_server.core.errors import ConcurrencyLimited, RateLimited, VaultError
 from vault_server.observability.logging import get_logger
 from vault_server.observability.metrics import Metrics
 from vault_server.rpc import call_state
@@ -176,6 +176,11 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 request_id=request_id,
             )
             return ctx, principal
+        except (ConcurrencyLimited, RateLimited):
+            # Load shedding is counted (metrics, access log), not audited: auditing every shed
+            # call would turn a flood into a flood of audit writes.
+            self._metrics.shed.inc()
+            raise
         except VaultError as err:
             reason = getattr(request, "reason", "") or metadata.get(REASON_HEADER, "")
             denied = denied_context(

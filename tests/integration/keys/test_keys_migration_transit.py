@@ -4,10 +4,12 @@ then signing through transit, and a KMS outage that never falls back to plaintex
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pipsync.vault.v1 import key_service_pb2 as kpb
 from pipsync.vault.v1 import key_service_pb2_grpc as kgrpc
 from pipsync.vault.v1 import signing_service_pb2 as spb
@@ -54,6 +56,7 @@ def test_migrate_local_to_transit_then_sign_and_survive_outage(
                 "transit_token_env": "PIPVAULT_TEST_TRANSIT_TOKEN",
                 "dek_cache_max_entries": cache_entries,
             },
+            readiness_interval_s=0.2,
         )
         make_workspace(vault, "ws-a")
         names = [
@@ -103,6 +106,20 @@ def test_migrate_local_to_transit_then_sign_and_survive_outage(
         else:
             err = expect_error(stub.SignOrder, request, metadata=vault.md("router"), timeout=10)
         assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "KEY_PROVIDER_UNAVAILABLE")
+        # Readiness follows the KMS: the health port turns NOT_SERVING without a restart.
+        deadline = time.monotonic() + 10
+        status = None
+        while time.monotonic() < deadline:
+            with grpc.insecure_channel(vault.health_target) as ch:
+                status = (
+                    health_pb2_grpc.HealthStub(ch)
+                    .Check(health_pb2.HealthCheckRequest(), timeout=5)
+                    .status
+                )
+            if status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                break
+            time.sleep(0.1)
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
     finally:
         if vault is not None:
             vault.stop()
