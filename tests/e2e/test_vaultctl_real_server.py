@@ -1,0 +1,59 @@
+"""vaultctl as a real process against a real vault: workspaces, credentials, keys, audit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.canary import find, new_canary
+from tests.support.vault import RunningVault
+
+VAULTCTL = str(Path(sys.executable).with_name("vaultctl"))
+
+
+def _ctl(
+    vault: RunningVault, who: str, *args: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PIPVAULT_ADDR": vault.admin_target,
+        "PIPVAULT_TOKEN": vault.tokens[who],
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [VAULTCTL, *args], input=stdin, capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def test_vaultctl_drives_the_admin_plane(vault: RunningVault) -> None:
+    made = _ctl(vault, "security", "--json", "--reason", "new desk", "workspaces", "create", "ws-a")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["name"] == "workspaces/ws-a"
+    canary = new_canary()
+    created = _ctl(
+        vault, "onboarding", "--json", "--reason", "onboard",
+        "credentials", "create", "ws-a", "binance-main", "--broker", "binance-spot",
+        "--environment", "live", "--key-algorithm", "hmac-sha256", "--api-key", "A" * 24,
+        "--scope", "enableReading", "--scope", "enableSpotAndMarginTrading", "--secret-stdin",
+        stdin=canary + "\n",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["state"] == "STATE_ACTIVE"
+    refused = _ctl(
+        vault, "onboarding", "--reason", "onboard", "credentials", "create", "ws-a", "w",
+        "--broker", "binance-spot", "--environment", "live", "--key-algorithm", "hmac-sha256",
+        "--api-key", "B" * 24, "--scope", "Enable Withdrawals", "--secret-stdin", stdin=canary + "\n",
+    )  # fmt: skip
+    assert refused.returncode == 3 and "WITHDRAWAL_SCOPE_REJECTED" in refused.stderr
+    listed = _ctl(vault, "auditor", "credentials", "list", "ws-a")
+    assert listed.returncode == 0 and "binance-main" in listed.stdout
+    keys = _ctl(vault, "security", "--json", "keys", "status")
+    assert keys.returncode == 0 and json.loads(keys.stdout)
+    wrong = _ctl(vault, "auditor", "--reason", "x", "workspaces", "freeze", "ws-a")
+    assert wrong.returncode == 3 and "PERMISSION_DENIED" in wrong.stderr
+    for result in (made, created, refused, listed, keys, wrong):
+        assert find(canary, (result.stdout + result.stderr).encode()) == []
+        assert vault.tokens["security"] not in result.stdout + result.stderr
