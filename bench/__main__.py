@@ -66,12 +66,22 @@ def run(n: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pipvault-bench-") as tmp:
         home = Path(tmp)
         policy, tokens = ensure_dev_policy(home)
+        listen = {
+            "data_socket": str(home / "bench.sock"),
+            "data_address": None,
+            "admin_address": "127.0.0.1:0",
+            "health_address": None,
+            "metrics_address": None,
+        }
         settings = load_settings(
-            None, mode="dev", home=str(home), policy_file=str(policy), log_level="ERROR",
-            listen={"data_socket": str(home / "bench.sock"), "data_address": None,
-                    "admin_address": "127.0.0.1:0", "health_address": None, "metrics_address": None},
+            None,
+            mode="dev",
+            home=str(home),
+            policy_file=str(policy),
+            log_level="ERROR",
+            listen=listen,
             signing={"routing_ttl_default_s": 3600.0},
-        )  # fmt: skip
+        )
         app = VaultApp(settings)
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -107,9 +117,9 @@ def run(n: int) -> dict[str, Any]:
 
                 secret = DOC_SECRET.encode()
                 payload = (
-                    "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1"
-                    "&recvWindow=5000&timestamp=1499827319559"
-                ).encode()
+                    b"symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1"
+                    b"&recvWindow=5000&timestamp=1499827319559"
+                )
 
                 def peer() -> None:
                     hmac.new(secret, payload, hashlib.sha256).hexdigest()
@@ -127,7 +137,10 @@ def run(n: int) -> dict[str, Any]:
     floor_p50 = results["floor_health_check"]["p50_us"]
     return {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpu": platform.processor() or platform.machine(),
+        },
         "storage": "sqlite (WAL, synchronous=FULL)",
         "results": results,
         "ratios_to_floor_p50": {
@@ -145,7 +158,9 @@ def main() -> None:
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'measurement':<24}{'p50 us':>10}{'p99 us':>10}{'x floor':>10}")
     for name, r in report["results"].items():
-        print(f"{name:<24}{r['p50_us']:>10}{r['p99_us']:>10}{report['ratios_to_floor_p50'][name]:>10}")
+        print(
+            f"{name:<24}{r['p50_us']:>10}{r['p99_us']:>10}{report['ratios_to_floor_p50'][name]:>10}"
+        )
     print(f"written to {RESULTS / 'latest.json'}")
 
 
