@@ -13,6 +13,21 @@ from tests.support.vault import RunningVault, start_vault
 BACKENDS = ["sqlite", "postgres"]
 
 
+@pytest.fixture(autouse=True)
+def _isolate_logging() -> Iterator[None]:
+    """Tests that configure logging (DEBUG capture, canaries) must not leak it to later tests."""
+    import logging
+
+    import structlog
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh empty database on each backend."""
