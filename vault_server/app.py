@@ -399,8 +399,9 @@ class VaultApp:
         }
 
     def is_ready(self) -> bool:
-        """Storage answers and every key provider answers."""
-        return self.db.ping() and self.keys.ready()
+        """Storage answers, every key provider answers, and audit writes are not failing."""
+        audit_ok = self.audit.consecutive_failures < self.settings.audit.failures_before_not_serving
+        return audit_ok and self.db.ping() and self.keys.ready()
 
     async def _check_readiness(self) -> None:
         ready = await self.run(self.is_ready)

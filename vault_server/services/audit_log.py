@@ -88,6 +88,7 @@ class AuditLog:
             raise ValueError("audit chain key must be at least 32 bytes")
         self._key = chain_key
         self._clock = clock
+        self.consecutive_failures = 0  # readiness turns NOT_SERVING past a threshold
 
     def append(self, session: Session, ctx: CallContext, record: AuditRecord) -> AuditEvent:
         """Insert one event; raise ``AuditUnavailable`` if it cannot be written in time."""
@@ -123,7 +124,9 @@ class AuditLog:
             head.hash = row.hash
             session.flush()
         except SQLAlchemyError as exc:
+            self.consecutive_failures += 1
             raise AuditUnavailable("the audit event could not be written") from exc
+        self.consecutive_failures = 0
         ctx.ensure_time_left()
         return row
 

@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vault_server.brokers.base import (
@@ -47,7 +48,7 @@ from vault_server.services.routing import RoutingContexts, ensure_usable
 from vault_server.services.venue_nonce import next_nonce
 from vault_server.services.workspaces import ensure_not_frozen
 from vault_server.storage.database import Database
-from vault_server.storage.models import Credential, Workspace
+from vault_server.storage.models import Credential, RoutingContext, Workspace
 from vault_server.storage.repositories import credentials as cred_repo
 from vault_server.storage.repositories import workspaces as ws_repo
 from vault_server.storage.tenant import bind_workspace
@@ -197,6 +198,21 @@ class SigningService:
         event = event_name(row, f"workspaces/{ws.resource_id}")
         return _Use(request, version.version, event, venue, env)
 
+    def _credential_for_refusal(
+        self, session: Session, ctx: CallContext, ws: Workspace | None, rc_name: str, hint: str
+    ) -> str:
+        """The credential a refused call was about, if the caller may know it exists."""
+        if ws is None:
+            return ""
+        if rc_name.startswith(f"workspaces/{ws.resource_id}/routingContexts/"):
+            cred = _owned_context_credential(session, ctx, ws, rc_name)
+            if cred is not None:
+                return credential_name(ws.resource_id, cred.resource_id)
+        if hint.startswith(f"workspaces/{ws.resource_id}/credentials/"):
+            if cred_repo.by_resource_id(session, ws.id, hint.rsplit("/", 1)[1]) is not None:
+                return hint
+        return ""
+
     def _refused(
         self, ctx: CallContext, rc_name: str, hint: str, order: OrderSpec, err: VaultError,
         *, proxy: bool,
@@ -211,11 +227,7 @@ class SigningService:
                     ws = ws_repo.by_resource_id(session, ws_id)
                     if ws is not None:
                         bind_workspace(session, ws.id)
-                credential = ""
-                if ws is not None and hint.startswith(f"workspaces/{ws.resource_id}/credentials/"):
-                    cred_id = hint.rsplit("/", 1)[1]
-                    if cred_repo.by_resource_id(session, ws.id, cred_id) is not None:
-                        credential = hint
+                credential = self._credential_for_refusal(session, ctx, ws, rc_name, hint)
                 refused = err.kind not in (ErrorKind.DATA_LOSS, ErrorKind.UNAVAILABLE)
                 record = AuditRecord(
                     action="credential.read" if outside else "credential.use",
@@ -236,6 +248,20 @@ class SigningService:
         except VaultError:
             # The refusal stands whether or not it could be recorded; readiness tracks audit health.
             pass
+
+
+def _owned_context_credential(
+    session: Session, ctx: CallContext, ws: Workspace, rc_name: str
+) -> Credential | None:
+    rc_id = rc_name.rsplit("/", 1)[-1]
+    rc = session.execute(
+        select(RoutingContext).where(
+            RoutingContext.workspace_id == ws.id,
+            RoutingContext.resource_id == rc_id,
+            RoutingContext.owner == ctx.actor.id,
+        )
+    ).scalar_one_or_none()
+    return session.get(Credential, rc.credential_id) if rc is not None else None
 
 
 def _details(order: OrderSpec, method: str, path: str, version: int, proxy: bool) -> dict[str, str]:
