@@ -65,7 +65,7 @@ def test_audit_insert_revoked_means_no_signature(pg_vault: tuple[RunningVault, s
     _admin_sql(admin, "REVOKE INSERT ON audit_events FROM pipvault_app")
     started = time.monotonic()
     results = []
-    for attempt in range(3):
+    for _attempt in range(3):
         try:
             stub.SignOrder(spb.SignOrderRequest(routing_context=rc.name, order=order, reason="r"),
                            metadata=vault.md("router"), timeout=3)  # fmt: skip

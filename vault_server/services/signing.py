@@ -208,10 +208,11 @@ class SigningService:
             cred = _owned_context_credential(session, ctx, ws, rc_name)
             if cred is not None:
                 return credential_name(ws.resource_id, cred.resource_id)
-        if hint.startswith(f"workspaces/{ws.resource_id}/credentials/"):
-            if cred_repo.by_resource_id(session, ws.id, hint.rsplit("/", 1)[1]) is not None:
-                return hint
-        return ""
+        prefix = f"workspaces/{ws.resource_id}/credentials/"
+        known = hint.startswith(prefix) and cred_repo.by_resource_id(
+            session, ws.id, hint.rsplit("/", 1)[1]
+        )
+        return hint if known else ""
 
     def _refused(
         self, ctx: CallContext, rc_name: str, hint: str, order: OrderSpec, err: VaultError,
