@@ -272,6 +272,8 @@ class VaultApp:
             admin_address=listen.admin_address,
             health_address=listen.health_address,
             socket_mode=listen.socket_mode,
+            socket_owner=listen.socket_owner,
+            socket_group=listen.socket_group,
             max_message_bytes=limits.max_message_bytes,
             max_concurrent_rpcs=limits.max_concurrent_rpcs,
         )

@@ -41,6 +41,10 @@ class ListenSettings(BaseModel):
     health_address: str | None = "127.0.0.1:8202"  # plaintext, health service only
     metrics_address: str | None = "127.0.0.1:8203"  # Prometheus /metrics
     socket_mode: int = Field(default=0o660, ge=0, le=0o777)
+    # Owner and group of the Unix socket (numeric ids; None keeps the process's own). The pod's
+    # app container shares the group, so mode 0660 lets it in and nobody else.
+    socket_owner: int | None = Field(default=None, ge=0)
+    socket_group: int | None = Field(default=None, ge=0)
     grace_period_s: float = Field(default=10.0, ge=0, le=300)
 
     _v_data = field_validator("data_address", "admin_address", "health_address")(_check_address)

@@ -57,6 +57,8 @@ class ListenerPlan:
     socket_mode: int
     max_message_bytes: int
     max_concurrent_rpcs: int
+    socket_owner: int | None = None
+    socket_group: int | None = None
 
 
 @dataclass
@@ -157,6 +159,12 @@ class VaultServers:
             await server.start()
         if self.bound.data_socket is not None:
             os.chmod(self.bound.data_socket, self.plan.socket_mode)
+            if self.plan.socket_owner is not None or self.plan.socket_group is not None:
+                os.chown(
+                    self.bound.data_socket,
+                    -1 if self.plan.socket_owner is None else self.plan.socket_owner,
+                    -1 if self.plan.socket_group is None else self.plan.socket_group,
+                )
         return self.bound
 
     async def set_serving(self, serving: bool) -> None:
