@@ -19,7 +19,8 @@ from vault_server.core.errors import (
 )
 from vault_server.core.secret import Secret
 from vault_server.crypto.envelope import EnvelopeBinding
-from vault_server.services.audit_log import AuditLog, AuditRecord
+from vault_server.services.audit_log import AuditLog
+from vault_server.services.audit_records import credential_record
 from vault_server.services.call import CallContext, system_context
 from vault_server.services.credential_views import CredentialView, load_credential, view_of
 from vault_server.services.etags import check_etag
@@ -69,17 +70,8 @@ class CredentialLifecycle:
         self, session: Session, ctx: CallContext, ws: Workspace, cred: Credential, action: str,
         **details: str,
     ) -> None:  # fmt: skip
-        self._audit.append(
-            session,
-            ctx,
-            AuditRecord(
-                action=action,
-                workspace_id=ws.id,
-                workspace=f"workspaces/{ws.resource_id}",
-                credential=credential_name(ws.resource_id, cred.resource_id),
-                details=dict(details),
-            ),
-        )
+        record = credential_record(ws, cred.resource_id, action, details=details)
+        self._audit.append(session, ctx, record)
 
     def _usable(self, cred: Credential, name: str) -> None:
         if cred.state == "revoked":

@@ -27,7 +27,8 @@ from vault_server.core.errors import (
 from vault_server.core.secret import Secret
 from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.services.attestation import Attestor
-from vault_server.services.audit_log import AuditLog, AuditRecord
+from vault_server.services.audit_log import AuditLog
+from vault_server.services.audit_records import credential_record
 from vault_server.services.call import CallContext
 from vault_server.services.credential_views import CredentialView, load_credential, view_of
 from vault_server.services.etags import check_etag
@@ -100,17 +101,7 @@ class CredentialManager:
         self, session: Session, ctx: CallContext, ws: Workspace, cred_id: str, action: str,
         **details: str,
     ) -> None:  # fmt: skip
-        self._audit.append(
-            session,
-            ctx,
-            AuditRecord(
-                action=action,
-                workspace_id=ws.id,
-                workspace=f"workspaces/{ws.resource_id}",
-                credential=credential_name(ws.resource_id, cred_id),
-                details=dict(details),
-            ),
-        )
+        self._audit.append(session, ctx, credential_record(ws, cred_id, action, details=details))
 
     def _view(self, session: Session, ws: Workspace, cred: Credential) -> CredentialView:
         return view_of(session, ws, cred, coinbase_strict=self._strict)

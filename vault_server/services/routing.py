@@ -22,7 +22,8 @@ from vault_server.core.errors import (
     NotFound,
     RoutingContextRequired,
 )
-from vault_server.services.audit_log import AuditLog, AuditRecord
+from vault_server.services.audit_log import AuditLog
+from vault_server.services.audit_records import credential_record
 from vault_server.services.call import CallContext
 from vault_server.services.credential_views import load_credential
 from vault_server.services.names import (
@@ -86,18 +87,10 @@ class RoutingContexts:
         self, session: Session, ctx: CallContext, ws: Workspace, cred: Credential, rc_name: str,
         action: str, **details: str,
     ) -> None:  # fmt: skip
-        self._audit.append(
-            session,
-            ctx,
-            AuditRecord(
-                action=action,
-                workspace_id=ws.id,
-                workspace=f"workspaces/{ws.resource_id}",
-                credential=credential_name(ws.resource_id, cred.resource_id),
-                routing_context=rc_name,
-                details=dict(details),
-            ),
+        record = credential_record(
+            ws, cred.resource_id, action, routing_context=rc_name, details=details
         )
+        self._audit.append(session, ctx, record)
 
     def begin(
         self, ctx: CallContext, credential: str, strategy_id: str, ttl_s: float | None
