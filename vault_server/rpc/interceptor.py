@@ -87,12 +87,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def _unary(self, method: str, inner: Any) -> Any:
         async def behavior(request: Any, context: Context) -> Any:
-            started = time.perf_counter()
-            status: grpc.Status | None = None
-            outcome = ("OK", "")
-            principal: Principal | None = None
-            self._in_flight += 1
-            self._metrics.in_flight.inc()
+            started, principal = self._begin(), None
+            status, outcome = None, ("OK", "")
             try:
                 ctx, principal = await self._enter(method, request, context)
                 token = call_state.bind(ctx)
@@ -100,17 +96,12 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     return await inner(request, context)
                 finally:
                     call_state.unbind(token)
-            except VaultError as err:
-                status, outcome = to_status(err), (status_name(err), err.reason)
             except grpc.aio.AbortError:
                 raise
-            except Exception:
-                _log.exception("rpc.unhandled", method=method)
-                status, outcome = internal_status(), ("INTERNAL", "INTERNAL")
+            except Exception as exc:
+                status, outcome = _failure(method, exc)
             finally:
-                self._in_flight -= 1
-                self._metrics.in_flight.dec()
-                self._observe(method, outcome, started, principal, context)
+                self._end(method, outcome, started, principal)
             await context.abort_with_status(status)
             return None  # unreachable: abort_with_status raises
 
@@ -118,12 +109,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def _stream(self, method: str, inner: Any) -> Any:
         async def behavior(request: Any, context: Context) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            status: grpc.Status | None = None
-            outcome = ("OK", "")
-            principal: Principal | None = None
-            self._in_flight += 1
-            self._metrics.in_flight.inc()
+            started, principal = self._begin(), None
+            status, outcome = None, ("OK", "")
             try:
                 ctx, principal = await self._enter(method, request, context)
                 token = call_state.bind(ctx)
@@ -136,21 +123,28 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                         await result
                 finally:
                     call_state.unbind(token)
-            except VaultError as err:
-                status, outcome = to_status(err), (status_name(err), err.reason)
             except grpc.aio.AbortError:
                 raise
-            except Exception:
-                _log.exception("rpc.unhandled", method=method)
-                status, outcome = internal_status(), ("INTERNAL", "INTERNAL")
+            except Exception as exc:
+                status, outcome = _failure(method, exc)
             finally:
-                self._in_flight -= 1
-                self._metrics.in_flight.dec()
-                self._observe(method, outcome, started, principal, context)
+                self._end(method, outcome, started, principal)
             if status is not None:
                 await context.abort_with_status(status)
 
         return behavior
+
+    def _begin(self) -> float:
+        self._in_flight += 1
+        self._metrics.in_flight.inc()
+        return time.perf_counter()
+
+    def _end(
+        self, method: str, outcome: tuple[str, str], started: float, principal: Principal | None
+    ) -> None:
+        self._in_flight -= 1
+        self._metrics.in_flight.dec()
+        self._observe(method, outcome, started, principal)
 
     async def _enter(
         self, method: str, request: Any, context: Context
@@ -196,12 +190,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             raise
 
     def _observe(
-        self,
-        method: str,
-        outcome: tuple[str, str],
-        started: float,
-        principal: Principal | None,
-        context: Context,
+        self, method: str, outcome: tuple[str, str], started: float, principal: Principal | None
     ) -> None:
         elapsed = time.perf_counter() - started
         short = method.rsplit("/", 1)[-1]
@@ -216,6 +205,14 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             principal=principal.id if principal else "",
             plane=self._plane.value,
         )
+
+
+def _failure(method: str, exc: Exception) -> tuple[grpc.Status, tuple[str, str]]:
+    """The status to answer with: the domain error's, or a generic INTERNAL (detail only logged)."""
+    if isinstance(exc, VaultError):
+        return to_status(exc), (status_name(exc), exc.reason)
+    _log.exception("rpc.unhandled", method=method)
+    return internal_status(), ("INTERNAL", "INTERNAL")
 
 
 def status_name(err: VaultError) -> str:
