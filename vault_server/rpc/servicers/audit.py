@@ -1,0 +1,57 @@
+"""AuditService: list, stream (backlog then follow) and verify the audit log (admin plane)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pipsync.vault.v1 import audit_service_pb2 as pb
+from pipsync.vault.v1 import audit_service_pb2_grpc as rpc
+
+from vault_server.rpc import convert_audit as convert
+from vault_server.rpc.call_state import current
+from vault_server.rpc.runner import BlockingRunner
+from vault_server.services.audit_reader import AuditReader
+from vault_server.services.audit_verify import AuditVerifier
+
+
+class AuditServicer(rpc.AuditServiceServicer):
+    def __init__(self, reader: AuditReader, verifier: AuditVerifier, run: BlockingRunner) -> None:
+        self._reader = reader
+        self._verifier = verifier
+        self._run = run
+
+    async def ListAuditEvents(self, request: pb.ListAuditEventsRequest, context: Any) -> Any:
+        q = convert.query(request.filter)
+        page = await self._run(
+            self._reader.list_events, current(), q, request.page_size, request.page_token
+        )
+        return pb.ListAuditEventsResponse(
+            events=[convert.event(r) for r in page.events], next_page_token=page.next_page_token
+        )
+
+    async def StreamAuditEvents(
+        self, request: pb.StreamAuditEventsRequest, context: Any
+    ) -> AsyncIterator[pb.StreamAuditEventsResponse]:
+        """Each batch is read in a short transaction and only then sent: a consumer that stops
+        reading stalls its own stream (gRPC flow control), never the writers. Ends at the call
+        deadline (capped for streams); a cancelled call stops at the next await."""
+        ctx = current()
+        stream = await self._run(
+            self._reader.open_stream, ctx, convert.query(request.filter), request.follow
+        )
+        while True:
+            rows = await self._run(stream.next_batch)
+            for row in rows:
+                yield pb.StreamAuditEventsResponse(event=convert.event(row))
+            if rows:
+                continue
+            left = ctx.remaining()
+            if not stream.follow or (left is not None and left <= stream.poll_interval_s):
+                return
+            await asyncio.sleep(stream.poll_interval_s)
+
+    async def VerifyAuditLog(self, request: pb.VerifyAuditLogRequest, context: Any) -> Any:
+        result = await self._run(self._verifier.verify, current(), request.workspace)
+        return convert.verify_response(result)

@@ -1,0 +1,190 @@
+"""Pages for reads outside an active routing context (DESIGN.md §1.5, §6).
+
+``Pager.page_read_outside_context`` adds a row to ``pager_outbox`` in the caller's (audit)
+transaction: the page commits with the audit event or not at all, and a crash after the commit
+loses nothing because ``alerts.pager_sender`` delivers from the table. Pages carry a ``dedup_key``
+per credential and time bucket; a row is inserted only when no live (pending or delivered) row of
+that key exists, and ``SqlOutbox`` sends only the oldest live row of a key and retires the rest
+once it is delivered, so concurrent reads in one bucket still produce exactly one page.
+
+The stored payload holds identifiers only (never secret material, never the routing key, which
+the notifier adds at send time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from vault_server.alerts.pager_sender import OutboxItem
+from vault_server.core.clock import Clock
+from vault_server.services.audit_log import AuditRecord
+from vault_server.services.call import CallContext
+from vault_server.services.names import workspace_of_name
+from vault_server.storage.database import Database
+from vault_server.storage.models import PagerOutbox
+
+FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # next attempt of a page given up on
+GAVE_UP = "gave up: "
+DEDUPLICATED = "deduplicated"
+PAGE_CLASS = "credential.read.no_routing_context"
+
+
+def dedup_key(workspace: str, credential: str, bucket: int) -> str:
+    """``pipvault:ctxless-read:{ws}:{cred}:{bucket}`` from resource names (ids only)."""
+    ws = workspace_of_name(workspace) or workspace_of_name(credential) or "-"
+    cred = credential.rsplit("/", 1)[-1] if "/credentials/" in credential else "-"
+    return f"pipvault:ctxless-read:{ws}:{cred}:{bucket}"[:255]
+
+
+def _live(key: str) -> Any:
+    return and_(
+        PagerOutbox.dedup_key == key,
+        or_(PagerOutbox.delivered_time.is_not(None), PagerOutbox.next_attempt_time < FAR_FUTURE),
+    )
+
+
+class Pager:
+    """Writes pages into the outbox, inside the caller's transaction."""
+
+    def __init__(self, clock: Clock, *, bucket_s: int = 600, source: str = "pipvault") -> None:
+        if bucket_s < 1:
+            raise ValueError("bucket_s must be at least 1")
+        self._clock = clock
+        self._bucket_s = bucket_s
+        self._source = source
+
+    def page_read_outside_context(
+        self,
+        session: Session,
+        ctx: CallContext,
+        *,
+        workspace_id: str | None,
+        workspace: str,
+        credential: str,
+        kind: str,
+        audit_seq: int,
+        audit_hash: str,
+    ) -> PagerOutbox | None:
+        """Queue one page (None when a live page for this credential and bucket exists)."""
+        now = self._clock.now()
+        key = dedup_key(workspace, credential, int(now.timestamp()) // self._bucket_s)
+        if session.execute(select(PagerOutbox.id).where(_live(key)).limit(1)).first():
+            return None
+        event = f"{workspace or 'system'}/auditEvents/{audit_seq}"
+        subject = credential or workspace or "an unknown credential"
+        payload = {
+            "summary": f"Credential read outside an active routing context: {subject} ({kind})",
+            "source": self._source,
+            "severity": "critical",
+            "class": PAGE_CLASS,
+            "component": "pipvault",
+            "timestamp": now.isoformat(),
+            "custom_details": {
+                "workspace": workspace,
+                "credential": credential,
+                "actor": ctx.actor.id,
+                "peer": ctx.peer,
+                "reason": ctx.reason[:500],
+                "audit_event": event,
+                "audit_hash": audit_hash,
+                "kind": kind,
+            },
+        }
+        row = PagerOutbox(
+            workspace_id=workspace_id,
+            dedup_key=key,
+            payload=payload,
+            create_time=now,
+            attempts=0,
+            next_attempt_time=now,
+            delivered_time=None,
+            last_error="",
+        )
+        session.add(row)
+        session.flush()
+        return row
+
+    def hook(
+        self, session: Session, ctx: CallContext, record: AuditRecord, seq: int, hash_: str
+    ) -> None:
+        """The ``PageHook`` the signing and attestation services call after their audit row."""
+        details = record.details
+        kind = details.get("purpose") or f"{details.get('mode', 'read')}_without_routing_context"
+        self.page_read_outside_context(
+            session,
+            ctx,
+            workspace_id=record.workspace_id,
+            workspace=record.workspace,
+            credential=record.credential,
+            kind=kind,
+            audit_seq=seq,
+            audit_hash=hash_,
+        )
+
+
+class SqlOutbox:
+    """``alerts.pager_sender.OutboxStore`` over the ``pager_outbox`` table."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    def claim(self, limit: int, lease_s: float) -> list[OutboxItem]:
+        """Lease up to ``limit`` due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas
+        share the work). Only the oldest live row of a dedup key is handed out; rows of a key
+        already delivered are retired here without being sent."""
+        now = self._clock.now()
+        items: list[OutboxItem] = []
+        with self._db.transaction() as s:
+            due = (
+                select(PagerOutbox)
+                .where(PagerOutbox.delivered_time.is_(None), PagerOutbox.next_attempt_time <= now)
+                .order_by(PagerOutbox.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            for row in s.scalars(due).all():
+                delivered = s.execute(
+                    select(PagerOutbox.id).where(
+                        PagerOutbox.dedup_key == row.dedup_key,
+                        PagerOutbox.delivered_time.is_not(None),
+                    )
+                ).first()
+                if delivered is not None:
+                    row.delivered_time, row.last_error = now, DEDUPLICATED
+                    continue
+                older = s.execute(
+                    select(PagerOutbox.id).where(_live(row.dedup_key), PagerOutbox.id < row.id)
+                ).first()
+                if older is not None:
+                    continue  # waits for the older row of its key, then is retired
+                row.attempts += 1
+                row.next_attempt_time = now + dt.timedelta(seconds=lease_s)
+                items.append(OutboxItem(row.id, row.dedup_key, dict(row.payload), row.attempts))
+        return items
+
+    def _set(self, item_id: int, **values: Any) -> None:
+        with self._db.transaction() as s:
+            s.execute(update(PagerOutbox).where(PagerOutbox.id == item_id).values(**values))
+
+    def delivered(self, item_id: int) -> None:
+        self._set(item_id, delivered_time=self._clock.now(), last_error="")
+
+    def retry(self, item_id: int, delay_s: float, error: str) -> None:
+        at = self._clock.now() + dt.timedelta(seconds=delay_s)
+        self._set(item_id, next_attempt_time=at, last_error=error[:255])
+
+    def give_up(self, item_id: int, error: str) -> None:
+        self._set(item_id, next_attempt_time=FAR_FUTURE, last_error=(GAVE_UP + error)[:255])
+
+    def pending(self) -> int:
+        """Pages not yet delivered and not given up on (readiness, metrics, tests)."""
+        with self._db.transaction() as s:
+            stmt = select(func.count(PagerOutbox.id)).where(
+                PagerOutbox.delivered_time.is_(None), PagerOutbox.next_attempt_time < FAR_FUTURE
+            )
+            return int(s.execute(stmt).scalar_one())
