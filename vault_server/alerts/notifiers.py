@@ -38,6 +38,8 @@ class SendResult:
 class Notifier(Protocol):
     def send(self, dedup_key: str, payload: dict[str, Any]) -> SendResult: ...
 
+    def close(self) -> None: ...
+
 
 def pagerduty_body(routing_key: str, dedup_key: str, payload: dict[str, Any]) -> dict[str, Any]:
     """The Events API v2 trigger (``payload`` holds summary, source, severity, class, component,

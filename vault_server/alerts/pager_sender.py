@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -112,6 +113,24 @@ class PagerSender:
 
     def _jitter(self) -> float:
         return int.from_bytes(self._random.bytes(4), "big") / 2**32
+
+    def drain(self, timeout_s: float = 5.0) -> DeliveryReport:
+        """Graceful shutdown: deliver what is due now, for at most ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        total = DeliveryReport()
+        while time.monotonic() < deadline:
+            report = self.deliver_due()
+            total = DeliveryReport(
+                total.delivered + report.delivered,
+                total.retried + report.retried,
+                total.gave_up + report.gave_up,
+            )
+            if report.handled < self._batch:
+                break
+        return total
+
+    def close(self) -> None:
+        self._notifier.close()
 
     async def run_forever(self, interval_s: float = 1.0) -> None:
         """Deliver in a worker thread until cancelled; failures are logged and retried."""

@@ -58,6 +58,19 @@ def chain_key(args: argparse.Namespace) -> bytes:
     raise ConfigError(f"pass --server-key-file or --chain-key-file (or set ${SERVER_KEY_ENV})")
 
 
+def _check_sqlite_path(url: str) -> None:
+    """SQLite would create a missing file and report an empty log: refuse instead."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError("--database-url: not a database URL") from exc
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        raise ConfigError(f"--database-url: no SQLite database at {parsed.database}")
+
+
 def _verify(args: argparse.Namespace) -> int:
     from vault_server.core.errors import VaultError
     from vault_server.services.audit_checkpoints import (
@@ -74,6 +87,7 @@ def _verify(args: argparse.Namespace) -> int:
         raise ConfigError(f"pass --database-url (or set ${DATABASE_URL_ENV})")
     if (args.checkpoints is None) != (args.public_key is None):
         raise ConfigError("--checkpoints and --public-key go together")
+    _check_sqlite_path(url)
     key = chain_key(args)
     log = None
     if args.checkpoints is not None:

@@ -24,7 +24,7 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +155,17 @@ def read_checkpoints(path: Path, public_key: Ed25519PublicKey) -> CheckpointLog:
     except OSError as exc:
         raise CheckpointKeyError(f"cannot read checkpoints {path}: {exc.strerror}") from exc
     return CheckpointLog(str(path), latest, count, invalid)
+
+
+def file_checkpoints(
+    path: Path, public_key: Ed25519PublicKey
+) -> Callable[[], CheckpointLog | None]:
+    """For the online verifier: the checkpoints file as it is now (None before the first)."""
+
+    def load() -> CheckpointLog | None:
+        return read_checkpoints(path, public_key) if path.exists() else None
+
+    return load
 
 
 # --- keys ----------------------------------------------------------------------------------------

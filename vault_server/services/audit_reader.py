@@ -92,34 +92,27 @@ class AuditQuery:
         return ws
 
     def params(self) -> dict[str, str]:
-        out = {
-            "workspace": self.workspace,
-            "credential": self.credential,
-            "actor": self.actor,
-            "action": self.action,
-            "outcome": self.outcome,
-            "startTime": self.start_time.isoformat() if self.start_time else "",
-            "endTime": self.end_time.isoformat() if self.end_time else "",
-        }
-        return {k: v for k, v in out.items() if v}
+        """The non-empty filters (page-token binding, audit details)."""
+        out: dict[str, str | dt.datetime | None] = {"start": self.start_time, "end": self.end_time}
+        out |= {k: getattr(self, k) for k in ("workspace", "credential", "actor", "action")}
+        out["outcome"] = self.outcome
+        return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in out.items() if v}
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        conds: list[ColumnElement[bool]] = []
-        if self.credential:
-            conds.append(AuditEvent.credential == self.credential)
-        if self.actor:
-            conds.append(AuditEvent.actor_id == self.actor)
-        if self.action.endswith("."):
-            conds.append(AuditEvent.action.startswith(self.action, autoescape=True))
-        elif self.action:
-            conds.append(AuditEvent.action == self.action)
-        if self.outcome:
-            conds.append(AuditEvent.outcome == self.outcome)
-        if self.start_time:
-            conds.append(AuditEvent.event_time >= self.start_time)
-        if self.end_time:
-            conds.append(AuditEvent.event_time < self.end_time)
-        return conds
+        e, out = AuditEvent, []
+        for column, value in ((e.credential, self.credential), (e.actor_id, self.actor),
+                              (e.outcome, self.outcome)):  # fmt: skip
+            if value:
+                out.append(column == value)
+        if self.action:
+            prefix = self.action.endswith(".")
+            out.append(e.action.startswith(self.action, autoescape=True) if prefix
+                       else e.action == self.action)  # fmt: skip
+        if self.start_time is not None:
+            out.append(e.event_time >= self.start_time)
+        if self.end_time is not None:
+            out.append(e.event_time < self.end_time)
+        return out
 
 
 class ChainStore:
@@ -152,12 +145,8 @@ class ChainStore:
                 names = select(AuditEvent.chain_id, func.min(AuditEvent.workspace))
                 for c, n in s.execute(names.group_by(AuditEvent.chain_id)):
                     orphans[c] = n or ""
-        visible = sorted(
-            (Chain(wid, wid, workspace_name(rid)) for wid, rid in rows)
-            if grant is None
-            else (Chain(wid, wid, workspace_name(rid)) for wid, rid in rows if rid in grant),
-            key=lambda c: c.name,
-        )
+        mine = (Chain(w, w, workspace_name(r)) for w, r in rows if grant is None or r in grant)
+        visible = sorted(mine, key=lambda c: c.name)
         if only is not None:
             visible = [c for c in visible if c.name == workspace_name(only)]
             if not visible:
@@ -268,10 +257,10 @@ class AuditStream:
     """Backlog, then (``follow``) new events, one bounded batch per ``next_batch()`` call."""
 
     def __init__(
-        self, reader: AuditReader, ctx: CallContext, query: AuditQuery, merge: _Merge, *,
-        follow: bool, rediscover: bool,
+        self, reader: AuditReader, ctx: CallContext, merge: _Merge, *, follow: bool,
+        rediscover: bool,
     ) -> None:  # fmt: skip
-        self._reader, self._ctx, self._query, self._merge = reader, ctx, query, merge
+        self._reader, self._ctx, self._merge = reader, ctx, merge
         self.follow = follow
         self.poll_interval_s = reader.poll_interval_s
         self._rediscover = rediscover
@@ -333,7 +322,7 @@ class AuditReader:
         merge = _Merge(self.store, query, self.batch_size, ctx)
         for chain in chains:
             merge.add(chain, 0)
-        return AuditStream(self, ctx, query, merge, follow=follow, rediscover=ws is None)
+        return AuditStream(self, ctx, merge, follow=follow, rediscover=ws is None)
 
     def visible(self, ctx: CallContext, ws: str | None) -> list[Chain]:
         if ws is not None and not ctx.may_see(ws):

@@ -227,7 +227,7 @@ class AuditVerifier:
         reader: AuditReader,
         chain_key: bytes,
         *,
-        checkpoints: Callable[[], CheckpointLog] | None = None,
+        checkpoints: Callable[[], CheckpointLog | None] | None = None,
         batch_size: int = 1000,
     ) -> None:
         self._reader = reader

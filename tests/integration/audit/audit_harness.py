@@ -221,7 +221,12 @@ class AuditServer:
 
 
 def start_audit_server(
-    log: Log, *, poll_interval_s: float = 0.05, batch_size: int = 200, **verifier: Any
+    log: Log,
+    *,
+    poll_interval_s: float = 0.05,
+    batch_size: int = 200,
+    max_stream_deadline_s: float = 120,
+    **verifier: Any,
 ) -> AuditServer:
     tokens = {who: f"tok_{secrets.token_urlsafe(16)}" for who in ROLES}
     policy = parse_policy(
@@ -241,7 +246,7 @@ def start_audit_server(
         poll_interval_s=poll_interval_s,
     )
     servicer = AuditServicer(reader, AuditVerifier(reader, log.chain_key, **verifier), run)
-    limits = Limits(max_deadline_s=30, max_stream_deadline_s=120)
+    limits = Limits(max_deadline_s=30, max_stream_deadline_s=max_stream_deadline_s)
     interceptor = CallInterceptor(
         plane=Plane.ADMIN,
         admission=Admission([StaticTokenSource(PolicyStore(policy))], limits),

@@ -137,6 +137,9 @@ def test_wrong_key_is_not_intact_and_bad_usage_exits_2(tmp_path: Path) -> None:
     assert result.code == 1 and result.doc["problem"] == "hash_mismatch"
     assert run_cli(log.url).code == 2  # no key
     assert run_cli(log.url, "--chain-key-file", str(key_file), "--checkpoints", "x").code == 2
+    missing = run_cli(f"sqlite:///{tmp_path / 'nope.db'}", "--chain-key-file", str(key_file))
+    assert missing.code == 2 and "no SQLite database" in missing.stderr
+    assert not (tmp_path / "nope.db").exists()
     key_file.chmod(0o644)
     loose = run_cli(log.url, "--chain-key-file", str(key_file))
     assert loose.code == 2 and "readable by group or others" in loose.stderr

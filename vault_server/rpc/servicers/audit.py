@@ -41,13 +41,12 @@ class AuditServicer(rpc.AuditServiceServicer):
         stream = await self._run(
             self._reader.open_stream, ctx, convert.query(request.filter), request.follow
         )
-        while True:
+        while (left := ctx.remaining()) is None or left > 0:
             rows = await self._run(stream.next_batch)
             for row in rows:
                 yield pb.StreamAuditEventsResponse(event=convert.event(row))
             if rows:
                 continue
-            left = ctx.remaining()
             if not stream.follow or (left is not None and left <= stream.poll_interval_s):
                 return
             await asyncio.sleep(stream.poll_interval_s)
