@@ -67,7 +67,8 @@ def check_credential(
             "this venue does not accept the credential's key algorithm",
             metadata={"venue": venue.value, "algorithm": credential.algorithm.value},
         )
-    header_token(credential.api_key, "credential.api_key")
+    if credential.algorithm is not KeyAlgorithm.BEARER:  # a bearer token has no separate key id
+        header_token(credential.api_key, "credential.api_key")
 
 
 def now_ms(ctx: SigningContext) -> int:
