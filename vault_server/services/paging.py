@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from vault_server.alerts.pager_sender import OutboxItem
@@ -180,6 +180,17 @@ class SqlOutbox:
 
     def give_up(self, item_id: int, error: str) -> None:
         self._set(item_id, next_attempt_time=FAR_FUTURE, last_error=(GAVE_UP + error)[:255])
+
+    def prune(self, older_than_s: float) -> int:
+        """Delete delivered (or given-up) pages created more than ``older_than_s`` ago; the
+        audit log, not the outbox, is the record of what happened."""
+        cutoff = self._clock.now() - dt.timedelta(seconds=older_than_s)
+        done = or_(
+            PagerOutbox.delivered_time.is_not(None), PagerOutbox.next_attempt_time >= FAR_FUTURE
+        )
+        with self._db.transaction() as s:
+            gone = s.execute(delete(PagerOutbox).where(done, PagerOutbox.create_time < cutoff))
+            return int(getattr(gone, "rowcount", 0) or 0)
 
     def pending(self) -> int:
         """Pages not yet delivered and not given up on (readiness, metrics, tests)."""

@@ -166,23 +166,19 @@ class Attacker:
 class CliResult:
     code: int
     doc: dict[str, Any]
+    stdout: str
     stderr: str
 
 
-def run_cli(
-    url: str,
-    *args: str,
-    env: dict[str, str] | None = None,
-) -> CliResult:
-    """``pipvault audit verify`` as a real process (JSON output)."""
+def run_cli(url: str, *args: str, as_json: bool = True) -> CliResult:
+    """``pipvault audit verify`` as a real process (JSON output unless ``as_json=False``)."""
     proc = subprocess.run(
         [sys.executable, "-m", "vault_server.cli.audit", "verify", "--database-url", url,
-         "--json", *args],
+         *(["--json"] if as_json else []), *args],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
-        env={**os.environ, **(env or {})},
     )  # fmt: skip
-    doc = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
-    return CliResult(proc.returncode, doc, proc.stderr)
+    doc = json.loads(proc.stdout) if as_json and proc.stdout.strip().startswith("{") else {}
+    return CliResult(proc.returncode, doc, proc.stdout, proc.stderr)
 
 
 # --- a grpc.aio AuditService behind the real interceptor -----------------------------------------

@@ -184,8 +184,12 @@ def test_truncated_tail_is_invisible_without_checkpoints_and_caught_with_them(
         "UPDATE audit_chain_heads SET seq = 7, hash = :h WHERE chain_id = :c", c=chain, h=seven
     )
 
-    blind = run_cli(log.url, "--chain-key-file", str(key_file))
+    blind = run_cli(log.url, "--chain-key-file", str(key_file), as_json=False)
     assert blind.code == 0, "without checkpoints a clean truncation cannot be seen"
+    assert blind.stdout.startswith("audit log INTACT") and "cannot be detected" in blind.stdout
     caught = run_cli(log.url, "--chain-key-file", str(key_file), *cp)
     assert caught.code == 1
     assert (caught.doc["first_bad_event"], caught.doc["problem"]) == (f"{WS_A}/8", "truncated")
+    human = run_cli(log.url, "--chain-key-file", str(key_file), *cp, as_json=False)
+    assert human.code == 1 and human.stdout.startswith("audit log NOT INTACT")
+    assert f"first bad event: {WS_A}/8" in human.stdout and "problem: truncated" in human.stdout

@@ -221,6 +221,9 @@ def test_network_errors_retry_and_other_4xx_give_up(log: Log, receiver: Receiver
     read_outside_context(log, pager)  # a page given up on does not swallow the next read's
     deliver_until_settled(sender(log, receiver.url), outbox)
     assert len(receiver.requests) == 2
+    read_outside_context(log, Pager(SystemClock(), bucket_s=1))  # still pending: kept
+    time.sleep(0.05)
+    assert outbox.prune(older_than_s=0.01) == 2 and len(outbox_rows(log)) == 1
 
 
 def test_webhook_payload_is_signed(log: Log, receiver: Receiver) -> None:
