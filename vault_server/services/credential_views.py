@@ -28,6 +28,11 @@ SINGLE_TIER_WARNING = (
     "everything the account can (for some brokers including moving funds). The vault refuses "
     "fund-moving endpoints, but the key itself is not limited."
 )
+OKX_PASSPHRASE_WARNING = (
+    "OKX's protocol sends the passphrase in the OK-ACCESS-PASSPHRASE header of every request, so "
+    "a request from SignOrder carries it to the router (the HMAC secret never leaves). Use "
+    "ExecuteOrder to keep the passphrase inside the vault too."
+)
 PROXY_ONLY_WARNING = (
     "proxy only: this broker's scheme puts the secret on the wire, so the vault sends requests "
     "itself (ExecuteOrder) and never returns a signed request."
@@ -52,6 +57,8 @@ class CredentialView:
             out.append(SINGLE_TIER_WARNING)
         if self.proxy_only:
             out.append(PROXY_ONLY_WARNING)
+        elif self.credential.broker == Venue.OKX.value:
+            out.append(OKX_PASSPHRASE_WARNING)
         return out
 
 
