@@ -18,7 +18,11 @@ import secrets
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from vault_server.alerts.checkpoint_sinks import FileSink, StdoutSink
+from vault_server.alerts.notifiers import Notifier, PagerDutyNotifier, WebhookNotifier
+from vault_server.alerts.pager_sender import Backoff, PagerSender
 from vault_server.auth.identity import IdentitySource, StaticTokenSource
 from vault_server.auth.jwt_source import JwksError, JwtSource
 from vault_server.auth.policy import Policy, PolicyError
@@ -40,14 +44,24 @@ from vault_server.rpc.admission import Admission, Limits
 from vault_server.rpc.interceptor import CallInterceptor
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.rpc.server import Bound, ListenerPlan, Servicers, VaultServers
+from vault_server.rpc.servicers.audit import AuditServicer
 from vault_server.rpc.servicers.credentials import CredentialServicer
 from vault_server.rpc.servicers.keys import KeyServicer
-from vault_server.rpc.servicers.placeholders import AuditPlaceholder
 from vault_server.rpc.servicers.signing import SigningServicer
 from vault_server.rpc.servicers.workspaces import WorkspaceServicer
 from vault_server.rpc.tls_credentials import mtls_server_credentials
 from vault_server.services.attestation import Attestor
+from vault_server.services.audit_checkpoints import (
+    AuditCheckpointer,
+    CheckpointKeyError,
+    CheckpointSigner,
+    create_signing_key,
+    file_checkpoints,
+    load_signing_key,
+)
 from vault_server.services.audit_log import AuditLog
+from vault_server.services.audit_reader import AuditReader
+from vault_server.services.audit_verify import AuditVerifier
 from vault_server.services.credential_lifecycle import CredentialLifecycle
 from vault_server.services.credential_views import CredentialQueries
 from vault_server.services.credentials import CredentialManager
@@ -55,6 +69,7 @@ from vault_server.services.denials import DenialRecorder
 from vault_server.services.key_admin import KeyAdmin
 from vault_server.services.keys import KeyManager
 from vault_server.services.pagination import PageTokens
+from vault_server.services.paging import Pager, SqlOutbox
 from vault_server.services.routing import RoutingContexts
 from vault_server.services.signing import SigningService, SigningSettings
 from vault_server.services.workspaces import WorkspaceManager
@@ -145,6 +160,48 @@ def dek_cache_entries(settings: Settings) -> int:
     return 1024 if transit else 0
 
 
+def build_notifier(settings: Settings) -> Notifier | None:
+    """The pager configured in ``paging`` (None: paging off; pages still queue in the outbox)."""
+    paging = settings.paging
+    if paging.kind == "pagerduty":
+        key = os.environ.get(paging.routing_key_env)
+        if not key:
+            raise ConfigError(f"paging.routing_key_env: ${paging.routing_key_env} is not set")
+        url = paging.url or "https://events.pagerduty.com"
+        return PagerDutyNotifier(Secret(key), url=url, timeout_s=paging.timeout_s)
+    if paging.kind == "webhook":
+        assert paging.url is not None  # validated in config
+        signing = os.environ.get(paging.webhook_signing_key_env)
+        return WebhookNotifier(
+            paging.url,
+            signing_key=Secret(signing) if signing else None,
+            timeout_s=paging.timeout_s,
+        )
+    return None
+
+
+def checkpoint_parts(settings: Settings) -> tuple[CheckpointSigner, list[Any], Path | None]:
+    """The checkpoint signer and its sinks; dev mode creates its key under ``home``, loudly."""
+    audit = settings.audit
+    key_file = audit.checkpoint_key_file or settings.home / "audit-checkpoint.key"
+    cp_file = audit.checkpoint_file or (
+        settings.home / "audit-checkpoints.jsonl" if settings.mode == "dev" else None
+    )
+    try:
+        if settings.mode == "dev" and not key_file.exists():
+            create_signing_key(key_file)
+            _log.warning("audit.dev_checkpoint_key_created", path=str(key_file))
+        signer = CheckpointSigner(load_signing_key(key_file))
+    except CheckpointKeyError as exc:
+        raise ConfigError(f"audit.checkpoint_key_file: {exc}") from exc
+    sinks: list[Any] = []
+    if audit.checkpoint_sink in ("file", "both") and cp_file is not None:
+        sinks.append(FileSink(cp_file))
+    if audit.checkpoint_sink in ("stdout", "both"):
+        sinks.append(StdoutSink())
+    return signer, sinks, cp_file if audit.checkpoint_sink != "stdout" else None
+
+
 class VaultApp:
     """Everything the vault is made of, built from ``settings``."""
 
@@ -204,13 +261,23 @@ class VaultApp:
         strict = signing_cfg.coinbase_strict
         grace = signing_cfg.version_grace_period_s
         self.egress = EgressClient(timeout_s=signing_cfg.egress_timeout_s)
+        self.pager = Pager(
+            self.clock, bucket_s=settings.paging.dedup_bucket_s, source=settings.paging.source
+        )
         sign_settings = SigningSettings(
             recv_window_cap_ms=signing_cfg.recv_window_cap_ms,
             coinbase_strict=strict,
             venue_base_urls=dict(signing_cfg.venue_base_urls),
         )
         self.attestor = Attestor(
-            self.db, self.audit, self.keys, self.egress, self.clock, self.random, sign_settings
+            self.db,
+            self.audit,
+            self.keys,
+            self.egress,
+            self.clock,
+            self.random,
+            sign_settings,
+            page_hook=self.pager.hook,
         )
         self.credentials = CredentialManager(
             self.db,
@@ -241,8 +308,38 @@ class VaultApp:
             self.clock,
             self.random,
             sign_settings,
+            page_hook=self.pager.hook,
         )
         self.key_admin = KeyAdmin(self.db, self.audit, self.keys)
+        self.audit_reader = AuditReader(
+            self.db, self.audit, self.pages, poll_interval_s=settings.audit.stream_poll_interval_s
+        )
+        signer, sinks, cp_file = checkpoint_parts(settings)
+        self.checkpointer = AuditCheckpointer(
+            self.audit_reader.store,
+            signer,
+            sinks,
+            self.clock,
+            interval_s=settings.audit.checkpoint_interval_s,
+            heartbeat_s=settings.audit.checkpoint_heartbeat_s,
+        )
+        self.audit_verifier = AuditVerifier(
+            self.audit_reader,
+            derive_key(server_key, "audit-chain"),
+            checkpoints=file_checkpoints(cp_file, signer.public_key) if cp_file else None,
+        )
+        notifier = build_notifier(settings)
+        self.outbox = SqlOutbox(self.db, self.clock)
+        self.pager_sender = (
+            PagerSender(
+                self.outbox,
+                notifier,
+                self.random,
+                backoff=Backoff(settings.paging.retry_base_s, settings.paging.retry_cap_s),
+            )
+            if notifier is not None
+            else None
+        )
         denials = DenialRecorder(self.db, self.audit)
         call_limits = Limits(
             max_deadline_s=limits.max_deadline_s,
@@ -283,7 +380,7 @@ class VaultApp:
                 self.credentials, self.lifecycle, queries, self.attestor, self.run
             ),
             signing=SigningServicer(self.routing, self.signing, self.run),
-            audit=AuditPlaceholder(),  # type: ignore[abstract]
+            audit=AuditServicer(self.audit_reader, self.audit_verifier, self.run),
             key=KeyServicer(self.key_admin, self.run),
         )
 
@@ -385,6 +482,21 @@ class VaultApp:
         await self._check_readiness()
         self._jobs.append(asyncio.create_task(self._readiness_loop()))
         self._jobs.append(asyncio.create_task(self._every(60.0, self.lifecycle.destroy_expired)))
+        audit_cfg, paging_cfg = self.settings.audit, self.settings.paging
+        self._jobs.append(
+            asyncio.create_task(
+                self._every(audit_cfg.checkpoint_interval_s, self.checkpointer.tick)
+            )
+        )
+        self._jobs.append(
+            asyncio.create_task(
+                self._every(3600.0, lambda: self.outbox.prune(paging_cfg.outbox_retention_s))
+            )
+        )
+        if self.pager_sender is not None:
+            self._jobs.append(
+                asyncio.create_task(self.pager_sender.run_forever(paging_cfg.sender_interval_s))
+            )
         if self.settings.identity.reload_interval_s > 0:
             interval = self.settings.identity.reload_interval_s
             self._jobs.append(asyncio.create_task(self._every(interval, self.reload_identity)))
@@ -439,6 +551,13 @@ class VaultApp:
         for job in self._jobs:
             job.cancel()
         self.keys.forget()  # no unwrapped data key outlives the process's serving life
+        try:
+            await self.run(self.checkpointer.checkpoint_now)  # the tail is covered at shutdown
+        except Exception:
+            _log.exception("audit.final_checkpoint_failed")
+        if self.pager_sender is not None:
+            await asyncio.to_thread(self.pager_sender.drain, 5.0)
+            self.pager_sender.close()
         if self.servers is not None:
             await self.servers.stop(self.settings.listen.grace_period_s)
         self.metrics.stop()

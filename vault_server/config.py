@@ -136,10 +136,15 @@ class SigningSettings(BaseModel):
 
 
 class AuditSettings(BaseModel):
-    chain_key_env: str = "PIPVAULT_AUDIT_CHAIN_KEY"  # base64 key; dev generates one in home
+    """The chain HMAC key derives from the server key; checkpoints of all chain heads are signed
+    with an Ed25519 key and exported to a sink outside the database (config only, never RPC)."""
+
     checkpoint_interval_s: float = Field(default=60.0, gt=0)
-    checkpoint_sink: str = "file"  # file | stdout
-    checkpoint_file: Path | None = None
+    checkpoint_heartbeat_s: float = Field(default=3600.0, gt=0)
+    checkpoint_sink: Literal["file", "stdout", "both"] = "file"
+    checkpoint_file: Path | None = None  # dev default: <home>/audit-checkpoints.jsonl
+    checkpoint_key_file: Path | None = None  # dev default: <home>/audit-checkpoint.key (created)
+    stream_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
     failures_before_not_serving: int = Field(default=3, ge=1)
 
 
@@ -149,6 +154,12 @@ class PagingSettings(BaseModel):
     routing_key_env: str = "PIPVAULT_PAGERDUTY_ROUTING_KEY"
     dedup_bucket_s: int = Field(default=600, ge=1)
     source: str = "pipvault"
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    retry_base_s: float = Field(default=1.0, gt=0)
+    retry_cap_s: float = Field(default=300.0, gt=0)
+    sender_interval_s: float = Field(default=1.0, gt=0)
+    outbox_retention_s: float = Field(default=2_592_000.0, gt=0)
+    webhook_signing_key_env: str = "PIPVAULT_WEBHOOK_SIGNING_KEY"
 
 
 class Settings(BaseSettings):
@@ -192,6 +203,12 @@ class Settings(BaseSettings):
                 raise ValueError("keys.providers: required in production mode")
             if self.policy_file is None:
                 raise ValueError("policy_file: required in production mode")
+            if self.audit.checkpoint_key_file is None:
+                raise ValueError("audit.checkpoint_key_file: required in production mode")
+            if self.audit.checkpoint_sink != "stdout" and self.audit.checkpoint_file is None:
+                raise ValueError("audit.checkpoint_file: required in production mode")
+        if self.paging.kind != "none" and not self.paging.url and self.paging.kind == "webhook":
+            raise ValueError("paging.url: required for a webhook pager")
         if self.identity.spiffe_trust_domain and not self.tls.enabled:
             raise ValueError(
                 "identity.spiffe_trust_domain: needs tls.cert_file/key_file/client_ca_file"

@@ -101,11 +101,16 @@ def test_dev_mode_serves_a_demo_workspace_and_drains_on_sigterm(tmp_path: Path) 
 def test_db_upgrade_on_postgres_then_production_refuses_an_old_schema(tmp_path: Path) -> None:
     url = pg.create_database()
     try:
+        subprocess.run(
+            [*PIPVAULT, "keys", "init-audit", "--path", str(tmp_path / "audit.key")],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
         missing = subprocess.run(
             [*PIPVAULT, "serve", "--config", str(_prod_config(tmp_path, url))],
             capture_output=True, text=True, timeout=60, env={**os.environ, "PIPVAULT_SERVER_KEY": "A" * 44},
         )  # fmt: skip
         assert missing.returncode == 2 and "keyring" in missing.stderr  # never created silently
+        assert (tmp_path / "audit.key.pub").exists()
         made = subprocess.run(
             [*PIPVAULT, "keys", "init-local", "--path", str(tmp_path / "keyring.json")],
             capture_output=True, text=True, timeout=60,
@@ -130,7 +135,7 @@ def test_db_upgrade_on_postgres_then_production_refuses_an_old_schema(tmp_path: 
             text=True,
             timeout=60,
         )
-        assert up.returncode == 0 and "schema at 0002" in up.stdout and "pipvault_app" in up.stdout
+        assert up.returncode == 0 and "schema at 0003" in up.stdout and "pipvault_app" in up.stdout
     finally:
         pg.drop_database(url)
 
@@ -155,6 +160,8 @@ def _prod_config(tmp_path: Path, url: str) -> Path:
     cfg.write_text(
         f"mode: production\ndatabase_url: {url}\npolicy_file: {policy}\n"
         f"keys:\n  providers:\n    local: local://{tmp_path}/keyring.json\n"
+        f"audit:\n  checkpoint_key_file: {tmp_path}/audit.key\n"
+        f"  checkpoint_file: {tmp_path}/checkpoints.jsonl\n"
         "listen:\n  admin_address: 127.0.0.1:0\n  health_address: 127.0.0.1:0\n  metrics_address: null\n"
     )
     return cfg

@@ -112,6 +112,18 @@ def _keys_init_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_init_audit(args: argparse.Namespace) -> int:
+    from vault_server.services.audit_checkpoints import CheckpointKeyError, create_signing_key
+
+    path: Path = args.path.resolve()
+    try:
+        create_signing_key(path)
+    except CheckpointKeyError as exc:
+        raise ConfigError(f"keys init-audit: {exc}") from exc
+    print(f"created audit checkpoint key {path} (0600) and its public key {path}.pub")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from vault_server.cli.demo import demo
     from vault_server.observability.logging import configure_logging as _configure
@@ -137,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--metrics-address", default="127.0.0.1:8203")
     dev.set_defaults(func=_dev)
 
+    from vault_server.cli.audit import register as register_audit
+
+    register_audit(sub)
+
     dm = sub.add_parser("demo", help="run a self-contained signing flow and exit")
     dm.add_argument("--home", type=Path, default=None, help="keep the demo vault's state here")
     dm.add_argument("--json", action="store_true", help="print one JSON object")
@@ -147,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     init = keys_sub.add_parser("init-local", help="create a local keyring file (never overwrites)")
     init.add_argument("--path", type=Path, required=True)
     init.set_defaults(func=_keys_init_local)
+    audit_key = keys_sub.add_parser(
+        "init-audit", help="create the Ed25519 key that signs audit checkpoints (never overwrites)"
+    )
+    audit_key.add_argument("--path", type=Path, required=True)
+    audit_key.set_defaults(func=_keys_init_audit)
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)

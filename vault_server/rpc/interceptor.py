@@ -7,6 +7,7 @@ the servicer runs are audited as ``auth.denied``. Health and reflection are not 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -122,14 +123,16 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     else:
                         await result
                 finally:
-                    call_state.unbind(token)
+                    # A client that cancels mid-send closes this generator from another context.
+                    with contextlib.suppress(ValueError):
+                        call_state.unbind(token)
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
                 status, outcome = _failure(method, exc)
             finally:
                 self._end(method, outcome, started, principal)
-            if status is not None:
+            if status is not None and not context.cancelled() and not context.done():
                 await context.abort_with_status(status)
 
         return behavior

@@ -167,6 +167,7 @@ class AuditEvent(Base):
     __table_args__ = (
         UniqueConstraint("chain_id", "seq"),
         Index("ix_audit_events_ws_time", "workspace_id", "event_time"),
+        Index("ix_audit_events_chain_id", "chain_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -207,7 +208,10 @@ class PagerOutbox(Base):
     """Pages to deliver, written in the audit transaction (delivered by ``alerts/``)."""
 
     __tablename__ = "pager_outbox"
-    __table_args__ = (Index("ix_pager_outbox_pending", "delivered_time", "next_attempt_time"),)
+    __table_args__ = (
+        Index("ix_pager_outbox_pending", "delivered_time", "next_attempt_time"),
+        Index("ix_pager_outbox_dedup_key", "dedup_key"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     workspace_id: Mapped[str | None] = mapped_column(String(UUID_LEN), nullable=True)

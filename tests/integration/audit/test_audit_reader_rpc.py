@@ -302,10 +302,20 @@ def test_verify_online_against_the_checkpoints_file(log: Log, tmp_path: Path) ->
         srv.stop()
 
 
-def test_reading_and_verifying_as_the_rls_bound_app_role(vault_database_url: str) -> None:
-    if not vault_database_url.startswith("postgresql"):
-        pytest.skip("row-level security is PostgreSQL's")
-    log = make_log(vault_database_url)
+@pytest.fixture
+def app_role_url() -> Iterator[str]:
+    """PostgreSQL only: row-level security is the database's guard."""
+    from tests.support import pg
+
+    admin, app = pg.provisioned_database()
+    try:
+        yield app
+    finally:
+        pg.drop_database(admin)
+
+
+def test_reading_and_verifying_as_the_rls_bound_app_role(app_role_url: str) -> None:
+    log = make_log(app_role_url)
     log.append("ws-a", n=2)
     log.append("ws-b", n=3)
     srv = start_audit_server(log)
@@ -317,7 +327,7 @@ def test_reading_and_verifying_as_the_rls_bound_app_role(vault_database_url: str
     finally:
         srv.stop()
         log.close()
-    assert pg.admin_for(vault_database_url) != vault_database_url
+    assert pg.admin_for(app_role_url) != app_role_url
 
 
 def _wait(cond: Any, timeout: float = 10.0) -> None:
