@@ -11,6 +11,7 @@ guard has no bypass switch.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import event, text
@@ -48,11 +49,15 @@ def _add_workspace_criteria(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete):
         return
     ws = bound_workspace(state.session) or _UNBOUND
-    state.statement = state.statement.options(
-        *(
-            with_loader_criteria(entity, entity.workspace_id == ws, include_aliases=True)
-            for entity in TENANT_ENTITIES
-        )
+    state.statement = state.statement.options(*_criteria(ws))
+
+
+@functools.lru_cache(maxsize=4096)
+def _criteria(workspace_id: str) -> tuple[Any, ...]:
+    """The loader options for one workspace, built once (they sit on the signing hot path)."""
+    return tuple(
+        with_loader_criteria(entity, entity.workspace_id == workspace_id, include_aliases=True)
+        for entity in TENANT_ENTITIES
     )
 
 
