@@ -21,7 +21,7 @@ from vault_server.crypto.providers.base import KeyProvider
 pytestmark = pytest.mark.openbao
 
 BINDING = EnvelopeBinding("ws-7d0c", "cred-51aa", 2)
-SECRET = Secret(b"-----BEGIN " b"PRIVATE KEY-----\nnot really\n-----END PRIVATE KEY-----\n")
+SECRET = Secret(b"-----BEGIN " + b"PRIVATE KEY-----\nnot really\n-----END PRIVATE KEY-----\n")
 
 
 def transit(openbao: OpenBao, key: str, provider_id: str = "kms") -> KeyProvider:

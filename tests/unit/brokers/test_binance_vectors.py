@@ -241,7 +241,7 @@ def test_hmac_build_is_verified_by_the_hmac_module() -> None:
 
 
 def test_wrong_key_type_or_garbage_pem_is_refused_without_leaking_it() -> None:
-    garbage = "-----BEGIN " "PRIVATE KEY-----\nTOPSECRETMATERIAL\n-----END PRIVATE KEY-----\n"
+    garbage = "-----BEGIN " + "PRIVATE KEY-----\nTOPSECRETMATERIAL\n-----END PRIVATE KEY-----\n"
     rsa_pem = pkcs8(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     for algorithm, pem in (
         (KeyAlgorithm.ED25519, Secret(garbage)),

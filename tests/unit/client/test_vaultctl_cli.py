@@ -338,7 +338,8 @@ def test_no_terminal_and_no_stdin_flag(run: Run, vault: FakeVault) -> None:
 
 def test_private_key_pem_from_stdin(run: Run, vault: FakeVault) -> None:
     pem = (
-        "-----BEGIN " "PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI"
+        "-----BEGIN "
+        + "PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI"
         + secrets.token_hex(8)
         + "\n-----END PRIVATE KEY-----\n"
     )
