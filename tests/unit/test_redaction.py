@@ -27,6 +27,24 @@ def test_secret_never_renders() -> None:
     assert s == Secret(canary) and s != Secret("other")
 
 
+def test_tracebacks_never_print_local_variables() -> None:
+    canary = f"CANARY-{secrets.token_hex(16)}"
+    for fmt in ("console", "json"):
+        out = io.StringIO()
+        configure_logging("DEBUG", fmt, stream=out)
+
+        def signing_frame(key: bytes) -> None:
+            raise RuntimeError("boom")
+
+        try:
+            signing_frame(canary.encode())
+        except RuntimeError:
+            get_logger("test").exception("rpc.unhandled")
+        text = out.getvalue()
+        assert "boom" in text and "signing_frame" in text  # the traceback is there
+        assert canary not in text, fmt
+
+
 def test_logging_drops_secret_fields() -> None:
     canary = f"CANARY-{secrets.token_hex(16)}"
     out = io.StringIO()

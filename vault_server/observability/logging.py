@@ -59,7 +59,11 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # Plain tracebacks, never rich ones: those print every frame's local variables, and a
+        # frame on the signing path holds revealed key bytes.
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
