@@ -54,6 +54,23 @@ def test_vaultctl_drives_the_admin_plane(vault: RunningVault) -> None:
     assert keys.returncode == 0 and json.loads(keys.stdout)
     wrong = _ctl(vault, "auditor", "--reason", "x", "workspaces", "freeze", "ws-a")
     assert wrong.returncode == 3 and "PERMISSION_DENIED" in wrong.stderr
-    for result in (made, created, refused, listed, keys, wrong):
+    verified = _ctl(vault, "auditor", "--json", "audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["intact"] is True
+    events = _ctl(
+        vault,
+        "auditor",
+        "--json",
+        "audit",
+        "list",
+        "--workspace",
+        "ws-a",
+        "--action",
+        "credential.",
+    )
+    assert events.returncode == 0, events.stderr
+    actions = [e["action"] for e in json.loads(events.stdout)["events"]]
+    assert "credential.create" in actions and "credential.list" in actions
+    for result in (made, created, refused, listed, keys, wrong, verified, events):
         assert find(canary, (result.stdout + result.stderr).encode()) == []
         assert vault.tokens["security"] not in result.stdout + result.stderr
