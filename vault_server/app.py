@@ -50,7 +50,7 @@ from vault_server.rpc.servicers.keys import KeyServicer
 from vault_server.rpc.servicers.signing import SigningServicer
 from vault_server.rpc.servicers.workspaces import WorkspaceServicer
 from vault_server.rpc.tls_credentials import mtls_server_credentials
-from vault_server.services.attestation import Attestor
+from vault_server.services.attestation import Attestor, ScheduledAttestation
 from vault_server.services.audit_checkpoints import (
     AuditCheckpointer,
     CheckpointKeyError,
@@ -482,6 +482,15 @@ class VaultApp:
         await self._check_readiness()
         self._jobs.append(asyncio.create_task(self._readiness_loop()))
         self._jobs.append(asyncio.create_task(self._every(60.0, self.lifecycle.destroy_expired)))
+        if self.settings.signing.attestation_interval_s > 0:
+            scheduled = ScheduledAttestation(
+                self.db, self.attestor, coinbase_strict=self.settings.signing.coinbase_strict
+            )
+            self._jobs.append(
+                asyncio.create_task(
+                    self._every(self.settings.signing.attestation_interval_s, scheduled.run)
+                )
+            )
         audit_cfg, paging_cfg = self.settings.audit, self.settings.paging
         self._jobs.append(
             asyncio.create_task(

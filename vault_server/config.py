@@ -133,6 +133,8 @@ class SigningSettings(BaseModel):
     coinbase_strict: bool = False
     venue_base_urls: dict[str, str] = Field(default_factory=dict)  # venue -> URL override
     egress_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Re-attest every credential's venue permissions this often (0: only on demand/onboarding).
+    attestation_interval_s: float = Field(default=0.0, ge=0)
 
 
 class AuditSettings(BaseModel):

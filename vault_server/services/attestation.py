@@ -26,7 +26,7 @@ from vault_server.core.errors import CredentialRevoked, VaultError, VenueUnavail
 from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.egress.client import EgressClient, allowed_origins
 from vault_server.services.audit_log import AuditLog, AuditRecord, Outcome
-from vault_server.services.call import CallContext
+from vault_server.services.call import CallContext, system_context
 from vault_server.services.credential_views import CredentialView, load_credential, view_of
 from vault_server.services.keys import KeyManager
 from vault_server.services.material import open_material
@@ -35,6 +35,8 @@ from vault_server.services.signing import PageHook, SigningSettings
 from vault_server.services.venue_nonce import next_nonce
 from vault_server.storage.database import Database
 from vault_server.storage.repositories import credentials as repo
+from vault_server.storage.repositories import workspaces as ws_repo
+from vault_server.storage.tenant import bind_workspace
 
 CLEAN, EXCESSIVE, NOT_SUPPORTED, FAILED = "clean", "excessive", "not_supported", "failed"
 
@@ -168,6 +170,39 @@ class Attestor:
             return Attested(
                 result, view_of(session, ws, cred, coinbase_strict=self._settings.coinbase_strict)
             )
+
+
+class ScheduledAttestation:
+    """Re-attests every credential that has a permission API, one workspace at a time, as the
+    system actor (each one is an audited, paged read: DESIGN.md §6)."""
+
+    def __init__(self, db: Database, attestor: Attestor, *, coinbase_strict: bool) -> None:
+        self._db = db
+        self._attestor = attestor
+        self._strict = coinbase_strict
+
+    def run(self) -> int:
+        ctx = system_context("scheduled permission attestation", method="system/attestation")
+        with self._db.transaction() as session:
+            workspaces = ws_repo.all_ids(session)
+        names: list[str] = []
+        for uid, rid in workspaces:
+            with self._db.transaction() as session:
+                bind_workspace(session, uid)
+                for cred in repo.page(
+                    session, uid, after=None, limit=10_000, broker=None, show_revoked=False
+                ):
+                    adapter = adapter_for(Venue(cred.broker), coinbase_strict=self._strict)
+                    if cred.current_version and not adapter.single_permission_tier:
+                        names.append(credential_name(rid, cred.resource_id))
+        done = 0
+        for name in names:
+            try:
+                self._attestor.attest(ctx, name)
+                done += 1
+            except VaultError:
+                continue  # recorded as a failed attestation or refused; the next run retries
+        return done
 
 
 def attestation_time(result: dict[str, Any]) -> dt.datetime:
