@@ -255,6 +255,10 @@ class BinanceAdapter:
         return [*params, ("side", side), ("quantity", quantity), ("price", price)]
 
     # --- permissions --------------------------------------------------------------------------
+    def permission_base_url(self, environment: Environment) -> str:
+        """Where ``permission_request`` goes: Spot's host for both markets (egress allow-list)."""
+        return PERMISSION_HOST
+
     def permission_request(
         self, credential: VenueCredential, ctx: SigningContext
     ) -> PreparedRequest | None:

@@ -128,8 +128,11 @@ class Attestor:
         request = adapter.permission_request(material, sign_ctx)
         if request is None:
             return {**base, "result": NOT_SUPPORTED}
+        # A venue may answer permission queries on another host than orders (Binance USD-M asks
+        # api.binance.com): the allow-list is the host the adapter names for that query.
+        permission_base_url = getattr(adapter, "permission_base_url", adapter.default_base_url)
         origins = allowed_origins(
-            adapter.default_base_url(env), self._settings.venue_base_urls, venue.value
+            permission_base_url(env), self._settings.venue_base_urls, venue.value
         )
         try:
             response = self._egress.send(request, origins, ctx.remaining())
