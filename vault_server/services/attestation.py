@@ -72,7 +72,8 @@ class Attestor:
         ref = parse_credential("name", name)
         strict = self._settings.coinbase_strict
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
-            ws, cred = load_credential(session, ctx, ref)
+            # Locked: the Kraken nonce below is shared with concurrent signing.
+            ws, cred = load_credential(session, ctx, ref, lock=True)
             if cred.state == "revoked":
                 raise CredentialRevoked("the credential is revoked", metadata={"credential": name})
             venue, env = Venue(cred.broker), Environment(cred.environment)
