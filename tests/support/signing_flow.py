@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime as dt
 import secrets
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -572,7 +571,6 @@ class Venues:
 class Wired:
     vault: RunningVault
     venues: Venues
-    names: dict[str, str] = field(default_factory=dict)
 
     def onboard(self, key: VenueKey, cred_id: str, **kwargs: Any) -> credential_pb2.Credential:
         self.venues.register(key)
@@ -622,10 +620,6 @@ def venue_vault(home: Path, database_url: str | None = None, **settings: Any) ->
             yield Wired(vault, venues)
         finally:
             vault.stop()
-
-
-def utc(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
 
 
 def pages(vault: RunningVault) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ so a wrong verifier cannot make a wrong signature pass.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -184,7 +185,7 @@ def test_kraken_signature_nonce_deadline_and_stub(wired: Wired) -> None:
     assert (fields["pair"], fields["type"], fields["ordertype"], fields["volume"]) == (
         "XBTUSD", "buy", "limit", "1.25",
     )  # fmt: skip
-    deadline_ms = int(sf.dt.datetime.fromisoformat(fields["deadline"]).timestamp() * 1000)
+    deadline_ms = int(dt.datetime.fromisoformat(fields["deadline"]).timestamp() * 1000)
     assert sf.expire_ms(signed) == deadline_ms
     _assert_fresh(signed, int(fields["nonce"]), before, after)
     assert deadline_ms > before + 2000  # Kraken: deadline at least now + 2 s
@@ -260,7 +261,7 @@ def test_okx_signature_passphrase_and_stub(wired: Wired) -> None:
     assert (body["instId"], body["tdMode"], body["side"], body["ordType"], body["sz"]) == (
         "BTC-USDT", "cash", "buy", "limit", "0.01",
     )  # fmt: skip
-    signed_ms = int(sf.dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+    signed_ms = int(dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
     _assert_fresh(signed, signed_ms, before, after)
     assert int(headers["expTime"]) == sf.expire_ms(signed)
 
