@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from vault_server.brokers.base import Operation, OrderSpec
@@ -120,7 +120,13 @@ def claim_order(
                 "this client order id was already signed and is still fresh",
                 metadata={"clientOrderId": order.client_order_id},
             )
-        session.execute(delete(SignedOrder).where(SignedOrder.id == existing.id))
+        # Free the id but keep the row: that order still counts against the rate interval.
+        # "~" is not a client order id character, so the tombstone never collides with one.
+        session.execute(
+            update(SignedOrder)
+            .where(SignedOrder.id == existing.id)
+            .values(client_order_id=f"~{existing.id}")
+        )
     session.add(
         SignedOrder(
             workspace_id=cred.workspace_id,

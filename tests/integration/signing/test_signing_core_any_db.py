@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from urllib.parse import parse_qsl
 
 import grpc
@@ -89,3 +90,23 @@ def test_sign_and_refuse_on_every_store(vault_any_db: RunningVault) -> None:
     assert row.key() == ("credential.use", "denied", "CREDENTIAL_REVOKED")
     audit_text = "\n".join(r.raw for r in sf.audit_rows(vault))
     assert sf.BINANCE_DOC_SECRET not in audit_text
+
+
+def test_client_order_id_free_after_its_window_on_every_store(vault_any_db: RunningVault) -> None:
+    vault = vault_any_db
+    sf.create_workspace(vault)
+    key = sf.binance_hmac()
+    limits = sf.policy(max_orders=3, rate_interval_s=60, max_freshness_ms=500)
+    cred = sf.onboard(vault, key, "bn", policy=limits)
+    rc = sf.begin(vault, cred.name).name
+    first = sf.sign(vault, rc, sf.place_for(key, "reuse1")).signed_request
+    err, _ = sf.refusal(vault, "SignOrder", sf.sign_request(rc, sf.place_for(key, "reuse1")))
+    assert err.reason == "DUPLICATE_CLIENT_ORDER_ID"
+    time.sleep(max(0.0, sf.expire_ms(first) / 1000 - time.time()) + 0.1)
+    again = sf.sign(vault, rc, sf.place_for(key, "reuse1")).signed_request
+    assert again.url != first.url
+    sf.sign(vault, rc, sf.place_for(key, "reuse2"))
+    err, _ = sf.refusal(vault, "SignOrder", sf.sign_request(rc, sf.place_for(key, "reuse3")))
+    assert (err.reason, err.metadata) == (
+        "ORDER_POLICY_VIOLATION", {"rule": "max_orders_per_interval"},
+    )  # fmt: skip

@@ -108,6 +108,21 @@ def test_max_orders_per_interval(wired: Wired) -> None:
     assert sf.sign(wired.vault, rc, sf.query_account()).signed_request.method == "GET"
 
 
+def test_reusing_an_expired_client_order_id_still_counts_every_order(wired: Wired) -> None:
+    """A client order id is free again after its window, but both orders happened: the rate
+    limit must count them both."""
+    limits = sf.policy(max_orders=3, rate_interval_s=60, max_freshness_ms=500)
+    key, _name, rc = _binance(wired, policy=limits)
+    first = sf.sign(wired.vault, rc, sf.place_for(key, "again1")).signed_request
+    sf.sign(wired.vault, rc, sf.place_for(key, "other1"))
+    time.sleep(max(0.0, sf.expire_ms(first) / 1000 - time.time()) + 0.1)
+    sf.sign(wired.vault, rc, sf.place_for(key, "again1"))  # the third order in the interval
+    err, _rows = sf.refusal(wired.vault, "SignOrder", sf.sign_request(rc, sf.place_for(key)))
+    assert (err.reason, err.metadata) == (
+        "ORDER_POLICY_VIOLATION", {"rule": "max_orders_per_interval"},
+    )  # fmt: skip
+
+
 # --- duplicate client order ids ----------------------------------------------------------------
 def test_duplicate_client_order_id_inside_its_window_then_free_again(wired: Wired) -> None:
     key, name, rc = _binance(wired, policy=sf.policy(max_freshness_ms=1000))
