@@ -96,7 +96,7 @@ def test_client_order_id_free_after_its_window_on_every_store(vault_any_db: Runn
     vault = vault_any_db
     sf.create_workspace(vault)
     key = sf.binance_hmac()
-    limits = sf.policy(max_orders=3, rate_interval_s=60, max_freshness_ms=500)
+    limits = sf.policy(max_orders=3, rate_interval_s=60, max_freshness_ms=1000)
     cred = sf.onboard(vault, key, "bn", policy=limits)
     rc = sf.begin(vault, cred.name).name
     first = sf.sign(vault, rc, sf.place_for(key, "reuse1")).signed_request

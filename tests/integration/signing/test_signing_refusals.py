@@ -111,7 +111,7 @@ def test_max_orders_per_interval(wired: Wired) -> None:
 def test_reusing_an_expired_client_order_id_still_counts_every_order(wired: Wired) -> None:
     """A client order id is free again after its window, but both orders happened: the rate
     limit must count them both."""
-    limits = sf.policy(max_orders=3, rate_interval_s=60, max_freshness_ms=500)
+    limits = sf.policy(max_orders=3, rate_interval_s=60, max_freshness_ms=1000)
     key, _name, rc = _binance(wired, policy=limits)
     first = sf.sign(wired.vault, rc, sf.place_for(key, "again1")).signed_request
     sf.sign(wired.vault, rc, sf.place_for(key, "other1"))
