@@ -38,6 +38,7 @@ from vault_server.services.names import (
     parse_credential,
     parse_version,
 )
+from vault_server.services.order_checks import prune_claims
 from vault_server.services.workspaces import ensure_not_frozen
 from vault_server.storage.database import Database
 from vault_server.storage.models import Credential, CredentialVersion, Workspace
@@ -227,6 +228,7 @@ class CredentialLifecycle:
                 if ws is None:
                     continue
                 bind_workspace(session, ws.id)
+                prune_claims(session, self._clock.now())  # replay claims past every window
                 for v in repo.expired_previous(session, self._clock.now(), batch):
                     cred = session.get(Credential, v.credential_id)
                     if cred is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from vault_server.brokers.base import Operation, OrderSpec
@@ -143,3 +143,18 @@ def notional(order: OrderSpec) -> Decimal | None:
     if order.quantity is None or order.price is None:
         return None
     return order.quantity * order.price
+
+
+# Claims older than this can matter to no rule: rate intervals are at most a day and freshness
+# windows at most a minute.
+CLAIM_RETENTION = dt.timedelta(days=1, minutes=5)
+
+
+def prune_claims(session: Session, now: dt.datetime) -> int:
+    """Delete the session workspace's client-order-id claims no rule can still need."""
+    result = session.execute(
+        delete(SignedOrder)
+        .where(SignedOrder.sign_time < now - CLAIM_RETENTION, SignedOrder.expire_time < now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -126,8 +126,41 @@ class SigningService:
     ) -> Executed:
         use = self._use(ctx, routing_context, credential, order, proxy=True)
         origins = self._origins(use.venue, use.environment)
-        response = self._egress.send(use.request, origins, ctx.remaining())
+        try:
+            response = self._egress.send(use.request, origins, ctx.remaining())
+        except VaultError as err:
+            # The use was audited before sending; record that the venue never answered.
+            self._record_send_failure(ctx, routing_context, use, err)
+            raise
         return Executed(response, use.version, use.audit_event)
+
+    def _record_send_failure(
+        self, ctx: CallContext, rc_name: str, use: _Use, err: VaultError
+    ) -> None:
+        ws_id = workspace_of_name(rc_name)
+        try:
+            with self._db.transaction(timeout_s=None) as session:
+                ws = ws_repo.by_resource_id(session, ws_id) if ws_id else None
+                if ws is None:
+                    return
+                bind_workspace(session, ws.id)
+                cred = self._credential_for_refusal(session, ctx, ws, rc_name, "")
+                self._audit.append(
+                    session,
+                    ctx,
+                    AuditRecord(
+                        action="credential.use_result",
+                        outcome=Outcome.FAILED,
+                        workspace_id=ws.id,
+                        workspace=f"workspaces/{ws.resource_id}",
+                        credential=cred,
+                        routing_context=rc_name,
+                        error_reason=err.reason,
+                        details={"useEvent": use.audit_event},
+                    ),
+                )
+        except VaultError:
+            pass
 
     # --- the use transaction ---------------------------------------------------------------
     def _origins(self, venue: Venue, env: Environment) -> frozenset[str]:
@@ -247,6 +280,8 @@ class SigningService:
                     details={
                         "operation": order.operation.value,
                         "mode": "proxy" if proxy else "sign",
+                        # Which policy rule, field or endpoint refused it (never values).
+                        **{k: v[:100] for k, v in err.metadata.items() if k in _REFUSAL_KEYS},
                     },
                 )
                 row = self._audit.append(session, ctx, record)
@@ -269,6 +304,9 @@ def _owned_context_credential(
         )
     ).scalar_one_or_none()
     return session.get(Credential, rc.credential_id) if rc is not None else None
+
+
+_REFUSAL_KEYS = frozenset({"rule", "field", "path", "method", "clientOrderId", "broker"})
 
 
 def _details(order: OrderSpec, method: str, path: str, version: int, proxy: bool) -> dict[str, str]:
