@@ -158,8 +158,13 @@ def test_unreachable_venue_is_unavailable_without_echoing_the_request(tmp_path: 
             err, rows = sf.refusal(vault, "ExecuteOrder", sf.execute_request(rc, sf.place_for(key)))
             assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "VENUE_UNAVAILABLE")
             # The use was committed before the send (a timed-out request may still have reached
-            # the venue), so it stays on the record.
-            assert [(r.action, r.details["mode"]) for r in rows] == [("credential.use", "proxy")]
+            # the venue), so it stays on the record, followed by the failed result.
+            assert [(r.action, r.outcome) for r in rows] == [
+                ("credential.use", "success"),
+                ("credential.use_result", "failed"),
+            ]
+            assert rows[0].details["mode"] == "proxy"
+            assert rows[1].error_reason == "VENUE_UNAVAILABLE"
             text = f"{err.message}{err.metadata}".encode()
             _assert_no_secret(key.secret_text, text)
             assert b"Bearer" not in text
