@@ -285,7 +285,6 @@ class VaultApp:
             self.keys,
             self.clock,
             coinbase_strict=strict,
-            grace_period_s=grace,
             attestor=self.attestor,
         )
         self.lifecycle = CredentialLifecycle(

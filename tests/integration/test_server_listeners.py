@@ -22,7 +22,7 @@ from pipsync.vault.v1 import (
     workspace_service_pb2_grpc as ws_grpc,
 )
 
-from tests.support.errors import call_error, expect_error
+from tests.support.errors import expect_error
 from tests.support.vault import RunningVault, iter_audit
 
 API = {
@@ -106,32 +106,31 @@ def test_admin_rpc_on_the_data_plane_is_wrong_listener(vault: RunningVault) -> N
     assert err.reason == "WRONG_LISTENER"
 
 
-def test_unimplemented_rpc_carries_error_info(vault: RunningVault) -> None:
-    """Every v1 RPC a build does not implement answers UNIMPLEMENTED with an ErrorInfo."""
-    from pipsync.vault.v1 import credential_service_pb2, credential_service_pb2_grpc
+def test_unimplemented_rpc_carries_error_info(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """An RPC a build does not implement answers UNIMPLEMENTED with an ErrorInfo, through the
+    real pipeline (every v1 RPC is implemented today, so serve a servicer with none filled in)."""
+    from pipsync.vault.v1 import key_service_pb2, key_service_pb2_grpc
 
-    from vault_server.rpc.servicers.credentials import CredentialServicer
+    import vault_server.app as app_module
+    from tests.support.vault import start_vault
+    from vault_server.rpc.servicers.unimplemented import fill_unimplemented
 
-    implemented = set(CredentialServicer.__dict__)
-    assert "AttestCredentialPermissions" in implemented  # filled by fill_unimplemented
-    stub = credential_service_pb2_grpc.CredentialServiceStub(vault.channel())
+    class Bare(key_service_pb2_grpc.KeyServiceServicer):
+        pass
+
+    fill_unimplemented(Bare, key_service_pb2.DESCRIPTOR.services_by_name["KeyService"])
+    monkeypatch.setattr(app_module, "KeyServicer", lambda *_args: Bare())
+    vault = start_vault(tmp_path / "home")
     try:
-        stub.AttestCredentialPermissions(
-            credential_service_pb2.AttestCredentialPermissionsRequest(
-                name="workspaces/ws-a/credentials/c", reason="r"
-            ),
-            metadata=vault.md(),
-            timeout=5,
+        stub = key_service_pb2_grpc.KeyServiceStub(vault.channel())
+        err = expect_error(
+            stub.GetKeyStatus, key_service_pb2.GetKeyStatusRequest(), metadata=vault.md(), timeout=5
         )
-    except grpc.RpcError as exc:
-        err = call_error(exc)
-    else:  # pragma: no cover
-        pytest.fail("expected an error")
-    if err.code == grpc.StatusCode.UNIMPLEMENTED:
-        assert err.reason == "NOT_IMPLEMENTED"
-        assert "AttestCredentialPermissions" in err.metadata["method"]
-    else:  # implemented: then it must refuse the unknown credential cleanly
-        assert (err.code, err.reason) == (grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+        assert (err.code, err.reason) == (grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED")
+        assert err.metadata["method"] == "pipsync.vault.v1.KeyService/GetKeyStatus"
+        assert err.domains == ["vault.pipsync.dev"]
+    finally:
+        vault.stop()
 
 
 def test_missing_reason_is_invalid_argument_and_audited(vault: RunningVault) -> None:

@@ -9,7 +9,6 @@ withdraw or transfer becomes QUARANTINED and signs nothing until a clean attesta
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,7 +206,3 @@ class ScheduledAttestation:
             except VaultError:
                 continue  # recorded as a failed attestation or refused; the next run retries
         return done
-
-
-def attestation_time(result: dict[str, Any]) -> dt.datetime:
-    return dt.datetime.fromisoformat(result["attest_time"])

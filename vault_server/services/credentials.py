@@ -8,7 +8,6 @@ the transaction that makes the change.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from dataclasses import dataclass
 
@@ -85,7 +84,6 @@ class CredentialManager:
         clock: Clock,
         *,
         coinbase_strict: bool = False,
-        grace_period_s: float = 86_400.0,
         attestor: Attestor | None = None,
     ) -> None:
         self._attestor = attestor
@@ -94,7 +92,6 @@ class CredentialManager:
         self._keys = keys
         self._clock = clock
         self._strict = coinbase_strict
-        self._grace = dt.timedelta(seconds=grace_period_s)
 
     # --- helpers ---------------------------------------------------------------------------
     def _record(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -62,21 +61,6 @@ def check_client_order_id(order: OrderSpec) -> None:
         raise InvalidArgument("order.client_order_id", "is required to place an order")
 
 
-def lock_credential(session: Session, cred: Credential) -> None:
-    """Serialise the uses of one credential and reload its row under the lock.
-
-    Two router retries signing concurrently must see each other's client order id, rate slot and
-    venue nonce (PostgreSQL runs them in parallel; SQLite's writers already queue), and a use must
-    not proceed on a state a concurrent revoke has just changed.
-    """
-    session.execute(
-        select(Credential)
-        .where(Credential.workspace_id == cred.workspace_id, Credential.id == cred.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-
-
 def claim_order(
     session: Session,
     cred: Credential,
@@ -87,8 +71,8 @@ def claim_order(
 ) -> None:
     """Rate-limit placements and refuse a client order id already signed inside its window.
 
-    Runs in the signing transaction, after ``lock_credential``: the claim commits with the audit
-    event, or not at all.
+    Runs in the signing transaction, with the credential row locked: the claim commits with the
+    audit event, or not at all.
     """
     if order.operation is not Operation.PLACE_ORDER or not order.client_order_id:
         return
@@ -137,12 +121,6 @@ def claim_order(
         )
     )
     session.flush()
-
-
-def notional(order: OrderSpec) -> Decimal | None:
-    if order.quantity is None or order.price is None:
-        return None
-    return order.quantity * order.price
 
 
 # Claims older than this can matter to no rule: rate intervals are at most a day and freshness

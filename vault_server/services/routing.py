@@ -119,7 +119,13 @@ class RoutingContexts:
             return RoutingView(ws.resource_id, cred.resource_id, rc, now)
 
     def _own(
-        self, session: Session, ctx: CallContext, name: str, *, lock: bool = False
+        self,
+        session: Session,
+        ctx: CallContext,
+        name: str,
+        *,
+        lock: bool = False,
+        lock_credential: bool = False,
     ) -> tuple[Workspace, Credential, RoutingContext]:
         ref = parse_routing_context("name", name)
         ws = load_visible(session, ctx, ref.workspace)
@@ -131,7 +137,12 @@ class RoutingContexts:
         rc = session.execute(stmt).scalar_one_or_none()
         if rc is None or rc.owner != ctx.actor.id:
             raise NotFound(name)
-        cred = session.get(Credential, rc.credential_id)
+        cred_stmt = select(Credential).where(
+            Credential.workspace_id == ws.id, Credential.id == rc.credential_id
+        )
+        if lock_credential:
+            cred_stmt = cred_stmt.with_for_update()
+        cred = session.execute(cred_stmt).scalar_one_or_none()
         if cred is None:
             raise NotFound(name)
         return ws, cred, rc
@@ -163,14 +174,16 @@ class RoutingContexts:
     def active_for_use(
         self, session: Session, ctx: CallContext, name: str
     ) -> tuple[Workspace, Credential, RoutingContext]:
-        """The caller's active context, inside the signing transaction.
+        """The caller's active context, inside the signing transaction, with the credential row
+        locked: concurrent uses of one credential (router retries) then see each other's client
+        order ids, rate slots and venue nonce, and a use cannot proceed past a concurrent revoke.
 
         Raises:
             RoutingContextRequired: none given, ended, expired (foreign ones are NOT_FOUND).
         """
         if not name:
             raise RoutingContextRequired("an active routing context is required to sign")
-        ws, cred, rc = self._own(session, ctx, name)
+        ws, cred, rc = self._own(session, ctx, name, lock_credential=True)
         if rc.state != ACTIVE or rc.expire_time <= self._clock.now():
             raise RoutingContextRequired(
                 "the routing context has ended or expired", metadata={"routingContext": name}

@@ -46,7 +46,6 @@ from vault_server.services.order_checks import (
     check_client_order_id,
     check_policy,
     claim_order,
-    lock_credential,
 )
 from vault_server.services.order_policy import OrderPolicy
 from vault_server.services.routing import RoutingContexts, ensure_usable
@@ -187,7 +186,6 @@ class SigningService:
         self, session: Session, ctx: CallContext, ws: Workspace, cred: Credential, rc_name: str,
         order: OrderSpec, *, proxy: bool,
     ) -> _Use:  # fmt: skip
-        lock_credential(session, cred)  # concurrent uses see each other's claims and nonces
         now = self._clock.now()
         name = credential_name(ws.resource_id, cred.resource_id)
         ensure_not_frozen(ws, now)

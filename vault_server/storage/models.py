@@ -243,4 +243,3 @@ TENANT_ENTITIES: tuple[type[Any], ...] = (
     SignedOrder,
     VenueNonce,
 )
-TENANT_TABLES = tuple(e.__tablename__ for e in TENANT_ENTITIES)
