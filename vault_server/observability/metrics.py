@@ -34,6 +34,72 @@ class Metrics:
             "Audit writes that failed",
             registry=self.registry,
         )
+        # Signing hot path. Labels are venue ids and outcome words from a fixed vocabulary.
+        self.signatures = Counter(
+            "pipvault_signatures_total",
+            "SignOrder/ExecuteOrder calls by venue and outcome (signed, sent, refused, failed)",
+            ["venue", "outcome"],
+            registry=self.registry,
+        )
+        self.audit_write_seconds = Histogram(
+            "pipvault_audit_write_seconds",
+            "Time from an audit event being queued to its transaction being durable",
+            buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2),
+            registry=self.registry,
+        )
+        self.audit_batch_size = Histogram(
+            "pipvault_audit_batch_size",
+            "Audit events (and their signatures) committed together in one transaction",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
+        self.dek_cache_hits = Counter(
+            "pipvault_dek_cache_hits_total",
+            "Unwrapped data keys served from the in-memory cache",
+            registry=self.registry,
+        )
+        self.dek_cache_misses = Counter(
+            "pipvault_dek_cache_misses_total",
+            "Data keys that had to be unwrapped by the key provider",
+            registry=self.registry,
+        )
+        # Key providers (KMS, transit, HSM, local keyring). Labels: provider kind and operation.
+        self.kms_seconds = Histogram(
+            "pipvault_kms_request_seconds",
+            "Key-provider call latency",
+            ["provider", "operation"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+            registry=self.registry,
+        )
+        self.kms_errors = Counter(
+            "pipvault_kms_errors_total",
+            "Key-provider calls that failed",
+            ["provider", "operation"],
+            registry=self.registry,
+        )
+        # Pager outbox.
+        self.pager_backlog = Gauge(
+            "pipvault_pager_backlog",
+            "Pages in the outbox not yet delivered",
+            registry=self.registry,
+        )
+        self.pager_delivery_failures = Counter(
+            "pipvault_pager_delivery_failures_total",
+            "Page delivery attempts that failed (retried)",
+            registry=self.registry,
+        )
+        self.pages_delivered = Counter(
+            "pipvault_pages_delivered_total",
+            "Pages delivered to the pager",
+            registry=self.registry,
+        )
+        # Readiness detail: 1 while a component is degraded but the vault can still sign.
+        self.degraded = Gauge(
+            "pipvault_degraded",
+            "1 while a component (storage, key_provider, audit) is degraded",
+            ["component"],
+            registry=self.registry,
+        )
 
     def serve(self, host: str, port: int) -> int:
         """Start the /metrics HTTP endpoint; returns the bound port."""

@@ -30,9 +30,17 @@ def _ident(name: str) -> str:
 
 
 def _ensure_role(conn: Connection, name: str, *, login: bool) -> None:
-    exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": name}).first()
+    row = conn.execute(
+        text(
+            "SELECT rolcanlogin, rolsuper, rolbypassrls, rolcreatedb, rolcreaterole"
+            " FROM pg_roles WHERE rolname = :n"
+        ),
+        {"n": name},
+    ).first()
+    if row is not None and tuple(row) == (login, False, False, False, False):
+        return  # already right: no catalog write (concurrent upgrades do not collide)
     attrs = ("LOGIN" if login else "NOLOGIN") + " NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
-    verb = "ALTER" if exists else "CREATE"
+    verb = "ALTER" if row is not None else "CREATE"
     conn.execute(text(f"{verb} ROLE {_ident(name)} {attrs}"))
 
 
