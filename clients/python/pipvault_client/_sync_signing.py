@@ -56,7 +56,11 @@ class SigningMethods(SyncTransport):
         **options: Unpack[CallOptions],
     ) -> sign_svc.SignOrderResponse:
         """Detached mode: a signed request to send before its ``expire_time``. ``reason`` is
-        required."""
+        required.
+
+        A new order carries exactly one size: ``order.quantity`` in base units, or
+        ``order.quote_quantity`` in quote units where the venue offers a quote-sized market order
+        (otherwise ``InvalidArgumentError``, field ``order.quote_quantity``)."""
         request = sign_svc.SignOrderRequest(
             routing_context=routing_context, order=order, reason=reason
         )
@@ -70,7 +74,7 @@ class SigningMethods(SyncTransport):
         **options: Unpack[CallOptions],
     ) -> sign_svc.ExecuteOrderResponse:
         """Proxy mode: the vault sends the order and returns the venue's answer. ``reason`` is
-        required."""
+        required. Order sizes as in ``sign_order``."""
         request = sign_svc.ExecuteOrderRequest(
             routing_context=routing_context, order=order, reason=reason
         )

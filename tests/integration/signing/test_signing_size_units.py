@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import grpc
+import pipvault_client as pv
 import pytest
 
 from tests.support import signing_flow as sf
@@ -126,3 +127,18 @@ def test_alpaca_receives_a_quote_sized_order_as_notional(wired: Wired) -> None:
     assert (order["notional"], "qty" in order) == ("25.5", False)
     reply = sf.execute(wired.vault, rc, _order(key, "sell", qty="0.5"))
     assert (json.loads(reply.body)["qty"], reply.http_status) == ("0.5", 200)
+
+
+def test_the_client_library_carries_quote_quantity_and_surfaces_the_refusal(wired: Wired) -> None:
+    key = sf.binance_hmac()
+    rc = _context(wired, key)
+    order = _order(key, "sell", quote="40", symbol="BTCUSDT")
+    with pv.VaultClient(wired.vault.data_target, token=wired.vault.tokens["router"]) as client:
+        signed = client.sign_order(rc, order, "quote-sized sell").signed_request
+        assert "quoteOrderQty=40&" in signed.url and "side=SELL" in signed.url
+        order.quantity = "1"
+        with pytest.raises(pv.InvalidArgumentError) as refused:
+            client.sign_order(rc, order, "both sizes")
+    assert (refused.value.reason, refused.value.metadata) == (
+        "INVALID_FIELD", {"field": "order.quote_quantity"},
+    )  # fmt: skip
