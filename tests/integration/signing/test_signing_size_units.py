@@ -4,7 +4,8 @@ Through the real server: SignOrder for OKX and Bybit spot market orders, the sig
 unchanged to the venue's loopback stub, whose ``placed`` log records what the venue's
 documentation says it would trade (defaults included). Quote-sized orders go the same way, are
 refused with INVALID_ARGUMENT where the venue cannot take them, are bounded by the notional limit
-(and refused under a quantity limit), and are proxied to Alpaca as ``notional``.
+(and refused under a quantity limit), and are proxied to Alpaca as ``notional``. Last, what
+the vault guarantees about OKX freshness once a router has dropped the unsigned ``expTime``.
 """
 
 from __future__ import annotations
@@ -142,3 +143,24 @@ def test_the_client_library_carries_quote_quantity_and_surfaces_the_refusal(wire
     assert (refused.value.reason, refused.value.metadata) == (
         "INVALID_FIELD", {"field": "order.quote_quantity"},
     )  # fmt: skip
+
+
+def test_okx_orders_expire_by_their_signed_timestamp_even_without_exptime(wired: Wired) -> None:
+    """``expTime`` is outside OKX's prehash: a router can drop it and the order still verifies.
+    What binds freshness is the signed timestamp, which OKX refuses after 30 s."""
+    key = sf.okx()
+    rc = _context(wired, key)
+    order = _order(key, "buy", qty="0.01", symbol="BTC-USDT")
+    signed = sf.sign(wired.vault, rc, order).signed_request
+    headers = sf.header_map(signed)
+    assert int(headers["expTime"]) == sf.expire_ms(signed) <= sf.now_ms() + 30_000
+    stripped = {name: value for name, value in headers.items() if name != "expTime"}
+    accepted = sf.send(signed, headers=stripped)
+    assert (accepted.status_code, accepted.json()["code"]) == (200, "0")
+    stub, real_clock = wired.venues.okx, wired.venues.okx.clock
+    stub.clock = lambda: sf.now_ms() + 31_000
+    try:
+        stale = sf.send(signed, headers=stripped)
+    finally:
+        stub.clock = real_clock
+    assert (stale.status_code, stale.json()["code"]) == (401, "50102")
