@@ -58,7 +58,7 @@ def test_configmap_settings_load_through_the_server_settings_class(
     # every key in the file is a setting (load_settings forbids unknown keys; proven below)
     raw = yaml.safe_load(data["config.yaml"])
     assert set(raw) <= set(Settings.model_fields)
-    policy = parse_policy(yaml.safe_load(data["policy.yaml"]))
+    policy = parse_policy(yaml.safe_load(configmap(docs, "pipvault-policy")["data"]["policy.yaml"]))
     by_id = {e.principal.id: e for e in policy.entries}
     assert Role.ROUTER in by_id["router"].principal.roles
     assert Role.SECURITY in by_id["security-oncall"].principal.roles
@@ -101,10 +101,12 @@ def test_settings_agree_with_the_pod(overlay: str, tmp_path: Path) -> None:
 
     # the command reads the mounted config, and the policy is the mounted policy
     config_dir = _mount_dir(view, "pipvault-config")
+    policy_dir = _mount_dir(view, "pipvault-policy")
+    assert config_dir != policy_dir
     command = view.sidecar["command"]
     assert command[:2] == ["pipvault", "serve"]
     assert command[command.index("--config") + 1] == str(config_dir / "config.yaml")
-    assert PurePosixPath(str(settings.policy_file)) == config_dir / "policy.yaml"
+    assert PurePosixPath(str(settings.policy_file)) == policy_dir / "policy.yaml"
 
     # the drain fits inside the Pod's termination grace period
     assert listen.grace_period_s < view.spec["terminationGracePeriodSeconds"]

@@ -56,9 +56,10 @@ def _wait_serving(target: str, proc: subprocess.Popen[str], timeout: float = 60)
 
 
 def test_dev_overlay_config_serves_through_the_socket_and_drains(tmp_path: Path) -> None:
-    data = configmap(render("dev"), "pipvault-config")["data"]
+    docs = render("dev")
+    data = configmap(docs, "pipvault-config")["data"]
     config = yaml.safe_load(data["config.yaml"])
-    policy = yaml.safe_load(data["policy.yaml"])
+    policy = yaml.safe_load(configmap(docs, "pipvault-policy")["data"]["policy.yaml"])
 
     tokens = {p["id"]: secrets.token_urlsafe(32) for p in policy["principals"]}
     for principal in policy["principals"]:

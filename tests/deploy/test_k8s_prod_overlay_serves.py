@@ -124,11 +124,12 @@ def test_prod_overlay_config_serves_on_postgres_and_openbao_transit(tmp_path: Pa
         )
         (tmp_path / "run").mkdir()
         (tmp_path / "etc").mkdir()
-        policy = yaml.safe_load(data["policy.yaml"])
+        policy = yaml.safe_load(configmap(docs, "pipvault-policy")["data"]["policy.yaml"])
         tokens = {p["id"]: secrets.token_urlsafe(32) for p in policy["principals"]}
         for principal in policy["principals"]:
             principal["token_sha256"] = hashlib.sha256(tokens[principal["id"]].encode()).hexdigest()
         (tmp_path / "etc" / "policy.yaml").write_text(yaml.safe_dump(policy))
+        config["policy_file"] = str(tmp_path / "etc" / "policy.yaml")
         config_file = tmp_path / "etc" / "config.yaml"
         config_file.write_text(yaml.safe_dump(config))
 

@@ -259,13 +259,26 @@ def test_pod_security_standard_restricted(docs: list[Obj]) -> None:
             assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}, name
 
 
-def test_config_and_policy_come_from_one_configmap_only_the_sidecar_mounts(
+def test_config_and_policy_configmaps_only_the_sidecar_mounts(
     docs: list[Obj],
 ) -> None:
     view = pod(docs)
-    cm = configmap(docs, "pipvault-config")
-    assert set(cm["data"]) == {"config.yaml", "policy.yaml"}
-    volume = view.volume("pipvault-config")
-    assert volume["configMap"]["name"] == cm["metadata"]["name"]
-    assert view.containers_mounting("pipvault-config") == [SIDECAR]
-    assert view.mounts(view.sidecar)["pipvault-config"]["readOnly"] is True
+    config = configmap(docs, "pipvault-config")
+    policy = configmap(docs, "pipvault-policy")
+    assert set(config["data"]) == {"config.yaml"}
+    assert set(policy["data"]) == {"policy.yaml"}
+    # settings changes roll the Pods (hashed name); policy edits reach running Pods (fixed name)
+    assert config["metadata"]["name"] != "pipvault-config"
+    assert policy["metadata"]["name"] == "pipvault-policy"
+    for cm in (config, policy):
+        volume = [
+            v
+            for v in view.spec["volumes"]
+            if v.get("configMap", {}).get("name") == cm["metadata"]["name"]
+        ]
+        assert len(volume) == 1, cm["metadata"]["name"]
+        name = volume[0]["name"]
+        assert view.containers_mounting(name) == [SIDECAR]
+        mount = view.mounts(view.sidecar)[name]
+        assert mount["readOnly"] is True
+        assert "subPath" not in mount, "subPath mounts never see ConfigMap updates"
