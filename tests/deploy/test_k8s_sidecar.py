@@ -10,6 +10,7 @@ import pytest
 from tests.support.k8s_manifests import (
     APP,
     OVERLAYS,
+    REPO,
     SIDECAR,
     Obj,
     PodView,
@@ -282,3 +283,17 @@ def test_config_and_policy_configmaps_only_the_sidecar_mounts(
         mount = view.mounts(view.sidecar)[name]
         assert mount["readOnly"] is True
         assert "subPath" not in mount, "subPath mounts never see ConfigMap updates"
+
+
+def test_no_secret_material_is_committed_or_rendered(docs: list[Obj]) -> None:
+    """Secrets are created out of band (docs/operations.md); the manifests only reference them."""
+    assert not all_of(docs, "Secret")
+    for d in docs:
+        for value in (d.get("data") or {}).values():
+            assert "-----BEGIN" not in value
+    deploy = REPO / "deploy"
+    for path in deploy.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert "PRIVATE KEY-----" not in text, path
+            assert "-----BEGIN" not in text, path
