@@ -58,8 +58,9 @@ clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
 
 # --- deploy manifests (deploy/k8s): rendered with kubectl kustomize, validated offline --------
-# kubernetes-validate and checkov live in their own virtualenv (checkov pins many dependencies
-# that must not disturb the app's). `make install` creates it; `make test` runs `manifests`.
+# kubernetes-validate, checkov and hadolint live in their own virtualenv (checkov pins many
+# dependencies that must not disturb the app's). `make install` creates it; `make test` runs
+# `manifests`.
 MANIFESTS_VENV := .venv-manifests
 MANIFESTS_STAMP := $(MANIFESTS_VENV)/.pipvault-installed
 MANIFESTS_OUT := build/manifests
@@ -76,7 +77,8 @@ $(MANIFESTS_STAMP): deploy/k8s/requirements.txt
 	  -r deploy/k8s/requirements.txt
 	@touch $(MANIFESTS_STAMP)
 
-## manifests: render each kustomize overlay and validate it (kubernetes-validate --strict, checkov)
+## manifests: render each kustomize overlay and validate it (kubernetes-validate --strict, checkov);
+##   lint deploy/Dockerfile (hadolint)
 manifests: $(MANIFESTS_STAMP)
 	@command -v $(KUBECTL) >/dev/null || { echo "manifests: $(KUBECTL) not found" >&2; exit 1; }
 	@mkdir -p $(MANIFESTS_OUT)
@@ -86,6 +88,7 @@ manifests: $(MANIFESTS_STAMP)
 	done
 	MANIFESTS_VENV=$(MANIFESTS_VENV) deploy/k8s/validate.sh \
 	  $(foreach o,$(KUBE_OVERLAYS),$(MANIFESTS_OUT)/$(o).yaml)
+	$(MANIFESTS_VENV)/bin/hadolint deploy/Dockerfile
 
 test: manifests
 

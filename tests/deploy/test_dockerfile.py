@@ -7,7 +7,9 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -177,3 +179,29 @@ def test_dockerignore_keeps_tests_and_secrets_out_of_the_build_context() -> None
         "deploy/k8s/base/deployment.yaml",
     ):
         assert not included(path), path
+
+
+def _hadolint(path: Path) -> subprocess.CompletedProcess[str]:
+    hadolint = REPO / ".venv-manifests" / "bin" / "hadolint"
+    assert hadolint.exists(), "hadolint missing: run `make install`"
+    return subprocess.run(
+        [str(hadolint), "--no-color", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_hadolint_passes_and_catches_a_root_image(tmp_path: Path) -> None:
+    """`make manifests` lints the Dockerfile with hadolint; the lint has teeth."""
+    assert _hadolint(DOCKERFILE).returncode == 0
+    broken = tmp_path / "Dockerfile"
+    broken.write_text(
+        DOCKERFILE.read_text().replace("USER 65532:65532", "USER root")
+        + "RUN apt-get update && apt-get install -y gcc\n"
+    )
+    out = _hadolint(broken)
+    assert out.returncode != 0
+    for rule in ("DL3002", "DL3008"):  # last USER is root; unpinned apt packages
+        assert rule in out.stdout, out.stdout
