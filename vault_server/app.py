@@ -31,7 +31,7 @@ from vault_server.auth.rate_limit import RateLimiter
 from vault_server.auth.rpc_roles import Plane
 from vault_server.auth.spiffe import SpiffeSource
 from vault_server.auth.tls import TlsConfigError, TlsFiles
-from vault_server.config import ConfigError, Settings
+from vault_server.config import ConfigError, Settings, key_provider_options, key_setting_name
 from vault_server.core.clock import Clock, Random, SystemClock, SystemRandom
 from vault_server.core.errors import VaultError
 from vault_server.core.secret import Secret
@@ -136,28 +136,25 @@ def build_key_providers(settings: Settings, clock: Clock, random: Random) -> dic
                     path=str(path),
                     note="DEV MODE generated a local keyring; never use it for real money",
                 )
-        elif uri.startswith("vault-transit"):
-            k = settings.keys
-            options.update(address=k.transit_address, timeout=k.transit_timeout_s)
-            if k.transit_ca_file is not None:
-                options["ca_file"] = str(k.transit_ca_file)
-            token = os.environ.get(k.transit_token_env)
-            if token:
-                options["token"] = Secret(token)
+        else:
+            options.update(
+                key_provider_options(
+                    settings.keys, uri, settings.limits.storage_threads, dict(os.environ)
+                )
+            )
         try:
             providers[provider_id] = new_key_provider(uri, provider_id, **options)
         except VaultError as exc:
-            raise ConfigError(
-                f"{exc.metadata.get('field', 'keys.providers')}: {exc.message}"
-            ) from exc
+            field = key_setting_name(uri, str(exc.metadata.get("field", "keys.providers")))
+            raise ConfigError(f"{field}: {exc.message}") from exc
     return providers
 
 
 def dek_cache_entries(settings: Settings) -> int:
     if settings.keys.dek_cache_max_entries is not None:
         return settings.keys.dek_cache_max_entries
-    transit = any(u.startswith("vault-transit") for u in settings.resolved_key_providers().values())
-    return 1024 if transit else 0
+    remote = any(not u.startswith("local") for u in settings.resolved_key_providers().values())
+    return 1024 if remote else 0
 
 
 def build_notifier(settings: Settings) -> Notifier | None:

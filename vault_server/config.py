@@ -109,7 +109,8 @@ class IdentitySettings(BaseModel):
 
 class KeysSettings(BaseModel):
     """Key providers by id -> URI (``local:///path``, ``local+env://VAR``,
-    ``vault-transit://mount/keys/name``) and which one wraps new data keys."""
+    ``vault-transit://mount/keys/name``, ``aws-kms://key``, ``pkcs11://token/key``) and which one
+    wraps new data keys. Connection settings per kind below; secrets only by file or variable."""
 
     providers: dict[str, str] = Field(default_factory=dict)
     primary: str = "local"
@@ -118,11 +119,108 @@ class KeysSettings(BaseModel):
     transit_token_env: str = "VAULT_TOKEN"
     transit_timeout_s: float = Field(default=3.0, gt=0, le=60)
     transit_ca_file: Path | None = None
-    # Unwrapped-DEK cache. None = automatic: on (1024 entries) when a vault-transit provider is
-    # configured, so steady-state signing never calls the KMS; off for local keyrings.
+    # Transit login: a static token (from transit_token_env), AppRole or Kubernetes.
+    transit_auth: Literal["token", "approle", "kubernetes"] = "token"
+    transit_role_id: str | None = None
+    transit_secret_id_env: str = "VAULT_SECRET_ID"
+    transit_approle_mount: str = "approle"
+    transit_kubernetes_role: str | None = None
+    transit_kubernetes_jwt_path: Path | None = None
+    transit_kubernetes_mount: str = "kubernetes"
+    # AWS KMS: credentials from the standard AWS chain (env, web identity / IRSA, files, roles).
+    aws_region: str | None = None
+    aws_endpoint_url: str | None = None  # emulators and VPC endpoints
+    aws_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    aws_max_attempts: int = Field(default=2, ge=1, le=5)
+    # PKCS#11: the vendor library, the user PIN from a file or a variable, the session pool.
+    pkcs11_module: Path | None = None
+    pkcs11_pin_file: Path | None = None
+    pkcs11_pin_env: str | None = None
+    pkcs11_pool_size: int | None = Field(default=None, ge=1, le=256)  # None: storage_threads
+    # Unwrapped-DEK cache. None = automatic: on (1024 entries) when a remote provider (transit,
+    # AWS KMS, PKCS#11) is configured, so steady-state signing never calls it; off for local.
     dek_cache_max_entries: int | None = Field(default=None, ge=0, le=100_000)
     dek_cache_max_age_s: float = Field(default=300.0, gt=0)
     dek_cache_max_uses: int = Field(default=10_000, ge=1)
+
+
+#: Provider option -> the setting it comes from (errors name the setting the operator wrote).
+KEY_OPTION_SETTINGS: dict[str, dict[str, str]] = {
+    "vault-transit": {
+        "address": "keys.transit_address",
+        "timeout": "keys.transit_timeout_s",
+        "ca_file": "keys.transit_ca_file",
+        "token": "keys.transit_token_env",
+        "role_id": "keys.transit_role_id",
+        "secret_id": "keys.transit_secret_id_env",
+        "approle_mount": "keys.transit_approle_mount",
+        "kubernetes_role": "keys.transit_kubernetes_role",
+        "kubernetes_jwt_path": "keys.transit_kubernetes_jwt_path",
+        "kubernetes_mount": "keys.transit_kubernetes_mount",
+    },
+    "aws-kms": {
+        "region": "keys.aws_region",
+        "endpoint_url": "keys.aws_endpoint_url",
+        "timeout": "keys.aws_timeout_s",
+        "max_attempts": "keys.aws_max_attempts",
+    },
+    "pkcs11": {
+        "module": "keys.pkcs11_module",
+        "pin_file": "keys.pkcs11_pin_file",
+        "pin_env": "keys.pkcs11_pin_env",
+        "pool_size": "keys.pkcs11_pool_size",
+    },
+}
+
+
+def key_provider_options(
+    keys: KeysSettings, uri: str, storage_threads: int, environ: dict[str, str]
+) -> dict[str, Any]:
+    """The ``new_key_provider`` options for a remote provider URI, from the settings above
+    (secrets read from the named environment variables)."""
+    kind = uri.partition("://")[0]
+    options: dict[str, Any] = {}
+    if kind == "vault-transit":
+        options.update(address=keys.transit_address, timeout=keys.transit_timeout_s)
+        if keys.transit_ca_file is not None:
+            options["ca_file"] = str(keys.transit_ca_file)
+        if keys.transit_auth == "token":
+            options["token"] = environ.get(keys.transit_token_env) or None
+        elif keys.transit_auth == "approle":
+            options.update(
+                role_id=keys.transit_role_id or None,
+                secret_id=environ.get(keys.transit_secret_id_env) or None,
+                approle_mount=keys.transit_approle_mount,
+            )
+        else:
+            options.update(
+                kubernetes_role=keys.transit_kubernetes_role or None,
+                kubernetes_mount=keys.transit_kubernetes_mount,
+            )
+            if keys.transit_kubernetes_jwt_path is not None:
+                options["kubernetes_jwt_path"] = str(keys.transit_kubernetes_jwt_path)
+    elif kind == "aws-kms":
+        options.update(
+            region=keys.aws_region,
+            endpoint_url=keys.aws_endpoint_url,
+            timeout=keys.aws_timeout_s,
+            max_attempts=keys.aws_max_attempts,
+        )
+    elif kind == "pkcs11":
+        options.update(
+            module=str(keys.pkcs11_module) if keys.pkcs11_module else None,
+            pin_file=str(keys.pkcs11_pin_file) if keys.pkcs11_pin_file else None,
+            pin_env=keys.pkcs11_pin_env,
+            pool_size=keys.pkcs11_pool_size or storage_threads,
+        )
+    return options
+
+
+def key_setting_name(uri: str, field: str) -> str:
+    """The setting an error about provider option ``field`` (``keys.providers.<id>.<opt>``) is
+    really about, so the message names what the operator wrote, once."""
+    option = field.rsplit(".", 1)[-1] if field.count(".") >= 3 else ""
+    return KEY_OPTION_SETTINGS.get(uri.partition("://")[0], {}).get(option, field)
 
 
 class SigningSettings(BaseModel):
