@@ -66,6 +66,7 @@ from vault_server.services.credential_lifecycle import CredentialLifecycle
 from vault_server.services.credential_views import CredentialQueries
 from vault_server.services.credentials import CredentialManager
 from vault_server.services.denials import DenialRecorder
+from vault_server.services.integrity_pages import IntegrityPager
 from vault_server.services.key_admin import KeyAdmin
 from vault_server.services.keys import KeyManager
 from vault_server.services.pagination import PageTokens
@@ -261,6 +262,7 @@ class VaultApp:
         self.pager = Pager(
             self.clock, bucket_s=settings.paging.dedup_bucket_s, source=settings.paging.source
         )
+        self.keys.on_integrity_failure = IntegrityPager(self.db, self.pager)
         sign_settings = SigningSettings(
             recv_window_cap_ms=signing_cfg.recv_window_cap_ms,
             coinbase_strict=strict,

@@ -64,12 +64,14 @@ def start_moto() -> MotoKms:
 
 
 @dataclass
-class SoftHsm:
-    conf: Path
+class SoftHsmToken:
+    """One initialised token: its label, the PIN file (0600) and its directory (delete it to
+    take the token away: an HSM outage)."""
+
+    label: str
     module: str
-    token_label: str
     pin_file: Path
-    token_dir: Path
+    directory: Path
 
     def options(self) -> dict[str, Any]:
         return {"module": self.module, "pin_file": str(self.pin_file)}
@@ -82,34 +84,37 @@ def softhsm_module() -> str:
     raise RuntimeError("SoftHSM2 is not installed: run make install (Debian package softhsm2)")
 
 
-def start_softhsm(workdir: Path, label: str = "pipvault") -> SoftHsm:
-    """Initialise a fresh token under ``workdir`` and point ``SOFTHSM2_CONF`` at it (the
-    library reads the variable when first loaded, so one token directory serves a test run)."""
+def init_softhsm(workdir: Path, labels: list[str]) -> dict[str, SoftHsmToken]:
+    """Initialise one token per label under ``workdir`` and point ``SOFTHSM2_CONF`` at them.
+
+    SoftHSM2 lists its tokens when the library is first loaded in a process, so every token a
+    test run needs is created here, before any provider loads the library.
+    """
     util = shutil.which("softhsm2-util")
     if util is None:
         raise RuntimeError("softhsm2-util not found: run make install (Debian package softhsm2)")
-    conf_path = os.environ.get("SOFTHSM2_CONF")
-    if conf_path and Path(conf_path).is_file() and "pipvault-test" in Path(conf_path).read_text():
-        conf = Path(conf_path)  # the run's token store already exists; add a token to it
-        token_dir = Path(conf.read_text().split("directories.tokendir = ")[1].split("\n")[0])
-    else:
-        workdir.mkdir(parents=True, exist_ok=True)
-        token_dir = workdir / "tokens"
-        token_dir.mkdir(mode=0o700)
-        conf = workdir / "softhsm2.conf"
-        conf.write_text(
-            f"# pipvault-test\ndirectories.tokendir = {token_dir}\n"
-            "objectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n"
-        )
-        os.environ["SOFTHSM2_CONF"] = str(conf)
-    pin = secrets.token_hex(8)
-    pin_file = workdir / f"{label}.pin"
-    fd = os.open(pin_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(pin + "\n")
-    subprocess.run(
-        [util, "--init-token", "--free", "--label", label, "--so-pin", secrets.token_hex(8),
-         "--pin", pin],
-        check=True, capture_output=True, env={**os.environ, "SOFTHSM2_CONF": str(conf)},
-    )  # fmt: skip
-    return SoftHsm(conf, softhsm_module(), label, pin_file, token_dir)
+    module = softhsm_module()
+    workdir.mkdir(parents=True, exist_ok=True)
+    token_dir = workdir / "tokens"
+    token_dir.mkdir(mode=0o700)
+    conf = workdir / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {token_dir}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    tokens = {}
+    for label in labels:
+        pin = secrets.token_hex(8)
+        pin_file = workdir / f"{label}.pin"
+        fd = os.open(pin_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(pin + "\n")
+        before = set(token_dir.iterdir())
+        subprocess.run(
+            [util, "--init-token", "--free", "--label", label, "--so-pin", secrets.token_hex(8),
+             "--pin", pin],
+            check=True, capture_output=True, env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+        )  # fmt: skip
+        (directory,) = set(token_dir.iterdir()) - before
+        tokens[label] = SoftHsmToken(label, module, pin_file, directory)
+    return tokens

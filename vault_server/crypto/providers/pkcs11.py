@@ -3,7 +3,8 @@ python-pkcs11). CloudHSM, Luna, YubiHSM and SoftHSM all speak PKCS#11.
 
 ``pkcs11://<token label>/<key label>``; options ``module`` (the vendor's PKCS#11 library),
 ``pin_file`` or ``pin_env`` (the user PIN; never in the configuration itself) and ``pool_size``
-(sessions, sized to the storage threads so every storage thread can use the token at once).
+(sessions, sized to the storage threads, kept open and logged in). Calls into the library are
+serialized per process (see ``_call_lock``).
 
 **KEK versions** are secret-key objects with the key label and ``CKA_ID`` = the version as 4
 big-endian bytes, generated *in the token* as AES-256 with ``CKA_SENSITIVE=true``,
@@ -56,6 +57,7 @@ TAG_BITS: Final = 128
 MAX_PIN_BYTES: Final = 256
 _T = TypeVar("_T")
 _LIBS: dict[str, Any] = {}
+_LOCKS: dict[str, threading.Lock] = {}
 _LIBS_LOCK = threading.Lock()
 
 
@@ -67,6 +69,17 @@ def _import_pkcs11() -> Any:
             "pkcs11 key providers need python-pkcs11: install pipvault[hsm] (or python-pkcs11)"
         ) from None
     return pkcs11
+
+
+def _call_lock(module: str) -> threading.Lock:
+    """The lock that serializes calls into one PKCS#11 library in this process.
+
+    python-pkcs11 calls ``C_Initialize(NULL)``, which tells the library that it will not be
+    entered by several threads at once (SoftHSM2 then disables its own locking), so the
+    provider keeps that promise; the session pool still keeps every session open and logged in.
+    """
+    with _LIBS_LOCK:
+        return _LOCKS.setdefault(module, threading.Lock())
 
 
 def _load_lib(pkcs11: Any, module: str) -> Any:
@@ -214,7 +227,7 @@ class Pkcs11KeyProvider:
                 session = self._pool.get_nowait()
             except queue.Empty:
                 return
-            with contextlib.suppress(Exception):  # closing is best effort
+            with contextlib.suppress(Exception), _call_lock(self._module):  # best effort
                 session.close()
 
     def __repr__(self) -> str:
@@ -291,7 +304,7 @@ class Pkcs11KeyProvider:
 
     def _with_session(self, op: str, run: Callable[[Any], _T]) -> _T:
         try:
-            with self._session(op) as session:
+            with self._session(op) as session, _call_lock(self._module):
                 return run(session)
         except (IntegrityCheckFailed, KeyProviderUnavailable, InvalidArgument):
             raise
@@ -333,7 +346,8 @@ class Pkcs11KeyProvider:
             pass
         with self._open_lock:
             if self._opened < self._pool_size:
-                session = self._open(op)
+                with _call_lock(self._module):
+                    session = self._open(op)
                 self._opened += 1
                 return session
         try:
