@@ -146,8 +146,9 @@ def build_key_providers(settings: Settings, clock: Clock, random: Random) -> dic
         try:
             providers[provider_id] = new_key_provider(uri, provider_id, **options)
         except VaultError as exc:
-            field = key_setting_name(uri, str(exc.metadata.get("field", "keys.providers")))
-            raise ConfigError(f"{field}: {exc.message}") from exc
+            raw = str(exc.metadata.get("field", "keys.providers"))
+            problem = exc.message.removeprefix(f"{raw}: ")
+            raise ConfigError(f"{key_setting_name(uri, raw)}: {problem}") from exc
     return providers
 
 

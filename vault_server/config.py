@@ -185,14 +185,24 @@ def key_provider_options(
         if keys.transit_ca_file is not None:
             options["ca_file"] = str(keys.transit_ca_file)
         if keys.transit_auth == "token":
-            options["token"] = environ.get(keys.transit_token_env) or None
+            options["token"] = _env_secret(
+                environ, "keys.transit_token_env", keys.transit_token_env
+            )
         elif keys.transit_auth == "approle":
+            if not keys.transit_role_id:
+                raise ConfigError("keys.transit_role_id: required with transit_auth approle")
             options.update(
-                role_id=keys.transit_role_id or None,
-                secret_id=environ.get(keys.transit_secret_id_env) or None,
+                role_id=keys.transit_role_id,
+                secret_id=_env_secret(
+                    environ, "keys.transit_secret_id_env", keys.transit_secret_id_env
+                ),
                 approle_mount=keys.transit_approle_mount,
             )
         else:
+            if not keys.transit_kubernetes_role:
+                raise ConfigError(
+                    "keys.transit_kubernetes_role: required with transit_auth kubernetes"
+                )
             options.update(
                 kubernetes_role=keys.transit_kubernetes_role or None,
                 kubernetes_mount=keys.transit_kubernetes_mount,
@@ -214,6 +224,13 @@ def key_provider_options(
             pool_size=keys.pkcs11_pool_size or storage_threads,
         )
     return options
+
+
+def _env_secret(environ: dict[str, str], setting: str, variable: str) -> str:
+    value = environ.get(variable, "")
+    if not value:
+        raise ConfigError(f"{setting}: ${variable} is not set")
+    return value
 
 
 def key_setting_name(uri: str, field: str) -> str:
