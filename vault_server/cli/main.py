@@ -131,6 +131,33 @@ def _keys_init_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_init_pkcs11(args: argparse.Namespace) -> int:
+    """Generate KEK version 1 inside the token of a configured pkcs11 provider (once)."""
+    import os
+
+    from vault_server.config import key_provider_options
+    from vault_server.core.errors import VaultError
+    from vault_server.crypto.providers import new_key_provider
+    from vault_server.crypto.providers.pkcs11 import Pkcs11KeyProvider
+
+    settings = load_settings(args.config, mode="dev")  # only its keys section matters here
+    uri = settings.keys.providers.get(args.provider, "")
+    if not uri.startswith("pkcs11://"):
+        raise ConfigError(f"keys.providers.{args.provider}: not a pkcs11:// provider")
+    options = key_provider_options(
+        settings.keys, uri, settings.limits.storage_threads, dict(os.environ)
+    )
+    try:
+        provider = new_key_provider(uri, args.provider, **options)
+        assert isinstance(provider, Pkcs11KeyProvider)
+        version = provider.ensure_key()
+        provider.close()
+    except VaultError as exc:
+        raise ConfigError(f"keys init-pkcs11: {exc.message}") from exc
+    print(f"{uri}: KEK version {version} is in the token (sensitive, never extractable)")
+    return 0
+
+
 def _keys_init_audit(args: argparse.Namespace) -> int:
     from vault_server.services.audit_checkpoints import CheckpointKeyError, create_signing_key
 
@@ -190,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     init = keys_sub.add_parser("init-local", help="create a local keyring file (never overwrites)")
     init.add_argument("--path", type=Path, required=True)
     init.set_defaults(func=_keys_init_local)
+    hsm = keys_sub.add_parser(
+        "init-pkcs11", help="generate KEK version 1 in a configured pkcs11 provider's token"
+    )
+    hsm.add_argument("--config", type=Path, required=True)
+    hsm.add_argument("--provider", required=True, help="the provider id in keys.providers")
+    hsm.set_defaults(func=_keys_init_pkcs11)
     audit_key = keys_sub.add_parser(
         "init-audit", help="create the Ed25519 key that signs audit checkpoints (never overwrites)"
     )

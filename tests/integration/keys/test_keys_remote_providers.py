@@ -214,3 +214,38 @@ def test_pkcs11_wrong_pin_or_missing_token_is_unavailable(
     with pytest.raises(KeyProviderUnavailable) as absent:
         missing.status()
     assert absent.value.metadata["cause"] == "no_token"
+
+
+def test_init_pkcs11_command_provisions_version_1_once(
+    hsm_token: SoftHsmToken, tmp_path: Any
+) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "pipvault.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "keys": {
+                    "providers": {"hsm": f"pkcs11://{hsm_token.label}/ops-kek"},
+                    "primary": "hsm",
+                    "pkcs11_module": hsm_token.module,
+                    "pkcs11_pin_file": str(hsm_token.pin_file),
+                }
+            }
+        )
+    )
+    command = [sys.executable, "-m", "vault_server.cli.main", "keys", "init-pkcs11",
+               "--config", str(config), "--provider", "hsm"]  # fmt: skip
+    for _ in range(2):  # the second run finds the key and creates nothing
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "KEK version 1 is in the token" in done.stdout
+    provider = new_key_provider(
+        f"pkcs11://{hsm_token.label}/ops-kek", "hsm", **hsm_token.options()
+    )  # made by another process, seen here
+    assert [v.version for v in provider.status().versions] == [1]
+    wrong = subprocess.run([*command[:-1], "nope"], capture_output=True, text=True, timeout=60)
+    assert wrong.returncode != 0 and "keys.providers.nope" in wrong.stderr
