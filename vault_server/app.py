@@ -31,13 +31,14 @@ from vault_server.auth.rate_limit import RateLimiter
 from vault_server.auth.rpc_roles import Plane
 from vault_server.auth.spiffe import SpiffeSource
 from vault_server.auth.tls import TlsConfigError, TlsFiles
-from vault_server.config import ConfigError, Settings, key_provider_options, key_setting_name
+from vault_server.config import ConfigError, Settings
 from vault_server.core.clock import Clock, Random, SystemClock, SystemRandom
 from vault_server.core.errors import VaultError
 from vault_server.core.secret import Secret
 from vault_server.crypto.dek_cache import DekCache
 from vault_server.crypto.providers import KeyProvider, init_local_keyring, new_key_provider
 from vault_server.egress.client import EgressClient
+from vault_server.key_settings import key_provider_options, key_setting_name
 from vault_server.observability.logging import get_logger
 from vault_server.observability.metrics import Metrics
 from vault_server.rpc.admission import Admission, Limits

@@ -135,10 +135,10 @@ def _keys_init_pkcs11(args: argparse.Namespace) -> int:
     """Generate KEK version 1 inside the token of a configured pkcs11 provider (once)."""
     import os
 
-    from vault_server.config import key_provider_options
     from vault_server.core.errors import VaultError
     from vault_server.crypto.providers import new_key_provider
     from vault_server.crypto.providers.pkcs11 import Pkcs11KeyProvider
+    from vault_server.key_settings import key_provider_options
 
     settings = load_settings(args.config, mode="dev")  # only its keys section matters here
     uri = settings.keys.providers.get(args.provider, "")

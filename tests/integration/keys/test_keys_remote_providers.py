@@ -137,9 +137,9 @@ def test_pkcs11_kek_never_leaves_the_token_and_binding_is_enforced_there(
     from pkcs11 import Attribute, Mechanism, ObjectClass
     from pkcs11.mechanisms import GCMParams
 
-    from vault_server.crypto.providers.pkcs11 import _load_lib
+    from vault_server.crypto.providers._pkcs11_support import load_lib
 
-    token = _load_lib(pkcs11, hsm_token.module).get_token(token_label=hsm_token.label)
+    token = load_lib(pkcs11, hsm_token.module).get_token(token_label=hsm_token.label)
     with token.open() as session:  # the provider's sessions already logged the app in
         key = session.get_key(
             object_class=ObjectClass.SECRET_KEY, label="kek", id=struct.pack(">I", 1)

@@ -178,7 +178,8 @@ def _aws_kms(provider_id: str, setting: str, rest: str, options: Mapping[str, An
 
 
 def _pkcs11(provider_id: str, setting: str, rest: str, options: Mapping[str, Any]) -> KeyProvider:
-    from vault_server.crypto.providers.pkcs11 import Pkcs11KeyProvider, read_pin
+    from vault_server.crypto.providers._pkcs11_support import read_pin
+    from vault_server.crypto.providers.pkcs11 import Pkcs11KeyProvider
 
     _allow(setting, options, {"module", "pin_file", "pin_env", "pool_size", "clock"})
     token, sep, key = rest.partition("/")

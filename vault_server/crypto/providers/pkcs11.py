@@ -4,7 +4,7 @@ python-pkcs11). CloudHSM, Luna, YubiHSM and SoftHSM all speak PKCS#11.
 ``pkcs11://<token label>/<key label>``; options ``module`` (the vendor's PKCS#11 library),
 ``pin_file`` or ``pin_env`` (the user PIN; never in the configuration itself) and ``pool_size``
 (sessions, sized to the storage threads, kept open and logged in). Calls into the library are
-serialized per process (see ``_call_lock``).
+serialized per process (see ``_pkcs11_support.call_lock``).
 
 **KEK versions** are secret-key objects with the key label and ``CKA_ID`` = the version as 4
 big-endian bytes, generated *in the token* as AES-256 with ``CKA_SENSITIVE=true``,
@@ -34,7 +34,6 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from vault_server.core.errors import (
@@ -43,6 +42,12 @@ from vault_server.core.errors import (
     KeyProviderUnavailable,
 )
 from vault_server.core.secret import Secret
+from vault_server.crypto.providers._pkcs11_support import (
+    call_lock,
+    failure_cause,
+    import_pkcs11,
+    load_lib,
+)
 from vault_server.crypto.providers.base import (
     KekState,
     KekVersionInfo,
@@ -54,60 +59,7 @@ from vault_server.crypto.providers.base import (
 KIND: Final = "pkcs11"
 IV_BYTES: Final = 12
 TAG_BITS: Final = 128
-MAX_PIN_BYTES: Final = 256
 _T = TypeVar("_T")
-_LIBS: dict[str, Any] = {}
-_LOCKS: dict[str, threading.Lock] = {}
-_LIBS_LOCK = threading.Lock()
-
-
-def _import_pkcs11() -> Any:
-    try:
-        import pkcs11
-    except ImportError:
-        raise KeyProviderUnavailable(
-            "pkcs11 key providers need python-pkcs11: install pipvault[hsm] (or python-pkcs11)"
-        ) from None
-    return pkcs11
-
-
-def _call_lock(module: str) -> threading.Lock:
-    """The lock that serializes calls into one PKCS#11 library in this process.
-
-    python-pkcs11 calls ``C_Initialize(NULL)``, which tells the library that it will not be
-    entered by several threads at once (SoftHSM2 then disables its own locking), so the
-    provider keeps that promise; the session pool still keeps every session open and logged in.
-    """
-    with _LIBS_LOCK:
-        return _LOCKS.setdefault(module, threading.Lock())
-
-
-def _load_lib(pkcs11: Any, module: str) -> Any:
-    """One loaded library per path and process (PKCS#11 ``C_Initialize`` is per process)."""
-    with _LIBS_LOCK:
-        if module not in _LIBS:
-            _LIBS[module] = pkcs11.lib(module)
-        return _LIBS[module]
-
-
-def read_pin(setting: str, pin_file: Path | None, pin_env: str | None) -> Secret:
-    """The user PIN from a file (first line) or an environment variable."""
-    if pin_file is not None:
-        try:
-            with pin_file.open("rb") as fh:
-                raw = fh.read(MAX_PIN_BYTES + 1)
-        except OSError as exc:
-            raise KeyProviderUnavailable(
-                f"{setting}.pin_file {pin_file}: cannot be read ({exc.strerror or 'error'})"
-            ) from None
-        pin = raw.split(b"\n", 1)[0].strip()
-    else:
-        assert pin_env is not None
-        pin = os.environ.get(pin_env, "").strip().encode()
-    if not pin or len(pin) > MAX_PIN_BYTES:
-        where = f"{setting}.pin_file" if pin_file is not None else f"${pin_env}"
-        raise KeyProviderUnavailable(f"{where}: no PKCS#11 PIN there")
-    return Secret(pin)
 
 
 class Pkcs11KeyProvider:
@@ -123,7 +75,7 @@ class Pkcs11KeyProvider:
         pin: Secret,
         pool_size: int,
     ) -> None:
-        self._pk = _import_pkcs11()
+        self._pk = import_pkcs11()
         from pkcs11.mechanisms import GCMParams
 
         self._gcm = GCMParams
@@ -227,7 +179,7 @@ class Pkcs11KeyProvider:
                 session = self._pool.get_nowait()
             except queue.Empty:
                 return
-            with contextlib.suppress(Exception), _call_lock(self._module):  # best effort
+            with contextlib.suppress(Exception), call_lock(self._module):  # best effort
                 session.close()
 
     def __repr__(self) -> str:
@@ -304,12 +256,12 @@ class Pkcs11KeyProvider:
 
     def _with_session(self, op: str, run: Callable[[Any], _T]) -> _T:
         try:
-            with self._session(op) as session, _call_lock(self._module):
+            with self._session(op) as session, call_lock(self._module):
                 return run(session)
         except (IntegrityCheckFailed, KeyProviderUnavailable, InvalidArgument):
             raise
         except self._pk.exceptions.PKCS11Error as error:
-            raise self._unavailable(op, _cause(self._pk, error)) from None
+            raise self._unavailable(op, failure_cause(self._pk, error)) from None
         except Exception:  # mapped, never leaked
             raise self._unavailable(op, "server_error") from None
 
@@ -346,7 +298,7 @@ class Pkcs11KeyProvider:
             pass
         with self._open_lock:
             if self._opened < self._pool_size:
-                with _call_lock(self._module):
+                with call_lock(self._module):
                     session = self._open(op)
                 self._opened += 1
                 return session
@@ -359,7 +311,7 @@ class Pkcs11KeyProvider:
         errors = self._pk.exceptions
         try:
             if self._token is None:
-                lib = _load_lib(self._pk, self._module)
+                lib = load_lib(self._pk, self._module)
                 self._token = lib.get_token(token_label=self._token_label)
             try:
                 return self._token.open(user_pin=self._pin.reveal_text(), rw=True)
@@ -371,24 +323,10 @@ class Pkcs11KeyProvider:
         except (errors.PinIncorrect, errors.PinInvalid, errors.PinLenRange, errors.PinExpired):
             raise self._unavailable(op, "pin_refused") from None
         except (OSError, RuntimeError) as error:
-            raise self._unavailable(op, _cause(self._pk, error)) from None
+            raise self._unavailable(op, failure_cause(self._pk, error)) from None
 
     def _unavailable(self, op: str, cause: str) -> KeyProviderUnavailable:
         return KeyProviderUnavailable(
             f"pkcs11 {op} failed ({cause.replace('_', ' ')})",
             metadata={"providerId": self._id, "cause": cause},
         )
-
-
-def _cause(pk: Any, error: BaseException) -> str:
-    errors = pk.exceptions
-    table: list[tuple[Any, str]] = [
-        ((errors.NoSuchKey, errors.ObjectHandleInvalid, errors.KeyHandleInvalid), "no_key"),
-        ((errors.TokenNotPresent, errors.DeviceRemoved, errors.NoSuchToken), "no_token"),
-        ((errors.PinIncorrect, errors.PinLocked, errors.UserNotLoggedIn), "pin_refused"),
-        ((errors.SessionHandleInvalid, errors.SessionClosed), "session_lost"),
-    ]
-    for kind, name in table:
-        if isinstance(error, kind):
-            return name
-    return "device_error"
