@@ -8,9 +8,18 @@ STAMP := $(VENV)/.pipvault-installed
 BUF := node_modules/.bin/buf
 PYTEST_ARGS ?=
 
-.PHONY: install run demo test lint proto proto-check bench clean
+.PHONY: install softhsm run demo test lint proto proto-check bench clean
 
-install: $(STAMP) $(BUF)
+install: $(STAMP) $(BUF) softhsm
+
+# SoftHSM2 (the PKCS#11 token the pkcs11 key-provider tests use): Debian package, installed
+# with apt-get when missing (CI runs as root on Debian; elsewhere sudo is tried).
+SOFTHSM_LIB ?= /usr/lib/softhsm/libsofthsm2.so
+softhsm:
+	@if ! command -v softhsm2-util >/dev/null 2>&1 || [ ! -e $(SOFTHSM_LIB) ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq softhsm2 >/dev/null; fi
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -109,7 +109,8 @@ class IdentitySettings(BaseModel):
 
 class KeysSettings(BaseModel):
     """Key providers by id -> URI (``local:///path``, ``local+env://VAR``,
-    ``vault-transit://mount/keys/name``) and which one wraps new data keys."""
+    ``vault-transit://mount/keys/name``, ``aws-kms://key``, ``pkcs11://token/key``) and which one
+    wraps new data keys. Connection settings per kind below; secrets only by file or variable."""
 
     providers: dict[str, str] = Field(default_factory=dict)
     primary: str = "local"
@@ -118,8 +119,26 @@ class KeysSettings(BaseModel):
     transit_token_env: str = "VAULT_TOKEN"
     transit_timeout_s: float = Field(default=3.0, gt=0, le=60)
     transit_ca_file: Path | None = None
-    # Unwrapped-DEK cache. None = automatic: on (1024 entries) when a vault-transit provider is
-    # configured, so steady-state signing never calls the KMS; off for local keyrings.
+    # Transit login: a static token (from transit_token_env), AppRole or Kubernetes.
+    transit_auth: Literal["token", "approle", "kubernetes"] = "token"
+    transit_role_id: str | None = None
+    transit_secret_id_env: str = "VAULT_SECRET_ID"
+    transit_approle_mount: str = "approle"
+    transit_kubernetes_role: str | None = None
+    transit_kubernetes_jwt_path: Path | None = None
+    transit_kubernetes_mount: str = "kubernetes"
+    # AWS KMS: credentials from the standard AWS chain (env, web identity / IRSA, files, roles).
+    aws_region: str | None = None
+    aws_endpoint_url: str | None = None  # emulators and VPC endpoints
+    aws_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    aws_max_attempts: int = Field(default=2, ge=1, le=5)
+    # PKCS#11: the vendor library, the user PIN from a file or a variable, the session pool.
+    pkcs11_module: Path | None = None
+    pkcs11_pin_file: Path | None = None
+    pkcs11_pin_env: str | None = None
+    pkcs11_pool_size: int | None = Field(default=None, ge=1, le=256)  # None: storage_threads
+    # Unwrapped-DEK cache. None = automatic: on (1024 entries) when a remote provider (transit,
+    # AWS KMS, PKCS#11) is configured, so steady-state signing never calls it; off for local.
     dek_cache_max_entries: int | None = Field(default=None, ge=0, le=100_000)
     dek_cache_max_age_s: float = Field(default=300.0, gt=0)
     dek_cache_max_uses: int = Field(default=10_000, ge=1)

@@ -1,7 +1,7 @@
 """``pipvault``: run the vault sidecar and operate its storage.
 
 pipvault serve --config FILE          production server
-pipvault dev [--home DIR]             dev mode on embedded defaults, until Ctrl-C
+pipvault dev [--home DIR] [--kms openbao]  dev mode on embedded defaults, until Ctrl-C
 pipvault db upgrade [--database-url]  apply schema migrations
 """
 
@@ -27,7 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def dev_settings(args: argparse.Namespace) -> Settings:
+def dev_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     home: Path = args.home.resolve()
     from vault_server.cli.dev import ensure_dev_policy
 
@@ -35,6 +35,7 @@ def dev_settings(args: argparse.Namespace) -> Settings:
     policy_file, _ = ensure_dev_policy(home)
     return load_settings(
         args.config,
+        **overrides,
         mode="dev",
         home=str(home),
         policy_file=str(policy_file),
@@ -50,12 +51,30 @@ def dev_settings(args: argparse.Namespace) -> Settings:
 
 
 def _dev(args: argparse.Namespace) -> int:
+    bao = None
+    overrides: dict[str, Any] = {}
+    if getattr(args, "kms", "local") == "openbao":
+        from vault_server.cli.dev_openbao import start_dev_openbao
+
+        home = args.home.resolve()
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        bao = start_dev_openbao(home)
+        overrides["keys"] = bao.keys_settings(home)
+        print(f"dev OpenBao (transit key transit/keys/pipvault) at {bao.address}", flush=True)
+    try:
+        return _dev_run(args, overrides)
+    finally:
+        if bao is not None:
+            bao.stop()
+
+
+def _dev_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     from vault_server.app import VaultApp, serve_until_signalled
     from vault_server.cli.dev import banner, ensure_dev_policy
     from vault_server.services.call import system_context
     from vault_server.storage.repositories import workspaces as ws_repo
 
-    settings = dev_settings(args)
+    settings = dev_settings(args, **overrides)
     configure_logging(settings.log_level, settings.log_format)
     _, tokens = ensure_dev_policy(settings.home)
     app = VaultApp(settings)
@@ -112,6 +131,33 @@ def _keys_init_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_init_pkcs11(args: argparse.Namespace) -> int:
+    """Generate KEK version 1 inside the token of a configured pkcs11 provider (once)."""
+    import os
+
+    from vault_server.core.errors import VaultError
+    from vault_server.crypto.providers import new_key_provider
+    from vault_server.crypto.providers.pkcs11 import Pkcs11KeyProvider
+    from vault_server.key_settings import key_provider_options
+
+    settings = load_settings(args.config, mode="dev")  # only its keys section matters here
+    uri = settings.keys.providers.get(args.provider, "")
+    if not uri.startswith("pkcs11://"):
+        raise ConfigError(f"keys.providers.{args.provider}: not a pkcs11:// provider")
+    options = key_provider_options(
+        settings.keys, uri, settings.limits.storage_threads, dict(os.environ)
+    )
+    try:
+        provider = new_key_provider(uri, args.provider, **options)
+        assert isinstance(provider, Pkcs11KeyProvider)
+        version = provider.ensure_key()
+        provider.close()
+    except VaultError as exc:
+        raise ConfigError(f"keys init-pkcs11: {exc.message}") from exc
+    print(f"{uri}: KEK version {version} is in the token (sensitive, never extractable)")
+    return 0
+
+
 def _keys_init_audit(args: argparse.Namespace) -> int:
     from vault_server.services.audit_checkpoints import CheckpointKeyError, create_signing_key
 
@@ -129,7 +175,7 @@ def _demo(args: argparse.Namespace) -> int:
     from vault_server.observability.logging import configure_logging as _configure
 
     _configure("ERROR", "console")
-    return demo(args.home, args.json)
+    return demo(args.home, args.json, kms=args.kms)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--data-address", default="127.0.0.1:8200")
     dev.add_argument("--health-address", default="127.0.0.1:8202")
     dev.add_argument("--metrics-address", default="127.0.0.1:8203")
+    dev.add_argument(
+        "--kms", choices=["local", "openbao"], default="local",
+        help="openbao: start an OpenBao (bao) on loopback and wrap keys with its transit key",
+    )  # fmt: skip
     dev.set_defaults(func=_dev)
 
     from vault_server.cli.audit import register as register_audit
@@ -156,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     dm = sub.add_parser("demo", help="run a self-contained signing flow and exit")
     dm.add_argument("--home", type=Path, default=None, help="keep the demo vault's state here")
     dm.add_argument("--json", action="store_true", help="print one JSON object")
+    dm.add_argument(
+        "--kms", choices=["local", "openbao"], default="local",
+        help="openbao: run the demo with keys in its own OpenBao transit (started and stopped)",
+    )  # fmt: skip
     dm.set_defaults(func=_demo)
 
     keys = sub.add_parser("keys", help="key material")
@@ -163,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     init = keys_sub.add_parser("init-local", help="create a local keyring file (never overwrites)")
     init.add_argument("--path", type=Path, required=True)
     init.set_defaults(func=_keys_init_local)
+    hsm = keys_sub.add_parser(
+        "init-pkcs11", help="generate KEK version 1 in a configured pkcs11 provider's token"
+    )
+    hsm.add_argument("--config", type=Path, required=True)
+    hsm.add_argument("--provider", required=True, help="the provider id in keys.providers")
+    hsm.set_defaults(func=_keys_init_pkcs11)
     audit_key = keys_sub.add_parser(
         "init-audit", help="create the Ed25519 key that signs audit checkpoints (never overwrites)"
     )
