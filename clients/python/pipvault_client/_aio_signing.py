@@ -53,12 +53,14 @@ class SigningMethods(AsyncTransport):
         routing_context: str,
         order: trading_pb2.Order,
         reason: str = "",
+        credential: str = "",
         **options: Unpack[CallOptions],
     ) -> sign_svc.SignOrderResponse:
         """Detached mode: a signed request to send before its ``expire_time``. ``reason`` is
-        required."""
+        required. ``credential`` (optional) names the credential meant: it must match the
+        routing context's, and without a context it lets the refusal and its page name it."""
         request = sign_svc.SignOrderRequest(
-            routing_context=routing_context, order=order, reason=reason
+            routing_context=routing_context, order=order, reason=reason, credential=credential
         )
         return await self._unary(_rpc.SIGN_ORDER, request, options, reason)
 
@@ -67,11 +69,12 @@ class SigningMethods(AsyncTransport):
         routing_context: str,
         order: trading_pb2.Order,
         reason: str = "",
+        credential: str = "",
         **options: Unpack[CallOptions],
     ) -> sign_svc.ExecuteOrderResponse:
         """Proxy mode: the vault sends the order and returns the venue's answer. ``reason`` is
-        required."""
+        required. ``credential`` (optional) as for ``sign_order``."""
         request = sign_svc.ExecuteOrderRequest(
-            routing_context=routing_context, order=order, reason=reason
+            routing_context=routing_context, order=order, reason=reason, credential=credential
         )
         return await self._unary(_rpc.EXECUTE_ORDER, request, options, reason)
