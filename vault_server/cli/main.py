@@ -27,26 +27,41 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+DEV_LISTEN = {
+    "data_address": "127.0.0.1:8200",
+    "admin_address": "127.0.0.1:8201",
+    "health_address": "127.0.0.1:8202",
+    "metrics_address": "127.0.0.1:8203",
+}
+
+
 def dev_settings(args: argparse.Namespace) -> Settings:
-    home: Path = args.home.resolve()
+    """Dev mode: flags > ``PIPVAULT_*`` environment > ``--config`` file > dev defaults (the
+    addresses above, a socket, policy and SQLite database under ``home``)."""
     from vault_server.cli.dev import ensure_dev_policy
 
+    flags: dict[str, Any] = {
+        "mode": "dev",
+        "home": str(args.home.resolve()) if args.home is not None else None,
+        "listen": {
+            key: value
+            for key, value in (
+                ("data_address", args.data_address),
+                ("admin_address", args.admin_address),
+                ("health_address", args.health_address),
+                ("metrics_address", args.metrics_address),
+            )
+            if value is not None  # not given: the environment, file or dev default decides
+        },
+    }
+    defaults: dict[str, Any] = {"home": ".pipvault", "log_format": "console", "listen": DEV_LISTEN}
+    home = load_settings(args.config, defaults=defaults, **flags).home.resolve()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     policy_file, _ = ensure_dev_policy(home)
-    return load_settings(
-        args.config,
-        mode="dev",
-        home=str(home),
-        policy_file=str(policy_file),
-        log_format="console",
-        listen={
-            "data_socket": str(home / "data.sock"),
-            "data_address": args.data_address,
-            "admin_address": args.admin_address,
-            "health_address": args.health_address,
-            "metrics_address": args.metrics_address,
-        },
-    )
+    defaults["policy_file"] = str(policy_file)
+    defaults["listen"] = {**DEV_LISTEN, "data_socket": str(home / "data.sock")}
+    flags["home"] = str(home)
+    return load_settings(args.config, defaults=defaults, **flags)
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -141,12 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     dev = sub.add_parser("dev", help="run in dev mode on embedded defaults")
-    dev.add_argument("--home", type=Path, default=Path(".pipvault"))
+    # Flags default to None ("not given") so the environment and the file can set them too.
+    dev.add_argument("--home", type=Path, default=None, help="state folder (default .pipvault)")
     dev.add_argument("--config", type=Path, default=None)
-    dev.add_argument("--admin-address", default="127.0.0.1:8201")
-    dev.add_argument("--data-address", default="127.0.0.1:8200")
-    dev.add_argument("--health-address", default="127.0.0.1:8202")
-    dev.add_argument("--metrics-address", default="127.0.0.1:8203")
+    dev.add_argument("--admin-address", default=None, help="default 127.0.0.1:8201")
+    dev.add_argument("--data-address", default=None, help="default 127.0.0.1:8200")
+    dev.add_argument("--health-address", default=None, help="default 127.0.0.1:8202")
+    dev.add_argument("--metrics-address", default=None, help="default 127.0.0.1:8203")
     dev.set_defaults(func=_dev)
 
     from vault_server.cli.audit import register as register_audit
