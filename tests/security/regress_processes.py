@@ -63,16 +63,20 @@ def env_without_pipvault(**extra: str) -> dict[str, str]:
 
 @contextmanager
 def running(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """The command as a process, stopped with SIGTERM on exit; its output is then in
+    ``proc.captured``."""
     proc = subprocess.Popen(
         [*PIPVAULT, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         yield proc
     finally:
+        output = ""
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            try:
-                proc.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+        try:
+            output, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+        proc.captured = output or ""  # type: ignore[attr-defined]

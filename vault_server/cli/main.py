@@ -18,12 +18,30 @@ from vault_server.config import ConfigError, Settings, load_settings
 from vault_server.observability.logging import configure_logging
 
 
+def _prepare(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """Process hygiene (``cli/hardening.py``): in a real ``pipvault`` process, re-execute without
+    secrets in the environment block, then log what was set. Returns the secret variables to drop
+    from ``os.environ`` once the vault is built."""
+    from vault_server.cli import hardening
+    from vault_server.observability.logging import get_logger
+
+    names = hardening.secret_env_names(settings)
+    if args.entry_point:
+        hardening.reexec_without(names)  # returns only when nothing needs moving
+        get_logger("pipvault.cli").info("process.hardened", **args.hardened)
+    return names
+
+
 def _serve(args: argparse.Namespace) -> int:
     from vault_server.app import VaultApp, serve_until_signalled
+    from vault_server.cli.hardening import scrub_environ
 
     settings = load_settings(args.config)
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve_until_signalled(VaultApp(settings)))
+    secret_names = _prepare(args, settings)
+    app = VaultApp(settings)
+    scrub_environ(secret_names)
+    asyncio.run(serve_until_signalled(app))
     return 0
 
 
@@ -67,13 +85,16 @@ def dev_settings(args: argparse.Namespace) -> Settings:
 def _dev(args: argparse.Namespace) -> int:
     from vault_server.app import VaultApp, serve_until_signalled
     from vault_server.cli.dev import banner, ensure_dev_policy
+    from vault_server.cli.hardening import scrub_environ
     from vault_server.services.call import system_context
     from vault_server.storage.repositories import workspaces as ws_repo
 
     settings = dev_settings(args)
     configure_logging(settings.log_level, settings.log_format)
+    secret_names = _prepare(args, settings)
     _, tokens = ensure_dev_policy(settings.home)
     app = VaultApp(settings)
+    scrub_environ(secret_names)
 
     def started(vault: Any) -> None:
         with vault.db.transaction() as session:
@@ -197,7 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # argv None: a real `pipvault` process (console script or `python -m`), not an in-process
+    # call; only then is the process hardened and possibly re-executed.
+    entry_point = argv is None
+    if entry_point:
+        from vault_server.cli.hardening import restore_handed_over
+
+        restore_handed_over()
     args = build_parser().parse_args(argv)
+    args.entry_point = entry_point and args.command in ("serve", "dev")
+    args.hardened = {}
+    if args.entry_point:
+        from vault_server.cli.hardening import harden_process
+
+        args.hardened = harden_process()  # before any file is created or secret is read
     try:
         return int(args.func(args))
     except (ConfigError, PolicyError) as exc:
