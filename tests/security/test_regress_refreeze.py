@@ -77,8 +77,9 @@ def test_refreeze_is_refused_without_the_etag_and_audited(vault_any_db: RunningV
     assert [(o, a, r) for o, a, r, _ in events] == [
         ("success", "security", ""),
         ("denied", "security-a", "WORKSPACE_ALREADY_FROZEN"),
+        ("denied", "security-a", "ETAG_MISMATCH"),
         ("success", "security-a", ""),
     ]
     assert events[1][3]["previousFrozenBy"] == "security" and events[1][3]["previousExpireTime"]
-    assert events[2][3]["previousFrozenBy"] == "security"
+    assert events[3][3]["previousFrozenBy"] == "security"
     assert "previousFrozenBy" not in events[0][3]

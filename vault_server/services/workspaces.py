@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 
 from vault_server.core.clock import Clock
 from vault_server.core.errors import (
+    EtagMismatch,
     InvalidArgument,
     NotFound,
+    VaultError,
     WorkspaceAlreadyFrozen,
     WorkspaceFrozen,
     WorkspaceNotFrozen,
@@ -20,6 +22,7 @@ from vault_server.core.errors import (
 from vault_server.services.audit_log import AuditLog, AuditRecord, Outcome
 from vault_server.services.call import CallContext
 from vault_server.services.etags import check_etag
+from vault_server.services.etags import etag as current_etag
 from vault_server.services.names import check_id, parse_workspace, workspace_name
 from vault_server.services.pagination import PageTokens
 from vault_server.storage.database import Database
@@ -153,21 +156,26 @@ class WorkspaceManager:
 
     def freeze(self, ctx: CallContext, name: str, ttl_s: float | None, etag: str) -> Workspace:
         """Engage the kill switch. A workspace that is already frozen keeps its freeze (reason,
-        expiry, actor) unless the caller proves it read that freeze by passing its etag; the
-        refusal is audited (in its own committed transaction) as a denied ``workspace.freeze``."""
+        expiry, actor) unless the caller proves it read that freeze by passing its etag; a
+        refusal (no etag: WORKSPACE_ALREADY_FROZEN, a stale one: ETAG_MISMATCH) commits a denied
+        ``workspace.freeze`` event and changes nothing."""
         ws_id = parse_workspace("name", name)
         if ttl_s is not None and not (0 < ttl_s <= MAX_FREEZE_S):
             raise InvalidArgument("ttl", "must be positive and at most 366 days")
-        refused: WorkspaceAlreadyFrozen | None = None
+        refused: VaultError | None = None
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
             ws = load_visible(session, ctx, ws_id, lock=True)
-            check_etag(etag, ws.id, ws.revision)
             now = self._clock.now()
             previous = _freeze_details(ws) if is_frozen(ws, now) else None
-            if previous is not None and not etag:
-                refused = WorkspaceAlreadyFrozen(
-                    "the workspace is already frozen; pass its current etag to replace the freeze",
-                    metadata={"workspace": workspace_name(ws.resource_id)},
+            if previous is not None and etag != current_etag(ws.id, ws.revision):
+                # Replacing a freeze needs proof the caller read it; refused either way, audited.
+                refused = (
+                    EtagMismatch("the freeze changed since it was read; re-read and retry")
+                    if etag
+                    else WorkspaceAlreadyFrozen(
+                        "the workspace is already frozen; pass its current etag to replace it",
+                        metadata={"workspace": workspace_name(ws.resource_id)},
+                    )
                 )
                 self._audit.append(
                     session,
@@ -182,6 +190,7 @@ class WorkspaceManager:
                     ),
                 )
             else:
+                check_etag(etag, ws.id, ws.revision)  # an ordinary freeze: ABORTED if stale
                 ws.state = FROZEN
                 ws.freeze_reason = ctx.reason
                 ws.frozen_by = ctx.actor.id
