@@ -18,36 +18,75 @@ from vault_server.config import ConfigError, Settings, load_settings
 from vault_server.observability.logging import configure_logging
 
 
+def _prepare(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """Process hygiene (``cli/hardening.py``): in a real ``pipvault`` process, re-execute without
+    secrets in the environment block, then log what was set. Returns the secret variables to drop
+    from ``os.environ`` once the vault is built."""
+    from vault_server.cli import hardening
+    from vault_server.observability.logging import get_logger
+
+    names = hardening.secret_env_names(settings)
+    if args.entry_point:
+        hardening.reexec_without(names)  # returns only when nothing needs moving
+        get_logger("pipvault.cli").info("process.hardened", **args.hardened)
+    return names
+
+
 def _serve(args: argparse.Namespace) -> int:
     from vault_server.app import VaultApp, serve_until_signalled
+    from vault_server.cli.hardening import scrub_environ
 
     settings = load_settings(args.config)
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve_until_signalled(VaultApp(settings)))
+    secret_names = _prepare(args, settings)
+    app = VaultApp(settings)
+    scrub_environ(secret_names)
+    asyncio.run(serve_until_signalled(app))
     return 0
 
 
+DEV_LISTEN = {
+    "data_address": "127.0.0.1:8200",
+    "admin_address": "127.0.0.1:8201",
+    "health_address": "127.0.0.1:8202",
+    "metrics_address": "127.0.0.1:8203",
+}
+
+
+def dev_home(args: argparse.Namespace) -> Path:
+    """The dev state folder: ``--home`` > environment > ``--config`` file > ``.pipvault``."""
+    flags = {"home": str(args.home.resolve())} if args.home is not None else {}
+    return load_settings(args.config, defaults={"home": ".pipvault"}, mode="dev", **flags).home
+
+
 def dev_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
-    home: Path = args.home.resolve()
+    """Dev mode: flags > ``PIPVAULT_*`` environment > ``--config`` file > dev defaults (the
+    addresses above, a socket, policy and SQLite database under ``home``). ``overrides`` are
+    settings a dev flag decided (``--kms openbao``: the keys section)."""
     from vault_server.cli.dev import ensure_dev_policy
 
+    flags: dict[str, Any] = {
+        "mode": "dev",
+        "home": str(args.home.resolve()) if args.home is not None else None,
+        "listen": {
+            key: value
+            for key, value in (
+                ("data_address", args.data_address),
+                ("admin_address", args.admin_address),
+                ("health_address", args.health_address),
+                ("metrics_address", args.metrics_address),
+            )
+            if value is not None  # not given: the environment, file or dev default decides
+        },
+    }
+    defaults: dict[str, Any] = {"home": ".pipvault", "log_format": "console", "listen": DEV_LISTEN}
+    home = load_settings(args.config, defaults=defaults, **flags).home.resolve()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     policy_file, _ = ensure_dev_policy(home)
-    return load_settings(
-        args.config,
-        **overrides,
-        mode="dev",
-        home=str(home),
-        policy_file=str(policy_file),
-        log_format="console",
-        listen={
-            "data_socket": str(home / "data.sock"),
-            "data_address": args.data_address,
-            "admin_address": args.admin_address,
-            "health_address": args.health_address,
-            "metrics_address": args.metrics_address,
-        },
-    )
+    defaults["policy_file"] = str(policy_file)
+    defaults["listen"] = {**DEV_LISTEN, "data_socket": str(home / "data.sock")}
+    flags["home"] = str(home)
+    return load_settings(args.config, defaults=defaults, **flags, **overrides)
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -56,7 +95,7 @@ def _dev(args: argparse.Namespace) -> int:
     if getattr(args, "kms", "local") == "openbao":
         from vault_server.cli.dev_openbao import start_dev_openbao
 
-        home = args.home.resolve()
+        home = dev_home(args).resolve()
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         bao = start_dev_openbao(home)
         overrides["keys"] = bao.keys_settings(home)
@@ -71,13 +110,16 @@ def _dev(args: argparse.Namespace) -> int:
 def _dev_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     from vault_server.app import VaultApp, serve_until_signalled
     from vault_server.cli.dev import banner, ensure_dev_policy
+    from vault_server.cli.hardening import scrub_environ
     from vault_server.services.call import system_context
     from vault_server.storage.repositories import workspaces as ws_repo
 
     settings = dev_settings(args, **overrides)
     configure_logging(settings.log_level, settings.log_format)
+    secret_names = _prepare(args, settings)
     _, tokens = ensure_dev_policy(settings.home)
     app = VaultApp(settings)
+    scrub_environ(secret_names)
 
     def started(vault: Any) -> None:
         with vault.db.transaction() as session:
@@ -187,12 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     dev = sub.add_parser("dev", help="run in dev mode on embedded defaults")
-    dev.add_argument("--home", type=Path, default=Path(".pipvault"))
+    # Flags default to None ("not given") so the environment and the file can set them too.
+    dev.add_argument("--home", type=Path, default=None, help="state folder (default .pipvault)")
     dev.add_argument("--config", type=Path, default=None)
-    dev.add_argument("--admin-address", default="127.0.0.1:8201")
-    dev.add_argument("--data-address", default="127.0.0.1:8200")
-    dev.add_argument("--health-address", default="127.0.0.1:8202")
-    dev.add_argument("--metrics-address", default="127.0.0.1:8203")
+    dev.add_argument("--admin-address", default=None, help="default 127.0.0.1:8201")
+    dev.add_argument("--data-address", default=None, help="default 127.0.0.1:8200")
+    dev.add_argument("--health-address", default=None, help="default 127.0.0.1:8202")
+    dev.add_argument("--metrics-address", default=None, help="default 127.0.0.1:8203")
     dev.add_argument(
         "--kms", choices=["local", "openbao"], default="local",
         help="openbao: start an OpenBao (bao) on loopback and wrap keys with its transit key",
@@ -241,7 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # argv None: a real `pipvault` process (console script or `python -m`), not an in-process
+    # call; only then is the process hardened and possibly re-executed.
+    entry_point = argv is None
+    if entry_point:
+        from vault_server.cli.hardening import restore_handed_over
+
+        restore_handed_over()
     args = build_parser().parse_args(argv)
+    args.entry_point = entry_point and args.command in ("serve", "dev")
+    args.hardened = {}
+    if args.entry_point:
+        from vault_server.cli.hardening import harden_process
+
+        args.hardened = harden_process()  # before any file is created or secret is read
     try:
         return int(args.func(args))
     except (ConfigError, PolicyError) as exc:
