@@ -18,15 +18,16 @@ from vault_server.config import ConfigError, Settings, load_settings
 from vault_server.observability.logging import configure_logging
 
 
-def _prepare(args: argparse.Namespace, settings: Settings) -> list[str]:
+def _prepare(args: argparse.Namespace, settings: Settings, *, reexec: bool = True) -> list[str]:
     """Process hygiene (``cli/hardening.py``): in a real ``pipvault`` process, re-execute without
     secrets in the environment block, then log what was set. Returns the secret variables to drop
-    from ``os.environ`` once the vault is built."""
+    from ``os.environ`` once the vault is built. ``reexec=False`` once the process has children
+    (an exec would orphan them); the caller re-executed before starting them."""
     from vault_server.cli import hardening
     from vault_server.observability.logging import get_logger
 
     names = hardening.secret_env_names(settings)
-    if args.entry_point:
+    if args.entry_point and reexec:
         hardening.reexec_without(names)  # returns only when nothing needs moving
         get_logger("pipvault.cli").info("process.hardened", **args.hardened)
     return names
@@ -95,19 +96,23 @@ def _dev(args: argparse.Namespace) -> int:
     if getattr(args, "kms", "local") == "openbao":
         from vault_server.cli.dev_openbao import start_dev_openbao
 
+        if args.entry_point:  # re-execute (process hygiene) now: an exec later would orphan bao
+            from vault_server.cli import hardening
+
+            hardening.reexec_without(hardening.secret_env_names(dev_settings(args)))
         home = dev_home(args).resolve()
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         bao = start_dev_openbao(home)
         overrides["keys"] = bao.keys_settings(home)
         print(f"dev OpenBao (transit key transit/keys/pipvault) at {bao.address}", flush=True)
     try:
-        return _dev_run(args, overrides)
+        return _dev_run(args, overrides, reexec=bao is None)
     finally:
         if bao is not None:
             bao.stop()
 
 
-def _dev_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+def _dev_run(args: argparse.Namespace, overrides: dict[str, Any], *, reexec: bool) -> int:
     from vault_server.app import VaultApp, serve_until_signalled
     from vault_server.cli.dev import banner, ensure_dev_policy
     from vault_server.cli.hardening import scrub_environ
@@ -116,7 +121,7 @@ def _dev_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
 
     settings = dev_settings(args, **overrides)
     configure_logging(settings.log_level, settings.log_format)
-    secret_names = _prepare(args, settings)
+    secret_names = _prepare(args, settings, reexec=reexec)
     _, tokens = ensure_dev_policy(settings.home)
     app = VaultApp(settings)
     scrub_environ(secret_names)
