@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -36,6 +37,7 @@ from vault_server.core.clock import Clock, Random, SystemClock, SystemRandom
 from vault_server.core.errors import VaultError
 from vault_server.core.secret import Secret
 from vault_server.crypto.dek_cache import DekCache
+from vault_server.crypto.metered import MeteredKeyProvider
 from vault_server.crypto.providers import KeyProvider, init_local_keyring, new_key_provider
 from vault_server.egress.client import EgressClient
 from vault_server.observability.logging import get_logger
@@ -43,7 +45,7 @@ from vault_server.observability.metrics import Metrics
 from vault_server.rpc.admission import Admission, Limits
 from vault_server.rpc.interceptor import CallInterceptor
 from vault_server.rpc.runner import BlockingRunner
-from vault_server.rpc.server import Bound, ListenerPlan, Servicers, VaultServers
+from vault_server.rpc.server import Bound, ListenerConflict, ListenerPlan, Servicers, VaultServers
 from vault_server.rpc.servicers.audit import AuditServicer
 from vault_server.rpc.servicers.credentials import CredentialServicer
 from vault_server.rpc.servicers.keys import KeyServicer
@@ -70,6 +72,7 @@ from vault_server.services.key_admin import KeyAdmin
 from vault_server.services.keys import KeyManager
 from vault_server.services.pagination import PageTokens
 from vault_server.services.paging import Pager, SqlOutbox
+from vault_server.services.readiness import COMPONENTS, ReadinessCheck, ReadinessReport
 from vault_server.services.routing import RoutingContexts
 from vault_server.services.signing import SigningService, SigningSettings
 from vault_server.services.workspaces import WorkspaceManager
@@ -237,9 +240,10 @@ class VaultApp:
         )
         self.random: Random = SystemRandom()
         keys_cfg, signing_cfg = settings.keys, settings.signing
+        providers = build_key_providers(settings, self.clock, self.random)
         self.keys = KeyManager(
             self.db,
-            build_key_providers(settings, self.clock, self.random),
+            {pid: MeteredKeyProvider(p, self.metrics) for pid, p in providers.items()},
             keys_cfg.primary if keys_cfg.providers else "local",
             wrap_limit=keys_cfg.wrap_limit,
             clock=self.clock,
@@ -335,6 +339,7 @@ class VaultApp:
                 notifier,
                 self.random,
                 backoff=Backoff(settings.paging.retry_base_s, settings.paging.retry_cap_s),
+                metrics=self.metrics,
             )
             if notifier is not None
             else None
@@ -400,6 +405,14 @@ class VaultApp:
         self.metrics_port: int | None = None
         self._jobs: list[asyncio.Task[None]] = []
         self._ready = False
+        self.readiness = ReadinessCheck(
+            self.db,
+            self.keys,
+            audit_failures=lambda: self.audit.consecutive_failures,
+            audit_failures_before_not_serving=settings.audit.failures_before_not_serving,
+            cache_signs_without_kms=dek_cache_entries(settings) > 0,
+        )
+        self._last_report = ReadinessReport(False, frozenset(), ())
 
     def _identity_sources(
         self, settings: Settings
@@ -470,14 +483,29 @@ class VaultApp:
                 )
 
     async def start(self) -> Bound:
-        await self.run(self.prepare_storage)
-        self.servers = self._make_servers()
-        self.bound = await self.servers.start()
-        if self.settings.listen.metrics_address:
-            host, port = self.settings.listen.metrics_address.rsplit(":", 1)
-            self.metrics_port = self.metrics.serve(host.strip("[]"), int(port))
-        if not await self.run(self.db.ping):
-            raise ConfigError("database_url: the database is not reachable")
+        """Open the listeners (refusing, with one line, a socket or port another process owns),
+        then check readiness before health says SERVING."""
+        self.servers = self._make_servers()  # takes the socket lock first: a clash touches nothing
+        try:
+            await self.run(self.prepare_storage)
+            self.bound = await self.servers.start()
+            if self.settings.listen.metrics_address:
+                address = self.settings.listen.metrics_address
+                host, port = address.rsplit(":", 1)
+                try:
+                    self.metrics_port = self.metrics.serve(host.strip("[]"), int(port))
+                except OSError:
+                    raise ListenerConflict(
+                        f"listen.metrics_address: cannot listen on {address} "
+                        "(address already in use?)"
+                    ) from None
+            if not await self.run(self.db.ping):
+                raise ConfigError("database_url: the database is not reachable")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.servers.stop(0)
+            self.servers.release()  # never leave a socket we own behind, never remove another's
+            raise
         await self._check_readiness()
         self._jobs.append(asyncio.create_task(self._readiness_loop()))
         self._jobs.append(asyncio.create_task(self._every(60.0, self.lifecycle.destroy_expired)))
@@ -521,20 +549,42 @@ class VaultApp:
         }
 
     def is_ready(self) -> bool:
-        """Storage answers, every key provider answers, and audit writes are not failing."""
-        audit_ok = self.audit.consecutive_failures < self.settings.audit.failures_before_not_serving
-        return audit_ok and self.db.ping() and self.keys.ready()
+        """See ``services/readiness.py``: storage, audit writes, key material, key providers."""
+        return self.readiness.check().ready
+
+    def _readiness_report(self) -> ReadinessReport:
+        report = self.readiness.check()
+        try:
+            self.metrics.pager_backlog.set(self.outbox.pending())
+        except Exception:
+            _log.warning("pager.backlog_unknown")
+        return report
 
     async def _check_readiness(self) -> None:
-        ready = await self.run(self.is_ready)
-        if ready != self._ready and self.servers is not None:
-            await self.servers.set_serving(ready)
-            self.metrics.ready.set(1 if ready else 0)
-            if ready:
+        report = await self.run(self._readiness_report)
+        self._log_transitions(self._last_report, report)
+        self._last_report = report
+        if report.ready != self._ready and self.servers is not None:
+            await self.servers.set_serving(report.ready)
+            self.metrics.ready.set(1 if report.ready else 0)
+            if report.ready:
                 _log.info("vault.readiness", serving=True)
             else:
-                _log.warning("vault.readiness", serving=False)
-        self._ready = ready
+                _log.warning("vault.readiness", serving=False, problems=list(report.problems))
+        self._ready = report.ready
+
+    def _log_transitions(self, old: ReadinessReport, new: ReadinessReport) -> None:
+        """One log line per change, never one per check."""
+        for component in COMPONENTS:
+            was, now = component in old.degraded, component in new.degraded
+            self.metrics.degraded.labels(component).set(1 if now else 0)
+            if now and not was:
+                _log.warning("vault.degraded", component=component, serving=new.ready)
+            elif was and not now:
+                _log.info("vault.recovered", component=component)
+        for problem in new.problems:
+            if problem not in old.problems:
+                _log.error("vault.not_ready", problem=problem)
 
     async def _readiness_loop(self) -> None:
         while True:

@@ -40,6 +40,17 @@ Context = grpc.aio.ServicerContext[Any, Any]
 _log = get_logger("pipvault.rpc")
 
 
+class _Where:
+    """Request id and peer of one call, filled in as soon as they are known (the access-log
+    line carries them even when admission refuses the call)."""
+
+    __slots__ = ("peer", "request_id")
+
+    def __init__(self) -> None:
+        self.request_id = ""
+        self.peer = ""
+
+
 class CallInterceptor(grpc.aio.ServerInterceptor):
     def __init__(
         self,
@@ -88,10 +99,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def _unary(self, method: str, inner: Any) -> Any:
         async def behavior(request: Any, context: Context) -> Any:
-            started, principal = self._begin(), None
+            started, principal, where = self._begin(), None, _Where()
             status, outcome = None, ("OK", "")
             try:
-                ctx, principal = await self._enter(method, request, context)
+                ctx, principal = await self._enter(method, request, context, where)
                 token = call_state.bind(ctx)
                 try:
                     return await inner(request, context)
@@ -100,9 +111,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
-                status, outcome = _failure(method, exc)
+                status, outcome = _failure(method, exc, where)
             finally:
-                self._end(method, outcome, started, principal)
+                self._end(method, outcome, started, principal, where)
             await context.abort_with_status(status)
             return None  # unreachable: abort_with_status raises
 
@@ -110,10 +121,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def _stream(self, method: str, inner: Any) -> Any:
         async def behavior(request: Any, context: Context) -> AsyncIterator[Any]:
-            started, principal = self._begin(), None
+            started, principal, where = self._begin(), None, _Where()
             status, outcome = None, ("OK", "")
             try:
-                ctx, principal = await self._enter(method, request, context)
+                ctx, principal = await self._enter(method, request, context, where)
                 token = call_state.bind(ctx)
                 try:
                     result = inner(request, context)
@@ -129,9 +140,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
-                status, outcome = _failure(method, exc)
+                status, outcome = _failure(method, exc, where)
             finally:
-                self._end(method, outcome, started, principal)
+                self._end(method, outcome, started, principal, where)
             if status is not None and not context.cancelled() and not context.done():
                 await context.abort_with_status(status)
 
@@ -143,19 +154,25 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         return time.perf_counter()
 
     def _end(
-        self, method: str, outcome: tuple[str, str], started: float, principal: Principal | None
+        self,
+        method: str,
+        outcome: tuple[str, str],
+        started: float,
+        principal: Principal | None,
+        where: _Where,
     ) -> None:
         self._in_flight -= 1
         self._metrics.in_flight.dec()
-        self._observe(method, outcome, started, principal)
+        self._observe(method, outcome, started, principal, where)
 
     async def _enter(
-        self, method: str, request: Any, context: Context
+        self, method: str, request: Any, context: Context, where: _Where
     ) -> tuple[CallContext, Principal]:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         request_id = request_id_from(metadata)
-        await context.send_initial_metadata((("x-request-id", request_id),))
         peer = peer_address(context.peer() or "", metadata, self._limits)
+        where.request_id, where.peer = request_id, peer
+        await context.send_initial_metadata((("x-request-id", request_id),))
         principal: Principal | None = None
         try:
             if self._in_flight > self._max:
@@ -189,11 +206,18 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 await self._run(self._denials.record, denied, err, target)
             except VaultError:
                 self._metrics.audit_failures.inc()
-                _log.warning("audit.denial_not_recorded", method=method, request_id=request_id)
+                _log.warning(
+                    "audit.denial_not_recorded", method=method, request_id=request_id, peer=peer
+                )
             raise
 
     def _observe(
-        self, method: str, outcome: tuple[str, str], started: float, principal: Principal | None
+        self,
+        method: str,
+        outcome: tuple[str, str],
+        started: float,
+        principal: Principal | None,
+        where: _Where,
     ) -> None:
         elapsed = time.perf_counter() - started
         short = method.rsplit("/", 1)[-1]
@@ -207,14 +231,16 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             duration_ms=round(elapsed * 1000, 3),
             principal=principal.id if principal else "",
             plane=self._plane.value,
+            request_id=where.request_id,
+            peer=where.peer,
         )
 
 
-def _failure(method: str, exc: Exception) -> tuple[grpc.Status, tuple[str, str]]:
+def _failure(method: str, exc: Exception, where: _Where) -> tuple[grpc.Status, tuple[str, str]]:
     """The status to answer with: the domain error's, or a generic INTERNAL (detail only logged)."""
     if isinstance(exc, VaultError):
         return to_status(exc), (status_name(exc), exc.reason)
-    _log.exception("rpc.unhandled", method=method)
+    _log.exception("rpc.unhandled", method=method, request_id=where.request_id, peer=where.peer)
     return internal_status(), ("INTERNAL", "INTERNAL")
 
 
