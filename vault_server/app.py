@@ -63,6 +63,7 @@ from vault_server.services.audit_checkpoints import (
 )
 from vault_server.services.audit_log import AuditLog
 from vault_server.services.audit_reader import AuditReader
+from vault_server.services.audit_sink import AuditEventSink, Position, build_writer
 from vault_server.services.audit_verify import AuditVerifier
 from vault_server.services.credential_lifecycle import CredentialLifecycle
 from vault_server.services.credential_views import CredentialQueries
@@ -161,6 +162,23 @@ def dek_cache_entries(settings: Settings) -> int:
         return settings.keys.dek_cache_max_entries
     transit = any(u.startswith("vault-transit") for u in settings.resolved_key_providers().values())
     return 1024 if transit else 0
+
+
+def event_sink(settings: Settings, reader: AuditReader) -> AuditEventSink | None:
+    """``audit.event_sink``: every committed audit event as a JSON line (None when off)."""
+    cfg = settings.audit
+    if cfg.event_sink == "none":
+        return None
+    position = cfg.event_position_file
+    if position is None:
+        position = (
+            cfg.event_file.with_name(cfg.event_file.name + ".position")
+            if cfg.event_file is not None
+            else settings.home / "audit-events.position"
+        )
+    return AuditEventSink(
+        reader.store, build_writer(cfg.event_sink, cfg.event_file), Position(position)
+    )
 
 
 def build_notifier(settings: Settings) -> Notifier | None:
@@ -331,6 +349,7 @@ class VaultApp:
             derive_key(server_key, "audit-chain"),
             checkpoints=file_checkpoints(cp_file, signer.public_key) if cp_file else None,
         )
+        self.event_sink = event_sink(settings, self.audit_reader)
         notifier = build_notifier(settings)
         self.outbox = SqlOutbox(self.db, self.clock)
         self.pager_sender = (
@@ -533,6 +552,9 @@ class VaultApp:
             self._jobs.append(
                 asyncio.create_task(self.pager_sender.run_forever(paging_cfg.sender_interval_s))
             )
+        if self.event_sink is not None:
+            sink_every = audit_cfg.event_sink_interval_s
+            self._jobs.append(asyncio.create_task(self._every(sink_every, self.event_sink.tick)))
         if self.settings.identity.reload_interval_s > 0:
             interval = self.settings.identity.reload_interval_s
             self._jobs.append(asyncio.create_task(self._every(interval, self.reload_identity)))
@@ -613,6 +635,11 @@ class VaultApp:
             await self.run(self.checkpointer.checkpoint_now)  # the tail is covered at shutdown
         except Exception:
             _log.exception("audit.final_checkpoint_failed")
+        if self.event_sink is not None:
+            try:
+                await self.run(self.event_sink.tick)  # what committed before shutdown goes out
+            except Exception:
+                _log.exception("audit.event_sink_failed")
         if self.pager_sender is not None:
             await asyncio.to_thread(self.pager_sender.drain, 5.0)
             self.pager_sender.close()
