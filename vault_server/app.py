@@ -592,7 +592,7 @@ class VaultApp:
             if report.ready:
                 _log.info("vault.readiness", serving=True)
             else:
-                _log.warning("vault.readiness", serving=False, problems=list(report.problems))
+                _log.warning("vault.readiness", serving=False)
         self._ready = report.ready
 
     def _log_transitions(self, old: ReadinessReport, new: ReadinessReport) -> None:
