@@ -240,6 +240,17 @@ class Fleet:
             replica.wait_health("SERVING")
         return replica
 
+    def restart(self, replica: Replica) -> None:
+        """SIGTERM, then the same config (same ports, socket, home) again."""
+        replica.stop()
+        with replica.log.open("ab") as out:
+            replica.proc = subprocess.Popen(
+                [*PIPVAULT, "serve", "--config", str(replica.home / "config.yaml")],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        replica.wait_health("SERVING")
+
     def make_workspace(self, replica: Replica, ws: str) -> None:
         wgrpc.WorkspaceServiceStub(replica.channel(replica.admin)).CreateWorkspace(
             wpb.CreateWorkspaceRequest(workspace_id=ws, reason="fleet setup"),
