@@ -4,12 +4,16 @@ line too; a socket left behind by a killed process is reclaimed."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import grpc
+import pytest
 from pipsync.vault.v1 import workspace_service_pb2 as pb
 from pipsync.vault.v1 import workspace_service_pb2_grpc as rpc
 
@@ -30,9 +34,10 @@ def _ports() -> dict[str, int]:
     return {name: _free_port() for name in ("admin", "data", "health", "metrics")}
 
 
-def _start(home: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
+def _start(home: Path, ports: dict[str, int], grace_s: float = 5) -> subprocess.Popen[str]:
+    env = {**os.environ, "PIPVAULT_LISTEN__GRACE_PERIOD_S": str(grace_s)}
     proc = subprocess.Popen(
-        _dev(home, ports), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        _dev(home, ports), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     _wait_serving(f"127.0.0.1:{ports['health']}", proc)
     return proc
@@ -107,4 +112,51 @@ def test_a_socket_left_by_a_killed_process_is_reclaimed(tmp_path: Path) -> None:
     finally:
         again.send_signal(signal.SIGTERM)
         again.communicate(timeout=30)
+    assert again.returncode == 0
+
+
+def test_a_restart_inside_the_drain_window_leaves_the_draining_instance_alone(
+    tmp_path: Path,
+) -> None:
+    from pipsync.vault.v1 import audit_service_pb2 as apb
+    from pipsync.vault.v1 import audit_service_pb2_grpc as agrpc
+
+    home = tmp_path / "home"
+    ports = _ports()
+    first = _start(home, ports, grace_s=60)
+    tokens = json.loads((home / "dev-tokens.json").read_text())
+    channel = grpc.insecure_channel(f"127.0.0.1:{ports['admin']}")
+    try:
+        # An in-flight follow stream keeps the first process draining after SIGTERM.
+        stream = agrpc.AuditServiceStub(channel).StreamAuditEvents(
+            apb.StreamAuditEventsRequest(follow=True),
+            metadata=[("authorization", f"Bearer {tokens['dev-security']}")],
+            timeout=60,
+        )
+        next(stream)
+        first.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert first.poll() is None  # still draining (grace period)
+        second = subprocess.run(_dev(home, ports), capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        lines = _conflict_lines(second)
+        assert len(lines) == 1 and "listen.data_socket" in lines[0]
+        assert first.poll() is None
+        # The draining process still owns the socket's lock (gRPC closed its listener already).
+        fd = os.open(home / "data.sock.lock", os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        stream.cancel()  # the last in-flight call ends: the drain finishes early
+    finally:
+        channel.close()
+        out, _ = first.communicate(timeout=30)
+    assert first.returncode == 0, out
+    assert not (home / "data.sock").exists()
+    # Once the old process is gone, the same start succeeds.
+    again = _start(home, ports)
+    again.send_signal(signal.SIGTERM)
+    again.communicate(timeout=30)
     assert again.returncode == 0
