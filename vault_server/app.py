@@ -44,8 +44,9 @@ from vault_server.observability.logging import get_logger
 from vault_server.observability.metrics import Metrics
 from vault_server.rpc.admission import Admission, Limits
 from vault_server.rpc.interceptor import CallInterceptor
+from vault_server.rpc.listeners import ListenerConflict
 from vault_server.rpc.runner import BlockingRunner
-from vault_server.rpc.server import Bound, ListenerConflict, ListenerPlan, Servicers, VaultServers
+from vault_server.rpc.server import Bound, ListenerPlan, Servicers, VaultServers
 from vault_server.rpc.servicers.audit import AuditServicer
 from vault_server.rpc.servicers.credentials import CredentialServicer
 from vault_server.rpc.servicers.keys import KeyServicer

@@ -16,7 +16,7 @@ from typing import Any
 from vault_server.auth.policy import PolicyError
 from vault_server.config import ConfigError, Settings, load_settings
 from vault_server.observability.logging import configure_logging
-from vault_server.rpc.server import ListenerConflict
+from vault_server.rpc.listeners import ListenerConflict
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -4,6 +4,10 @@ The composition root wraps whatever ``new_key_provider`` returns, so every provi
 transit, and any added later) reports ``pipvault_kms_request_seconds`` and
 ``pipvault_kms_errors_total`` with the same two labels: the provider *kind* (a fixed word such as
 ``local`` or ``vault-transit``, never an id, address or key name) and the operation name.
+
+It also tells a stale key ring from tampering: an unwrap that fails for a KEK version *newer*
+than the provider's active one means this replica missed a rotation (``services/kek_guard.py``),
+so it answers ``KeyProviderUnavailable`` instead of ``IntegrityCheckFailed``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from vault_server.core.errors import IntegrityCheckFailed, KeyProviderUnavailable
 from vault_server.core.secret import Secret
 from vault_server.crypto.providers.base import KeyProvider, ProviderStatus, WrappedDek
 from vault_server.observability.metrics import Metrics
@@ -51,7 +56,22 @@ class MeteredKeyProvider:
         return self._call("wrap", lambda: self.inner.wrap(dek, aad))
 
     def unwrap(self, wrapped: WrappedDek, aad: bytes) -> Secret:
-        return self._call("unwrap", lambda: self.inner.unwrap(wrapped, aad))
+        try:
+            return self._call("unwrap", lambda: self.inner.unwrap(wrapped, aad))
+        except IntegrityCheckFailed:
+            if self._behind(wrapped.kek_version):
+                raise KeyProviderUnavailable(
+                    "this replica's key provider lacks the KEK version the data was sealed with"
+                ) from None
+            raise
+
+    def _behind(self, version: int) -> bool:
+        """A KEK version newer than ours is a stale keyring here (another replica rotated), not
+        tampering: the caller gets UNAVAILABLE, not DATA_LOSS (and no integrity page)."""
+        try:
+            return version > self.inner.active_version()
+        except Exception:
+            return False
 
     def rewrap(self, wrapped: WrappedDek, aad: bytes) -> WrappedDek:
         return self._call("rewrap", lambda: self.inner.rewrap(wrapped, aad))

@@ -8,6 +8,7 @@ the servicer runs are audited as ``auth.denied``. Health and reflection are not 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,17 +39,11 @@ from vault_server.services.denials import DenialRecorder
 API_PREFIX = "/pipsync.vault.v1."
 Context = grpc.aio.ServicerContext[Any, Any]
 _log = get_logger("pipvault.rpc")
-
-
-class _Where:
-    """Request id and peer of one call, filled in as soon as they are known (the access-log
-    line carries them even when admission refuses the call)."""
-
-    __slots__ = ("peer", "request_id")
-
-    def __init__(self) -> None:
-        self.request_id = ""
-        self.peer = ""
+# Request id and peer of the call running in this task, for its log lines (set on entry, before
+# admission, so refused calls carry them too). Every RPC runs in its own task (its own context).
+_WHERE: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
+    "pipvault_rpc_where", default=("", "")
+)
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
@@ -99,10 +94,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def _unary(self, method: str, inner: Any) -> Any:
         async def behavior(request: Any, context: Context) -> Any:
-            started, principal, where = self._begin(), None, _Where()
+            started, principal = self._begin(), None
             status, outcome = None, ("OK", "")
             try:
-                ctx, principal = await self._enter(method, request, context, where)
+                ctx, principal = await self._enter(method, request, context)
                 token = call_state.bind(ctx)
                 try:
                     return await inner(request, context)
@@ -111,9 +106,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
-                status, outcome = _failure(method, exc, where)
+                status, outcome = _failure(method, exc)
             finally:
-                self._end(method, outcome, started, principal, where)
+                self._end(method, outcome, started, principal)
             await context.abort_with_status(status)
             return None  # unreachable: abort_with_status raises
 
@@ -121,10 +116,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def _stream(self, method: str, inner: Any) -> Any:
         async def behavior(request: Any, context: Context) -> AsyncIterator[Any]:
-            started, principal, where = self._begin(), None, _Where()
+            started, principal = self._begin(), None
             status, outcome = None, ("OK", "")
             try:
-                ctx, principal = await self._enter(method, request, context, where)
+                ctx, principal = await self._enter(method, request, context)
                 token = call_state.bind(ctx)
                 try:
                     result = inner(request, context)
@@ -140,9 +135,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
-                status, outcome = _failure(method, exc, where)
+                status, outcome = _failure(method, exc)
             finally:
-                self._end(method, outcome, started, principal, where)
+                self._end(method, outcome, started, principal)
             if status is not None and not context.cancelled() and not context.done():
                 await context.abort_with_status(status)
 
@@ -154,25 +149,20 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         return time.perf_counter()
 
     def _end(
-        self,
-        method: str,
-        outcome: tuple[str, str],
-        started: float,
-        principal: Principal | None,
-        where: _Where,
+        self, method: str, outcome: tuple[str, str], started: float, principal: Principal | None
     ) -> None:
         self._in_flight -= 1
         self._metrics.in_flight.dec()
-        self._observe(method, outcome, started, principal, where)
+        self._observe(method, outcome, started, principal)
 
     async def _enter(
-        self, method: str, request: Any, context: Context, where: _Where
+        self, method: str, request: Any, context: Context
     ) -> tuple[CallContext, Principal]:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         request_id = request_id_from(metadata)
-        peer = peer_address(context.peer() or "", metadata, self._limits)
-        where.request_id, where.peer = request_id, peer
         await context.send_initial_metadata((("x-request-id", request_id),))
+        peer = peer_address(context.peer() or "", metadata, self._limits)
+        _WHERE.set((request_id, peer))
         principal: Principal | None = None
         try:
             if self._in_flight > self._max:
@@ -206,18 +196,11 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 await self._run(self._denials.record, denied, err, target)
             except VaultError:
                 self._metrics.audit_failures.inc()
-                _log.warning(
-                    "audit.denial_not_recorded", method=method, request_id=request_id, peer=peer
-                )
+                _log.warning("audit.denial_not_recorded", method=method, request_id=request_id)
             raise
 
     def _observe(
-        self,
-        method: str,
-        outcome: tuple[str, str],
-        started: float,
-        principal: Principal | None,
-        where: _Where,
+        self, method: str, outcome: tuple[str, str], started: float, principal: Principal | None
     ) -> None:
         elapsed = time.perf_counter() - started
         short = method.rsplit("/", 1)[-1]
@@ -231,16 +214,17 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             duration_ms=round(elapsed * 1000, 3),
             principal=principal.id if principal else "",
             plane=self._plane.value,
-            request_id=where.request_id,
-            peer=where.peer,
+            request_id=_WHERE.get()[0],
+            peer=_WHERE.get()[1],
         )
 
 
-def _failure(method: str, exc: Exception, where: _Where) -> tuple[grpc.Status, tuple[str, str]]:
+def _failure(method: str, exc: Exception) -> tuple[grpc.Status, tuple[str, str]]:
     """The status to answer with: the domain error's, or a generic INTERNAL (detail only logged)."""
     if isinstance(exc, VaultError):
         return to_status(exc), (status_name(exc), exc.reason)
-    _log.exception("rpc.unhandled", method=method, request_id=where.request_id, peer=where.peer)
+    request_id, peer = _WHERE.get()
+    _log.exception("rpc.unhandled", method=method, request_id=request_id, peer=peer)
     return internal_status(), ("INTERNAL", "INTERNAL")
 
 

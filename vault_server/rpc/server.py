@@ -7,10 +7,7 @@ rather than a bare UNIMPLEMENTED). Health is NOT_SERVING until ``set_serving(Tru
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +29,8 @@ from pipsync.vault.v1 import (
     workspace_service_pb2_grpc,
 )
 
+from vault_server.rpc.listeners import ListenerConflict, SocketLock, probe_port
+
 API_SERVICES = (
     workspace_service_pb2.DESCRIPTOR.services_by_name["WorkspaceService"].full_name,
     credential_service_pb2.DESCRIPTOR.services_by_name["CredentialService"].full_name,
@@ -40,79 +39,6 @@ API_SERVICES = (
     key_service_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name,
 )
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-
-
-class ListenerConflict(Exception):
-    """A listener cannot be opened: another process owns the socket or the port. The message is
-    one line naming the conflict (the CLI prints it and exits 1, never a traceback)."""
-
-
-class SocketLock:
-    """Ownership of a Unix data socket: an ``flock`` on ``<socket>.lock`` held for the life of
-    the process. A start that cannot take the lock (or finds a socket that still accepts
-    connections) leaves the live instance and its socket alone."""
-
-    def __init__(self, socket_path: Path) -> None:
-        self.socket_path = socket_path
-        self.path = socket_path.with_name(socket_path.name + ".lock")
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise ListenerConflict(
-                f"listen.data_socket: {self.socket_path} is in use by another running "
-                f"pipvault (lock {self.path} is held); leaving it alone"
-            ) from None
-        if _accepts_connections(self.socket_path):
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-            raise ListenerConflict(
-                f"listen.data_socket: {self.socket_path} is accepting connections from another "
-                "process; leaving it alone"
-            )
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-        if self.socket_path.exists() or self.socket_path.is_symlink():
-            self.socket_path.unlink()  # stale: its owner is gone (we hold the lock)
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        self._fd = None
-
-
-def _probe_port(address: str) -> None:
-    """Raise ``OSError`` if a fixed TCP port is taken (port 0 always binds)."""
-    host, _, port = address.rpartition(":")
-    if not port.isdigit() or int(port) == 0:
-        return
-    for family, kind, proto, _name, sockaddr in socket.getaddrinfo(
-        host.strip("[]") or None, int(port), type=socket.SOCK_STREAM
-    ):
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(sockaddr)
-
-
-def _accepts_connections(path: Path) -> bool:
-    if not path.exists():
-        return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
 
 
 @dataclass
@@ -206,7 +132,7 @@ class VaultServers:
                     ) from None
                 self.bound.data_socket = plan.data_socket
             if plan.data_address is not None:
-                port = self._bind(data, plan.data_address, server_credentials, "data_address")
+                port = self._bind(data, plan.data_address, server_credentials)
                 self.bound.data_port = port
             self._servers.append(data)
 
@@ -219,15 +145,13 @@ class VaultServers:
             reflection.enable_server_reflection(
                 (*API_SERVICES, HEALTH_SERVICE, reflection.SERVICE_NAME), admin
             )
-            self.bound.admin_port = self._bind(
-                admin, plan.admin_address, server_credentials, "admin_address"
-            )
+            self.bound.admin_port = self._bind(admin, plan.admin_address, server_credentials)
             self._servers.append(admin)
 
         if plan.health_address is not None:
             hs = grpc.aio.server(options=opts, maximum_concurrent_rpcs=64)
             health_pb2_grpc.add_HealthServicer_to_server(self.health, hs)
-            self.bound.health_port = self._bind(hs, plan.health_address, None, "health_address")
+            self.bound.health_port = self._bind(hs, plan.health_address, None)
             self._servers.append(hs)
 
     def _bind(
@@ -235,11 +159,15 @@ class VaultServers:
         server: grpc.aio.Server,
         address: str,
         creds: Callable[[], grpc.ServerCredentials] | None,
-        setting: str,
     ) -> int:
         """Bind one TCP listener; a port in use is a one-line ``ListenerConflict``."""
+        setting = next(
+            (k for k in ("data_address", "admin_address", "health_address")
+             if getattr(self.plan, k) == address),
+            "address",
+        )  # fmt: skip
         try:
-            _probe_port(address)  # before gRPC core, which would log its own error lines
+            probe_port(address)  # before gRPC core, which would log its own error lines
             if creds is not None:  # one credentials object per listener (its own fetcher)
                 return int(server.add_secure_port(address, creds()))
             return int(server.add_insecure_port(address))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from vault_server.core.errors import KeyProviderUnavailable
 from vault_server.crypto.providers.base import KeyProvider
 from vault_server.storage.database import Database
 from vault_server.storage.models import KekState
@@ -47,12 +48,19 @@ def newest_active(session: Session) -> dict[str, int]:
     return {str(p): int(v) for p, v in rows}
 
 
-def newest_recorded(session: Session, provider_id: str) -> int | None:
-    """The newest KEK version recorded for one provider (any state)."""
-    value = session.execute(
+def refuse_if_behind(session: Session, provider_id: str, version: int) -> None:
+    """Before wrapping with ``version``: another replica rotated past it, so it is retired.
+
+    Raises:
+        KeyProviderUnavailable: the database records a newer KEK version for the provider.
+    """
+    newest = session.execute(
         select(func.max(KekState.kek_version)).where(KekState.provider_id == provider_id)
     ).scalar()
-    return None if value is None else int(value)
+    if newest is not None and int(newest) > version:
+        raise KeyProviderUnavailable(
+            "this replica's key provider is behind the primary KEK version"
+        )
 
 
 def kek_lag(db: Database, providers: Mapping[str, KeyProvider]) -> list[KekLag]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from vault_server.core.clock import Clock, Random
-from vault_server.core.errors import IntegrityCheckFailed, InvalidArgument, KeyProviderUnavailable
+from vault_server.core.errors import InvalidArgument
 from vault_server.core.secret import Secret
 from vault_server.crypto import envelope
 from vault_server.crypto.dek_cache import DekCache
@@ -92,28 +92,8 @@ class KeyManager:
         return Sealed(blob, header.provider_id, header.kek_version)
 
     def open(self, blob: bytes, binding: EnvelopeBinding) -> Secret:
-        try:
-            opened: Secret = envelope.open_envelope(
-                blob, binding, self.providers, cache=self._cache
-            )
-        except IntegrityCheckFailed:
-            self._refuse_if_behind(blob)
-            raise
+        opened: Secret = envelope.open_envelope(blob, binding, self.providers, cache=self._cache)
         return opened
-
-    def _refuse_if_behind(self, blob: bytes) -> None:
-        """A ciphertext sealed under a KEK version newer than this replica's key provider has is
-        a stale keyring here, not tampering: answer UNAVAILABLE, not DATA_LOSS."""
-        try:
-            header = envelope.parse_header(blob)
-            provider = self.providers.get(header.provider_id)
-            behind = provider is not None and header.kek_version > provider.active_version()
-        except Exception:
-            return
-        if behind:
-            raise KeyProviderUnavailable(
-                "this replica's key provider lacks the KEK version the data was sealed with"
-            )
 
     def forget(self, *, workspace_id: str | None = None, credential_id: str | None = None) -> None:
         """Drop cached data keys: all, one workspace's, or one credential's (revoke, freeze)."""
@@ -139,12 +119,7 @@ class KeyManager:
     def _reserve_wrap(self, provider: KeyProvider) -> None:
         with self._db.transaction() as session:
             version = provider.active_version()
-            newest = kek_guard.newest_recorded(session, provider.provider_id)
-            if newest is not None and newest > version:
-                # Another replica rotated: never wrap with the version it retired.
-                raise KeyProviderUnavailable(
-                    "this replica's key provider is behind the primary KEK version"
-                )
+            kek_guard.refuse_if_behind(session, provider.provider_id, version)
             row = session.get(KekState, (provider.provider_id, version), with_for_update=True)
             if row is None:
                 row = KekState(

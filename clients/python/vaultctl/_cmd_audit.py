@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pipsync.vault.v1 import audit_pb2
-from pipvault_client import CallCancelledError, DeadlineExceededError, UnavailableError
+from pipvault_client import DeadlineExceededError
 
 from vaultctl import _convert, _views
 from vaultctl._context import Context
@@ -25,6 +25,7 @@ _BACKLOG_TIMEOUT = 60.0
 _VERIFY_TIMEOUT = 120.0
 _MIN_REOPEN_INTERVAL = 1.0
 _RETRY_MIN, _RETRY_MAX = 0.5, 5.0
+_RECONNECT = frozenset({"UNAVAILABLE", "CANCELLED"})
 
 
 def register(commands: Subparsers, common: SafeArgumentParser) -> None:
@@ -149,12 +150,12 @@ def _resumable(
                 return  # the backlog is complete
         except DeadlineExceededError:
             pass  # the stream's window ended: reopen after the last event
-        except (UnavailableError, CallCancelledError) as exc:
-            if not follow:
+        except Exception as exc:
+            # UnavailableError / CallCancelledError: the server went away (e.g. a restart).
+            code = str(getattr(exc, "code_name", ""))
+            if not follow or code not in _RECONNECT:
                 raise
-            ctx.out.stderr.write(
-                f"vaultctl: audit stream interrupted ({exc.code_name}); resuming\n"
-            )
+            ctx.out.stderr.write(f"vaultctl: audit stream interrupted ({code}); resuming\n")
             ctx.out.stderr.flush()
             time.sleep(retry)
             retry = min(retry * 2, _RETRY_MAX)
