@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -125,13 +125,11 @@ class AuditEventSink:
         position: Position,
         *,
         batch_size: int = 500,
-        on_written: Callable[[int], None] | None = None,
     ) -> None:
         self._store = store
         self._writer = writer
         self._position = position
         self._batch = batch_size
-        self._on_written = on_written
         self._cursors: dict[str, int] | None = None
         self._lock = threading.Lock()
 
@@ -165,8 +163,6 @@ class AuditEventSink:
         for chain, row in merged:
             cursors[chain.id] = max(cursors[chain.id], row.id)
         self._position.save(cursors)
-        if self._on_written is not None:
-            self._on_written(len(merged))
         return len(merged)
 
 
