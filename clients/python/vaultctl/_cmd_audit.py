@@ -141,15 +141,18 @@ def _resumable(
         stream = client.stream_audit_events(
             **filters, follow=follow, resume_after=list(last.values()), timeout=window
         )
+        progressed = False
         try:
             for event in stream:
                 emit(event)
                 last[event.name.rpartition("/auditEvents/")[0]] = event.name
-                retry = _RETRY_MIN
+                retry, progressed = _RETRY_MIN, True
             if not follow:
                 return  # the backlog is complete
         except DeadlineExceededError:
-            pass  # the stream's window ended: reopen after the last event
+            if not follow and not progressed:
+                raise  # a whole window without one event: give up rather than spin
+            # the stream's window ended: reopen after the last event
         except Exception as exc:
             # UnavailableError / CallCancelledError: the server went away (e.g. a restart).
             code = str(getattr(exc, "code_name", ""))

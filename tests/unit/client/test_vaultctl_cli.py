@@ -699,6 +699,30 @@ def test_audit_tail_follow_reopens_without_duplicates(run: Run, vault: FakeVault
     assert len({c.request.filter.SerializeToString() for c in calls}) == 1
 
 
+def test_audit_export_continues_after_a_window_and_gives_up_on_an_empty_one(
+    run: Run, vault: FakeVault
+) -> None:
+    def window(request, context):
+        yield audit_service_pb2.StreamAuditEventsResponse(event=_event(1, T0))
+        abort(context, grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "window over")
+
+    def rest(request, context):
+        yield audit_service_pb2.StreamAuditEventsResponse(event=_event(2, T0))
+
+    def stuck(request, context):
+        abort(context, grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "window over")
+        yield from ()
+
+    vault.script("StreamAuditEvents", window, rest, stuck)
+    done = run("audit", "export")
+    assert done.code == 0, done.err
+    assert [json.loads(x)["sequence"] for x in done.out.splitlines()] == ["1", "2"]
+    assert list(vault.calls_to("StreamAuditEvents")[1].request.resume_after) == [
+        "workspaces/desk/auditEvents/1"
+    ]
+    assert run("audit", "export").code != 0  # no progress in a whole window: an error
+
+
 def test_audit_export_writes_json_lines(run: Run, vault: FakeVault) -> None:
     def backlog(request, context):
         yield audit_service_pb2.StreamAuditEventsResponse(event=_event(1, T0))
