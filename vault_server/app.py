@@ -614,16 +614,27 @@ class VaultApp:
             await asyncio.sleep(self.settings.readiness_interval_s)
             try:
                 await self._check_readiness()
-            except Exception:
-                _log.exception("vault.readiness_check_failed")
+            except Exception as exc:
+                await asyncio.to_thread(_log.error, "vault.readiness_check_failed", exc_info=exc)
 
     async def _every(self, seconds: float, job: Callable[[], object]) -> None:
-        """Run a system job periodically; failures are logged and retried next period."""
+        """Run a system job periodically; failures are retried next period. The first failure
+        is logged with its traceback, rendered off the event loop (a long traceback must not
+        stall health checks during an outage); repeats are one line until the job recovers."""
+        name = getattr(job, "__name__", "job")
+        failing = False
         while True:
             try:
                 await self.run(job)
-            except Exception:
-                _log.exception("job.failed", job=getattr(job, "__name__", "job"))
+                if failing:
+                    failing = False
+                    _log.info("job.recovered", job=name)
+            except Exception as exc:
+                if failing:
+                    _log.warning("job.still_failing", job=name, error=type(exc).__name__)
+                else:
+                    failing = True
+                    await asyncio.to_thread(_log.error, "job.failed", job=name, exc_info=exc)
             await asyncio.sleep(seconds)
 
     async def stop(self) -> None:
