@@ -19,10 +19,10 @@ from tests.support.vault import RunningVault, start_vault
 pytestmark = pytest.mark.postgres
 
 
-def _health(vault: RunningVault) -> str:
+def _health(vault: RunningVault, service: str = "") -> str:
     status = (
         health_pb2_grpc.HealthStub(vault.channel(vault.health_target))
-        .Check(health_pb2.HealthCheckRequest(), timeout=15)
+        .Check(health_pb2.HealthCheckRequest(service=service), timeout=15)
         .status
     )
     return health_pb2.HealthCheckResponse.ServingStatus.Name(status)
@@ -65,6 +65,7 @@ def test_storage_outage_is_not_serving_then_recovers(
         _until(lambda: _health(vault) == "NOT_SERVING")
         assert registry.get_sample_value("pipvault_degraded", {"component": "storage"}) == 1
         assert registry.get_sample_value("pipvault_ready") == 0
+        assert _health(vault, "liveness") == "SERVING"  # alive: no restart for an outage
         time.sleep(0.6)  # several checks while down: still one line per transition
         _connect_privilege(admin, grant=True)
         _until(lambda: _health(vault) == "SERVING")

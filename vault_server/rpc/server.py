@@ -39,6 +39,7 @@ API_SERVICES = (
     key_service_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name,
 )
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+LIVENESS_SERVICE = "liveness"
 
 
 @dataclass
@@ -185,6 +186,9 @@ class VaultServers:
 
     async def start(self) -> Bound:
         await self.set_serving(False)
+        # Liveness: SERVING for as long as the process serves at all, whatever readiness says
+        # (a kubelet liveness probe on service "liveness" never restarts a pod for an outage).
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         for server in self._servers:
             await server.start()
         if self.bound.data_socket is not None:
