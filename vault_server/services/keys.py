@@ -77,6 +77,11 @@ class KeyManager:
         self._clock = clock
         self._random = random
 
+    @property
+    def local_only(self) -> bool:
+        """Every provider is a local keyring: opening an envelope never waits on a network."""
+        return all(p.kind == "local" for p in self.providers.values())
+
     def provider(self, provider_id: str = "") -> KeyProvider:
         pid = provider_id or self.primary
         if pid not in self.providers:

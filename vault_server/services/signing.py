@@ -39,6 +39,7 @@ from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.egress.client import EgressClient, VenueResponse, allowed_origins
 from vault_server.services.audit_log import AuditLog, AuditRecord, Outcome, event_name
 from vault_server.services.call import CallContext
+from vault_server.services.hot_state import UseState
 from vault_server.services.keys import KeyManager
 from vault_server.services.material import open_material
 from vault_server.services.names import credential_name, workspace_of_name
@@ -76,7 +77,7 @@ class Executed:
 
 
 @dataclass(frozen=True)
-class _Use:
+class Use:
     request: PreparedRequest
     version: int
     audit_event: str
@@ -134,7 +135,7 @@ class SigningService:
         return Executed(response, use.version, use.audit_event)
 
     def _record_send_failure(
-        self, ctx: CallContext, rc_name: str, use: _Use, err: VaultError
+        self, ctx: CallContext, rc_name: str, use: Use, err: VaultError
     ) -> None:
         ws_id = workspace_of_name(rc_name)
         try:
@@ -170,22 +171,70 @@ class SigningService:
 
     def _use(
         self, ctx: CallContext, rc_name: str, hint: str, order: OrderSpec, *, proxy: bool
-    ) -> _Use:
+    ) -> Use:
         try:
-            check_client_order_id(order)
-            with self._db.transaction(timeout_s=ctx.remaining()) as session:
-                ws, cred, _rc = self._routing.active_for_use(session, ctx, rc_name)
-                if hint and hint != credential_name(ws.resource_id, cred.resource_id):
-                    raise InvalidArgument("credential", "does not match the routing context")
-                return self._sign_in(session, ctx, ws, cred, rc_name, order, proxy=proxy)
+            return self.use_locked(ctx, rc_name, hint, order, proxy=proxy)
         except VaultError as err:
-            self._refused(ctx, rc_name, hint, order, err, proxy=proxy)
+            self.refused(ctx, rc_name, hint, order, err, proxy=proxy)
             raise
+
+    def use_locked(
+        self, ctx: CallContext, rc_name: str, hint: str, order: OrderSpec, *, proxy: bool
+    ) -> Use:
+        """The whole use in one transaction with the credential row locked (no caches): the
+        path of last resort when the cached state keeps moving. Refusals are not recorded."""
+        check_client_order_id(order)
+        with self._db.transaction(timeout_s=ctx.remaining()) as session:
+            ws, cred, _rc = self._routing.active_for_use(session, ctx, rc_name)
+            if hint and hint != credential_name(ws.resource_id, cred.resource_id):
+                raise InvalidArgument("credential", "does not match the routing context")
+            return self._sign_in(session, ctx, ws, cred, rc_name, order, proxy=proxy)
+
+    def load_state(self, ctx: CallContext, rc_name: str) -> UseState:
+        """Everything the hot path checks, read in one transaction, the epoch first."""
+        with self._db.transaction(timeout_s=ctx.remaining()) as session:
+            epoch = self._routing.epoch_of(session, rc_name)
+            ws, cred, rc = self._routing.load_for_use(session, ctx, rc_name)
+            version = (
+                cred_repo.version(session, cred, cred.current_version)
+                if cred.current_version
+                else None
+            )
+            return UseState(
+                epoch=epoch,
+                routing_context=rc_name,
+                owner=rc.owner,
+                rc_state=rc.state,
+                rc_expire=rc.expire_time,
+                workspace_id=ws.id,
+                workspace_resource=ws.resource_id,
+                ws_state=ws.state,
+                ws_freeze_expire=ws.freeze_expire_time,
+                credential_id=cred.id,
+                credential_resource=cred.resource_id,
+                credential_state=cred.state,
+                current_version=cred.current_version,
+                venue=Venue(cred.broker),
+                environment=Environment(cred.environment),
+                algorithm=KeyAlgorithm(cred.key_algorithm),
+                policy=OrderPolicy.from_json(cred.policy),
+                envelope=version.envelope if version is not None else None,
+            )
+
+    def origins(self, venue: Venue, env: Environment) -> frozenset[str]:
+        return self._origins(venue, env)
+
+    def record_send_failure(
+        self, ctx: CallContext, rc_name: str, version: int, event: str, venue: Venue,
+        env: Environment, err: VaultError,
+    ) -> None:  # fmt: skip
+        use = Use(PreparedRequest("", "", (), b""), version, event, venue, env)
+        self._record_send_failure(ctx, rc_name, use, err)
 
     def _sign_in(
         self, session: Session, ctx: CallContext, ws: Workspace, cred: Credential, rc_name: str,
         order: OrderSpec, *, proxy: bool,
-    ) -> _Use:  # fmt: skip
+    ) -> Use:  # fmt: skip
         now = self._clock.now()
         name = credential_name(ws.resource_id, cred.resource_id)
         ensure_not_frozen(ws, now)
@@ -229,11 +278,11 @@ class SigningService:
                 workspace=f"workspaces/{ws.resource_id}",
                 credential=name,
                 routing_context=rc_name,
-                details=_details(order, request.method, path, version.version, proxy),
+                details=use_details(order, request.method, path, version.version, proxy),
             ),
         )
         event = event_name(row, f"workspaces/{ws.resource_id}")
-        return _Use(request, version.version, event, venue, env)
+        return Use(request, version.version, event, venue, env)
 
     def _credential_for_refusal(
         self, session: Session, ctx: CallContext, ws: Workspace | None, rc_name: str, hint: str
@@ -251,7 +300,7 @@ class SigningService:
         )
         return hint if known else ""
 
-    def _refused(
+    def refused(
         self, ctx: CallContext, rc_name: str, hint: str, order: OrderSpec, err: VaultError,
         *, proxy: bool,
     ) -> None:  # fmt: skip
@@ -307,7 +356,9 @@ def _owned_context_credential(
 _REFUSAL_KEYS = frozenset({"rule", "field", "path", "method", "clientOrderId", "broker"})
 
 
-def _details(order: OrderSpec, method: str, path: str, version: int, proxy: bool) -> dict[str, str]:
+def use_details(
+    order: OrderSpec, method: str, path: str, version: int, proxy: bool
+) -> dict[str, str]:
     out = {
         "operation": order.operation.value,
         "mode": "proxy" if proxy else "sign",

@@ -1,0 +1,171 @@
+"""Group commit: many callers' durable writes share one transaction and one fsync.
+
+Callers ``submit`` an item and await its outcome. One writer thread takes every item queued so
+far (up to ``max_batch``), opens one transaction on its own connection, hands the whole batch to
+``apply(conn, items)`` - which returns one outcome per item, in order, and must leave no write
+behind for an item it fails - and commits. Only then is any outcome released: a caller never sees
+a result whose writes are not durable. If ``apply`` raises or the commit fails, every item in the
+batch fails with ``on_batch_failure(exc)`` and nothing of the batch survives.
+
+Items of one batch are applied in submission order, so per-chain sequence order follows arrival.
+Callers waiting on the event loop are woken with ``call_soon_threadsafe``; the loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+ApplyBatch = Callable[[Connection, Sequence[T]], Sequence[R | BaseException]]
+
+
+@dataclass
+class _Waiter(Generic[T]):
+    item: T
+    future: Future[Any]
+    queued: float
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    size: int
+    ok: bool
+    seconds: float  # queue of the oldest item to durable
+
+
+class CommitterClosed(RuntimeError):
+    pass
+
+
+class GroupCommitter(Generic[T, R]):
+    """One writer thread, one connection, one transaction per batch (see module docstring).
+
+    Args:
+        engine: where to write; the committer keeps one connection of its own.
+        apply: runs a batch inside the open transaction.
+        on_batch_failure: the exception every item of a failed batch receives.
+        on_batch: observer called after each batch (metrics, readiness accounting).
+        max_batch: most items per transaction.
+        statement_timeout_ms: PostgreSQL bound on every statement of a batch.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        apply: ApplyBatch[T, R],
+        *,
+        on_batch_failure: Callable[[BaseException], BaseException],
+        on_batch: Callable[[BatchReport], None] | None = None,
+        max_batch: int = 256,
+        statement_timeout_ms: int = 5000,
+        name: str = "pipvault-commit",
+    ) -> None:
+        self._engine = engine
+        self._apply = apply
+        self._fail = on_batch_failure
+        self._observe = on_batch
+        self._max = max_batch
+        self._timeout_ms = int(statement_timeout_ms)
+        self._queue: queue.SimpleQueue[_Waiter[T] | None] = queue.SimpleQueue()
+        self._conn: Connection | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    # --- callers ----------------------------------------------------------------------------
+    def submit_future(self, item: T) -> Future[R]:
+        if self._closed:
+            raise CommitterClosed("the group committer is closed")
+        fut: Future[R] = Future()
+        self._queue.put(_Waiter(item, fut, time.monotonic()))
+        return fut
+
+    async def submit(self, item: T) -> R:
+        """Queue ``item`` and wait (without blocking the loop) until its batch is durable."""
+        return await asyncio.wrap_future(self.submit_future(item))
+
+    def submit_sync(self, item: T, timeout_s: float | None = None) -> R:
+        return self.submit_future(item).result(timeout=timeout_s)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Finish what is queued, then stop the writer and release its connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=timeout_s)
+
+    # --- the writer thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self._max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            self._commit(batch)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.invalidated or self._conn.closed:
+            self._conn = self._engine.connect()
+        return self._conn
+
+    def _commit(self, batch: list[_Waiter[T]]) -> None:
+        outcomes: Sequence[R | BaseException]
+        try:
+            conn = self._connection()
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    ms = self._timeout_ms
+                    conn.execute(text(f"SET LOCAL statement_timeout = {ms}"))
+                    conn.execute(text(f"SET LOCAL lock_timeout = {ms}"))
+                outcomes = self._apply(conn, [w.item for w in batch])
+                if len(outcomes) != len(batch):
+                    raise RuntimeError("the batch returned the wrong number of outcomes")
+            ok = True
+        except BaseException as exc:  # fan the failure out to every caller
+            self._drop_connection()
+            error = self._fail(exc)
+            outcomes = [error] * len(batch)
+            ok = False
+        if self._observe is not None:
+            self._observe(BatchReport(len(batch), ok, time.monotonic() - batch[0].queued))
+        for waiter, outcome in zip(batch, outcomes, strict=True):
+            if waiter.future.set_running_or_notify_cancel():
+                if isinstance(outcome, BaseException):
+                    waiter.future.set_exception(outcome)
+                else:
+                    waiter.future.set_result(outcome)
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            except SQLAlchemyError:
+                pass
+            self._conn = None
