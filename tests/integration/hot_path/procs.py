@@ -51,7 +51,7 @@ class ServerProcess:
         return tokens
 
     def start(self, timeout: float = 60) -> ServerProcess:
-        self.ports = {n: free_port() for n in ("admin", "data", "health")}
+        self.ports = {n: free_port() for n in ("admin", "data", "health", "metrics")}
         env = {**os.environ}
         if self.database_url:
             env["PIPVAULT_DATABASE_URL"] = self.database_url
@@ -62,7 +62,7 @@ class ServerProcess:
                 "--admin-address", self.admin,
                 "--data-address", f"127.0.0.1:{self.ports['data']}",
                 "--health-address", f"127.0.0.1:{self.ports['health']}",
-                "--metrics-address", "",
+                "--metrics-address", f"127.0.0.1:{self.ports['metrics']}",
             ],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
@@ -136,3 +136,41 @@ def audit_verify(database_url: str, home: Path) -> tuple[int, dict[str, object]]
     except json.JSONDecodeError:
         report = {"stdout": done.stdout, "stderr": done.stderr}
     return done.returncode, report
+
+
+class ProcVault:
+    """Enough of ``RunningVault`` for ``tests.support.signing_flow`` against a server process
+    (dev principals mapped to the suite's role names; workspace ``demo``)."""
+
+    ROLE_TOKENS = {
+        "security": "dev-security",
+        "onboarding": "dev-onboarding",
+        "router": "dev-router",
+        "auditor": "dev-auditor",
+    }
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+        dev = server.tokens()
+        self.tokens = {role: dev[pid] for role, pid in self.ROLE_TOKENS.items()}
+        self.channels: list[grpc.Channel] = []
+
+    @property
+    def admin_target(self) -> str:
+        return self.server.admin
+
+    @property
+    def socket_target(self) -> str:
+        return self.server.data
+
+    def channel(self, target: str | None = None) -> grpc.Channel:
+        ch = grpc.insecure_channel(target or self.admin_target)
+        self.channels.append(ch)
+        return ch
+
+    def md(self, who: str = "security") -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.tokens[who]}")]
+
+    def close(self) -> None:
+        for ch in self.channels:
+            ch.close()
