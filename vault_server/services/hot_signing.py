@@ -137,16 +137,25 @@ class HotSigner:
                 raise RoutingContextRequired("an active routing context is required to sign")
             for _ in range(ATTEMPTS):
                 state = self._hot.get(rc_name)
+                cached = state is not None
                 if state is None:
                     state = await self._offload(self._signing.load_state, ctx, rc_name)
                     self._hot.put(state)
                 venue = state.venue.value
-                if self._keys.local_only and state.algorithm in _LOOP_ALGORITHMS:
-                    prepared = self._prepare(ctx, state, rc_name, hint, order, proxy)
-                else:
-                    prepared = await self._offload(
-                        self._prepare, ctx, state, rc_name, hint, order, proxy
-                    )
+                try:
+                    if self._keys.local_only and state.algorithm in _LOOP_ALGORITHMS:
+                        prepared = self._prepare(ctx, state, rc_name, hint, order, proxy)
+                    else:
+                        prepared = await self._offload(
+                            self._prepare, ctx, state, rc_name, hint, order, proxy
+                        )
+                except VaultError:
+                    if not cached:
+                        raise
+                    # A refusal (or a failed decryption) from memory is confirmed on a fresh
+                    # state first: an unfreeze or a rewrap elsewhere may not have reached us.
+                    self._hot.forget(rc_name)
+                    continue
                 outcome = await self._submit(prepared.pending)
                 if isinstance(outcome, Stale):
                     if outcome.epoch is None:

@@ -83,6 +83,10 @@ class HotState:
             while len(self._states) > self._max:
                 self._remove(next(iter(self._states)))
 
+    def forget(self, routing_context: str) -> None:
+        with self._lock:
+            self._remove(routing_context)
+
     def heard(self, workspace_id: str, epoch: int) -> None:
         """The workspace's epoch is at least ``epoch`` (from the signing batch)."""
         with self._lock:

@@ -1,11 +1,13 @@
-"""Signing and proxying: a routing service's use of a credential.
+"""Signing and proxying: the parts of a routing service's use of a credential that read or
+write the database through the ORM.
 
-One transaction holds the whole decision: the caller's active routing context, workspace and
-credential state, order policy, replay claim, the venue nonce, decryption, the signature and the
-``credential.use`` audit event. If any step fails nothing is claimed, no signature leaves, and a
-refusal is audited in its own transaction (a refusal without a routing context also pages: it is a
-read outside an active context, DESIGN.md §6). In proxy mode the request is sent only after the
-use is committed.
+``HotSigner`` (services/hot_signing.py) serves SignOrder/ExecuteOrder; it uses this service to
+load a routing context's ``UseState``, to audit refusals in their own transaction (a refusal
+without a routing context also pages: it is a read outside an active context, DESIGN.md §6), to
+record a proxied request the venue never answered, and - when the cached state keeps moving - for
+``use_locked``: the whole decision in one transaction with the credential row locked (context,
+workspace and credential state, order policy, replay claim, venue nonce, decryption, signature
+and the ``credential.use`` audit event; nothing claimed and no signature if any step fails).
 """
 
 from __future__ import annotations
@@ -115,25 +117,6 @@ class SigningService:
         self._settings = settings
         self._page = page_hook
 
-    def sign(
-        self, ctx: CallContext, routing_context: str, order: OrderSpec, credential: str = ""
-    ) -> Signed:
-        use = self._use(ctx, routing_context, credential, order, proxy=False)
-        return Signed(use.request, use.version, use.audit_event)
-
-    def execute(
-        self, ctx: CallContext, routing_context: str, order: OrderSpec, credential: str = ""
-    ) -> Executed:
-        use = self._use(ctx, routing_context, credential, order, proxy=True)
-        origins = self._origins(use.venue, use.environment)
-        try:
-            response = self._egress.send(use.request, origins, ctx.remaining())
-        except VaultError as err:
-            # The use was audited before sending; record that the venue never answered.
-            self._record_send_failure(ctx, routing_context, use, err)
-            raise
-        return Executed(response, use.version, use.audit_event)
-
     def _record_send_failure(
         self, ctx: CallContext, rc_name: str, use: Use, err: VaultError
     ) -> None:
@@ -168,15 +151,6 @@ class SigningService:
         return allowed_origins(
             adapter.default_base_url(env), self._settings.venue_base_urls, venue.value
         )
-
-    def _use(
-        self, ctx: CallContext, rc_name: str, hint: str, order: OrderSpec, *, proxy: bool
-    ) -> Use:
-        try:
-            return self.use_locked(ctx, rc_name, hint, order, proxy=proxy)
-        except VaultError as err:
-            self.refused(ctx, rc_name, hint, order, err, proxy=proxy)
-            raise
 
     def use_locked(
         self, ctx: CallContext, rc_name: str, hint: str, order: OrderSpec, *, proxy: bool

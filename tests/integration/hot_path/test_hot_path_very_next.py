@@ -88,3 +88,20 @@ def test_a_change_on_one_server_refuses_the_next_signature_on_another(
     apply(a, cred.name, rc)  # through server A (the same router principal ends its context)
     assert b.app.hot_state.get(rc) is not None  # B still holds the state from before
     assert _refusal(b, rc, sf.place_for(key)) == reason
+
+
+@pytest.mark.postgres
+def test_an_unfreeze_on_one_server_lets_the_next_signature_through_on_another(
+    two_servers: tuple[RunningVault, RunningVault],
+) -> None:
+    a, b = two_servers
+    sf.create_workspace(a)
+    key = sf.binance_hmac()
+    cred = sf.onboard(a, key, "bn")
+    rc = sf.begin(b, cred.name).name
+    _warm(b, rc, key)
+    sf.freeze(a)
+    assert _refusal(b, rc, sf.place_for(key)) == "WORKSPACE_FROZEN"
+    assert b.app.hot_state.get(rc) is not None  # B now holds the frozen state
+    sf.unfreeze(a)
+    assert sf.sign(b, rc, sf.place_for(key)).audit_event  # a refusal from memory is rechecked
