@@ -135,12 +135,14 @@ class SignBatch:
             "this client order id was already signed and is still fresh",
             metadata={"clientOrderId": claim.client_order_id},
         )
-        existing = repo.find_claim(conn, ws, cred, claim.client_order_id)
-        if existing is not None:
-            if existing[1] > now:
-                raise duplicate
-            # Free the id but keep the row: that order still counts against the rate interval.
-            repo.tombstone_claim(conn, existing[0])
         expire = max(dt.datetime.fromtimestamp(request.expire_at_ms / 1000, dt.UTC), now)
-        if not repo.insert_claim(conn, ws, cred, claim.client_order_id, now, expire):
+        coid = claim.client_order_id
+        if repo.insert_claim(conn, ws, cred, coid, now, expire):
+            return  # the common case: a new id, one statement
+        existing = repo.find_claim(conn, ws, cred, coid)
+        if existing is None or existing[1] > now:
+            raise duplicate
+        # Free the id but keep the row: that order still counts against the rate interval.
+        repo.tombstone_claim(conn, existing[0])
+        if not repo.insert_claim(conn, ws, cred, coid, now, expire):
             raise duplicate

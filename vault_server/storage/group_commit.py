@@ -14,6 +14,7 @@ Callers waiting on the event loop are woken with ``call_soon_threadsafe``; the l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -34,8 +35,10 @@ ApplyBatch = Callable[[Connection, Sequence[T]], Sequence[R | BaseException]]
 @dataclass
 class _Waiter(Generic[T]):
     item: T
-    future: Future[Any]
     queued: float
+    future: Future[Any] | None = None  # a thread waits (submit_sync / submit_future)
+    loop: asyncio.AbstractEventLoop | None = None  # or a coroutine on this loop
+    afuture: asyncio.Future[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,15 +89,22 @@ class GroupCommitter(Generic[T, R]):
 
     # --- callers ----------------------------------------------------------------------------
     def submit_future(self, item: T) -> Future[R]:
-        if self._closed:
-            raise CommitterClosed("the group committer is closed")
+        self._check_open()
         fut: Future[R] = Future()
-        self._queue.put(_Waiter(item, fut, time.monotonic()))
+        self._queue.put(_Waiter(item, time.monotonic(), future=fut))
         return fut
 
     async def submit(self, item: T) -> R:
         """Queue ``item`` and wait (without blocking the loop) until its batch is durable."""
-        return await asyncio.wrap_future(self.submit_future(item))
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[R] = loop.create_future()
+        self._queue.put(_Waiter(item, time.monotonic(), loop=loop, afuture=fut))
+        return await fut
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CommitterClosed("the group committer is closed")
 
     def submit_sync(self, item: T, timeout_s: float | None = None) -> R:
         return self.submit_future(item).result(timeout=timeout_s)
@@ -154,12 +164,20 @@ class GroupCommitter(Generic[T, R]):
             ok = False
         if self._observe is not None:
             self._observe(BatchReport(len(batch), ok, time.monotonic() - batch[0].queued))
+        # Threads are released directly; each event loop is woken once per batch.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for waiter, outcome in zip(batch, outcomes, strict=True):
-            if waiter.future.set_running_or_notify_cancel():
-                if isinstance(outcome, BaseException):
-                    waiter.future.set_exception(outcome)
-                else:
-                    waiter.future.set_result(outcome)
+            if waiter.future is not None:
+                if waiter.future.set_running_or_notify_cancel():
+                    if isinstance(outcome, BaseException):
+                        waiter.future.set_exception(outcome)
+                    else:
+                        waiter.future.set_result(outcome)
+            elif waiter.loop is not None and waiter.afuture is not None:
+                by_loop.setdefault(waiter.loop, []).append((waiter.afuture, outcome))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle, settled)
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
@@ -169,3 +187,13 @@ class GroupCommitter(Generic[T, R]):
             except SQLAlchemyError:
                 pass
             self._conn = None
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for fut, outcome in settled:
+        if fut.done():  # the caller went away (deadline, cancellation); its writes stand
+            continue
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)

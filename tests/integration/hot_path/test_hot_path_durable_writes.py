@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import grpc
 import psycopg
+import pytest
 from sqlalchemy import func, select
 
 from tests.integration.hot_path.procs import audit_verify
@@ -134,3 +135,26 @@ def _break_audit_inserts(vault: RunningVault) -> Callable[[], None]:
             conn.exec_driver_sql("DROP TRIGGER no_audit")
 
     return undo_sqlite
+
+
+@pytest.mark.postgres
+def test_a_client_order_id_is_signed_once_across_two_servers(
+    two_servers: tuple[RunningVault, RunningVault],
+) -> None:
+    a, b = two_servers
+    sf.create_workspace(a)
+    key = sf.binance_hmac()
+    cred = sf.onboard(a, key, "bn")
+    servers = (a, b)
+    rcs = [sf.begin(servers[i % 2], cred.name).name for i in range(4)]
+    stubs = [sf.signing(servers[i % 2], servers[i % 2].socket_target) for i in range(4)]
+    for i in range(2):
+        sf.sign(servers[i], rcs[i], sf.place_for(key))  # both servers' states are warm
+    order = sf.place_for(key, "fleet-retry")
+    outcomes = _burst(
+        20,
+        lambda i: stubs[i % 4].SignOrder(
+            sf.sign_request(rcs[i % 4], order), metadata=a.md("router"), timeout=30
+        ),
+    )
+    assert outcomes == Counter({"OK": 1, "DUPLICATE_CLIENT_ORDER_ID": 19})

@@ -5,17 +5,14 @@ epoch check inside the signing batch can catch the change."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import grpc
 import pytest
 
-from tests.support import pg
 from tests.support import signing_flow as sf
 from tests.support.errors import call_error
-from tests.support.vault import RunningVault, iter_audit, start_vault
+from tests.support.vault import RunningVault, iter_audit
 
 CHANGES: dict[str, tuple[Callable[[RunningVault, str, str], None], str]] = {
     "revoke": (lambda v, cred, rc: sf.revoke(v, cred), "CREDENTIAL_REVOKED"),
@@ -52,25 +49,6 @@ def test_one_server_refuses_the_very_next_signature(
     assert _refusal(vault, rc, sf.place_for(key)) == reason  # and every one after it
     refused = [e for e in iter_audit(vault.app) if e.error_reason == reason]
     assert len(refused) == 2  # each refusal is audited
-
-
-@pytest.fixture
-def two_servers(tmp_path: Path) -> Iterator[tuple[RunningVault, RunningVault]]:
-    admin, app_url = pg.provisioned_database()
-    a = b = None
-    try:
-        a = start_vault(tmp_path / "a", app_url)
-        (tmp_path / "b").mkdir(mode=0o700)
-        for name in ("server.key", "keyring.json", "audit-checkpoint.key"):
-            shutil.copy2(tmp_path / "a" / name, tmp_path / "b" / name)
-        b = start_vault(tmp_path / "b", app_url, tokens=a.tokens)
-        b.app.epoch_watcher.stop()  # B hears nothing: only the in-batch epoch check is left
-        yield a, b
-    finally:
-        for v in (b, a):
-            if v is not None:
-                v.stop()
-        pg.drop_database(admin)
 
 
 @pytest.mark.postgres

@@ -58,6 +58,19 @@ _TOMBSTONE = (
     .where(_orders.c.id == bindparam("row_id"))
     .values(client_order_id=bindparam("tomb"))
 )
+_CLAIM_KEY = ["workspace_id", "credential_id", "client_order_id"]
+# RETURNING tells a conflict apart reliably (rowcount is not, with implicit returning).
+_CLAIM_PG = (
+    postgresql.insert(_orders)
+    .on_conflict_do_nothing(index_elements=_CLAIM_KEY)
+    .returning(_orders.c.id)
+)
+_CLAIM_SQLITE = (
+    sqlite.insert(_orders).on_conflict_do_nothing(index_elements=_CLAIM_KEY).returning(_orders.c.id)
+)
+_EVENTS_INSERT = _events.insert()
+_HEADS_INSERT = _heads.insert()
+_NONCES_INSERT = _nonces.insert()
 _NONCE = select(_nonces.c.last_nonce).where(
     _nonces.c.workspace_id == bindparam("ws"), _nonces.c.credential_id == bindparam("cred")
 )
@@ -95,7 +108,7 @@ def save_head(
 ) -> None:
     if new:
         conn.execute(
-            _heads.insert(),
+            _HEADS_INSERT,
             {"chain_id": chain_id, "workspace_id": workspace_id, "seq": seq, "hash": hash_},
         )
     else:
@@ -103,7 +116,7 @@ def save_head(
 
 
 def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    conn.execute(_events.insert(), list(rows))
+    conn.execute(_EVENTS_INSERT, list(rows))
 
 
 def orders_since(
@@ -143,19 +156,15 @@ def insert_claim(
 ) -> bool:
     """Claim the id; False when another writer holds it (the unique constraint, never an error
     that would abort the shared transaction)."""
-    dialect = postgresql if _pg(conn) else sqlite
-    stmt = (
-        dialect.insert(_orders)
-        .values(
-            workspace_id=workspace_id,
-            credential_id=credential_id,
-            client_order_id=client_order_id,
-            sign_time=sign_time,
-            expire_time=expire_time,
-        )
-        .on_conflict_do_nothing(index_elements=["workspace_id", "credential_id", "client_order_id"])
-    )
-    return bool(conn.execute(stmt).rowcount)
+    stmt = _CLAIM_PG if _pg(conn) else _CLAIM_SQLITE
+    params = {
+        "workspace_id": workspace_id,
+        "credential_id": credential_id,
+        "client_order_id": client_order_id,
+        "sign_time": sign_time,
+        "expire_time": expire_time,
+    }
+    return conn.execute(stmt, params).first() is not None
 
 
 def next_nonce(conn: Connection, workspace_id: str, credential_id: str, now_ms: int) -> int:
@@ -166,7 +175,7 @@ def next_nonce(conn: Connection, workspace_id: str, credential_id: str, now_ms: 
     if last is None:
         nonce = now_ms
         conn.execute(
-            _nonces.insert(),
+            _NONCES_INSERT,
             {"credential_id": credential_id, "workspace_id": workspace_id, "last_nonce": nonce},
         )
         return nonce
