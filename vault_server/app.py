@@ -437,7 +437,8 @@ class VaultApp:
     def _batch_done(self, report: BatchReport) -> None:
         """Group-commit accounting: metrics, and audit health for readiness."""
         self.metrics.audit_batch_size.observe(report.size)
-        self.metrics.audit_write_seconds.observe(report.seconds)
+        for wait in report.waits:
+            self.metrics.audit_write_seconds.observe(wait)
         if report.ok:
             self.audit.consecutive_failures = 0
         else:

@@ -45,7 +45,7 @@ class _Waiter(Generic[T]):
 class BatchReport:
     size: int
     ok: bool
-    seconds: float  # queue of the oldest item to durable
+    waits: tuple[float, ...]  # per item: queued to durable (or failed), seconds
 
 
 class CommitterClosed(RuntimeError):
@@ -163,7 +163,8 @@ class GroupCommitter(Generic[T, R]):
             outcomes = [error] * len(batch)
             ok = False
         if self._observe is not None:
-            self._observe(BatchReport(len(batch), ok, time.monotonic() - batch[0].queued))
+            done = time.monotonic()
+            self._observe(BatchReport(len(batch), ok, tuple(done - w.queued for w in batch)))
         # Threads are released directly; each event loop is woken once per batch.
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for waiter, outcome in zip(batch, outcomes, strict=True):
