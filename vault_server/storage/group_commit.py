@@ -26,6 +26,11 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from vault_server.core.errors import AuditUnavailable
+from vault_server.observability.logging import get_logger
+
+_log = get_logger("pipvault.group_commit")
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -48,8 +53,8 @@ class BatchReport:
     waits: tuple[float, ...]  # per item: queued to durable (or failed), seconds
 
 
-class CommitterClosed(RuntimeError):
-    pass
+class CommitterClosed(AuditUnavailable):
+    """Submitted after ``close``: nothing can be made durable any more."""
 
 
 class GroupCommitter(Generic[T, R]):
@@ -104,7 +109,7 @@ class GroupCommitter(Generic[T, R]):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise CommitterClosed("the group committer is closed")
+            raise CommitterClosed("the vault is shutting down: nothing more can be audited")
 
     def submit_sync(self, item: T, timeout_s: float | None = None) -> R:
         return self.submit_future(item).result(timeout=timeout_s)
@@ -134,7 +139,10 @@ class GroupCommitter(Generic[T, R]):
                     stopping = True
                     break
                 batch.append(nxt)
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            except Exception:  # never let the writer die: every later caller would hang
+                _log.exception("group_commit.writer_error", size=len(batch))
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -164,7 +172,10 @@ class GroupCommitter(Generic[T, R]):
             ok = False
         if self._observe is not None:
             done = time.monotonic()
-            self._observe(BatchReport(len(batch), ok, tuple(done - w.queued for w in batch)))
+            try:
+                self._observe(BatchReport(len(batch), ok, tuple(done - w.queued for w in batch)))
+            except Exception:  # metrics must not keep a signature from its caller
+                _log.exception("group_commit.observer_error")
         # Threads are released directly; each event loop is woken once per batch.
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for waiter, outcome in zip(batch, outcomes, strict=True):

@@ -159,3 +159,17 @@ def test_closed_committer_refuses_new_items(engine: Engine) -> None:
 
     with pytest.raises(CommitterClosed):
         committer.submit_future(1)
+
+
+def test_a_failing_observer_neither_kills_the_writer_nor_withholds_results(engine: Engine) -> None:
+    def observer(_report: BatchReport) -> None:
+        raise RuntimeError("metrics backend down")
+
+    committer = GroupCommitter(
+        engine, Recorder(), on_batch_failure=lambda e: Boom(), on_batch=observer
+    )
+    try:
+        assert [committer.submit_sync(n, timeout_s=5) for n in (1, 2, 3)] == [10, 20, 30]
+    finally:
+        committer.close()
+    assert sorted(_rows(engine)) == [1, 2, 3]
