@@ -446,10 +446,13 @@ class VaultApp:
             self.metrics.audit_failures.inc()
             _log.warning("audit.batch_failed", size=report.size)
 
-    def _epochs_moved(self, workspace_ids: frozenset[str] | None) -> None:
-        """Another process changed what cached signing state depends on: drop it, and the
-        cached data keys of those workspaces (revoke or freeze on another replica)."""
+    def _epochs_moved(self, workspace_ids: frozenset[str] | None, keys: bool) -> None:
+        """Another process changed what cached signing state depends on: drop it, and with
+        ``keys`` the cached data keys of those workspaces (revoke or freeze on another replica;
+        a routing renewal elsewhere leaves them, so steady-state signing never calls the KMS)."""
         self.hot_state.invalidate(workspace_ids)
+        if not keys:
+            return
         if workspace_ids is None:
             self.keys.forget()
             return

@@ -29,6 +29,7 @@ from vault_server.storage.models import Credential, CredentialVersion, RoutingCo
 
 _log = get_logger("pipvault.cache")
 CHANNEL = "pipvault_cache"
+KEYS_SUFFIX = ":keys"  # notification payload suffix: drop cached data keys as well
 _PENDING = "pipvault_epoch_pending"
 
 # Attributes whose change invalidates a cached signing state, per mapped class.
@@ -62,8 +63,13 @@ def remove_commit_listeners(engine: Engine) -> None:
         _listeners.pop(engine, None)
 
 
-def bump(session: Session, workspace_ids: Iterable[str]) -> None:
-    """Bump the epochs now, in the session's transaction (and notify replicas on commit)."""
+def bump(session: Session, workspace_ids: Iterable[str], *, keys: bool = True) -> None:
+    """Bump the epochs now, in the session's transaction (and notify replicas on commit).
+
+    ``keys``: the change also concerns key material or whether it may be used (revocation,
+    freeze, promotion, rewrap), so replicas drop those workspaces' cached data keys too; a
+    routing-context change (renew, end) only drops cached states.
+    """
     ids = sorted(set(workspace_ids))
     if not ids:
         return
@@ -71,7 +77,8 @@ def bump(session: Session, workspace_ids: Iterable[str]) -> None:
     conn.execute(_BUMP, {"ids": ids})
     if conn.dialect.name == "postgresql":
         for ws_id in ids:
-            conn.execute(text("SELECT pg_notify(:ch, :ws)"), {"ch": CHANNEL, "ws": ws_id})
+            payload = f"{ws_id}{KEYS_SUFFIX}" if keys else ws_id
+            conn.execute(text("SELECT pg_notify(:ch, :ws)"), {"ch": CHANNEL, "ws": payload})
     pending: set[str] = session.info.setdefault(_PENDING, set())
     pending.update(ids)
 
@@ -90,15 +97,18 @@ def _changed(obj: object, attrs: tuple[str, ...]) -> bool:
 @event.listens_for(Session, "after_flush")
 def _bump_on_change(session: Session, _flush: UOWTransaction) -> None:
     ids: set[str] = set()
+    key_ids: set[str] = set()
     for obj in (*session.dirty, *session.deleted):
         attrs = _WATCHED.get(type(obj))
         if attrs is None:
             continue
         ws = _workspace_of(obj)
         if ws is not None and (obj in session.deleted or _changed(obj, attrs)):
-            ids.add(ws)
-    if ids:
-        bump(session, ids)
+            (ids if isinstance(obj, RoutingContext) else key_ids).add(ws)
+    if key_ids:
+        bump(session, key_ids)
+    if ids - key_ids:
+        bump(session, ids - key_ids, keys=False)
 
 
 @event.listens_for(Session, "after_commit")
@@ -127,17 +137,20 @@ def read_epochs(engine: Engine) -> dict[str, int]:
 
 
 class EpochWatcher:
-    """Tells ``on_change(workspace_ids)`` when other processes bump epochs.
+    """Tells ``on_change(workspace_ids, keys)`` when other processes bump epochs.
 
     On PostgreSQL one dedicated connection LISTENs (reconnecting after failures); every
     ``poll_interval_s`` the epochs are also compared (the fallback, and the only channel on
-    SQLite). ``on_change`` receives ``None`` after a reconnect: anything may have changed.
+    SQLite). ``keys`` says whether cached data keys of those workspaces must go too: from a
+    notification's payload; always for a change found by polling where nothing LISTENs (polling
+    cannot tell a routing renewal from a revocation), never where LISTEN already delivers key
+    flushes. After a reconnect ``on_change(None, True)``: anything may have changed.
     """
 
     def __init__(
         self,
         engine: Engine,
-        on_change: Callable[[frozenset[str] | None], None],
+        on_change: Callable[[frozenset[str] | None, bool], None],
         *,
         poll_interval_s: float = 1.0,
         listen: bool = True,
@@ -173,7 +186,7 @@ class EpochWatcher:
             return
         changed = frozenset(ws for ws, n in now.items() if before.get(ws) != n)
         if changed:
-            self._on_change(changed)
+            self._on_change(changed, not self._listen)
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self._poll):
@@ -196,10 +209,14 @@ class EpochWatcher:
             dbapi.autocommit = True
             dbapi.execute(f"LISTEN {CHANNEL}")
             if reconnected:
-                self._on_change(None)
+                self._on_change(None, True)
             while not self._stop.is_set():
-                ids = {n.payload for n in dbapi.notifies(timeout=0.5, stop_after=256)}
-                if ids:
-                    self._on_change(frozenset(ids))
+                payloads = {n.payload for n in dbapi.notifies(timeout=0.5, stop_after=256)}
+                keyed = {p.removesuffix(KEYS_SUFFIX) for p in payloads if p.endswith(KEYS_SUFFIX)}
+                plain = {p for p in payloads if not p.endswith(KEYS_SUFFIX)} - keyed
+                if keyed:
+                    self._on_change(frozenset(keyed), True)
+                if plain:
+                    self._on_change(frozenset(plain), False)
         finally:
             raw.invalidate()

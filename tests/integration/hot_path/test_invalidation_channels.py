@@ -84,10 +84,10 @@ def test_a_relevant_change_bumps_the_epoch_in_its_own_transaction(db: Database) 
 def test_another_process_bump_is_heard_by_polling(db: Database) -> None:
     ws_id = _workspace(db)
     heard = threading.Event()
-    got: list[frozenset[str] | None] = []
+    got: list[tuple[frozenset[str] | None, bool]] = []
 
-    def on_change(ids: frozenset[str] | None) -> None:
-        got.append(ids)
+    def on_change(ids: frozenset[str] | None, keys: bool) -> None:
+        got.append((ids, keys))
         heard.set()
 
     watcher = invalidation.EpochWatcher(db.engine, on_change, poll_interval_s=0.1, listen=False)
@@ -102,45 +102,44 @@ def test_another_process_bump_is_heard_by_polling(db: Database) -> None:
         assert heard.wait(5)
     finally:
         watcher.stop()
-    assert got == [frozenset({ws_id})]
+    assert got == [(frozenset({ws_id}), True)]  # polling cannot tell: data keys go too
 
 
 @pytest.mark.postgres
 def test_a_notification_alone_reaches_another_replica() -> None:
     admin, app_url = pg.provisioned_database()
-    db = Database(app_url)
+    db, other = Database(app_url), Database(app_url)
+    heard = threading.Event()
+    got: list[tuple[frozenset[str] | None, bool]] = []
+
+    def on_change(ids: frozenset[str] | None, keys: bool) -> None:
+        got.append((ids, keys))
+        heard.set()
+
+    # Polling every hour: only LISTEN can deliver within the test.
+    watcher = invalidation.EpochWatcher(db.engine, on_change, poll_interval_s=3600)
     try:
         ws_id = _workspace(db)
-        heard = threading.Event()
-        got: list[frozenset[str] | None] = []
-
-        def on_change(ids: frozenset[str] | None) -> None:
-            got.append(ids)
-            heard.set()
-
-        # Polling every hour: only LISTEN can deliver within the test.
-        watcher = invalidation.EpochWatcher(db.engine, on_change, poll_interval_s=3600)
         watcher.start()
-        try:
-            other = Database(app_url)
-            try:
-                listening = False
-                for _ in range(50):  # the LISTEN connection is up once a probe bump arrives
-                    with other.transaction() as session:
-                        invalidation.bump(session, ["probe"])
-                    if heard.wait(0.1):
-                        listening = True
-                        break
-                assert listening
-                heard.clear()
-                got.clear()
-                _set_state(other, ws_id, "frozen")
-            finally:
-                other.dispose()
-            assert heard.wait(5)
-        finally:
-            watcher.stop()
-        assert frozenset({ws_id}) in got
+        for _ in range(50):  # the LISTEN connection is up once a probe bump arrives
+            with other.transaction() as session:
+                invalidation.bump(session, ["probe"])
+            if heard.wait(0.1):
+                break
+        assert heard.is_set()
+        heard.clear()
+        got.clear()
+        _set_state(other, ws_id, "frozen")
+        assert heard.wait(5)
+        assert got == [(frozenset({ws_id}), True)]  # a freeze: cached data keys go as well
+        heard.clear()
+        got.clear()
+        with other.transaction() as session:  # what a routing renewal or end sends
+            invalidation.bump(session, [ws_id], keys=False)
+        assert heard.wait(5)
+        assert got == [(frozenset({ws_id}), False)]  # states only: data keys stay cached
     finally:
+        watcher.stop()
+        other.dispose()
         db.dispose()
         pg.drop_database(admin)
