@@ -34,7 +34,7 @@ from vault_server.auth.spiffe import SpiffeSource
 from vault_server.auth.tls import TlsConfigError, TlsFiles
 from vault_server.config import ConfigError, Settings
 from vault_server.core.clock import Clock, Random, SystemClock, SystemRandom
-from vault_server.core.errors import VaultError
+from vault_server.core.errors import AuditUnavailable, VaultError
 from vault_server.core.secret import Secret
 from vault_server.crypto.dek_cache import DekCache
 from vault_server.crypto.metered import MeteredKeyProvider
@@ -71,6 +71,8 @@ from vault_server.services.credential_lifecycle import CredentialLifecycle
 from vault_server.services.credential_views import CredentialQueries
 from vault_server.services.credentials import CredentialManager
 from vault_server.services.denials import DenialRecorder
+from vault_server.services.hot_signing import HotSigner
+from vault_server.services.hot_state import HotState
 from vault_server.services.integrity_pages import IntegrityPager
 from vault_server.services.key_admin import KeyAdmin
 from vault_server.services.keys import KeyManager
@@ -78,10 +80,12 @@ from vault_server.services.pagination import PageTokens
 from vault_server.services.paging import Pager, SqlOutbox
 from vault_server.services.readiness import COMPONENTS, ReadinessCheck, ReadinessReport
 from vault_server.services.routing import RoutingContexts
+from vault_server.services.sign_batch import PendingUse, SignBatch, Stale, UseWritten
 from vault_server.services.signing import SigningService, SigningSettings
 from vault_server.services.workspaces import WorkspaceManager
-from vault_server.storage import migrate, roles
+from vault_server.storage import invalidation, migrate, roles
 from vault_server.storage.database import Database
+from vault_server.storage.group_commit import BatchReport, GroupCommitter
 
 _log = get_logger("pipvault.app")
 SERVER_KEY_ENV = "PIPVAULT_SERVER_KEY"
@@ -224,6 +228,12 @@ def checkpoint_parts(settings: Settings) -> tuple[CheckpointSigner, list[Any], P
     return signer, sinks, cp_file if audit.checkpoint_sink != "stdout" else None
 
 
+def _audit_unavailable(exc: BaseException) -> BaseException:
+    """What every signature of a failed batch gets: nothing of the batch was written."""
+    _log.warning("audit.batch_error", error=type(exc).__name__)
+    return AuditUnavailable("the audit event could not be written")
+
+
 class VaultApp:
     """Everything the vault is made of, built from ``settings``."""
 
@@ -272,6 +282,8 @@ class VaultApp:
                 max_age_s=keys_cfg.dek_cache_max_age_s,
                 max_uses=keys_cfg.dek_cache_max_uses,
                 clock=self.clock,
+                on_hit=self.metrics.dek_cache_hits.inc,
+                on_miss=self.metrics.dek_cache_misses.inc,
             ),
         )
         self.workspaces = WorkspaceManager(
@@ -332,6 +344,27 @@ class VaultApp:
             self.random,
             sign_settings,
             page_hook=self.pager.hook,
+        )
+        self.hot_state = HotState()
+        self.committer: GroupCommitter[PendingUse, UseWritten | Stale] = GroupCommitter(
+            self.db.engine,
+            SignBatch(self.audit, self.clock),
+            on_batch_failure=_audit_unavailable,
+            on_batch=self._batch_done,
+        )
+        invalidation.add_commit_listener(self.db.engine, self.hot_state.invalidate)
+        self.epoch_watcher = invalidation.EpochWatcher(self.db.engine, self._epochs_moved)
+        self.hot_signer = HotSigner(
+            self.signing,
+            self.keys,
+            self.hot_state,
+            self.committer.submit,
+            self.run,
+            self.egress,
+            self.clock,
+            self.random,
+            sign_settings,
+            self.metrics,
         )
         self.key_admin = KeyAdmin(self.db, self.audit, self.keys)
         self.audit_reader = AuditReader(
@@ -404,7 +437,7 @@ class VaultApp:
             credential=CredentialServicer(
                 self.credentials, self.lifecycle, queries, self.attestor, self.run
             ),
-            signing=SigningServicer(self.routing, self.signing, self.run),
+            signing=SigningServicer(self.routing, self.hot_signer, self.run),
             audit=AuditServicer(self.audit_reader, self.audit_verifier, self.run),
             key=KeyServicer(self.key_admin, self.run),
         )
@@ -434,6 +467,31 @@ class VaultApp:
             cache_signs_without_kms=dek_cache_entries(settings) > 0,
         )
         self._last_report = ReadinessReport(False, frozenset(), ())
+
+    def _batch_done(self, report: BatchReport) -> None:
+        """Group-commit accounting: metrics, and audit health for readiness."""
+        self.metrics.audit_batch_size.observe(report.size)
+        for wait in report.waits:
+            self.metrics.audit_write_seconds.observe(wait)
+        if report.ok:
+            self.audit.consecutive_failures = 0
+        else:
+            self.audit.consecutive_failures += 1
+            self.metrics.audit_failures.inc()
+            _log.warning("audit.batch_failed", size=report.size)
+
+    def _epochs_moved(self, workspace_ids: frozenset[str] | None, keys: bool) -> None:
+        """Another process changed what cached signing state depends on: drop it, and with
+        ``keys`` the cached data keys of those workspaces (revoke or freeze on another replica;
+        a routing renewal elsewhere leaves them, so steady-state signing never calls the KMS)."""
+        self.hot_state.invalidate(workspace_ids)
+        if not keys:
+            return
+        if workspace_ids is None:
+            self.keys.forget()
+            return
+        for ws_id in workspace_ids:
+            self.keys.forget(workspace_id=ws_id)
 
     def _identity_sources(
         self, settings: Settings
@@ -528,6 +586,7 @@ class VaultApp:
             self.servers.release()  # never leave a socket we own behind, never remove another's
             raise
         await self._check_readiness()
+        self.epoch_watcher.start()
         self._jobs.append(asyncio.create_task(self._readiness_loop()))
         self._jobs.append(asyncio.create_task(self._every(60.0, self.lifecycle.destroy_expired)))
         if self.settings.signing.attestation_interval_s > 0:
@@ -658,6 +717,10 @@ class VaultApp:
             self.pager_sender.close()
         if self.servers is not None:
             await self.servers.stop(self.settings.listen.grace_period_s)
+        await asyncio.to_thread(self.committer.close)  # after the drain: in-flight uses commit
+        await asyncio.to_thread(self.epoch_watcher.stop)
+        invalidation.remove_commit_listeners(self.db.engine)
+        self.hot_state.invalidate(None)
         self.metrics.stop()
         self.run.shutdown()
         self.egress.close()

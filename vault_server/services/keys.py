@@ -83,6 +83,11 @@ class KeyManager:
         self._random = random
         self.on_integrity_failure: IntegrityHook | None = None
 
+    @property
+    def local_only(self) -> bool:
+        """Every provider is a local keyring: opening an envelope never waits on a network."""
+        return all(p.kind == "local" for p in self.providers.values())
+
     def provider(self, provider_id: str = "") -> KeyProvider:
         pid = provider_id or self.primary
         if pid not in self.providers:
