@@ -120,25 +120,31 @@ def run_scale(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_profile(workdir: Path, out_dir: Path, seconds: int) -> dict[str, Any]:
+    """py-spy on the SQLite server: one caller (where a signature's latency goes), then 32."""
     from bench import profile
 
     pv = systems.start_pipvault("profiled", workdir, "sqlite")
+    out: dict[str, Any] = {"system": "sqlite", "seconds": seconds}
     try:
         target = pv.make_target()
         target.start_workers(2)
         assert pv.proc is not None
-        raw = out_dir / "profile-sqlite.txt"
-        spy = profile.record(pv.proc.pid, seconds, raw)
-        time.sleep(0.5)
-        load = driver.window(target, 32, seconds, 2)
-        _, err = spy.communicate(timeout=seconds + 60)
-        if spy.returncode != 0:
-            raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')[-1000:]}")
-        top = profile.top_frames(raw)
+        for callers in (1, 32):
+            raw = out_dir / f"profile-sqlite-{callers}.txt"
+            spy = profile.record(pv.proc.pid, seconds, raw)
+            time.sleep(0.5)
+            load = driver.window(target, callers, seconds - 1, 2)
+            _, err = spy.communicate(timeout=seconds + 60)
+            if spy.returncode != 0:
+                raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')[-1000:]}")
+            out[f"callers_{callers}"] = {
+                "load": load,
+                "raw_stacks": f"bench/results/{raw.name}",
+                **profile.top_frames(raw),
+            }
     finally:
         pv.drop()
-    return {"system": "sqlite", "callers": 32, "seconds": seconds, "load": load,
-            "raw_stacks": str(raw.relative_to(out_dir.parent.parent)), **top}  # fmt: skip
+    return out
 
 
 def main() -> None:

@@ -52,28 +52,43 @@ def _frame(raw: str) -> str:
     return name
 
 
+def _busy(frames: list[str]) -> bool:
+    """A sample is vault work when it is inside vault code other than the process entry point
+    (py-spy's idle detection misses threads parked on a queue, and the main thread's stack
+    always holds the CLI frames, even while the event loop waits in ``select``)."""
+    return any("vault_server/" in f and "vault_server/cli/" not in f for f in frames)
+
+
 def top_frames(collapsed: Path, n: int = 12) -> dict[str, Any]:
-    """Shares of samples by own frame and by inclusive frame, from py-spy's raw output."""
+    """Shares of the busy samples by own frame and by inclusive vault frame, from py-spy's raw
+    output (``busy_share``: the fraction of all samples that were vault work)."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
+    total = busy = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
         frames = [_frame(f) for f in stack.split(";") if f]
-        if not frames:
-            continue
         total += count
+        if not frames or not _busy(frames):
+            continue
+        busy += count
         own[frames[-1]] += count
         for f in set(frames):
-            inclusive[f] += count
-    if not total:
-        raise RuntimeError("py-spy recorded no samples")
+            if "vault_server/" in f and "vault_server/cli/" not in f:
+                inclusive[f] += count
+    if not busy:
+        raise RuntimeError("py-spy recorded no samples inside vault code")
 
     def share(counter: Counter[str]) -> list[dict[str, Any]]:
-        return [{"frame": f, "share": round(c / total, 3)} for f, c in counter.most_common(n)]
+        return [{"frame": f, "share": round(c / busy, 3)} for f, c in counter.most_common(n)]
 
-    ours = Counter({f: c for f, c in inclusive.items() if "vault_server/" in f})
-    return {"samples": total, "self": share(own), "inclusive_vault_server": share(ours)}
+    return {
+        "samples": total,
+        "busy_samples": busy,
+        "busy_share": round(busy / total, 3),
+        "self": share(own),
+        "inclusive_vault_server": share(inclusive),
+    }

@@ -169,7 +169,35 @@ def table(report: dict[str, Any]) -> str:
         transit = (report.get("scale") or {}).get("transit")
         if transit:
             lines += _rewrap_rows("transit", transit["rewrap"])
+    lines += _profile_rows(report.get("profile"))
     return "\n".join(lines)
+
+
+def _profile_rows(prof: dict[str, Any] | None) -> list[str]:
+    out: list[str] = []
+    for key in ("callers_1", "callers_32"):
+        p = (prof or {}).get(key)
+        if not p:
+            continue
+        callers = key.split("_")[1]
+        out += [
+            "",
+            f"py-spy, SQLite server, {callers} caller(s), {p['load']['calls_per_s']} calls/s, "
+            f"{p['busy_share']:.0%} of {p['samples']} samples in vault code "
+            f"(shares below are of those); raw stacks: `{p['raw_stacks']}`",
+            "",
+            "| inclusive (vault frames) | share | own time (any frame) | share |",
+            "|---|---|---|---|",
+        ]
+        inc, own = p["inclusive_vault_server"], p["self"]
+        for i in range(max(len(inc), len(own))):
+            a = inc[i] if i < len(inc) else {"frame": "", "share": None}
+            b = own[i] if i < len(own) else {"frame": "", "share": None}
+            out.append(
+                f"| `{a['frame']}` | {_fmt(a['share'], 3)} | `{b['frame']}` | "
+                f"{_fmt(b['share'], 3)} |"
+            )
+    return out
 
 
 def _rewrap_rows(label: str, rw: dict[str, Any]) -> list[str]:

@@ -115,18 +115,23 @@ def test_scale_run_seeds_real_envelopes_and_rewraps_them_all(tmp_path: Path) -> 
     assert rewrap["server_rss_peak_mb"] > 0
 
 
-def test_profile_frames_are_shares_of_samples(tmp_path: Path) -> None:
+def test_profile_frames_are_shares_of_busy_samples(tmp_path: Path) -> None:
     raw = tmp_path / "stacks.txt"
     raw.write_text(
-        "main (/x/lib/python3.11/threading.py:10);sign (/w/vault_server/services/signing.py:5) 3\n"
-        "main (/x/lib/python3.11/threading.py:10);commit (/v/site-packages/sqlalchemy/orm.py:9) 1\n"
+        "run (/x/lib/python3.11/threading.py:10);sign (/w/vault_server/services/signing.py:5) 3\n"
+        "run (/x/lib/python3.11/threading.py:10);sign (/w/vault_server/services/signing.py:5);"
+        "commit (/v/site-packages/sqlalchemy/orm.py:9) 1\n"
+        "_worker (/x/lib/python3.11/concurrent/futures/thread.py:81) 4\n"
+        "main (/w/vault_server/cli/main.py:3);select (/x/lib/python3.11/selectors.py:4) 2\n"
     )
     top = profile.top_frames(raw)
-    assert top["samples"] == 4
+    assert top["samples"] == 10
+    assert top["busy_samples"] == 4
+    assert top["busy_share"] == 0.4
     own = {f["frame"]: f["share"] for f in top["self"]}
     assert own == {
         "sign (vault_server/services/signing.py)": 0.75,
         "commit (sqlalchemy/orm.py)": 0.25,
     }
     ours = top["inclusive_vault_server"]
-    assert ours == [{"frame": "sign (vault_server/services/signing.py)", "share": 0.75}]
+    assert ours == [{"frame": "sign (vault_server/services/signing.py)", "share": 1.0}]
