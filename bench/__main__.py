@@ -157,8 +157,10 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=2, help="load processes per system")
     parser.add_argument("--credentials", type=int, default=100_000)
     parser.add_argument("--workspaces", type=int, default=1_000)
-    parser.add_argument("--transit-credentials", type=int, default=1_000)
-    parser.add_argument("--rewrap-budget", type=float, default=90.0, help="seconds per rewrap")
+    parser.add_argument("--transit-credentials", type=int, default=500)
+    parser.add_argument(
+        "--rewrap-budget", type=float, default=60.0, help="seconds per rewrap (the target)"
+    )
     parser.add_argument("--profile-seconds", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     args = parser.parse_args()
