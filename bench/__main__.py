@@ -40,7 +40,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         return {"rounds": 5, "per_round": 30, "warmup": 10, "tp_rounds": 1, "tp_duration": 0.75,
                 "procs": args.procs}  # fmt: skip
-    return {"rounds": 20, "per_round": 100, "warmup": 50, "tp_rounds": 2, "tp_duration": 3.0,
+    return {"rounds": 40, "per_round": 50, "warmup": 50, "tp_rounds": 2, "tp_duration": 3.0,
             "procs": args.procs}  # fmt: skip
 
 
@@ -105,8 +105,8 @@ def run_scale(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
 
     print(f"scale: {args.credentials:,} credentials in {args.workspaces:,} workspaces", flush=True)
     local = scale.run_local(
-        workdir, credentials=args.credentials, workspaces=args.workspaces, rounds=10,
-        per_round=50, budget_s=args.rewrap_budget,
+        workdir, credentials=args.credentials, workspaces=args.workspaces, rounds=25,
+        per_round=20, budget_s=args.rewrap_budget,
     )  # fmt: skip
     print(f"scale: transit rewrap of {args.transit_credentials:,} data keys", flush=True)
     with contextlib.ExitStack() as stack:
