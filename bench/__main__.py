@@ -147,6 +147,15 @@ def run_profile(workdir: Path, out_dir: Path, seconds: int) -> dict[str, Any]:
     return out
 
 
+def _guarded(what: str, fn: Any, *args: Any) -> dict[str, Any]:
+    try:
+        out: dict[str, Any] = fn(*args)
+    except Exception as exc:
+        print(f"{what} failed: {type(exc).__name__}: {str(exc)[-500:]}", flush=True)
+        return {"error": f"{type(exc).__name__}: {str(exc)[-500:]}"}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small run, under a minute")
@@ -174,7 +183,8 @@ def main() -> None:
     result.update(
         when=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         machine=_machine(),
-        command="python -m bench" + (" --quick" if args.quick else ""),
+        command="python -m bench"
+        + "".join(f" --{flag}" for flag in ("quick", "scale", "profile") if getattr(args, flag)),
     )
     workdir = Path(tempfile.mkdtemp(prefix="pipvault-bench-"))
     try:
@@ -185,10 +195,14 @@ def main() -> None:
             result["systems"] = run_core(workdir, cfg, not args.no_postgres)
             result.setdefault("scale", None)
             result.setdefault("profile", None)
+        # a failed scale run or profile (e.g. no ptrace for py-spy) is recorded, not fatal:
+        # the measurements already taken are still written
         if args.scale or not (partial or args.quick):
-            result["scale"] = run_scale(workdir, args)
+            result["scale"] = _guarded("scale runs", run_scale, workdir, args)
         if args.profile or not (partial or args.quick):
-            result["profile"] = run_profile(workdir, out_dir, args.profile_seconds)
+            result["profile"] = _guarded(
+                "profile", run_profile, workdir, out_dir, args.profile_seconds
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result["duration_s"] = round(time.monotonic() - started, 1)
