@@ -1,7 +1,8 @@
 """The benchmark harness in a tiny configuration, so it cannot silently rot.
 
-Real processes throughout: the floor server and a ``pipvault serve`` (SQLite) each in its own
-process, driven by real load-generator processes. Asserts structure and consistency (sample
+Real processes throughout: the floor server, a ``pipvault serve`` (SQLite) and an OpenBao raft
+server with its file audit device, each in its own process, driven by real load-generator
+processes. Asserts structure and consistency (sample
 counts, every call succeeded, ratios computed from the measured numbers, files written), never
 speed.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,22 +20,34 @@ import pytest
 from bench import driver, profile, report, scale, systems
 
 
-def test_floor_and_pipvault_measured_and_reported(tmp_path: Path) -> None:
-    with contextlib.ExitStack() as stack:
-        floor = systems.start_floor(tmp_path)
-        stack.callback(floor.stop)
-        pv = systems.start_pipvault("sqlite", tmp_path, "sqlite")
-        stack.callback(pv.drop)
-        targets = [floor.target, pv.make_target()]
+def test_floor_pipvault_and_openbao_measured_and_reported(tmp_path: Path) -> None:
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(3) as pool:
+        starting = [
+            pool.submit(systems.start_floor, tmp_path),
+            pool.submit(systems.start_pipvault, "sqlite", tmp_path, "sqlite"),
+            pool.submit(systems.start_openbao, tmp_path),
+        ]
+        for future in starting:  # every started system is stopped, even if another failed
+            with contextlib.suppress(Exception):
+                server = future.result()
+                stack.callback(server.drop if hasattr(server, "drop") else server.stop)
+        floor, pv, bao = (future.result() for future in starting)
+        targets = [floor.target, pv.make_target(), systems.openbao_target(bao)]
         for t in targets:
             t.start_workers(1)
+        audit_before = systems.audit_lines(bao)
         seq = driver.sequential(targets, rounds=2, per_round=5, warmup=2)
         tp = driver.throughput(targets, [1, 32], rounds=1, duration=0.3, procs=1)
-        server_pids = [floor.proc.pid, pv.proc.pid if pv.proc else 0]
+        audited = systems.audit_lines(bao) - audit_before
+        server_pids = {t.server_pid for t in targets}
 
-    assert all(pid > 0 for pid in server_pids)
-    assert seq["errors"] == {"floor": 0, "sqlite": 0}
-    for name in ("floor", "sqlite"):
+    names = ("floor", "sqlite", "openbao")
+    assert len(server_pids) == 3  # three server processes, none of them this one
+    assert os.getpid() not in server_pids
+    # OpenBao's file audit device saw every HMAC call (a request and a response line each)
+    assert audited >= 2 * (12 + sum(tp["openbao"][lv][0]["calls"] for lv in ("1", "32")))
+    assert seq["errors"] == dict.fromkeys(names, 0)
+    for name in names:
         assert len(seq["samples"][name]) == 10
         assert all(s > 0 for s in seq["samples"][name])
         for level in ("1", "32"):
@@ -51,7 +66,7 @@ def test_floor_and_pipvault_measured_and_reported(tmp_path: Path) -> None:
                 "sequential": report.latency_stats(seq["samples"][name], 0),
                 "throughput": report.throughput_stats(tp[name]),
             }
-            for name in ("floor", "sqlite")
+            for name in names
         },
     }
     report.finish(result)
@@ -66,11 +81,20 @@ def test_floor_and_pipvault_measured_and_reported(tmp_path: Path) -> None:
     assert ratios["throughput32_vs_floor"] == round(
         sqlite_s["throughput"]["32"]["calls_per_s"] / floor_s["throughput"]["32"]["calls_per_s"], 3
     )
+    bao_s = result["systems"]["openbao"]
+    assert ratios["throughput32_vs_openbao"] == round(
+        sqlite_s["throughput"]["32"]["calls_per_s"] / bao_s["throughput"]["32"]["calls_per_s"], 3
+    )
     # systems that were not measured give no ratio (and no target verdict), never a made-up one
-    assert ratios["throughput32_vs_openbao"] is None
     assert ratios["pg_p50_vs_sqlite_p50"] is None
+    assert ratios["pg_p50_vs_floor"] is None
     verdicts = {t["figure"]: t for t in result["targets"]}
-    assert set(verdicts) == {"p50_vs_floor", "p99_vs_floor", "throughput32_vs_floor"}
+    assert set(verdicts) == {
+        "p50_vs_floor",
+        "p99_vs_floor",
+        "throughput32_vs_floor",
+        "throughput32_vs_openbao",
+    }
     assert verdicts["p50_vs_floor"]["met"] == (ratios["p50_vs_floor"] <= 1.5)
 
     report.write_json(result, tmp_path / "out" / "latest.json")
