@@ -59,7 +59,9 @@ lint: install
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-## bench: benchmarks; figures go to bench/results/
+## bench: pipvault vs a bare gRPC floor and OpenBao, each in its own process, plus scale runs
+## and a py-spy profile (~10 min; `.venv/bin/python -m bench --quick` for a short run);
+## results, ratios and the chart go to bench/results/latest.*
 bench: install
 	$(BIN)/python -m bench
 

@@ -1,167 +1,220 @@
-"""Signing latency against its floor, measured in one run.
+"""The honest benchmark: pipvault SignOrder against its floor and OpenBao, each in its own process.
 
-Three numbers, same machine, same moment:
-- floor: a ``grpc.health.v1`` Check round trip on the vault's own data-plane Unix socket (the
-  cheapest possible local gRPC call: DESIGN.md promise 7 says a signature costs about this);
-- peer: signing the same Binance order in-process with the key in hand (what a router holding
-  the secret itself would pay; no network, no audit);
-- pipvault: ``SignOrder`` over the Unix socket: routing-context check, policy, replay claim,
-  decrypt, sign and a committed, hash-chained audit event.
+Systems (each a separate server process; load comes from separate load-generator processes):
+- floor: a bare ``grpc.aio`` unary handler computing one HMAC-SHA256, on a Unix socket;
+- sqlite / postgres: ``pipvault serve`` SignOrder for Binance Spot HMAC with a routing context
+  and a durable, hash-chained audit event, on SQLite and on a fresh PostgreSQL database;
+- openbao: OpenBao transit HMAC through hvac, raft storage, a file audit device.
 
-Reported as p50/p99 and ratios to the floor; figures go to ``bench/results/latest.json``.
+Sequential p50/p99 in interleaved rounds, throughput at 1, 8 and 32 callers, then (full run)
+scale runs and a py-spy profile. Results: ``bench/results/latest.{json,md,png}``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import datetime as dt
-import hashlib
-import hmac
 import json
+import os
 import platform
-import statistics
+import shutil
 import tempfile
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from pipsync.vault.v1 import signing_service_pb2, signing_service_pb2_grpc, trading_pb2
+from bench import driver, report, systems
 
 RESULTS = Path(__file__).parent / "results"
+DESCRIPTIONS = {
+    "floor": "bare grpc.aio handler, one HMAC-SHA256 (Unix socket)",
+    "sqlite": "pipvault SignOrder, SQLite (Unix socket)",
+    "postgres": "pipvault SignOrder, PostgreSQL (Unix socket)",
+    "openbao": "OpenBao transit HMAC via hvac (raft, file audit; loopback TCP)",
+}
 
 
-def _percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    if args.quick:
+        return {"rounds": 5, "per_round": 30, "warmup": 10, "tp_rounds": 1, "tp_duration": 0.75,
+                "procs": args.procs}  # fmt: skip
+    return {"rounds": 40, "per_round": 50, "warmup": 50, "tp_rounds": 2, "tp_duration": 3.0,
+            "procs": args.procs}  # fmt: skip
+
+
+def _machine() -> dict[str, Any]:
     return {
-        "p50_us": round(statistics.median(ordered) * 1e6, 1),
-        "p99_us": round(ordered[int(len(ordered) * 0.99) - 1] * 1e6, 1),
-        "mean_us": round(statistics.fmean(ordered) * 1e6, 1),
-        "n": len(ordered),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
 
 
-def _time(fn: Any, n: int, warmup: int = 20) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
+def run_core(workdir: Path, cfg: dict[str, Any], with_pg: bool) -> dict[str, Any]:
+    """Start every system, measure, stop them all (whatever happens)."""
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(4) as pool:
+        # start-up in parallel (OpenBao's raft init alone takes seconds); stopped in reverse
+        starting = {
+            "floor": pool.submit(systems.start_floor, workdir),
+            "sqlite": pool.submit(systems.start_pipvault, "sqlite", workdir, "sqlite"),
+            "openbao": pool.submit(systems.start_openbao, workdir),
+        }
+        if with_pg:
+            starting["postgres"] = pool.submit(
+                systems.start_pipvault, "postgres", workdir, "postgres"
+            )
+        started: dict[str, Any] = {}
+        for name, future in starting.items():
+            with contextlib.suppress(Exception):
+                started[name] = future.result()
+                stack.callback(started[name].drop if name in ("sqlite", "postgres")
+                               else started[name].stop)  # fmt: skip
+        for future in starting.values():
+            future.result()  # re-raise the first start-up failure (after cleanup is armed)
+        targets = [started["floor"].target, started["sqlite"].make_target()]
+        if with_pg:
+            targets.append(started["postgres"].make_target())
+        bao = started["openbao"]
+        targets.append(systems.openbao_target(bao))
+        for t in targets:  # every load process starts at once
+            t.workers.extend(driver.Worker(t.spec, wait=False) for _ in range(cfg["procs"]))
+        for t in targets:
+            for w in t.workers:
+                w.wait_ready()
+        print(f"systems up: {', '.join(t.name for t in targets)}; measuring", flush=True)
+        seq = driver.sequential(targets, cfg["rounds"], cfg["per_round"], cfg["warmup"])
+        tp = driver.throughput(
+            targets, list(report.LEVELS), cfg["tp_rounds"], cfg["tp_duration"], cfg["procs"]
+        )
+        out: dict[str, Any] = {}
+        for t in targets:
+            out[t.name] = {
+                "description": DESCRIPTIONS[t.name],
+                "sequential": report.latency_stats(seq["samples"][t.name], seq["errors"][t.name]),
+                "throughput": report.throughput_stats(tp[t.name]),
+            }
+        out["openbao"]["audit_log_lines"] = systems.audit_lines(bao)
+        return out
+
+
+def run_scale(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from bench import scale
+
+    print(f"scale: {args.credentials:,} credentials in {args.workspaces:,} workspaces", flush=True)
+    local = scale.run_local(
+        workdir, credentials=args.credentials, workspaces=args.workspaces, rounds=25,
+        per_round=20, budget_s=args.rewrap_budget,
+    )  # fmt: skip
+    print(f"scale: transit rewrap of {args.transit_credentials:,} data keys", flush=True)
+    with contextlib.ExitStack() as stack:
+        bao = systems.start_openbao(workdir / "scale")
+        stack.callback(bao.stop)
+        transit = scale.run_transit(
+            workdir, bao, credentials=args.transit_credentials, workspaces=10,
+            budget_s=args.rewrap_budget,
+        )  # fmt: skip
+    return {"local": local, "transit": transit}
+
+
+def run_profile(workdir: Path, out_dir: Path, seconds: int) -> dict[str, Any]:
+    """py-spy on the SQLite server: one caller (where a signature's latency goes), then 32."""
+    from bench import profile
+
+    pv = systems.start_pipvault("profiled", workdir, "sqlite")
+    out: dict[str, Any] = {"system": "sqlite", "seconds": seconds}
+    try:
+        target = pv.make_target()
+        target.start_workers(2)
+        assert pv.proc is not None
+        for callers in (1, 32):
+            raw = out_dir / f"profile-sqlite-{callers}.txt"
+            spy = profile.record(pv.proc.pid, seconds, raw)
+            time.sleep(0.5)
+            load = driver.window(target, callers, seconds - 1, 2)
+            _, err = spy.communicate(timeout=seconds + 60)
+            if spy.returncode != 0:
+                raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')[-1000:]}")
+            out[f"callers_{callers}"] = {
+                "load": load,
+                "raw_stacks": f"bench/results/{raw.name}",
+                **profile.top_frames(raw),
+            }
+    finally:
+        pv.drop()
     return out
 
 
-def run(n: int) -> dict[str, Any]:
-    from vault_server.app import VaultApp
-    from vault_server.cli.demo import DOC_API_KEY, DOC_SECRET, run_flow
-    from vault_server.cli.dev import ensure_dev_policy
-    from vault_server.config import load_settings
-    from vault_server.observability.logging import configure_logging
-
-    configure_logging("ERROR", "json")
-    with tempfile.TemporaryDirectory(prefix="pipvault-bench-") as tmp:
-        home = Path(tmp)
-        policy, tokens = ensure_dev_policy(home)
-        listen = {
-            "data_socket": str(home / "bench.sock"),
-            "data_address": None,
-            "admin_address": "127.0.0.1:0",
-            "health_address": None,
-            "metrics_address": None,
-        }
-        settings = load_settings(
-            None,
-            mode="dev",
-            home=str(home),
-            policy_file=str(policy),
-            log_level="ERROR",
-            listen=listen,
-            signing={"routing_ttl_default_s": 3600.0},
-        )
-        app = VaultApp(settings)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
-        try:
-            bound = asyncio.run_coroutine_threadsafe(app.start(), loop).result(60)
-            with (
-                grpc.insecure_channel(f"127.0.0.1:{bound.admin_port}") as admin,
-                grpc.insecure_channel(f"unix:{bound.data_socket}") as data,
-            ):
-                flow = run_flow(admin, data, tokens, lambda _line: None)
-                health = health_pb2_grpc.HealthStub(data)
-                signing = signing_service_pb2_grpc.SigningServiceStub(data)
-                md = (("authorization", f"Bearer {tokens['dev-router']}"),)
-                counter = iter(range(10**9))
-
-                def floor() -> None:
-                    health.Check(health_pb2.HealthCheckRequest(), timeout=5)
-
-                def sign() -> None:
-                    order = trading_pb2.Order(
-                        operation=trading_pb2.ORDER_OPERATION_PLACE, symbol="LTCBTC",
-                        side=trading_pb2.ORDER_SIDE_BUY, type=trading_pb2.ORDER_TYPE_LIMIT,
-                        time_in_force=trading_pb2.TIME_IN_FORCE_GTC, quantity="1", price="0.1",
-                        client_order_id=f"bench-{next(counter)}",
-                    )  # fmt: skip
-                    signing.SignOrder(
-                        signing_service_pb2.SignOrderRequest(
-                            routing_context=flow["routing_context"], order=order, reason="bench"
-                        ),
-                        metadata=md, timeout=5,
-                    )  # fmt: skip
-
-                secret = DOC_SECRET.encode()
-                payload = (
-                    b"symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1"
-                    b"&recvWindow=5000&timestamp=1499827319559"
-                )
-
-                def peer() -> None:
-                    hmac.new(secret, payload, hashlib.sha256).hexdigest()
-
-                results = {
-                    "floor_health_check": _percentiles(_time(floor, n)),
-                    "peer_inprocess_hmac": _percentiles(_time(peer, n)),
-                    "pipvault_sign_order": _percentiles(_time(sign, n)),
-                }
-                del DOC_API_KEY
-        finally:
-            asyncio.run_coroutine_threadsafe(app.stop(), loop).result(60)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
-    floor_p50 = results["floor_health_check"]["p50_us"]
-    return {
-        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(),
-        },
-        "storage": "sqlite (WAL, synchronous=FULL)",
-        "results": results,
-        "ratios_to_floor_p50": {
-            name: round(r["p50_us"] / floor_p50, 2) for name, r in results.items()
-        },
-    }
+def _guarded(what: str, fn: Any, *args: Any) -> dict[str, Any]:
+    try:
+        out: dict[str, Any] = fn(*args)
+    except Exception as exc:
+        print(f"{what} failed: {type(exc).__name__}: {str(exc)[-500:]}", flush=True)
+        return {"error": f"{type(exc).__name__}: {str(exc)[-500:]}"}
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=500, help="samples per measurement")
+    parser.add_argument("--quick", action="store_true", help="small run, under a minute")
+    parser.add_argument("--scale", action="store_true", help="only the scale runs (updates "
+                        "the scale section of the existing results)")  # fmt: skip
+    parser.add_argument("--profile", action="store_true", help="only the py-spy profile")
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL system")
+    parser.add_argument("--procs", type=int, default=2, help="load processes per system")
+    parser.add_argument("--credentials", type=int, default=100_000)
+    parser.add_argument("--workspaces", type=int, default=1_000)
+    parser.add_argument("--transit-credentials", type=int, default=500)
+    parser.add_argument(
+        "--rewrap-budget", type=float, default=60.0, help="seconds per rewrap (the target)"
+    )
+    parser.add_argument("--profile-seconds", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=None, help="results folder")
     args = parser.parse_args()
-    report = run(args.n)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{'measurement':<24}{'p50 us':>10}{'p99 us':>10}{'x floor':>10}")
-    for name, r in report["results"].items():
-        print(
-            f"{name:<24}{r['p50_us']:>10}{r['p99_us']:>10}{report['ratios_to_floor_p50'][name]:>10}"
-        )
-    print(f"written to {RESULTS / 'latest.json'}")
+    out_dir: Path = args.out or RESULTS
+    stem = "quick" if args.quick else "latest"
+    partial = args.scale or args.profile
+    started = time.monotonic()
+    result: dict[str, Any] = {}
+    if partial and (out_dir / "latest.json").exists():
+        result = json.loads((out_dir / "latest.json").read_text())
+    result.update(
+        when=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        machine=_machine(),
+        command="python -m bench"
+        + "".join(f" --{flag}" for flag in ("quick", "scale", "profile") if getattr(args, flag)),
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="pipvault-bench-"))
+    try:
+        if not partial:
+            cfg = _config(args)
+            result["config"] = cfg
+            result["postgres_server"] = None if args.no_postgres else systems.describe_pg()
+            result["systems"] = run_core(workdir, cfg, not args.no_postgres)
+            result.setdefault("scale", None)
+            result.setdefault("profile", None)
+        # a failed scale run or profile (e.g. no ptrace for py-spy) is recorded, not fatal:
+        # the measurements already taken are still written
+        if args.scale or not (partial or args.quick):
+            result["scale"] = _guarded("scale runs", run_scale, workdir, args)
+        if args.profile or not (partial or args.quick):
+            result["profile"] = _guarded(
+                "profile", run_profile, workdir, out_dir, args.profile_seconds
+            )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result["duration_s"] = round(time.monotonic() - started, 1)
+    report.finish(result)
+    text = report.table(result)
+    report.write_json(result, out_dir / f"{stem}.json")
+    (out_dir / f"{stem}.md").write_text(f"Generated by `{result['command']}` at "
+                                        f"{result['when']}.\n\n{text}\n")  # fmt: skip
+    if result.get("systems"):
+        report.chart(result, out_dir / f"{stem}.png")
+    print(text)
+    print(f"results: {out_dir / (stem + '.json')} ({result['duration_s']} s)")
 
 
 if __name__ == "__main__":

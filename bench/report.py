@@ -1,0 +1,252 @@
+"""Turn measured samples into the results: statistics, ratios, targets, JSON, table, chart.
+
+Every ratio is computed here from the measured numbers in the same result object, so a rerun
+regenerates all of them (and the README cites ``bench/results/latest.json`` / ``latest.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+LEVELS = (1, 8, 32)
+# Issue 9 "Targets": (ratio key, comparison, bound).
+TARGETS: list[tuple[str, str, float]] = [
+    ("p50_vs_floor", "<=", 1.5),
+    ("p99_vs_floor", "<=", 2.5),
+    ("throughput32_vs_floor", ">=", 0.7),
+    ("throughput32_vs_openbao", ">=", 3.0),
+    ("pg_p50_vs_floor", "<=", 1.5),
+    ("pg_p99_vs_floor", "<=", 2.5),
+    ("pg_throughput32_vs_floor", ">=", 0.7),
+    ("pg_throughput32_vs_openbao", ">=", 3.0),
+    ("pg_p50_vs_sqlite_p50", "<=", 2.0),
+    ("scale_p50_100k_vs_10", "<=", 1.1),
+    ("scale_rewrap_local_s", "<", 60.0),
+    ("scale_rewrap_failed_signatures", "<=", 0.0),
+    ("scale_rss_mb", "<", 300.0),
+]
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sample."""
+    ordered = sorted(samples)
+    rank = max(1, -(-len(ordered) * q // 100))  # ceil(n*q/100), at least 1
+    return float(ordered[int(rank) - 1])
+
+
+def latency_stats(samples: list[float], errors: int) -> dict[str, Any]:
+    if not samples:
+        raise ValueError("no successful calls measured")
+    return {
+        "p50_us": round(percentile(samples, 50), 1),
+        "p99_us": round(percentile(samples, 99), 1),
+        "mean_us": round(statistics.fmean(samples), 1),
+        "n": len(samples),
+        "errors": errors,
+    }
+
+
+def throughput_stats(windows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per level: the median of the rounds' calls/s, and every window kept for the record."""
+    return {
+        level: {
+            "calls_per_s": round(statistics.median(w["calls_per_s"] for w in runs), 1),
+            "errors": sum(w["errors"] for w in runs),
+            "windows": runs,
+        }
+        for level, runs in windows.items()
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def compute_ratios(systems: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """The issue's ratios, from whichever systems were measured (missing ones give None)."""
+
+    def p(name: str, key: str) -> float | None:
+        s = systems.get(name)
+        return s["sequential"][key] if s else None
+
+    def tp(name: str, level: int = 32) -> float | None:
+        s = systems.get(name)
+        entry = s["throughput"].get(str(level)) if s else None
+        return entry["calls_per_s"] if entry else None
+
+    ratios: dict[str, float | None] = {}
+    for prefix, name in (("", "sqlite"), ("pg_", "postgres")):
+        ratios[f"{prefix}p50_vs_floor"] = _ratio(p(name, "p50_us"), p("floor", "p50_us"))
+        ratios[f"{prefix}p99_vs_floor"] = _ratio(p(name, "p99_us"), p("floor", "p99_us"))
+        ratios[f"{prefix}throughput32_vs_floor"] = _ratio(tp(name), tp("floor"))
+        ratios[f"{prefix}throughput32_vs_openbao"] = _ratio(tp(name), tp("openbao"))
+    ratios["pg_p50_vs_sqlite_p50"] = _ratio(p("postgres", "p50_us"), p("sqlite", "p50_us"))
+    ratios["openbao_p50_vs_floor"] = _ratio(p("openbao", "p50_us"), p("floor", "p50_us"))
+    ratios["openbao_throughput32_vs_floor"] = _ratio(tp("openbao"), tp("floor"))
+    return ratios
+
+
+def scale_figures(scale: dict[str, Any] | None) -> dict[str, float | None]:
+    local = (scale or {}).get("local")
+    if not local:
+        return {}
+    rewrap = local["rewrap"]
+    rewrap_s = rewrap["duration_s"] if rewrap["finished"] else rewrap["projected_duration_s"]
+    return {
+        "scale_p50_100k_vs_10": local["p50_large_vs_small"],
+        "scale_rewrap_local_s": rewrap_s,
+        "scale_rewrap_failed_signatures": float(rewrap["signatures_failed"]),
+        "scale_rss_mb": max(local["server_rss_mb"]["large"], rewrap["server_rss_peak_mb"]),
+    }  # fmt: skip
+
+
+def check_targets(figures: dict[str, float | None]) -> list[dict[str, Any]]:
+    out = []
+    for key, op, bound in TARGETS:
+        value = figures.get(key)
+        if value is None:
+            continue
+        met = value <= bound if op == "<=" else value >= bound if op == ">=" else value < bound
+        out.append({"figure": key, "target": f"{op} {bound:g}", "measured": value, "met": met})
+    return out
+
+
+def finish(report: dict[str, Any]) -> dict[str, Any]:
+    """Fill in ratios and target checks from the measured sections of ``report``."""
+    report["ratios"] = compute_ratios(report.get("systems", {}))
+    report["scale_figures"] = scale_figures(report.get("scale"))
+    report["targets"] = check_targets({**report["ratios"], **report["scale_figures"]})
+    return report
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def table(report: dict[str, Any]) -> str:
+    """Markdown tables: systems, ratios/targets, scale (also printed on stdout)."""
+    lines = [
+        "| system | p50 ms | p99 ms | calls/s @1 | @8 | @32 | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in report.get("systems", {}).items():
+        seq, tp = s["sequential"], s["throughput"]
+        errors = seq["errors"] + sum(tp[str(c)]["errors"] for c in LEVELS if str(c) in tp)
+        rates = [_fmt(tp[str(c)]["calls_per_s"], 0) if str(c) in tp else "-" for c in LEVELS]
+        lines.append(
+            f"| {name}: {s['description']} | {seq['p50_us'] / 1000:.2f} | "
+            f"{seq['p99_us'] / 1000:.2f} | {' | '.join(rates)} | {errors} |"
+        )
+    if report.get("targets"):
+        lines += ["", "| figure | target | measured | met |", "|---|---|---|---|"]
+        for t in report["targets"]:
+            met = "yes" if t["met"] else "**no**"
+            lines.append(f"| {t['figure']} | {t['target']} | {_fmt(t['measured'], 3)} | {met} |")
+    local = (report.get("scale") or {}).get("local")
+    if local:
+        n = local["credentials"]
+        rw = local["rewrap"]
+        lines += [
+            "",
+            "| scale (SQLite, local keyring) | value |",
+            "|---|---|",
+            f"| p50 with {local['credentials_small']} credentials | "
+            f"{local['p50_us']['small'] / 1000:.2f} ms |",
+            f"| p50 with {n:,} credentials in {local['workspaces']:,} workspaces | "
+            f"{local['p50_us']['large'] / 1000:.2f} ms |",
+            f"| server RSS at {n:,} credentials (after signing / peak during rewrap) | "
+            f"{local['server_rss_mb']['large']} MB / {rw['server_rss_peak_mb']} MB |",
+            *_rewrap_rows("local", rw),
+        ]
+        transit = (report.get("scale") or {}).get("transit")
+        if transit:
+            lines += _rewrap_rows("transit", transit["rewrap"])
+    lines += _profile_rows(report.get("profile"))
+    return "\n".join(lines)
+
+
+def _profile_rows(prof: dict[str, Any] | None) -> list[str]:
+    out: list[str] = []
+    for key in ("callers_1", "callers_32"):
+        p = (prof or {}).get(key)
+        if not p:
+            continue
+        callers = key.split("_")[1]
+        out += [
+            "",
+            f"py-spy, SQLite server, {callers} caller(s), {p['load']['calls_per_s']} calls/s, "
+            f"{p['busy_share']:.0%} of {p['samples']} samples in vault code "
+            f"(shares below are of those); raw stacks: `{p['raw_stacks']}`",
+            "",
+            "| inclusive (vault frames) | share | own time (any frame) | share |",
+            "|---|---|---|---|",
+        ]
+        inc, own = p["inclusive_vault_server"], p["self"]
+        for i in range(max(len(inc), len(own))):
+            a = inc[i] if i < len(inc) else {"frame": "", "share": None}
+            b = own[i] if i < len(own) else {"frame": "", "share": None}
+            out.append(
+                f"| `{a['frame']}` | {_fmt(a['share'], 3)} | `{b['frame']}` | "
+                f"{_fmt(b['share'], 3)} |"
+            )
+    return out
+
+
+def _rewrap_rows(label: str, rw: dict[str, Any]) -> list[str]:
+    done = (
+        f"{rw['duration_s']} s"
+        if rw["finished"]
+        else f"not finished in the {rw['budget_s']:g} s budget: {rw['rewrapped']:,} done "
+        f"({rw['rewrapped_per_s']}/s), projected {_fmt(rw['projected_duration_s'], 0)} s"
+    )
+    return [
+        f"| rewrap of {rw['data_keys']:,} data keys on `{label}` (KEK rotation) | {done} |",
+        f"| signatures during that rewrap: ok / failed (p50) | {rw['signatures_ok']} / "
+        f"{rw['signatures_failed']} ({_fmt((rw['signing_p50_us_during'] or 0) / 1000)} ms) |",
+    ]
+
+
+def chart(report: dict[str, Any], path: Path) -> None:
+    """Latency (p50, p99) and throughput per concurrency level, per system, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = report.get("systems", {})
+    names = list(systems)
+    fig, (lat, thr) = plt.subplots(1, 2, figsize=(11, 4.2))
+    xs = range(len(names))
+    p50 = [systems[n]["sequential"]["p50_us"] / 1000 for n in names]
+    p99 = [systems[n]["sequential"]["p99_us"] / 1000 for n in names]
+    lat.bar([x - 0.2 for x in xs], p50, width=0.4, label="p50")
+    lat.bar([x + 0.2 for x in xs], p99, width=0.4, label="p99")
+    lat.set_xticks(list(xs), names)
+    lat.set_ylabel("sequential latency, ms")
+    lat.set_yscale("log")
+    lat.legend()
+    lat.set_title("latency (lower is better)")
+    for n in names:
+        tp = systems[n]["throughput"]
+        levels = [c for c in LEVELS if str(c) in tp]
+        thr.plot(levels, [tp[str(c)]["calls_per_s"] for c in levels], marker="o", label=n)
+    thr.set_xscale("log", base=2)
+    thr.set_xticks(list(LEVELS), [str(c) for c in LEVELS])
+    thr.set_yscale("log")
+    thr.set_xlabel("concurrent callers")
+    thr.set_ylabel("calls/s")
+    thr.legend()
+    thr.set_title("throughput (higher is better)")
+    fig.suptitle(f"pipvault bench, {report.get('when', '')}, {report['machine']['cpus']} cores")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,161 @@
+"""The benchmark harness in a tiny configuration, so it cannot silently rot.
+
+Real processes throughout: the floor server, a ``pipvault serve`` (SQLite) and an OpenBao raft
+server with its file audit device, each in its own process, driven by real load-generator
+processes. Asserts structure and consistency (sample
+counts, every call succeeded, ratios computed from the measured numbers, files written), never
+speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from bench import driver, profile, report, scale, systems
+
+
+def test_floor_pipvault_and_openbao_measured_and_reported(tmp_path: Path) -> None:
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(3) as pool:
+        starting = [
+            pool.submit(systems.start_floor, tmp_path),
+            pool.submit(systems.start_pipvault, "sqlite", tmp_path, "sqlite"),
+            pool.submit(systems.start_openbao, tmp_path),
+        ]
+        for future in starting:  # every started system is stopped, even if another failed
+            with contextlib.suppress(Exception):
+                server = future.result()
+                stack.callback(server.drop if hasattr(server, "drop") else server.stop)
+        floor, pv, bao = (future.result() for future in starting)
+        targets = [floor.target, pv.make_target(), systems.openbao_target(bao)]
+        for t in targets:
+            t.start_workers(1)
+        audit_before = systems.audit_lines(bao)
+        seq = driver.sequential(targets, rounds=2, per_round=5, warmup=2)
+        tp = driver.throughput(targets, [1, 32], rounds=1, duration=0.3, procs=1)
+        audited = systems.audit_lines(bao) - audit_before
+        server_pids = {t.server_pid for t in targets}
+
+    names = ("floor", "sqlite", "openbao")
+    assert len(server_pids) == 3  # three server processes, none of them this one
+    assert os.getpid() not in server_pids
+    # OpenBao's file audit device saw every HMAC call (a request and a response line each)
+    assert audited >= 2 * (12 + sum(tp["openbao"][lv][0]["calls"] for lv in ("1", "32")))
+    assert seq["errors"] == dict.fromkeys(names, 0)
+    for name in names:
+        assert len(seq["samples"][name]) == 10
+        assert all(s > 0 for s in seq["samples"][name])
+        for level in ("1", "32"):
+            (window,) = tp[name][level]
+            assert window["errors"] == 0
+            assert window["calls"] > 0
+            assert window["calls_per_s"] == round(window["calls"] / 0.3, 1)
+            assert window["load_procs"] == 1
+
+    result = {
+        "machine": {"cpus": 2},
+        "when": "test",
+        "systems": {
+            name: {
+                "description": name,
+                "sequential": report.latency_stats(seq["samples"][name], 0),
+                "throughput": report.throughput_stats(tp[name]),
+            }
+            for name in names
+        },
+    }
+    report.finish(result)
+    floor_s, sqlite_s = result["systems"]["floor"], result["systems"]["sqlite"]
+    ratios = result["ratios"]
+    assert ratios["p50_vs_floor"] == round(
+        sqlite_s["sequential"]["p50_us"] / floor_s["sequential"]["p50_us"], 3
+    )
+    assert ratios["p99_vs_floor"] == round(
+        sqlite_s["sequential"]["p99_us"] / floor_s["sequential"]["p99_us"], 3
+    )
+    assert ratios["throughput32_vs_floor"] == round(
+        sqlite_s["throughput"]["32"]["calls_per_s"] / floor_s["throughput"]["32"]["calls_per_s"], 3
+    )
+    bao_s = result["systems"]["openbao"]
+    assert ratios["throughput32_vs_openbao"] == round(
+        sqlite_s["throughput"]["32"]["calls_per_s"] / bao_s["throughput"]["32"]["calls_per_s"], 3
+    )
+    # systems that were not measured give no ratio (and no target verdict), never a made-up one
+    assert ratios["pg_p50_vs_sqlite_p50"] is None
+    assert ratios["pg_p50_vs_floor"] is None
+    verdicts = {t["figure"]: t for t in result["targets"]}
+    assert set(verdicts) == {
+        "p50_vs_floor",
+        "p99_vs_floor",
+        "throughput32_vs_floor",
+        "throughput32_vs_openbao",
+    }
+    assert verdicts["p50_vs_floor"]["met"] == (ratios["p50_vs_floor"] <= 1.5)
+
+    report.write_json(result, tmp_path / "out" / "latest.json")
+    assert json.loads((tmp_path / "out" / "latest.json").read_text())["ratios"] == ratios
+    text = report.table(result)
+    assert "| floor: floor |" in text
+    assert "p50_vs_floor" in text
+    report.chart(result, tmp_path / "out" / "latest.png")
+    assert (tmp_path / "out" / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_percentile_is_nearest_rank() -> None:
+    samples = [float(x) for x in range(100, 0, -1)]
+    assert report.percentile(samples, 50) == 50.0
+    assert report.percentile(samples, 99) == 99.0
+    assert report.percentile([7.0], 99) == 7.0
+    with pytest.raises(ValueError, match="no successful calls"):
+        report.latency_stats([], 3)
+
+
+def test_scale_run_seeds_real_envelopes_and_rewraps_them_all(tmp_path: Path) -> None:
+    """The scale pipeline at 30 credentials in 3 workspaces: every seeded data key is a real
+    envelope the server can rewrap, and signing keeps working during the rewrap."""
+    result = scale.run_local(
+        tmp_path, credentials=30, workspaces=3, rounds=1, per_round=5, budget_s=120,
+        small_credentials=1,
+    )  # fmt: skip
+    assert result["seeded"]["credentials"] == 30
+    assert result["seeded"]["workspaces"] == 3
+    assert result["seeded"]["seeded"] == 29
+    assert result["errors"] == {"small": 0, "large": 0}
+    assert result["samples"] == {"small": 5, "large": 5}
+    assert result["p50_large_vs_small"] == round(
+        result["p50_us"]["large"] / result["p50_us"]["small"], 3
+    )
+    rewrap = result["rewrap"]
+    assert rewrap["finished"] is True
+    assert rewrap["data_keys"] == 30
+    assert rewrap["rewrapped"] == 30
+    assert rewrap["signatures_ok"] > 0
+    assert rewrap["signatures_failed"] == 0
+    assert rewrap["server_rss_peak_mb"] > 0
+
+
+def test_profile_frames_are_shares_of_busy_samples(tmp_path: Path) -> None:
+    raw = tmp_path / "stacks.txt"
+    raw.write_text(
+        "run (/x/lib/python3.11/threading.py:10);sign (/w/vault_server/services/signing.py:5) 3\n"
+        "run (/x/lib/python3.11/threading.py:10);sign (/w/vault_server/services/signing.py:5);"
+        "commit (/v/site-packages/sqlalchemy/orm.py:9) 1\n"
+        "_worker (/x/lib/python3.11/concurrent/futures/thread.py:81) 4\n"
+        "main (/w/vault_server/cli/main.py:3);select (/x/lib/python3.11/selectors.py:4) 2\n"
+    )
+    top = profile.top_frames(raw)
+    assert top["samples"] == 10
+    assert top["busy_samples"] == 4
+    assert top["busy_share"] == 0.4
+    own = {f["frame"]: f["share"] for f in top["self"]}
+    assert own == {
+        "sign (vault_server/services/signing.py)": 0.75,
+        "commit (sqlalchemy/orm.py)": 0.25,
+    }
+    ours = top["inclusive_vault_server"]
+    assert ours == [{"frame": "sign (vault_server/services/signing.py)", "share": 1.0}]
