@@ -1,11 +1,12 @@
 """Online, resumable rewrapping of data keys: KEK rotation and provider migration.
 
 Each credential version's wrapped DEK is rewrapped to the target (provider, active KEK version)
-in small transactions, one workspace at a time. Only the wrapped key changes: the data ciphertext
-and the secret are never touched or seen. A row is replaced by compare-and-set on its old
-envelope, so a concurrent rotation or revocation wins; ``kill -9`` at any point leaves every row
-either fully old or fully new, and a rerun picks up exactly the rows still to do. Signing is never
-blocked: each batch holds its locks for milliseconds.
+in batches, one workspace at a time, each batch stored in one transaction (one fsync per batch,
+not per key). Only the wrapped key changes: the data ciphertext and the secret are never touched
+or seen. A row is replaced by compare-and-set on its old envelope, so a concurrent rotation or
+revocation wins; ``kill -9`` at any point leaves every row either fully old or fully new, and a
+rerun picks up exactly the rows still to do. Signing is never blocked: each batch holds its
+locks for milliseconds.
 """
 
 from __future__ import annotations
@@ -64,6 +65,33 @@ class Rewrapper:
             )
             return list(session.execute(stmt).scalars().all())
 
+    def _store_batch(self, ws_uid: str, sealed_rows: list[tuple[CredentialVersion, Any]]) -> int:
+        """Replace a batch of envelopes in ONE transaction (one fsync per batch, not per key),
+        each by compare-and-set on its old envelope; returns how many rows changed."""
+        if not sealed_rows:
+            return 0
+        changed = 0
+        with self._db.transaction() as session:
+            bind_workspace(session, ws_uid)
+            for row, sealed in sealed_rows:
+                result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+                    update(CredentialVersion)
+                    .where(
+                        CredentialVersion.id == row.id,
+                        CredentialVersion.envelope == row.envelope,
+                    )
+                    .values(
+                        envelope=sealed.blob,
+                        provider_id=sealed.provider_id,
+                        kek_version=sealed.kek_version,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                changed += result.rowcount
+            if changed:  # a cached signing state holds the old envelopes
+                invalidation.bump(session, [ws_uid])
+        return changed
+
     def _count(self, provider_id: str, version: int) -> tuple[int, int]:
         census = self._keys.census()
         total = sum(census.values())
@@ -85,7 +113,7 @@ class Rewrapper:
                 rows = self._pending(uid, target.provider_id, version, batch_size)
                 if not rows:
                     break
-                progressed = 0
+                sealed_rows = []
                 for row in rows:
                     assert row.envelope is not None
                     binding = EnvelopeBinding(uid, row.credential_id, row.version)
@@ -94,26 +122,9 @@ class Rewrapper:
                     except VaultError:
                         failures += 1
                         continue
-                    with self._db.transaction() as session:
-                        bind_workspace(session, uid)
-                        result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-                            update(CredentialVersion)
-                            .where(
-                                CredentialVersion.id == row.id,
-                                CredentialVersion.envelope == row.envelope,
-                            )
-                            .values(
-                                envelope=sealed.blob,
-                                provider_id=sealed.provider_id,
-                                kek_version=sealed.kek_version,
-                            )
-                            .execution_options(synchronize_session=False)
-                        )
-                        changed = result.rowcount
-                        if changed:  # a cached signing state holds the old envelope
-                            invalidation.bump(session, [uid])
-                    progressed += changed
-                    migrated += changed
+                    sealed_rows.append((row, sealed))
+                progressed = self._store_batch(uid, sealed_rows)
+                migrated += progressed
                 yield Progress(total, migrated, False)
                 if progressed == 0:
                     break  # only failing rows left in this workspace: report, do not spin
