@@ -95,19 +95,7 @@ class Pager:
                 "kind": kind,
             },
         }
-        row = PagerOutbox(
-            workspace_id=workspace_id,
-            dedup_key=key,
-            payload=payload,
-            create_time=now,
-            attempts=0,
-            next_attempt_time=now,
-            delivered_time=None,
-            last_error="",
-        )
-        session.add(row)
-        session.flush()
-        return row
+        return _enqueue(session, workspace_id, key, payload, now)
 
     def page_integrity_failure(
         self,
@@ -146,19 +134,7 @@ class Pager:
                 "operation": operation,
             },
         }
-        row = PagerOutbox(
-            workspace_id=workspace_id,
-            dedup_key=key,
-            payload=payload,
-            create_time=now,
-            attempts=0,
-            next_attempt_time=now,
-            delivered_time=None,
-            last_error="",
-        )
-        session.add(row)
-        session.flush()
-        return row
+        return _enqueue(session, workspace_id, key, payload, now)
 
     def hook(
         self, session: Session, ctx: CallContext, record: AuditRecord, seq: int, hash_: str
@@ -251,3 +227,22 @@ class SqlOutbox:
                 PagerOutbox.delivered_time.is_(None), PagerOutbox.next_attempt_time < FAR_FUTURE
             )
             return int(s.execute(stmt).scalar_one())
+
+
+def _enqueue(
+    session: Session, workspace_id: str | None, key: str, payload: dict[str, Any], now: dt.datetime
+) -> PagerOutbox:
+    """Write one page into the outbox (in the caller's transaction), due now."""
+    row = PagerOutbox(
+        workspace_id=workspace_id,
+        dedup_key=key,
+        payload=payload,
+        create_time=now,
+        attempts=0,
+        next_attempt_time=now,
+        delivered_time=None,
+        last_error="",
+    )
+    session.add(row)
+    session.flush()
+    return row
