@@ -171,7 +171,32 @@ def wire_additions(draw: st.DrawFn, desc: Descriptor) -> bytes:
 
 
 @st.composite
-def request_bytes(draw: st.DrawFn, cls: type[Message], names: Sequence[str]) -> bytes:
-    """A serialised request of ``cls``: built from the descriptor, maybe with wire additions."""
-    message = draw(_fill(cls(), names, 0))
+def _mutate(draw: st.DrawFn, base: Message, names: Sequence[str]) -> Message:
+    """A copy of a valid ``base`` with a few top-level fields cleared or refilled at random, so
+    a call gets past the first validation and the fuzz reaches the domain code behind it."""
+    message = type(base)()
+    message.CopyFrom(base)
+    fields = list(message.DESCRIPTOR.fields)
+    for field in draw(st.lists(st.sampled_from(fields), max_size=3, unique=True)) if fields else []:
+        message.ClearField(field.name)
+        if draw(st.booleans()):
+            scratch = type(base)()
+            draw(_fill(scratch, names, 0))
+            if field.is_repeated or field.type == F.TYPE_MESSAGE:
+                getattr(message, field.name).MergeFrom(getattr(scratch, field.name))
+            else:
+                setattr(message, field.name, getattr(scratch, field.name))
+    return message
+
+
+@st.composite
+def request_bytes(
+    draw: st.DrawFn, cls: type[Message], names: Sequence[str], base: Message | None = None
+) -> bytes:
+    """A serialised request of ``cls``: built from the descriptor (or, half the time when a valid
+    ``base`` is given, a mutation of it), maybe with wire additions."""
+    if base is not None and draw(st.booleans()):
+        message = draw(_mutate(base, names))
+    else:
+        message = draw(_fill(cls(), names, 0))
     return message.SerializeToString() + draw(wire_additions(cls.DESCRIPTOR))

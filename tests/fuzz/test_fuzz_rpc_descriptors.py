@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import secrets
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,21 +35,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pipsync.vault.v1 import (
     audit_service_pb2,
+    credential_pb2,
     credential_service_pb2,
     error_reason_pb2,
     key_service_pb2,
     signing_service_pb2,
     signing_service_pb2_grpc,
+    trading_pb2,
     workspace_service_pb2,
 )
 from sqlalchemy import text
 
 from tests.fuzz.descriptor_strategies import request_bytes
 from tests.support import pg
+from tests.support import signing_flow as sf
 from tests.support.canary import find, new_canary
-from tests.support.custody import make_workspace, onboard
+from tests.support.custody import binance_request, make_workspace, onboard
 from tests.support.errors import call_error
 from tests.support.vault import ROLES, RunningVault, inspect_db, start_vault
+from tests.venue_stubs.binance_stub import BinanceStub
 from vault_server.observability.logging import configure_logging
 
 MODULES = (
@@ -59,9 +63,19 @@ MODULES = (
     signing_service_pb2,
     workspace_service_pb2,
 )
-METHODS: list[MethodDescriptor] = [
-    m for mod in MODULES for svc in mod.DESCRIPTOR.services_by_name.values() for m in svc.methods
-]
+# Calls that can take the canary credential or its workspace out of service run last, so the
+# others keep reaching the signing path.
+DESTRUCTIVE = (
+    "EndRouting", "RevokeCredential", "FreezeWorkspace", "MigrateKeys", "RotateKeyEncryptionKey",
+)  # fmt: skip
+VENUES = (
+    "binance_spot", "binance_usdm", "kraken_spot", "bybit", "okx", "coinbase_advanced", "oanda",
+    "alpaca", "ig",
+)  # fmt: skip
+METHODS: list[MethodDescriptor] = sorted(
+    (m for mod in MODULES for svc in mod.DESCRIPTOR.services_by_name.values() for m in svc.methods),
+    key=lambda m: m.name in DESTRUCTIVE,
+)
 DECLARED = {
     v.name.removeprefix("ERROR_REASON_")
     for v in error_reason_pb2.DESCRIPTOR.enum_types_by_name["ErrorReason"].values
@@ -89,12 +103,16 @@ def _message_class(desc: Any) -> Any:
 class Live:
     """The running vault, its canaries, the real names to aim at and the captured log."""
 
-    def __init__(self, vault: RunningVault, canaries: list[str], names: list[str]) -> None:
+    def __init__(
+        self, vault: RunningVault, canaries: list[str], names: list[str], bases: dict[str, Any]
+    ) -> None:
         self.vault = vault
+        self.bases = bases  # a valid request per RPC, for guided mutation
         self.canaries = canaries
         self.names = names
         self.log = io.StringIO()
         self.lock = threading.Lock()
+        self.outcomes: Counter[str] = Counter()  # printed per RPC (pytest -s) to show depth
 
     def scan(self, blob: bytes, where: str) -> None:
         for canary in self.canaries:
@@ -121,18 +139,29 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     if os.environ.get("PIPVAULT_FUZZ_BACKEND") == "postgres":
         admin, url = pg.provisioned_database()
     roles = {**ROLES, "fuzzer": {**FUZZER, "workspaces": ["*"]}}
-    vault = start_vault(home, url, roles=roles, log_level="DEBUG")
+    venue = BinanceStub({})  # Binance on loopback; every other venue at a closed loopback port
+    venue.__enter__()
+    urls = dict.fromkeys(VENUES, "http://127.0.0.1:9") | {
+        "binance_spot": venue.base_url,
+        "binance_usdm": venue.base_url,
+    }
+    vault = start_vault(
+        home, url, roles=roles, log_level="DEBUG", signing={"venue_base_urls": urls}
+    )
     try:
-        canary, api_key = new_canary(), f"K{secrets.token_hex(12)}"
+        canary = new_canary()
+        key = sf.binance_hmac(sf.new_api_key(), canary)
+        venue.keys[key.api_key] = canary
         make_workspace(vault, "ws-a")
         make_workspace(vault, "ws-b")
-        cred = onboard(vault, "ws-a", "canary", api_key, canary)
+        cred = onboard(vault, "ws-a", "canary", key.api_key, canary)
+        victim = onboard(vault, "ws-a", "victim", sf.new_api_key(), canary)
         stub = signing_service_pb2_grpc.SigningServiceStub(vault.channel(vault.socket_target))
         rc = stub.BeginRouting(
             signing_service_pb2.BeginRoutingRequest(
                 credential=cred.name, strategy_id="fuzz", reason="fuzz setup"
             ),
-            metadata=vault.md("router"),
+            metadata=vault.md("fuzzer"),
             timeout=10,
         ).routing_context
         names = [
@@ -147,11 +176,55 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             "workspaces/ws-a/credentials/missing",
             "local",
         ]
-        yield Live(vault, [canary], names)
+        yield Live(vault, [canary], names, _bases(key, cred.name, victim.name, rc.name, canary))
     finally:
         vault.stop()
+        venue.__exit__(None, None, None)
         if admin:
             pg.drop_database(admin)
+
+
+def _bases(key: sf.VenueKey, cred: str, victim: str, rc: str, canary: str) -> dict[str, Any]:
+    """One valid request per RPC (by name), the starting point of guided mutation."""
+    material = credential_pb2.SecretMaterial(api_key=key.api_key, secret=canary)
+    r = "fuzzing"
+    cs, ss, ws, ks, au = (
+        credential_service_pb2, signing_service_pb2, workspace_service_pb2, key_service_pb2,
+        audit_service_pb2,
+    )  # fmt: skip
+    return {
+        "ListAuditEvents": au.ListAuditEventsRequest(filter=au.AuditFilter(workspace="workspaces/ws-a")),
+        "StreamAuditEvents": au.StreamAuditEventsRequest(filter=au.AuditFilter(workspace="workspaces/ws-a")),
+        "VerifyAuditLog": au.VerifyAuditLogRequest(workspace="workspaces/ws-a"),
+        "CreateCredential": binance_request("ws-a", "fz", key.api_key, canary, reason=r),
+        "GenerateCredentialKey": cs.GenerateCredentialKeyRequest(
+            parent="workspaces/ws-a", credential_id="gen", broker=trading_pb2.BROKER_BINANCE_SPOT,
+            environment=trading_pb2.ENVIRONMENT_LIVE, key_algorithm=trading_pb2.KEY_ALGORITHM_ED25519,
+            scopes=["enableReading", "enableSpotAndMarginTrading"], reason=r),
+        "AttachCredentialApiKey": cs.AttachCredentialApiKeyRequest(
+            name="workspaces/ws-a/credentials/gen", api_key=sf.new_api_key(), reason=r),
+        "GetCredential": cs.GetCredentialRequest(name=cred),
+        "ListCredentials": cs.ListCredentialsRequest(parent="workspaces/ws-a"),
+        "RotateCredential": cs.RotateCredentialRequest(name=cred, material=material, reason=r),
+        "PromoteCredentialVersion": cs.PromoteCredentialVersionRequest(name=f"{cred}/versions/2", reason=r),
+        "RevokeCredential": cs.RevokeCredentialRequest(name=victim, reason=r),
+        "AttestCredentialPermissions": cs.AttestCredentialPermissionsRequest(name=victim, reason=r),
+        "UpdateCredentialPolicy": cs.UpdateCredentialPolicyRequest(
+            name=cred, policy=credential_pb2.OrderPolicy(allowed_symbols=["LTCBTC"]), reason=r),
+        "GetKeyStatus": ks.GetKeyStatusRequest(),
+        "RotateKeyEncryptionKey": ks.RotateKeyEncryptionKeyRequest(reason=r),
+        "MigrateKeys": ks.MigrateKeysRequest(target_provider_id="local", reason=r),
+        "BeginRouting": ss.BeginRoutingRequest(credential=cred, strategy_id="fz", reason=r),
+        "RenewRouting": ss.RenewRoutingRequest(name=rc, reason=r),
+        "EndRouting": ss.EndRoutingRequest(name=rc, reason=r),
+        "SignOrder": ss.SignOrderRequest(routing_context=rc, order=sf.place_for(key), reason=r),
+        "ExecuteOrder": ss.ExecuteOrderRequest(routing_context=rc, order=sf.place_for(key), reason=r),
+        "CreateWorkspace": ws.CreateWorkspaceRequest(workspace_id="ws-fz", reason=r),
+        "GetWorkspace": ws.GetWorkspaceRequest(name="workspaces/ws-a"),
+        "ListWorkspaces": ws.ListWorkspacesRequest(),
+        "FreezeWorkspace": ws.FreezeWorkspaceRequest(name="workspaces/ws-b", reason=r),
+        "UnfreezeWorkspace": ws.UnfreezeWorkspaceRequest(name="workspaces/ws-b", reason=r),
+    }  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -214,6 +287,11 @@ def _call(live: Live, method: MethodDescriptor, payload: bytes, who: str, timeou
         return [], exc
 
 
+def _reason(exc: grpc.RpcError) -> str:
+    reasons = call_error(exc).reasons
+    return reasons[0] if len(reasons) == 1 else "-"
+
+
 def _check_error(live: Live, path: str, exc: grpc.RpcError) -> None:
     trailers = str(exc.trailing_metadata() or "").encode()
     live.scan((exc.details() or "").encode() + trailers, f"{path} error")
@@ -242,14 +320,15 @@ def test_fuzzed_requests_get_declared_errors_and_leak_nothing(
         derandomize=os.environ.get("PIPVAULT_FUZZ_RANDOM") is None,
     )
     @given(
-        payload=request_bytes(cls, live.names),
-        who=st.sampled_from(["fuzzer", "fuzzer", "fuzzer", "router-b", "security-b", "auditor"]),
-        timeout=st.sampled_from([10.0, 10.0, 10.0, 10.0, 10.0**7, None]),
+        payload=request_bytes(cls, live.names, live.bases.get(method.name)),
+        who=st.sampled_from(["fuzzer"] * 6 + ["router-b", "security-b", "auditor"]),
+        timeout=st.sampled_from([10.0] * 8 + [10.0**7, None]),
         reason_header=st.booleans(),
     )
     def run(payload: bytes, who: str, timeout: float | None, reason_header: bool) -> None:
         before = _snapshot(live)
         responses, exc = _call(live, method, payload, who, timeout, reason_header)
+        live.outcomes["OK" if exc is None else f"{exc.code().name}:{_reason(exc)}"] += 1
         for raw in responses:
             live.scan(raw, f"{path} response")
             _message_class(method.output_type).FromString(raw)  # a well-formed response
@@ -260,7 +339,9 @@ def test_fuzzed_requests_get_declared_errors_and_leak_nothing(
             _check_error(live, path, exc)
             assert _snapshot(live) == before, f"{path} refused ({call_error(exc).reason}) but wrote"
 
+    live.outcomes.clear()
     run()
+    print(f"\n{path}: {dict(live.outcomes.most_common())}")
     # The server is alive, its audit chains verify, and its log is clean.
     health = health_pb2_grpc.HealthStub(live.vault.channel(live.vault.health_target))
     assert health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == 1
