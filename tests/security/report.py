@@ -96,7 +96,7 @@ def main(argv: list[str]) -> int:
         bad += verdict != "PASS"
         print(f"{verdict:4}  {promise}")
         for ref, outcome, n in outcomes:
-            print(f"      {outcome:7} {ref!s}  ({n} test{'s' if n != 1 else ''})")
+            print(f"      {outcome:7} {ref!s}  ({n} test function{'s' if n != 1 else ''})")
     print(f"\n{len(rows) - bad}/{len(rows)} promises hold in {junit}")
     return 1 if bad else 0
 
