@@ -8,9 +8,18 @@ STAMP := $(VENV)/.pipvault-installed
 BUF := node_modules/.bin/buf
 PYTEST_ARGS ?=
 
-.PHONY: install run demo test lint proto proto-check bench clean
+.PHONY: install softhsm run demo test lint proto proto-check bench clean
 
-install: $(STAMP) $(BUF)
+install: $(STAMP) $(BUF) softhsm
+
+# SoftHSM2 (the PKCS#11 token the pkcs11 key-provider tests use): Debian package, installed
+# with apt-get when missing (CI runs as root on Debian; elsewhere sudo is tried).
+SOFTHSM_LIB ?= /usr/lib/softhsm/libsofthsm2.so
+softhsm:
+	@if ! command -v softhsm2-util >/dev/null 2>&1 || [ ! -e $(SOFTHSM_LIB) ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq softhsm2 >/dev/null; fi
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,3 +90,42 @@ fuzz: install
 ## (its JUnit XML is .reports/pytest.xml; the mapping is the table in SECURITY.md)
 security-report: install
 	$(BIN)/python -m tests.security.report SECURITY.md $(REPORTS)/pytest.xml
+
+# --- deploy manifests (deploy/k8s): rendered with kubectl kustomize, validated offline --------
+# kubernetes-validate, checkov and hadolint live in their own virtualenv (checkov pins many
+# dependencies that must not disturb the app's). `make install` creates it; `make test` runs
+# `manifests`.
+MANIFESTS_VENV := .venv-manifests
+MANIFESTS_STAMP := $(MANIFESTS_VENV)/.pipvault-installed
+MANIFESTS_OUT := build/manifests
+KUBECTL ?= kubectl
+KUBE_OVERLAYS := dev prod
+
+.PHONY: manifests clean-manifests
+
+install: $(MANIFESTS_STAMP)
+
+$(MANIFESTS_STAMP): deploy/k8s/requirements.txt
+	@test -x $(MANIFESTS_VENV)/bin/python || $(PYTHON) -m venv $(MANIFESTS_VENV)
+	$(MANIFESTS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	  -r deploy/k8s/requirements.txt
+	@touch $(MANIFESTS_STAMP)
+
+## manifests: render each kustomize overlay and validate it (kubernetes-validate --strict, checkov);
+##   lint deploy/Dockerfile (hadolint)
+manifests: $(MANIFESTS_STAMP)
+	@command -v $(KUBECTL) >/dev/null || { echo "manifests: $(KUBECTL) not found" >&2; exit 1; }
+	@mkdir -p $(MANIFESTS_OUT)
+	@for overlay in $(KUBE_OVERLAYS); do \
+	  echo "kubectl kustomize deploy/k8s/overlays/$$overlay"; \
+	  $(KUBECTL) kustomize deploy/k8s/overlays/$$overlay > $(MANIFESTS_OUT)/$$overlay.yaml || exit 1; \
+	done
+	MANIFESTS_VENV=$(MANIFESTS_VENV) deploy/k8s/validate.sh \
+	  $(foreach o,$(KUBE_OVERLAYS),$(MANIFESTS_OUT)/$(o).yaml)
+	$(MANIFESTS_VENV)/bin/hadolint deploy/Dockerfile
+
+test: manifests
+
+clean: clean-manifests
+clean-manifests:
+	rm -rf $(MANIFESTS_VENV) $(MANIFESTS_OUT)

@@ -38,6 +38,7 @@ from vault_server.core.secret import Secret
 from vault_server.crypto.dek_cache import DekCache
 from vault_server.crypto.providers import KeyProvider, init_local_keyring, new_key_provider
 from vault_server.egress.client import EgressClient
+from vault_server.key_settings import key_provider_options, key_setting_name
 from vault_server.observability.logging import get_logger
 from vault_server.observability.metrics import Metrics
 from vault_server.rpc.admission import Admission, Limits
@@ -66,6 +67,7 @@ from vault_server.services.credential_lifecycle import CredentialLifecycle
 from vault_server.services.credential_views import CredentialQueries
 from vault_server.services.credentials import CredentialManager
 from vault_server.services.denials import DenialRecorder
+from vault_server.services.integrity_pages import IntegrityPager
 from vault_server.services.key_admin import KeyAdmin
 from vault_server.services.keys import KeyManager
 from vault_server.services.pagination import PageTokens
@@ -136,28 +138,26 @@ def build_key_providers(settings: Settings, clock: Clock, random: Random) -> dic
                     path=str(path),
                     note="DEV MODE generated a local keyring; never use it for real money",
                 )
-        elif uri.startswith("vault-transit"):
-            k = settings.keys
-            options.update(address=k.transit_address, timeout=k.transit_timeout_s)
-            if k.transit_ca_file is not None:
-                options["ca_file"] = str(k.transit_ca_file)
-            token = os.environ.get(k.transit_token_env)
-            if token:
-                options["token"] = Secret(token)
+        else:
+            options.update(
+                key_provider_options(
+                    settings.keys, uri, settings.limits.storage_threads, dict(os.environ)
+                )
+            )
         try:
             providers[provider_id] = new_key_provider(uri, provider_id, **options)
         except VaultError as exc:
-            raise ConfigError(
-                f"{exc.metadata.get('field', 'keys.providers')}: {exc.message}"
-            ) from exc
+            raw = str(exc.metadata.get("field", "keys.providers"))
+            problem = exc.message.removeprefix(f"{raw}: ")
+            raise ConfigError(f"{key_setting_name(uri, raw)}: {problem}") from exc
     return providers
 
 
 def dek_cache_entries(settings: Settings) -> int:
     if settings.keys.dek_cache_max_entries is not None:
         return settings.keys.dek_cache_max_entries
-    transit = any(u.startswith("vault-transit") for u in settings.resolved_key_providers().values())
-    return 1024 if transit else 0
+    remote = any(not u.startswith("local") for u in settings.resolved_key_providers().values())
+    return 1024 if remote else 0
 
 
 def build_notifier(settings: Settings) -> Notifier | None:
@@ -264,6 +264,7 @@ class VaultApp:
         self.pager = Pager(
             self.clock, bucket_s=settings.paging.dedup_bucket_s, source=settings.paging.source
         )
+        self.keys.on_integrity_failure = IntegrityPager(self.db, self.pager)
         sign_settings = SigningSettings(
             recv_window_cap_ms=signing_cfg.recv_window_cap_ms,
             coinbase_strict=strict,

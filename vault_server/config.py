@@ -1,23 +1,35 @@
 """One typed, validated settings object, from a YAML file plus ``PIPVAULT_*`` environment.
 
 Precedence: explicit overrides (CLI flags) > environment (``PIPVAULT_DATABASE_URL``,
-``PIPVAULT_LIMITS__MAX_CONCURRENT_RPCS``; nested keys use ``__``) > the config file > defaults.
-An invalid value stops start-up with :class:`ConfigError`, whose message names the setting.
+``PIPVAULT_LIMITS__MAX_CONCURRENT_RPCS``; nested keys use ``__``) > the config file > the
+command's mode defaults (``pipvault dev``) > built-in defaults. An invalid value, and an unknown
+key in any section (file, overrides, or a nested ``PIPVAULT_<SECTION>__<KEY>`` variable), stops
+start-up with :class:`ConfigError`, whose message names the setting.
 Admin RPCs never change configuration: key providers, sinks and egress URLs are declared here only.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from vault_server.auth.spiffe import check_trust_domain
+from vault_server.brokers.base import Venue
 
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}$")
 
@@ -26,13 +38,19 @@ class ConfigError(Exception):
     """Configuration is invalid; the message names each bad setting."""
 
 
+class _Section(BaseModel):
+    """A nested settings section: an unknown key is an error naming it, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 def _check_address(value: str | None) -> str | None:
     if value is not None and not _ADDRESS.match(value):
         raise ValueError("must be host:port (IPv6 in brackets)")
     return value
 
 
-class ListenSettings(BaseModel):
+class ListenSettings(_Section):
     """Where the vault listens. Plaintext TCP is allowed on loopback only (§8)."""
 
     data_socket: Path | None = None  # Unix socket for the data plane (pod-local)
@@ -51,7 +69,7 @@ class ListenSettings(BaseModel):
     _v_metrics = field_validator("metrics_address")(_check_address)
 
 
-class LimitsSettings(BaseModel):
+class LimitsSettings(_Section):
     max_message_bytes: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024)
     max_deadline_s: float = Field(default=30.0, gt=0, le=3600)
     max_stream_deadline_s: float = Field(default=3600.0, gt=0, le=86400)
@@ -61,7 +79,7 @@ class LimitsSettings(BaseModel):
     page_size_max: int = Field(default=1000, ge=1, le=10_000)
 
 
-class TlsSettings(BaseModel):
+class TlsSettings(_Section):
     """mTLS for the TCP listeners (data and admin): server certificate chain and key, and the CA
     bundle that issues client certificates. Client certificates are always required. Files are
     re-read on change (no restart); the health port and the Unix socket stay plaintext."""
@@ -83,7 +101,7 @@ class TlsSettings(BaseModel):
         return self.cert_file is not None
 
 
-class IdentitySettings(BaseModel):
+class IdentitySettings(_Section):
     """Identity sources beside static tokens, policy reload and per-principal rate limits."""
 
     spiffe_trust_domain: str | None = None  # mTLS SPIFFE IDs (needs tls); e.g. prod.example.com
@@ -107,9 +125,10 @@ class IdentitySettings(BaseModel):
         return self
 
 
-class KeysSettings(BaseModel):
+class KeysSettings(_Section):
     """Key providers by id -> URI (``local:///path``, ``local+env://VAR``,
-    ``vault-transit://mount/keys/name``) and which one wraps new data keys."""
+    ``vault-transit://mount/keys/name``, ``aws-kms://key``, ``pkcs11://token/key``) and which one
+    wraps new data keys. Connection settings per kind below; secrets only by file or variable."""
 
     providers: dict[str, str] = Field(default_factory=dict)
     primary: str = "local"
@@ -118,14 +137,32 @@ class KeysSettings(BaseModel):
     transit_token_env: str = "VAULT_TOKEN"
     transit_timeout_s: float = Field(default=3.0, gt=0, le=60)
     transit_ca_file: Path | None = None
-    # Unwrapped-DEK cache. None = automatic: on (1024 entries) when a vault-transit provider is
-    # configured, so steady-state signing never calls the KMS; off for local keyrings.
+    # Transit login: a static token (from transit_token_env), AppRole or Kubernetes.
+    transit_auth: Literal["token", "approle", "kubernetes"] = "token"
+    transit_role_id: str | None = None
+    transit_secret_id_env: str = "VAULT_SECRET_ID"
+    transit_approle_mount: str = "approle"
+    transit_kubernetes_role: str | None = None
+    transit_kubernetes_jwt_path: Path | None = None
+    transit_kubernetes_mount: str = "kubernetes"
+    # AWS KMS: credentials from the standard AWS chain (env, web identity / IRSA, files, roles).
+    aws_region: str | None = None
+    aws_endpoint_url: str | None = None  # emulators and VPC endpoints
+    aws_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    aws_max_attempts: int = Field(default=2, ge=1, le=5)
+    # PKCS#11: the vendor library, the user PIN from a file or a variable, the session pool.
+    pkcs11_module: Path | None = None
+    pkcs11_pin_file: Path | None = None
+    pkcs11_pin_env: str | None = None
+    pkcs11_pool_size: int | None = Field(default=None, ge=1, le=256)  # None: storage_threads
+    # Unwrapped-DEK cache. None = automatic: on (1024 entries) when a remote provider (transit,
+    # AWS KMS, PKCS#11) is configured, so steady-state signing never calls it; off for local.
     dek_cache_max_entries: int | None = Field(default=None, ge=0, le=100_000)
     dek_cache_max_age_s: float = Field(default=300.0, gt=0)
     dek_cache_max_uses: int = Field(default=10_000, ge=1)
 
 
-class SigningSettings(BaseModel):
+class SigningSettings(_Section):
     recv_window_cap_ms: int = Field(default=5000, ge=100, le=60_000)
     routing_ttl_default_s: float = Field(default=300.0, gt=0)
     routing_ttl_max_s: float = Field(default=3600.0, gt=0, le=86_400)
@@ -136,8 +173,19 @@ class SigningSettings(BaseModel):
     # Re-attest every credential's venue permissions this often (0: only on demand/onboarding).
     attestation_interval_s: float = Field(default=0.0, ge=0)
 
+    @field_validator("venue_base_urls")
+    @classmethod
+    def _known_venues(cls, urls: dict[str, str]) -> dict[str, str]:
+        known = {v.value for v in Venue}
+        unknown = sorted(set(urls) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown venue {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
+        return urls
 
-class AuditSettings(BaseModel):
+
+class AuditSettings(_Section):
     """The chain HMAC key derives from the server key; checkpoints of all chain heads are signed
     with an Ed25519 key and exported to a sink outside the database (config only, never RPC)."""
 
@@ -150,7 +198,7 @@ class AuditSettings(BaseModel):
     failures_before_not_serving: int = Field(default=3, ge=1)
 
 
-class PagingSettings(BaseModel):
+class PagingSettings(_Section):
     kind: Literal["none", "pagerduty", "webhook"] = "none"
     url: str | None = None
     routing_key_env: str = "PIPVAULT_PAGERDUTY_ROUTING_KEY"
@@ -164,11 +212,15 @@ class PagingSettings(BaseModel):
     webhook_signing_key_env: str = "PIPVAULT_WEBHOOK_SIGNING_KEY"
 
 
+ENV_PREFIX = "PIPVAULT_"
+NESTED = "__"
+
+
 class Settings(BaseSettings):
     """Everything the composition root needs."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PIPVAULT_", env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="forbid", frozen=True
     )
 
     mode: Literal["dev", "production"] = "production"
@@ -255,11 +307,22 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    defaults: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> Settings:
     """Read the file, apply environment and overrides, validate.
 
+    Args:
+        config_file: YAML settings file (optional).
+        defaults: the command's mode defaults (``pipvault dev``), below the file and environment.
+        overrides: explicit values (CLI flags); a top-level ``None`` means "not given".
+
     Raises:
-        ConfigError: the file is unreadable or a value is invalid (each setting is named).
+        ConfigError: the file is unreadable, a key is unknown or a value is invalid (each
+            setting is named).
     """
     file_values: dict[str, Any] = {}
     if config_file is not None:
@@ -270,12 +333,44 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {config_file}: top level must be a mapping")
         file_values = loaded
+    _check_nested_env(os.environ)
     try:
-        explicit = {k: v for k, v in overrides.items() if v is not None}
-        from_env_and_file = _with_env(_deep_merge(file_values, explicit)).model_dump()
+        explicit = _drop_none(overrides)
+        below_env = _deep_merge(_deep_merge(defaults or {}, file_values), explicit)
+        from_env_and_file = _with_env(below_env).model_dump()
         return Settings.model_validate(_deep_merge(from_env_and_file, explicit))
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from exc
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    """Top-level flags not given are None: they must not override the environment or the file.
+    (Inside a section, None is a value: ``listen.metrics_address: None`` turns metrics off.)"""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _check_nested_env(environ: Mapping[str, str]) -> None:
+    """``PIPVAULT_<SECTION>__<KEY>`` must name a real setting (a typo would otherwise be ignored).
+
+    Plain ``PIPVAULT_<NAME>`` variables are not checked: that namespace is shared with the
+    client's (``PIPVAULT_ADDR``, ``PIPVAULT_TOKEN``) and with secrets read by name
+    (``PIPVAULT_SERVER_KEY``, ``PIPVAULT_PAGERDUTY_ROUTING_KEY``)."""
+    bad = []
+    for name in environ:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or NESTED not in upper:
+            continue
+        section, _, key = upper.removeprefix(ENV_PREFIX).lower().partition(NESTED)
+        model = Settings.model_fields.get(section)
+        annotation = model.annotation if model is not None else None
+        fields = getattr(annotation, "model_fields", None)
+        if fields is None or key not in fields:
+            bad.append(name)
+    if bad:
+        raise ConfigError(
+            "invalid configuration: "
+            + "; ".join(f"{n}: not a setting (environment variable)" for n in sorted(bad))
+        )
 
 
 def _with_env(values: dict[str, Any]) -> Settings:
@@ -298,5 +393,6 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "settings"
-        lines.append(f"{loc}: {err['msg']}")
+        msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{loc}: {msg}")
     return "invalid configuration: " + "; ".join(lines)

@@ -102,4 +102,8 @@ def test_rejected_over_the_api_and_nothing_is_written(vault: RunningVault, scope
     )  # fmt: skip
     assert list(listed.credentials) == []
     after = list(iter_audit(vault.app))
-    assert [e.action for e in after[len(before) :]] == ["credential.list"]  # no create event
+    # No credential was created: the one create event is the audited refusal (issue 12).
+    assert [(e.action, e.outcome, e.error_reason) for e in after[len(before) :]] == [
+        ("credential.create", "denied", "WITHDRAWAL_SCOPE_REJECTED"),
+        ("credential.list", "success", ""),
+    ]

@@ -6,7 +6,8 @@ signed and nothing expires, so a captured request replays for as long as the key
 vault only ever proxies Alpaca); the one replay guard is Alpaca's unique ``client_order_id``.
 
 Answers follow Alpaca's shapes: HTTP 401 ``{"code": 40110000, "message": "request is not
-authorized"}``; an order object for create / replace / get; 204 (empty) for cancel; 404
+authorized"}``; an order object for create / replace / get (sized by exactly one of ``qty``,
+shares, and ``notional``, dollars, market orders only); 204 (empty) for cancel; 404
 ``{"code": 40410000, "message": "order not found"}``; 422 ``{"code": 40010001, "message":
 "client_order_id must be unique"}``. The base server lacks PATCH, so this stub adds it.
 
@@ -30,7 +31,7 @@ from typing import Any, Self
 from tests.venue_stubs.binance_stub import Clock, LoopbackVenueStub, ReceivedRequest, _handler_for
 
 _ORDER_PATH = re.compile(r"/v2/orders/(?P<id>[0-9a-f-]{36})")
-_REQUIRED = ("symbol", "qty", "side", "type", "time_in_force")
+_REQUIRED = ("symbol", "side", "type", "time_in_force")  # and exactly one of qty / notional
 _BOOKKEEPING = frozenset({"id", "client_order_id", "created_at", "status", "replaces"})
 
 
@@ -109,6 +110,10 @@ class AlpacaStub(LoopbackVenueStub):
         missing = [name for name in _REQUIRED if name not in fields]
         if missing:
             return _error(422, 40010000, f"{missing[0]} is required")
+        if ("qty" in fields) == ("notional" in fields):  # "notional ... cannot work with qty"
+            return _error(422, 40010000, "exactly one of qty and notional is required")
+        if "notional" in fields and fields["type"] != "market":
+            return _error(422, 40010000, "notional orders must be market orders")
         client_id = fields.get("client_order_id")
         if client_id and any(o["client_order_id"] == client_id for o in self.orders.values()):
             return _error(422, 40010001, "client_order_id must be unique")

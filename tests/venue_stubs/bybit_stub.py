@@ -8,6 +8,12 @@ RSA keys to base64 (PKCS#1 v1.5, SHA-256). Timing rule:
 Errors are Bybit-shaped, HTTP 200 with ``{"retCode": 10004, "retMsg": "error sign!", ...}``
 (10002 timestamp / recv_window, 10003 unknown key, 10004 bad signature).
 
+Placed orders are kept in ``stub.placed`` as ``(body, (qty, unit))``: what Bybit's "Place
+Order" documentation says it would trade (UTA account): spot market orders per ``marketUnit``,
+whose default is the quote coin for buys ("Market Buy order by value by default") and the base
+coin for sells; spot limit and linear/option orders in the base coin; inverse in contracts. A
+``marketUnit`` on anything but a spot market order, or with another value, is refused (10001).
+
 Usage::
 
     with BybitStub({"my-key": "hmac-secret", "rsa-key": rsa_public_key}) as stub:
@@ -24,6 +30,7 @@ import hmac
 import itertools
 import json
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -37,6 +44,20 @@ DEFAULT_PERMISSIONS: dict[str, Any] = {
     "ContractTrade": ["Order", "Position"], "Spot": ["SpotTrade"], "Wallet": [], "Options": [],
     "Derivatives": [], "CopyTrading": [], "BlockTrade": [], "Exchange": [], "NFT": [],
 }  # fmt: skip
+
+
+def documented_size(body: Mapping[str, Any]) -> tuple[Decimal, str] | None:
+    """What Bybit trades for a create-order body, or None for a refused ``marketUnit``."""
+    qty, unit = Decimal(str(body["qty"])), body.get("marketUnit")
+    spot_market = body.get("category") == "spot" and body.get("orderType") == "Market"
+    if unit is not None and (not spot_market or unit not in ("baseCoin", "quoteCoin")):
+        return None
+    if body.get("category") == "inverse":
+        return qty, "contracts"
+    if not spot_market:
+        return qty, "base"
+    unit = unit or ("quoteCoin" if body.get("side") == "Buy" else "baseCoin")
+    return qty, "base" if unit == "baseCoin" else "quote"
 
 
 def verify_bybit_signature(key: BybitKey, prehash: bytes, signature: str) -> bool:
@@ -75,6 +96,7 @@ class BybitStub(LoopbackVenueStub):
             k: dict(v) for k, v in (permissions or {}).items()
         }
         self._ids = itertools.count(1)
+        self.placed: list[tuple[dict[str, Any], tuple[Decimal, str]]] = []
 
     def _reply(self, code: int, msg: str, result: Any = None) -> dict[str, Any]:
         return {"retCode": code, "retMsg": msg, "result": result if result is not None else {},
@@ -121,6 +143,11 @@ class BybitStub(LoopbackVenueStub):
                 body = json.loads(request.body)
             except ValueError:
                 return 200, self._reply(10001, "params error: body is not JSON")
+            if request.path == "/v5/order/create":
+                reading = documented_size(body)
+                if reading is None:
+                    return 200, self._reply(10001, "params error: marketUnit")
+                self.placed.append((body, reading))
             order_id = body.get("orderId") or f"stub-{next(self._ids)}"
             return 200, self._reply(
                 0, "OK", {"orderId": order_id, "orderLinkId": body.get("orderLinkId", "")}

@@ -13,6 +13,12 @@ passphrase, 50111 unknown key, 50112 malformed timestamp, 50113 bad signature). 
 publish the answer to a request past its ``expTime`` header; this stub answers HTTP 200
 ``{"code": "1", "msg": "stub: request past expTime", "data": []}`` (its own choice).
 
+Placed orders are kept in ``stub.placed`` as ``(body, (size, unit))``: the size OKX's "Place
+order" documentation says it would trade, defaults included (``sz`` in base currency for limit
+orders; SPOT market orders per ``tgtCcy``, default ``quote_ccy`` for buys and ``base_ccy`` for
+sells; MARGIN market buys quote, sells base; FUTURES/SWAP/OPTION contracts). A ``tgtCcy`` that is
+not ``base_ccy``/``quote_ccy`` is refused (51000 "Parameter tgtCcy error").
+
 Usage::
 
     with OkxStub({"key": OkxKey("secret", "passphrase", simulated=True)}) as stub:
@@ -32,6 +38,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -58,6 +65,19 @@ def _error(code: str, msg: str) -> dict[str, Any]:
 def okx_sign(secret: str, timestamp: str, method: str, request_path: str, body: bytes) -> str:
     prehash = f"{timestamp}{method}{request_path}".encode() + body
     return base64.b64encode(hmac.new(secret.encode(), prehash, hashlib.sha256).digest()).decode()
+
+
+def documented_size(body: Mapping[str, Any]) -> tuple[Decimal, str]:
+    """What OKX trades for a place-order body: ``(sz, "base" | "quote" | "contracts")``."""
+    size, market = Decimal(str(body["sz"])), body["ordType"] == "market"
+    if str(body["instId"]).count("-") > 1:
+        return size, "contracts"
+    if not market:
+        return size, "base"
+    if body["tdMode"] in ("cash", "spot_isolated"):  # SPOT: tgtCcy, or its default
+        default = "quote_ccy" if body["side"] == "buy" else "base_ccy"
+        return size, "base" if body.get("tgtCcy", default) == "base_ccy" else "quote"
+    return size, "quote" if body["side"] == "buy" else "base"  # MARGIN market orders
 
 
 def parse_timestamp(text: str) -> int | None:
@@ -88,6 +108,7 @@ class OkxStub(LoopbackVenueStub):
         self.keys = dict(keys)
         self.permissions: dict[str, str] = dict(permissions or {})
         self._ids = itertools.count(312269865356374016)
+        self.placed: list[tuple[dict[str, Any], tuple[Decimal, str]]] = []
 
     def handle(self, request: ReceivedRequest) -> tuple[int, Any]:
         headers = request.headers
@@ -143,6 +164,9 @@ class OkxStub(LoopbackVenueStub):
             missing = [k for k in ("instId", "tdMode", "side", "ordType", "sz") if k not in body]
             if missing:
                 return 200, _error("50014", f"Parameter {missing[0]} cannot be empty")
+            if body.get("tgtCcy", "base_ccy") not in ("base_ccy", "quote_ccy"):
+                return 200, _error("51000", "Parameter tgtCcy error")
+            self.placed.append((body, documented_size(body)))
             ack = {"ordId": str(next(self._ids)), "clOrdId": body.get("clOrdId", ""), "tag": "",
                    "ts": str(server), "sCode": "0", "sMsg": "Order placed"}  # fmt: skip
             return 200, {"code": "0", "msg": "", "data": [ack]}

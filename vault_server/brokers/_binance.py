@@ -46,7 +46,8 @@ from vault_server.core.errors import InvalidArgument, OperationNotSupported
 PERMISSION_PATH = "/sapi/v1/account/apiRestrictions"
 PERMISSION_HOST = "https://api.binance.com"  # the permission query lives on Spot, also for USD-M
 RESERVED = frozenset(
-    {"symbol", "side", "type", "timeInForce", "quantity", "price", "stopPrice", "newClientOrderId",
+    {"symbol", "side", "type", "timeInForce", "quantity", "quoteOrderQty", "price", "stopPrice",
+     "newClientOrderId",
      "orderId", "origClientOrderId", "newQty", "recvWindow", "timestamp", "signature"}
 )  # fmt: skip
 # Words that mark fund-moving or key-management paths; checked on the decoded, folded path.
@@ -201,12 +202,18 @@ class BinanceAdapter:
     def _place(self, order: OrderSpec) -> list[tuple[str, str]]:
         kind = sc.check_place_shape(order)
         assert order.side is not None  # checked by check_place_shape
+        if order.quote_quantity is not None and (
+            kind is not OrderType.MARKET or "quoteOrderQty" not in self.market.place_order
+        ):
+            sc.no_quote_size(order, "Binance takes quoteOrderQty on Spot MARKET orders only")
         fields: dict[str, str | None] = {
             "symbol": sc.symbol(order),
             "side": order.side.value.upper(),
             "type": self.market.type_names[kind],
             "timeInForce": self._tif(order) if kind in sc.LIMIT_PRICED else None,
-            "quantity": sc.positive_decimal(order.quantity, "order.quantity"),
+            # Base units: Binance has no unit selector, the parameter name is the unit.
+            "quantity": _decimal_or_none(order.quantity, "order.quantity"),
+            "quoteOrderQty": _decimal_or_none(order.quote_quantity, "order.quote_quantity"),
             "price": _decimal_or_none(order.price, "order.price"),
             "stopPrice": _decimal_or_none(order.stop_price, "order.stop_price"),
             "newClientOrderId": sc.order_id(order.client_order_id, "order.client_order_id"),

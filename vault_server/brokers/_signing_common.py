@@ -145,7 +145,15 @@ def order_id(value: str | None, field: str) -> str | None:
 
 
 def check_place_shape(order: OrderSpec) -> OrderType:
-    """Fields a new order needs (and must not have) for its type; returns the order type."""
+    """Fields a new order needs (and must not have) for its type; returns the order type.
+
+    Exactly one size: ``quantity`` (base units) or ``quote_quantity`` (quote units). Whether the
+    venue can take a quote-sized order for this type and side is the venue module's check.
+    """
+    if order.quantity is not None and order.quote_quantity is not None:
+        raise InvalidArgument("order.quote_quantity", "is mutually exclusive with order.quantity")
+    if order.quantity is None and order.quote_quantity is None:
+        raise InvalidArgument("order.quantity", "or order.quote_quantity is required")
     if order.side is None:
         raise InvalidArgument("order.side", "is required to place an order")
     if order.order_type is None:
@@ -162,6 +170,12 @@ def check_place_shape(order: OrderSpec) -> OrderType:
     if kind not in LIMIT_PRICED and order.time_in_force is not None:
         raise InvalidArgument("order.time_in_force", f"must not be set for {kind.value} orders")
     return kind
+
+
+def no_quote_size(order: OrderSpec, why: str) -> None:
+    """Refuse ``quote_quantity`` where the venue offers no quote-sized order (``why`` says so)."""
+    if order.quote_quantity is not None:
+        raise InvalidArgument("order.quote_quantity", why)
 
 
 ExtraRule = frozenset[str] | Callable[[str], bool]

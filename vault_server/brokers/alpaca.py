@@ -25,6 +25,10 @@ account            ``GET /v2/account``                    -
 
 Order types: market, limit, stop (``STOP_LOSS``), stop_limit; time in force day (default), gtc,
 ioc, fok. Order ids are Alpaca's UUIDs.
+
+Units (Alpaca "Create an Order"): ``qty`` is shares (or base coin for crypto) on every type and
+side; ``quote_quantity`` becomes ``notional`` (a dollar amount, "cannot work with qty", market
+orders only); a replace changes ``qty`` only.
 """
 
 from __future__ import annotations
@@ -172,9 +176,15 @@ def _place(order: OrderSpec) -> dict[str, Any]:
     extras = dict(sc.checked_extras(order.extras, _PLACE_EXTRAS, RESERVED))
     if kind not in _TYPES:
         raise InvalidArgument("order.order_type", f"{kind.value} is not offered by Alpaca")
+    if order.quote_quantity is None:
+        size = {"qty": sc.positive_decimal(order.quantity, "order.quantity")}
+    elif kind is OrderType.MARKET:
+        size = {"notional": sc.positive_decimal(order.quote_quantity, "order.quote_quantity")}
+    else:
+        sc.no_quote_size(order, "Alpaca takes notional on market orders only")
     body: dict[str, Any] = {
         "symbol": sc.symbol(order),
-        "qty": sc.positive_decimal(order.quantity, "order.quantity"),
+        **size,
         "side": "buy" if order.side is Side.BUY else "sell",
         "type": _TYPES[kind],
         "time_in_force": _tif(order),

@@ -105,7 +105,7 @@ class OrderSpec:
     symbol: str | None = None
     side: Side | None = None
     order_type: OrderType | None = None
-    quantity: Decimal | None = None
+    quantity: Decimal | None = None  # base units (shares, or contracts for derivatives)
     price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: TimeInForce | None = None
@@ -113,6 +113,9 @@ class OrderSpec:
     venue_order_id: str | None = None
     # Venue-specific extras, validated by the venue module against its own allow-list.
     extras: Mapping[str, str] = field(default_factory=dict)
+    # Quote units (spend / receive this much of the pair's second currency); exclusive with
+    # ``quantity``, place only, and only where the venue offers a quote-sized order.
+    quote_quantity: Decimal | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,11 @@ permissions        ``GET /sapi/v1/account/apiRestrictions``   -
 
 Every request then carries the sorted extras (place only), ``recvWindow``, ``timestamp`` and
 ``signature``. ``timeInForce`` defaults to GTC for limit-priced orders (Binance requires one).
+
+Units (Binance "New order" docs): the parameter name is the unit. ``quantity`` is always base
+units, for every type and side; a quote-sized order (``OrderSpec.quote_quantity``) is a MARKET
+order with ``quoteOrderQty`` instead of ``quantity`` (buy: spend that much quote; sell: receive
+that much quote); any other type refuses it.
 """
 
 from __future__ import annotations
@@ -52,8 +57,8 @@ SPOT = BinanceMarket(
     amend_method="PUT",
     amend_path="/api/v3/order/amend/keepPriority",
     amend_keeps_priority=True,
-    place_order=("symbol", "side", "type", "timeInForce", "quantity", "price", "stopPrice",
-                 "newClientOrderId"),
+    place_order=("symbol", "side", "type", "timeInForce", "quantity", "quoteOrderQty", "price",
+                 "stopPrice", "newClientOrderId"),
     type_names={
         OrderType.MARKET: "MARKET", OrderType.LIMIT: "LIMIT", OrderType.STOP_LOSS: "STOP_LOSS",
         OrderType.STOP_LIMIT: "STOP_LOSS_LIMIT", OrderType.TAKE_PROFIT: "TAKE_PROFIT",

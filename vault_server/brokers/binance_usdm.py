@@ -23,6 +23,9 @@ permissions        ``GET /sapi/v1/account/apiRestrictions``   - (on api.binance.
 The parameter order of ``place`` is the one of the official USD-M vectors (§2.2). Ed25519 on
 ``fapi`` is not confirmed by the futures documentation, so Ed25519 keys are not accepted here.
 Leverage, margin-type and position-mode settings are deliberately not on the allow-list.
+
+Units (USD-M "New Order" docs): ``quantity`` is in base units for every type and side (BTCUSDT:
+BTC). USD-M has no quote-sized order, so ``OrderSpec.quote_quantity`` is refused.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ order operation. Parameter order (JSON keys and query parameters):
 operation          request                            parameters
 =================  =================================  ========================================
 place              ``POST /v5/order/create``          category, symbol, side, orderType, qty,
+                                                      marketUnit (spot market only),
                                                       price, triggerPrice, triggerDirection,
                                                       orderFilter, timeInForce, orderLinkId,
                                                       extras sorted by name
@@ -33,6 +34,13 @@ permissions        ``GET /v5/user/query-api``         -
 
 Triggered orders: derivatives get ``triggerDirection`` (stop buy / take-profit sell trigger on a
 rise = 1, the others on a fall = 2); spot gets ``orderFilter=StopOrder``.
+
+Units (Bybit v5 "Place Order", ``qty`` and ``marketUnit``): spot limit orders and every
+``linear``/``option`` order read ``qty`` in the base coin, ``inverse`` orders in contracts (USD);
+a spot *market* buy reads ``qty`` in the quote coin unless ``marketUnit`` says otherwise (UTA
+accounts). So every spot market order (triggered ones too) carries ``marketUnit`` explicitly:
+``baseCoin`` for ``quantity``, ``quoteCoin`` for ``quote_quantity``; ``quote_quantity`` is refused
+for anything but spot market orders, and ``marketUnit`` is reserved (a router cannot set it).
 """
 
 from __future__ import annotations
@@ -99,9 +107,9 @@ _ACCOUNT_EXTRAS: Mapping[str, sc.ExtraRule] = {
     "accountType": frozenset({"UNIFIED", "CONTRACT", "SPOT"})
 }
 RESERVED = frozenset(
-    {"symbol", "side", "orderType", "qty", "price", "triggerPrice", "triggerDirection",
-     "orderFilter", "timeInForce", "orderLinkId", "orderId", "timestamp", "sign", "api_key",
-     "recv_window"}
+    {"symbol", "side", "orderType", "qty", "marketUnit", "price", "triggerPrice",
+     "triggerDirection", "orderFilter", "timeInForce", "orderLinkId", "orderId", "timestamp",
+     "sign", "api_key", "recv_window"}
 )  # fmt: skip
 
 _R, _T, _W, _X = (frozenset({Scope.READ}), frozenset({Scope.TRADE}),
@@ -236,7 +244,15 @@ class BybitAdapter:
         assert order.side is not None  # checked by check_place_shape
         params["side"] = "Buy" if order.side is Side.BUY else "Sell"
         params["orderType"] = "Limit" if kind in sc.LIMIT_PRICED else "Market"
-        params["qty"] = sc.positive_decimal(order.quantity, "order.quantity")
+        spot_market = params["category"] == "spot" and params["orderType"] == "Market"
+        if order.quote_quantity is None:
+            params["qty"] = sc.positive_decimal(order.quantity, "order.quantity")
+        elif spot_market:
+            params["qty"] = sc.positive_decimal(order.quote_quantity, "order.quote_quantity")
+        else:
+            sc.no_quote_size(order, "Bybit takes a quote-sized qty on spot market orders only")
+        if spot_market:  # Bybit's default for spot market buys is the quote coin: always pin it
+            params["marketUnit"] = "baseCoin" if order.quote_quantity is None else "quoteCoin"
         if order.price is not None:
             params["price"] = sc.positive_decimal(order.price, "order.price")
         if kind in sc.TRIGGERED:

@@ -31,8 +31,10 @@ permissions        ``GET /api/v3/brokerage/key_permissions``           -
 ``order_configuration`` from the order type and TIF: market → ``market_market_ioc``; limit
 GTC → ``limit_limit_gtc``, GTD → ``limit_limit_gtd`` (extra ``end_time``), FOK →
 ``limit_limit_fok``, IOC → ``sor_limit_ioc``; stop-limit / take-profit-limit →
-``stop_limit_stop_limit_gtc|gtd`` with ``stop_direction``. Sizes are always ``base_size``
-(``quote_size`` would escape the quantity policy). Coinbase requires a unique
+``stop_limit_stop_limit_gtc|gtd`` with ``stop_direction``. Units: ``quantity`` is always
+``base_size`` (market buys too, although many clients size those with ``quote_size``);
+``quote_quantity`` is ``quote_size``, only on ``market_market_ioc`` buys (Coinbase: "to sell,
+provide a base_size"), and the order policy bounds it as notional. Coinbase requires a unique
 ``client_order_id``. Keys are created by Coinbase, so nothing is generatable.
 """
 
@@ -230,8 +232,21 @@ class CoinbaseAdvancedAdapter:
         return PermissionReport(scopes=frozenset(scopes), raw=raw)
 
 
+def _size(order: OrderSpec, kind: OrderType) -> dict[str, str]:
+    """``base_size`` for ``quantity``; ``quote_size`` for ``quote_quantity`` on market buys only.
+
+    Coinbase (Create Order, market_market_ioc): "To buy a product, provide a quote_size or
+    base_size; to sell, provide a base_size"; limit configurations take ``base_size``.
+    """
+    if order.quote_quantity is None:
+        return {"base_size": sc.positive_decimal(order.quantity, "order.quantity")}
+    if kind is not OrderType.MARKET or order.side is not Side.BUY:
+        sc.no_quote_size(order, "Coinbase takes quote_size on market buys only")
+    return {"quote_size": sc.positive_decimal(order.quote_quantity, "order.quote_quantity")}
+
+
 def _configuration(order: OrderSpec, kind: OrderType, extras: dict[str, str]) -> dict[str, Any]:
-    size = {"base_size": sc.positive_decimal(order.quantity, "order.quantity")}
+    size = _size(order, kind)
     tif, end_time = order.time_in_force, extras.pop("end_time", None)
     post_only = extras.pop("post_only", None)
     if (end_time is not None) != (tif is TimeInForce.GTD):

@@ -29,6 +29,11 @@ open orders        ``OpenOrders``              - (Kraken cannot filter by pair; 
 account            ``Balance``                 -
 permissions        ``GetApiKeyInfo``           -
 =================  ==========================  ============================================
+
+Units (Kraken REST "Add Order"): ``volume`` is in the base asset for every order type and side
+unless ``oflags`` carries ``viqc``. ``quantity`` is sent as ``volume`` without ``viqc`` (and
+``viqc`` is refused as an extra, so a router cannot flip the unit); ``quote_quantity`` is sent as
+``volume`` with ``viqc`` added to ``oflags``, which Kraken supports on market buys only.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from vault_server.brokers.base import (
     PermissionReport,
     PreparedRequest,
     Scope,
+    Side,
     SigningContext,
     TimeInForce,
     Venue,
@@ -71,7 +77,8 @@ _ORDER_TYPES = {
     OrderType.TAKE_PROFIT_LIMIT: "take-profit-limit",
 }  # fmt: skip
 _TIFS = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC"}
-_OFLAGS = frozenset({"post", "fcib", "fciq", "nompp"})  # viqc (quote-currency volume) refused
+# viqc (quote-currency volume) is refused as an extra: only ``quote_quantity`` may set it.
+_OFLAGS = frozenset({"post", "fcib", "fciq", "nompp"})
 
 
 def _oflags(value: str) -> bool:
@@ -214,11 +221,19 @@ class KrakenSpotAdapter:
     def _place(order: OrderSpec) -> list[tuple[str, str]]:
         kind = sc.check_place_shape(order)
         assert order.side is not None  # checked by check_place_shape
+        quote = order.quote_quantity is not None
+        if quote and (kind is not OrderType.MARKET or order.side is not Side.BUY):
+            sc.no_quote_size(order, "Kraken takes a quote volume (oflags=viqc) on market buys only")
+        volume = (
+            sc.positive_decimal(order.quote_quantity, "order.quote_quantity")
+            if quote
+            else sc.positive_decimal(order.quantity, "order.quantity")
+        )
         params = [
             ("pair", sc.symbol(order) or ""),
             ("type", order.side.value),
             ("ordertype", _ORDER_TYPES[kind]),
-            ("volume", sc.positive_decimal(order.quantity, "order.quantity")),
+            ("volume", volume),
         ]
         if kind in sc.TRIGGERED:  # Kraken: price = trigger, price2 = limit
             params.append(("price", sc.positive_decimal(order.stop_price, "order.stop_price")))
@@ -236,7 +251,12 @@ class KrakenSpotAdapter:
         client_id = sc.order_id(order.client_order_id, "order.client_order_id")
         if client_id is not None:
             params.append(("cl_ord_id", client_id))
-        return params + sc.checked_extras(order.extras, _PLACE_EXTRAS, RESERVED)
+        extras = sc.checked_extras(order.extras, _PLACE_EXTRAS, RESERVED)
+        if quote:  # the only way to make Kraken read ``volume`` in the quote currency
+            flags = dict(extras).get("oflags")
+            extras = [(k, v) for k, v in extras if k != "oflags"]
+            extras.append(("oflags", f"{flags},viqc" if flags else "viqc"))
+        return params + extras
 
     @staticmethod
     def _target(order: OrderSpec) -> list[tuple[str, str]]:

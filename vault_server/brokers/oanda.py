@@ -27,6 +27,10 @@ sells; MARKET (FOK by default, or IOC) and LIMIT (GTC by default, GTD with extra
 GFD for DAY, FOK, IOC) only. The specifier is ``venue_order_id`` or ``@client_order_id``.
 A replace is a whole new order specification (OANDA cancels and re-creates it); it carries no
 ``clientExtensions``. Everything else, including ``PATCH .../configuration``, is refused.
+
+Units (OANDA v20 "Order" definitions): ``units`` is the quantity in units of the instrument's
+base currency (EUR_USD: euros), its sign is the side; OANDA has no quote-sized order, so
+``quote_quantity`` is refused.
 """
 
 from __future__ import annotations
@@ -194,6 +198,7 @@ def _order_request(order: OrderSpec, *, with_client_id: bool) -> dict[str, Any]:
         raise InvalidArgument("order.extras", "gtdTime is required exactly for GTD orders")
     if "triggerCondition" in extras and kind is not OrderType.LIMIT:
         raise InvalidArgument("order.extras", "triggerCondition applies to limit orders only")
+    sc.no_quote_size(order, "OANDA sizes orders in units of the instrument's base currency only")
     units = sc.positive_decimal(order.quantity, "order.quantity")
     request: dict[str, Any] = {
         "type": kind.name, "instrument": name,

@@ -15,13 +15,23 @@ paper/testnet (OKX demo trading uses the live host).
 Freshness: OKX refuses a request whose signed timestamp is more than ~30 s old (50102 "Timestamp
 request expired"), so ``expire_at_ms = now + min(recv_window, 30000)``. Place and amend also carry
 the ``expTime`` header (same instant), which OKX honours for those endpoints, but ``expTime`` is
-*not* in the prehash: a router can strip it. Only the signed timestamp is a hard limit.
+*not* in the prehash: a router can strip it (or change it), and OKX offers no signed expiry for
+REST orders. What the vault guarantees is the signed ``OK-ACCESS-TIMESTAMP``: OKX refuses the
+request once it is more than 30 s old, whatever happened to ``expTime``.
+
+Units (OKX "Place order", ``sz`` and ``tgtCcy``): SPOT/MARGIN limit orders read ``sz`` in the
+base currency; SPOT market orders follow ``tgtCcy`` (default ``quote_ccy`` for buys), so SPOT
+market orders always carry ``tgtCcy`` (``base_ccy`` for ``quantity``, ``quote_ccy`` for
+``quote_quantity``); MARGIN market buys are quote and sells base, with no selector (see
+``_size_unit``); FUTURES/SWAP/OPTION ``sz`` is a number of contracts, which the vault passes as
+``quantity`` unchanged (it does not know ``ctVal``).
 
 =================  ====================================  =====================================
 operation          request                               parameters (in this order)
 =================  ====================================  =====================================
-place              ``POST /api/v5/trade/order``          instId, tdMode, side, ordType, sz, px,
-                                                         clOrdId, extras sorted by name
+place              ``POST /api/v5/trade/order``          instId, tdMode, side, ordType, sz,
+                                                         tgtCcy, px, clOrdId, extras sorted by
+                                                         name
 cancel             ``POST /api/v5/trade/cancel-order``   instId, ordId | clOrdId
 amend              ``POST /api/v5/trade/amend-order``    instId, ordId | clOrdId, newSz, newPx,
                                                          cxlOnFail, reqId
@@ -254,7 +264,13 @@ class OkxAdapter:
         params["tdMode"] = extras.pop("tdMode", "cash")
         params["side"] = "buy" if order.side is Side.BUY else "sell"
         params["ordType"] = ord_type
-        params["sz"] = sc.positive_decimal(order.quantity, "order.quantity")
+        target = _size_unit(order, kind, params["instId"], params["tdMode"])
+        if order.quote_quantity is not None:
+            params["sz"] = sc.positive_decimal(order.quote_quantity, "order.quote_quantity")
+        else:
+            params["sz"] = sc.positive_decimal(order.quantity, "order.quantity")
+        if target is not None:
+            params["tgtCcy"] = target
         if order.price is not None:
             params["px"] = sc.positive_decimal(order.price, "order.price")
         if (client_id := _client_id(order)) is not None:
@@ -285,6 +301,34 @@ class OkxAdapter:
         if unknown:
             raw["unknownPermissions"] = ",".join(unknown)[:512]
         return PermissionReport(scopes=frozenset(scopes), raw=raw)
+
+
+def _size_unit(order: OrderSpec, kind: OrderType, inst_id: str, td_mode: str) -> str | None:
+    """The ``tgtCcy`` to send (None: OKX has no selector here), refusing sizes OKX would misread.
+
+    OKX ``sz`` (Place order): SPOT/MARGIN limit orders are base currency; SPOT market orders
+    follow ``tgtCcy`` (default ``quote_ccy`` for buys!); MARGIN market buys are quote and sells
+    base, with no selector; FUTURES/SWAP/OPTION are contracts. A two-part instId (``BTC-USDT``)
+    is SPOT with ``tdMode`` cash/spot_isolated; with cross/isolated it may be MARGIN, so only
+    the sizes both readings agree on are accepted there.
+    """
+    quote = order.quote_quantity is not None
+    spot_pair = inst_id.count("-") == 1
+    if kind is OrderType.MARKET and spot_pair:
+        if td_mode in ("cash", "spot_isolated"):
+            return "quote_ccy" if quote else "base_ccy"
+        if order.side is Side.BUY and not quote:
+            raise InvalidArgument(
+                "order.quantity",
+                "OKX reads margin market buys in the quote currency: use quote_quantity",
+            )
+        if order.side is Side.SELL and quote:
+            raise InvalidArgument(
+                "order.quote_quantity", "OKX reads margin market sells in the base currency"
+            )
+        return None
+    sc.no_quote_size(order, "OKX takes a quote-sized sz on SPOT/MARGIN market orders only")
+    return None
 
 
 def _passphrase(passphrase: Secret | None) -> str:

@@ -103,26 +103,28 @@ def _verify(args: argparse.Namespace) -> int:
         raise ConfigError(f"database: {exc.message}") from exc
     finally:
         db.dispose()
-    first = result.first
-    doc: dict[str, Any] = {
-        "intact": result.intact,
-        "chains_checked": len(result.chains),
-        "events_checked": result.events_checked,
-        "first_bad_event": first.event if first else "",
-        "problem": first.problem if first else "",
-        "detail": first.detail if first else "",
-        "findings": [vars(f) for f in result.findings],
-        "checkpoints": None
-        if log is None
-        else {
-            "source": log.source,
-            "valid": log.count,
-            "invalid": len(log.invalid),
-            "latest_time": log.latest.time.isoformat() if log.latest else "",
-        },
-    }
+    from vault_server.rpc.convert_audit import verify_response
+
+    doc = verify_document(verify_response(result))
     print(json.dumps(doc, indent=2) if args.json else _human(doc))
     return 0 if result.intact else 1
+
+
+def verify_document(msg: Any) -> dict[str, Any]:
+    """The JSON schema of a verification, shared with ``vaultctl --json audit verify`` (which
+    renders the same ``VerifyAuditLogResponse`` the same way; a test compares the two): the
+    proto field names with defaults, counts as JSON numbers, ``checkpoints`` null when unused."""
+    from google.protobuf import json_format
+
+    doc: dict[str, Any] = json_format.MessageToDict(
+        msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    doc["chains_checked"], doc["events_checked"] = msg.chains_checked, msg.events_checked
+    cps = msg.checkpoints if msg.HasField("checkpoints") else None
+    doc["checkpoints"] = (
+        None if cps is None else {**doc["checkpoints"], "valid": cps.valid, "invalid": cps.invalid}
+    )
+    return doc
 
 
 def _human(doc: dict[str, Any]) -> str:

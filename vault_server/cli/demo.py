@@ -153,44 +153,65 @@ def run_flow(
             "body": req.body.decode(),
             "expire_time": req.expire_time.ToJsonString(),
         },
+        "kek_reference": created.versions[0].kek_reference if created.versions else "",
         "audit_verified": bool(verify.intact),
         "audit_events": int(verify.events_checked),
     }
 
 
-def demo(home: Path | None, as_json: bool) -> int:
-    from vault_server.app import VaultApp
-    from vault_server.cli.dev import ensure_dev_policy
-    from vault_server.config import load_settings
+def demo(home: Path | None, as_json: bool, kms: str = "local") -> int:
+    from vault_server.cli.dev_openbao import start_dev_openbao
 
     with tempfile.TemporaryDirectory(prefix="pipvault-demo-") as tmp:
         base = (home or Path(tmp)).resolve()
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
-        policy_file, tokens = ensure_dev_policy(base)
-        settings = load_settings(
-            None, mode="dev", home=str(base), policy_file=str(policy_file), log_level="ERROR",
-            listen={
-                "data_socket": str(base / "demo.sock"), "data_address": None,
-                "admin_address": "127.0.0.1:0", "health_address": None, "metrics_address": None,
-            },
-        )  # fmt: skip
-        app = VaultApp(settings)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
-        lines: list[str] = []
-        say = lines.append if as_json else print
+        bao = start_dev_openbao(base, persistent=home is not None) if kms == "openbao" else None
         try:
-            bound = asyncio.run_coroutine_threadsafe(app.start(), loop).result(60)
-            with (
-                grpc.insecure_channel(f"127.0.0.1:{bound.admin_port}") as admin,
-                grpc.insecure_channel(f"unix:{bound.data_socket}") as data,
-            ):
-                result = run_flow(admin, data, tokens, say)
+            keys: dict[str, Any] = bao.keys_settings(base) if bao is not None else {}
+            result = _demo_in(base, as_json, keys)
         finally:
-            asyncio.run_coroutine_threadsafe(app.stop(), loop).result(60)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
+            if bao is not None:
+                bao.stop()
     if as_json:
         print(json.dumps(result, indent=2))
     return 0 if result["audit_verified"] else 1
+
+
+def _demo_in(base: Path, as_json: bool, keys: dict[str, Any]) -> dict[str, Any]:
+    from vault_server.app import VaultApp
+    from vault_server.cli.dev import ensure_dev_policy
+    from vault_server.config import load_settings
+
+    policy_file, tokens = ensure_dev_policy(base)
+    settings = load_settings(
+        None, mode="dev", home=str(base), policy_file=str(policy_file), log_level="ERROR",
+        **({"keys": keys} if keys else {}),
+        listen={
+            "data_socket": str(base / "demo.sock"), "data_address": None,
+            "admin_address": "127.0.0.1:0", "health_address": None, "metrics_address": None,
+        },
+    )  # fmt: skip
+    app = VaultApp(settings)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    lines: list[str] = []
+    say = lines.append if as_json else print
+    try:
+        bound = asyncio.run_coroutine_threadsafe(app.start(), loop).result(60)
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{bound.admin_port}") as admin,
+            grpc.insecure_channel(f"unix:{bound.data_socket}") as data,
+        ):
+            result = run_flow(admin, data, tokens, say)
+        primary = app.keys.provider()
+        result["kms_provider"] = {
+            "id": primary.provider_id,
+            "kind": primary.kind,
+            "uri": settings.resolved_key_providers()[primary.provider_id],
+        }
+    finally:
+        asyncio.run_coroutine_threadsafe(app.stop(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+    return result

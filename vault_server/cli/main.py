@@ -1,7 +1,7 @@
 """``pipvault``: run the vault sidecar and operate its storage.
 
 pipvault serve --config FILE          production server
-pipvault dev [--home DIR]             dev mode on embedded defaults, until Ctrl-C
+pipvault dev [--home DIR] [--kms openbao]  dev mode on embedded defaults, until Ctrl-C
 pipvault db upgrade [--database-url]  apply schema migrations
 """
 
@@ -18,47 +18,113 @@ from vault_server.config import ConfigError, Settings, load_settings
 from vault_server.observability.logging import configure_logging
 
 
+def _prepare(args: argparse.Namespace, settings: Settings, *, reexec: bool = True) -> list[str]:
+    """Process hygiene (``cli/hardening.py``): in a real ``pipvault`` process, re-execute without
+    secrets in the environment block, then log what was set. Returns the secret variables to drop
+    from ``os.environ`` once the vault is built. ``reexec=False`` once the process has children
+    (an exec would orphan them); the caller re-executed before starting them."""
+    from vault_server.cli import hardening
+    from vault_server.observability.logging import get_logger
+
+    names = hardening.secret_env_names(settings)
+    if args.entry_point and reexec:
+        hardening.reexec_without(names)  # returns only when nothing needs moving
+        get_logger("pipvault.cli").info("process.hardened", **args.hardened)
+    return names
+
+
 def _serve(args: argparse.Namespace) -> int:
     from vault_server.app import VaultApp, serve_until_signalled
+    from vault_server.cli.hardening import scrub_environ
 
     settings = load_settings(args.config)
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve_until_signalled(VaultApp(settings)))
+    secret_names = _prepare(args, settings)
+    app = VaultApp(settings)
+    scrub_environ(secret_names)
+    asyncio.run(serve_until_signalled(app))
     return 0
 
 
-def dev_settings(args: argparse.Namespace) -> Settings:
-    home: Path = args.home.resolve()
+DEV_LISTEN = {
+    "data_address": "127.0.0.1:8200",
+    "admin_address": "127.0.0.1:8201",
+    "health_address": "127.0.0.1:8202",
+    "metrics_address": "127.0.0.1:8203",
+}
+
+
+def dev_home(args: argparse.Namespace) -> Path:
+    """The dev state folder: ``--home`` > environment > ``--config`` file > ``.pipvault``."""
+    flags = {"home": str(args.home.resolve())} if args.home is not None else {}
+    return load_settings(args.config, defaults={"home": ".pipvault"}, mode="dev", **flags).home
+
+
+def dev_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    """Dev mode: flags > ``PIPVAULT_*`` environment > ``--config`` file > dev defaults (the
+    addresses above, a socket, policy and SQLite database under ``home``). ``overrides`` are
+    settings a dev flag decided (``--kms openbao``: the keys section)."""
     from vault_server.cli.dev import ensure_dev_policy
 
+    flags: dict[str, Any] = {
+        "mode": "dev",
+        "home": str(args.home.resolve()) if args.home is not None else None,
+        "listen": {
+            key: value
+            for key, value in (
+                ("data_address", args.data_address),
+                ("admin_address", args.admin_address),
+                ("health_address", args.health_address),
+                ("metrics_address", args.metrics_address),
+            )
+            if value is not None  # not given: the environment, file or dev default decides
+        },
+    }
+    defaults: dict[str, Any] = {"home": ".pipvault", "log_format": "console", "listen": DEV_LISTEN}
+    home = load_settings(args.config, defaults=defaults, **flags).home.resolve()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     policy_file, _ = ensure_dev_policy(home)
-    return load_settings(
-        args.config,
-        mode="dev",
-        home=str(home),
-        policy_file=str(policy_file),
-        log_format="console",
-        listen={
-            "data_socket": str(home / "data.sock"),
-            "data_address": args.data_address,
-            "admin_address": args.admin_address,
-            "health_address": args.health_address,
-            "metrics_address": args.metrics_address,
-        },
-    )
+    defaults["policy_file"] = str(policy_file)
+    defaults["listen"] = {**DEV_LISTEN, "data_socket": str(home / "data.sock")}
+    flags["home"] = str(home)
+    return load_settings(args.config, defaults=defaults, **flags, **overrides)
 
 
 def _dev(args: argparse.Namespace) -> int:
+    bao = None
+    overrides: dict[str, Any] = {}
+    if getattr(args, "kms", "local") == "openbao":
+        from vault_server.cli.dev_openbao import start_dev_openbao
+
+        if args.entry_point:  # re-execute (process hygiene) now: an exec later would orphan bao
+            from vault_server.cli import hardening
+
+            hardening.reexec_without(hardening.secret_env_names(dev_settings(args)))
+        home = dev_home(args).resolve()
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        bao = start_dev_openbao(home)
+        overrides["keys"] = bao.keys_settings(home)
+        print(f"dev OpenBao (transit key transit/keys/pipvault) at {bao.address}", flush=True)
+    try:
+        return _dev_run(args, overrides, reexec=bao is None)
+    finally:
+        if bao is not None:
+            bao.stop()
+
+
+def _dev_run(args: argparse.Namespace, overrides: dict[str, Any], *, reexec: bool) -> int:
     from vault_server.app import VaultApp, serve_until_signalled
     from vault_server.cli.dev import banner, ensure_dev_policy
+    from vault_server.cli.hardening import scrub_environ
     from vault_server.services.call import system_context
     from vault_server.storage.repositories import workspaces as ws_repo
 
-    settings = dev_settings(args)
+    settings = dev_settings(args, **overrides)
     configure_logging(settings.log_level, settings.log_format)
+    secret_names = _prepare(args, settings, reexec=reexec)
     _, tokens = ensure_dev_policy(settings.home)
     app = VaultApp(settings)
+    scrub_environ(secret_names)
 
     def started(vault: Any) -> None:
         with vault.db.transaction() as session:
@@ -112,6 +178,33 @@ def _keys_init_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_init_pkcs11(args: argparse.Namespace) -> int:
+    """Generate KEK version 1 inside the token of a configured pkcs11 provider (once)."""
+    import os
+
+    from vault_server.core.errors import VaultError
+    from vault_server.crypto.providers import new_key_provider
+    from vault_server.crypto.providers.pkcs11 import Pkcs11KeyProvider
+    from vault_server.key_settings import key_provider_options
+
+    settings = load_settings(args.config, mode="dev")  # only its keys section matters here
+    uri = settings.keys.providers.get(args.provider, "")
+    if not uri.startswith("pkcs11://"):
+        raise ConfigError(f"keys.providers.{args.provider}: not a pkcs11:// provider")
+    options = key_provider_options(
+        settings.keys, uri, settings.limits.storage_threads, dict(os.environ)
+    )
+    try:
+        provider = new_key_provider(uri, args.provider, **options)
+        assert isinstance(provider, Pkcs11KeyProvider)
+        version = provider.ensure_key()
+        provider.close()
+    except VaultError as exc:
+        raise ConfigError(f"keys init-pkcs11: {exc.message}") from exc
+    print(f"{uri}: KEK version {version} is in the token (sensitive, never extractable)")
+    return 0
+
+
 def _keys_init_audit(args: argparse.Namespace) -> int:
     from vault_server.services.audit_checkpoints import CheckpointKeyError, create_signing_key
 
@@ -129,7 +222,7 @@ def _demo(args: argparse.Namespace) -> int:
     from vault_server.observability.logging import configure_logging as _configure
 
     _configure("ERROR", "console")
-    return demo(args.home, args.json)
+    return demo(args.home, args.json, kms=args.kms)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,12 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     dev = sub.add_parser("dev", help="run in dev mode on embedded defaults")
-    dev.add_argument("--home", type=Path, default=Path(".pipvault"))
+    # Flags default to None ("not given") so the environment and the file can set them too.
+    dev.add_argument("--home", type=Path, default=None, help="state folder (default .pipvault)")
     dev.add_argument("--config", type=Path, default=None)
-    dev.add_argument("--admin-address", default="127.0.0.1:8201")
-    dev.add_argument("--data-address", default="127.0.0.1:8200")
-    dev.add_argument("--health-address", default="127.0.0.1:8202")
-    dev.add_argument("--metrics-address", default="127.0.0.1:8203")
+    dev.add_argument("--admin-address", default=None, help="default 127.0.0.1:8201")
+    dev.add_argument("--data-address", default=None, help="default 127.0.0.1:8200")
+    dev.add_argument("--health-address", default=None, help="default 127.0.0.1:8202")
+    dev.add_argument("--metrics-address", default=None, help="default 127.0.0.1:8203")
+    dev.add_argument(
+        "--kms", choices=["local", "openbao"], default="local",
+        help="openbao: start an OpenBao (bao) on loopback and wrap keys with its transit key",
+    )  # fmt: skip
     dev.set_defaults(func=_dev)
 
     from vault_server.cli.audit import register as register_audit
@@ -156,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     dm = sub.add_parser("demo", help="run a self-contained signing flow and exit")
     dm.add_argument("--home", type=Path, default=None, help="keep the demo vault's state here")
     dm.add_argument("--json", action="store_true", help="print one JSON object")
+    dm.add_argument(
+        "--kms", choices=["local", "openbao"], default="local",
+        help="openbao: run the demo with keys in its own OpenBao transit (started and stopped)",
+    )  # fmt: skip
     dm.set_defaults(func=_demo)
 
     keys = sub.add_parser("keys", help="key material")
@@ -163,6 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     init = keys_sub.add_parser("init-local", help="create a local keyring file (never overwrites)")
     init.add_argument("--path", type=Path, required=True)
     init.set_defaults(func=_keys_init_local)
+    hsm = keys_sub.add_parser(
+        "init-pkcs11", help="generate KEK version 1 in a configured pkcs11 provider's token"
+    )
+    hsm.add_argument("--config", type=Path, required=True)
+    hsm.add_argument("--provider", required=True, help="the provider id in keys.providers")
+    hsm.set_defaults(func=_keys_init_pkcs11)
     audit_key = keys_sub.add_parser(
         "init-audit", help="create the Ed25519 key that signs audit checkpoints (never overwrites)"
     )
@@ -181,7 +289,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # argv None: a real `pipvault` process (console script or `python -m`), not an in-process
+    # call; only then is the process hardened and possibly re-executed.
+    entry_point = argv is None
+    if entry_point:
+        from vault_server.cli.hardening import restore_handed_over
+
+        restore_handed_over()
     args = build_parser().parse_args(argv)
+    args.entry_point = entry_point and args.command in ("serve", "dev")
+    args.hardened = {}
+    if args.entry_point:
+        from vault_server.cli.hardening import harden_process
+
+        args.hardened = harden_process()  # before any file is created or secret is read
     try:
         return int(args.func(args))
     except (ConfigError, PolicyError) as exc:

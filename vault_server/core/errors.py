@@ -120,6 +120,13 @@ class WorkspaceNotFrozen(VaultError):
     reason = "WORKSPACE_NOT_FROZEN"
 
 
+class WorkspaceAlreadyFrozen(VaultError):
+    """Freeze was asked of a frozen workspace without the etag of its current freeze."""
+
+    kind = ErrorKind.FAILED_PRECONDITION
+    reason = "WORKSPACE_ALREADY_FROZEN"
+
+
 class CredentialRevoked(VaultError):
     """The credential is revoked and can never be used again."""
 

@@ -5,6 +5,15 @@ memory. Its ``repr``/``str``/``format`` print a fixed mask, it cannot be pickled
 protobuf text dump, and equality is constant-time. The only way to the bytes is the explicit
 ``reveal()`` call, which is easy to grep for in review. The logging pipeline drops any event field
 holding a ``Secret`` (``observability.logging``).
+
+The bytes live in a private ``bytearray`` that ``wipe()`` zeroes in place once the owner is done
+with them (data keys after sealing or rewrapping, secrets read from the environment). Limits of
+Python, stated plainly: ``reveal()`` hands out an immutable ``bytes`` copy, and that copy, the
+``str``/``bytes`` a secret arrived in (protobuf fields, environment strings) and whatever a
+library (OpenSSL, hmac) derives from it are freed by the garbage collector without being
+zeroed; the allocator may also have moved old copies. Wiping shortens the life of the one copy
+we own; it is not a guarantee that no copy remains in the heap (core dumps are disabled and the
+process is non-dumpable for that reason).
 """
 
 from __future__ import annotations
@@ -25,15 +34,21 @@ class Secret:
             value = value.encode("utf-8")
         if not isinstance(value, bytes | bytearray):
             raise TypeError("Secret holds bytes or str")
-        self.__value = bytes(value)
+        self.__value = bytearray(value)
 
     def reveal(self) -> bytes:
         """Return the secret bytes. Call only where the bytes are about to be used."""
-        return self.__value
+        return bytes(self.__value)
 
     def reveal_text(self) -> str:
         """Return the secret as UTF-8 text (API secrets, passphrases, PEM keys)."""
         return self.__value.decode("utf-8")
+
+    def wipe(self) -> None:
+        """Zero the held bytes in place and empty the secret (copies already revealed stay)."""
+        value = self.__value
+        value[:] = bytes(len(value))
+        del value[:]
 
     def __len__(self) -> int:
         return len(self.__value)

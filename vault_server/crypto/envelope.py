@@ -92,10 +92,13 @@ def seal(
     if len(raw_dek) != DEK_SIZE:
         raise InternalError("random source returned a short key")
     dek = Secret(raw_dek)
-    aad = data_aad(binding)
-    sealed = AesGcm(dek, random).encrypt(plaintext.reveal(), aad)
-    wrapped = _checked(provider.wrap(dek, wrap_aad(binding, provider.provider_id)), provider)
-    return encode(wrapped, _commit(dek, aad), sealed[:NONCE_SIZE], sealed[NONCE_SIZE:])
+    try:
+        aad = data_aad(binding)
+        sealed = AesGcm(dek, random).encrypt(plaintext.reveal(), aad)
+        wrapped = _checked(provider.wrap(dek, wrap_aad(binding, provider.provider_id)), provider)
+        return encode(wrapped, _commit(dek, aad), sealed[:NONCE_SIZE], sealed[NONCE_SIZE:])
+    finally:
+        dek.wipe()  # a DEK encrypts exactly once: nothing needs it after this
 
 
 def open_envelope(
@@ -161,8 +164,11 @@ def rewrap(
         new = target.rewrap(env.wrapped, wrap_aad(binding, source_id))
     else:
         dek = _provider(providers, source_id).unwrap(env.wrapped, wrap_aad(binding, source_id))
-        _verify_commitment(dek, data_aad(binding), env.commitment)
-        new = target.wrap(dek, wrap_aad(binding, target.provider_id))
+        try:
+            _verify_commitment(dek, data_aad(binding), env.commitment)
+            new = target.wrap(dek, wrap_aad(binding, target.provider_id))
+        finally:
+            dek.wipe()  # unwrapped here only to be re-wrapped (never cached)
     return encode(_checked(new, target), env.commitment, env.nonce, env.ciphertext)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pipsync.vault.v1 import audit_pb2
 from pipsync.vault.v1 import audit_service_pb2 as pb
 
@@ -78,11 +80,28 @@ def event(row: AuditEvent) -> audit_pb2.AuditEvent:
 
 
 def verify_response(result: VerifyResult) -> pb.VerifyAuditLogResponse:
+    """The one shape of a verification, for the RPC and for ``pipvault audit verify --json``."""
     first = result.first
-    return pb.VerifyAuditLogResponse(
+    msg = pb.VerifyAuditLogResponse(
         intact=result.intact,
         chains_checked=len(result.chains),
         events_checked=result.events_checked,
         first_bad_event=first.event if first else "",
         problem=first.problem if first else "",
+        detail=first.detail if first else "",
+        findings=[
+            pb.AuditFinding(event=f.event, problem=f.problem, detail=f.detail)
+            for f in result.findings
+        ],
     )
+    log = result.checkpoints
+    if log is not None:
+        msg.checkpoints.CopyFrom(
+            pb.CheckpointSummary(
+                source=Path(log.source).name,
+                valid=log.count,
+                invalid=len(log.invalid),
+                latest_time=log.latest.time.isoformat() if log.latest else "",
+            )
+        )
+    return msg

@@ -68,6 +68,14 @@ def order_of(msg: trading_pb2.Order) -> OrderSpec:
     for key, value in msg.extras.items():
         if not key or len(key) > 64 or len(value) > 256:
             raise InvalidArgument("order.extras", "keys 1-64 and values up to 256 characters")
+    quote_quantity = parse_decimal("order.quote_quantity", msg.quote_quantity)
+    if quote_quantity is not None:
+        if msg.operation != trading_pb2.ORDER_OPERATION_PLACE:
+            raise InvalidArgument("order.quote_quantity", "applies to placing an order only")
+        if msg.quantity:
+            raise InvalidArgument(
+                "order.quote_quantity", "is mutually exclusive with order.quantity"
+            )
     return OrderSpec(
         operation=OPERATIONS[msg.operation],
         symbol=_text("order.symbol", msg.symbol, 64),
@@ -80,6 +88,7 @@ def order_of(msg: trading_pb2.Order) -> OrderSpec:
         client_order_id=msg.client_order_id or None,
         venue_order_id=_text("order.venue_order_id", msg.venue_order_id, 128),
         extras=dict(msg.extras),
+        quote_quantity=quote_quantity,
     )
 
 

@@ -20,6 +20,7 @@ from vault_server.auth.rpc_roles import Plane
 from vault_server.auth.spiffe import peer_uri_sans
 from vault_server.core.errors import (
     ConcurrencyLimited,
+    InternalError,
     InvalidArgument,
     RateLimited,
     VaultError,
@@ -41,6 +42,17 @@ from vault_server.services.call import CallContext
 from vault_server.services.denials import DenialRecorder
 
 API_PREFIX = "/pipsync.vault.v1."
+_CRED = f"{API_PREFIX}CredentialService/"
+# Credential writes: a refusal of any of them (after admission) is audited under its action.
+WRITE_ACTIONS = {
+    f"{_CRED}CreateCredential": "credential.create",
+    f"{_CRED}GenerateCredentialKey": "credential.generate_key",
+    f"{_CRED}AttachCredentialApiKey": "credential.attach_api_key",
+    f"{_CRED}RotateCredential": "credential.rotate",
+    f"{_CRED}PromoteCredentialVersion": "credential.promote",
+    f"{_CRED}RevokeCredential": "credential.revoke",
+    f"{_CRED}UpdateCredentialPolicy": "credential.policy_update",
+}
 Context = grpc.aio.ServicerContext[Any, Any]
 _log = get_logger("pipvault.rpc")
 
@@ -96,6 +108,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         async def behavior(request: Any, context: Context) -> Any:
             started, principal = self._begin(), None
             status, outcome = None, ("OK", "")
+            ctx: CallContext | None = None
             try:
                 ctx, principal = await self._enter(method, request, context)
                 token = call_state.bind(ctx)
@@ -107,6 +120,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 raise
             except Exception as exc:
                 status, outcome = _failure(method, exc)
+                if ctx is not None and method in WRITE_ACTIONS:
+                    await self._audit_write_refusal(method, ctx, request, exc)
             finally:
                 self._end(method, outcome, started, principal)
             await context.abort_with_status(status)
@@ -199,6 +214,20 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 self._metrics.audit_failures.inc()
                 _log.warning("audit.denial_not_recorded", method=method, request_id=request_id)
             raise
+
+    async def _audit_write_refusal(
+        self, method: str, ctx: CallContext, request: Any, exc: Exception
+    ) -> None:
+        """A refused credential write leaves its own audit event (the write rolled back)."""
+        err = exc if isinstance(exc, VaultError) else InternalError("the write failed")
+        parent, cred_id = getattr(request, "parent", ""), getattr(request, "credential_id", "")
+        target = f"{parent}/credentials/{cred_id}" if parent else getattr(request, "name", "")
+        try:
+            await self._run(self._denials.record_write_refusal, ctx, WRITE_ACTIONS[method], err,
+                            str(target))  # fmt: skip
+        except VaultError:
+            self._metrics.audit_failures.inc()
+            _log.warning("audit.refusal_not_recorded", method=method, request_id=ctx.request_id)
 
     def _observe(
         self, method: str, outcome: tuple[str, str], started: float, principal: Principal | None

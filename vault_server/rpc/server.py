@@ -2,7 +2,9 @@
 
 The five API services are registered on the data and admin servers alike; the interceptor's plane
 check answers WRONG_LISTENER for a method called on the other plane (a clear, audited refusal
-rather than a bare UNIMPLEMENTED). Health is NOT_SERVING until ``set_serving(True)``.
+rather than a bare UNIMPLEMENTED). Reflection (admin plane only) lists just the services that
+plane serves, so a client generated from it never sees SigningService there. Health is
+NOT_SERVING until ``set_serving(True)``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pipsync.vault.v1 import (
@@ -29,14 +32,29 @@ from pipsync.vault.v1 import (
     workspace_service_pb2_grpc,
 )
 
-API_SERVICES = (
-    workspace_service_pb2.DESCRIPTOR.services_by_name["WorkspaceService"].full_name,
-    credential_service_pb2.DESCRIPTOR.services_by_name["CredentialService"].full_name,
-    signing_service_pb2.DESCRIPTOR.services_by_name["SigningService"].full_name,
-    audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
-    key_service_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name,
+from vault_server.auth.rpc_roles import RULES, Plane
+
+_API_DESCRIPTORS: tuple[ServiceDescriptor, ...] = (
+    workspace_service_pb2.DESCRIPTOR.services_by_name["WorkspaceService"],
+    credential_service_pb2.DESCRIPTOR.services_by_name["CredentialService"],
+    signing_service_pb2.DESCRIPTOR.services_by_name["SigningService"],
+    audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"],
+    key_service_pb2.DESCRIPTOR.services_by_name["KeyService"],
 )
+API_SERVICES = tuple(s.full_name for s in _API_DESCRIPTORS)
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+def services_on(plane: Plane) -> tuple[str, ...]:
+    """The API services with at least one method served on ``plane`` (from the RPC rule table)."""
+    return tuple(
+        s.full_name
+        for s in _API_DESCRIPTORS
+        if any(
+            (rule := RULES.get(f"/{s.full_name}/{m.name}")) is not None and rule.plane is plane
+            for m in s.methods
+        )
+    )
 
 
 @dataclass
@@ -134,7 +152,7 @@ class VaultServers:
             _add_api(admin, servicers)
             health_pb2_grpc.add_HealthServicer_to_server(self.health, admin)
             reflection.enable_server_reflection(
-                (*API_SERVICES, HEALTH_SERVICE, reflection.SERVICE_NAME), admin
+                (*services_on(Plane.ADMIN), HEALTH_SERVICE, reflection.SERVICE_NAME), admin
             )
             self.bound.admin_port = self._bind(admin, plan.admin_address, server_credentials)
             self._servers.append(admin)

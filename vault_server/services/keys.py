@@ -9,13 +9,13 @@ overcount (a crash after counting) but never undercount. When a KEK version reac
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
 from vault_server.core.clock import Clock, Random
-from vault_server.core.errors import InvalidArgument
+from vault_server.core.errors import IntegrityCheckFailed, InvalidArgument
 from vault_server.core.secret import Secret
 from vault_server.crypto import envelope
 from vault_server.crypto.dek_cache import DekCache
@@ -28,6 +28,10 @@ from vault_server.storage.tenant import bind_workspace
 
 ACTIVE = "active"
 DECRYPT_ONLY = "decrypt_only"
+
+#: Called with (binding, operation, provider_id, kek_version) when a ciphertext fails its
+#: integrity check; the composition root wires it to the pager (``IntegrityPager``).
+IntegrityHook = Callable[[EnvelopeBinding, str, str, int], object]
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class KeyManager:
         self.wrap_limit = wrap_limit
         self._clock = clock
         self._random = random
+        self.on_integrity_failure: IntegrityHook | None = None
 
     def provider(self, provider_id: str = "") -> KeyProvider:
         pid = provider_id or self.primary
@@ -91,8 +96,24 @@ class KeyManager:
         return Sealed(blob, header.provider_id, header.kek_version)
 
     def open(self, blob: bytes, binding: EnvelopeBinding) -> Secret:
-        opened: Secret = envelope.open_envelope(blob, binding, self.providers, cache=self._cache)
+        try:
+            opened: Secret = envelope.open_envelope(
+                blob, binding, self.providers, cache=self._cache
+            )
+        except IntegrityCheckFailed:
+            self._integrity_failed(blob, binding, "open")
+            raise
         return opened
+
+    def _integrity_failed(self, blob: bytes, binding: EnvelopeBinding, operation: str) -> None:
+        if self.on_integrity_failure is None:
+            return
+        try:
+            header = envelope.parse_header(blob)
+            provider_id, kek_version = header.provider_id, header.kek_version
+        except IntegrityCheckFailed:
+            provider_id, kek_version = "-", 0
+        self.on_integrity_failure(binding, operation, provider_id, kek_version)
 
     def forget(self, *, workspace_id: str | None = None, credential_id: str | None = None) -> None:
         """Drop cached data keys: all, one workspace's, or one credential's (revoke, freeze)."""
@@ -111,7 +132,11 @@ class KeyManager:
     def rewrap(self, blob: bytes, binding: EnvelopeBinding, target_id: str = "") -> Sealed:
         target = self.provider(target_id)
         self._reserve_wrap(target)
-        new_blob = envelope.rewrap(blob, binding, self.providers, target)
+        try:
+            new_blob = envelope.rewrap(blob, binding, self.providers, target)
+        except IntegrityCheckFailed:
+            self._integrity_failed(blob, binding, "rewrap")
+            raise
         header = envelope.parse_header(new_blob)
         return Sealed(new_blob, header.provider_id, header.kek_version)
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from vault_server.brokers.base import Operation, OrderSpec
 from vault_server.core.errors import DuplicateClientOrderId, InvalidArgument, OrderPolicyViolation
 from vault_server.services.order_policy import OrderPolicy, parse_decimal
+from vault_server.services.order_units import check_quote_sized
 from vault_server.storage.models import Credential, SignedOrder
 
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:/")
@@ -41,6 +42,7 @@ def check_policy(policy: OrderPolicy, order: OrderSpec) -> None:
         and order.order_type.value not in policy.allowed_order_types
     ):
         raise _violation("allowed_order_types", "the order type is not allowed")
+    check_quote_sized(policy, order)  # quote_quantity: its own units (order_units)
     max_qty = parse_decimal("policy.max_quantity", policy.max_quantity)
     if max_qty is not None and order.quantity is not None and order.quantity > max_qty:
         raise _violation("max_quantity", "the quantity exceeds the credential's maximum")

@@ -31,6 +31,7 @@ FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # next attempt of a page gi
 GAVE_UP = "gave up: "
 DEDUPLICATED = "deduplicated"
 PAGE_CLASS = "credential.read.no_routing_context"
+INTEGRITY_PAGE_CLASS = "credential.integrity_check_failed"
 
 
 def dedup_key(workspace: str, credential: str, bucket: int) -> str:
@@ -92,6 +93,57 @@ class Pager:
                 "audit_event": event,
                 "audit_hash": audit_hash,
                 "kind": kind,
+            },
+        }
+        row = PagerOutbox(
+            workspace_id=workspace_id,
+            dedup_key=key,
+            payload=payload,
+            create_time=now,
+            attempts=0,
+            next_attempt_time=now,
+            delivered_time=None,
+            last_error="",
+        )
+        session.add(row)
+        session.flush()
+        return row
+
+    def page_integrity_failure(
+        self,
+        session: Session,
+        *,
+        workspace_id: str | None,
+        workspace: str,
+        credential: str,
+        credential_version: int,
+        provider_id: str,
+        kek_version: int,
+        operation: str,
+    ) -> PagerOutbox | None:
+        """Queue one page for a ciphertext that failed its integrity check (wrong or replaced
+        KEK, tampered row); one per credential and bucket (None when one is live)."""
+        now = self._clock.now()
+        ws = workspace_of_name(workspace) or "-"
+        cred = credential.rsplit("/", 1)[-1] if "/credentials/" in credential else "-"
+        bucket = int(now.timestamp()) // self._bucket_s
+        key = f"pipvault:integrity:{ws}:{cred}:{bucket}"[:255]
+        if session.execute(select(PagerOutbox.id).where(_live(key)).limit(1)).first():
+            return None
+        payload = {
+            "summary": f"Ciphertext failed its integrity check: {credential or workspace} "
+            f"(version {credential_version}, KEK {provider_id}:{kek_version})",
+            "source": self._source,
+            "severity": "critical",
+            "class": INTEGRITY_PAGE_CLASS,
+            "component": "pipvault",
+            "timestamp": now.isoformat(),
+            "custom_details": {
+                "workspace": workspace,
+                "credential": credential,
+                "credential_version": str(credential_version),
+                "kek": f"{provider_id}:{kek_version}",
+                "operation": operation,
             },
         }
         row = PagerOutbox(

@@ -10,10 +10,19 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from vault_server.core.clock import Clock
-from vault_server.core.errors import InvalidArgument, NotFound, WorkspaceFrozen, WorkspaceNotFrozen
-from vault_server.services.audit_log import AuditLog, AuditRecord
+from vault_server.core.errors import (
+    EtagMismatch,
+    InvalidArgument,
+    NotFound,
+    VaultError,
+    WorkspaceAlreadyFrozen,
+    WorkspaceFrozen,
+    WorkspaceNotFrozen,
+)
+from vault_server.services.audit_log import AuditLog, AuditRecord, Outcome
 from vault_server.services.call import CallContext
 from vault_server.services.etags import check_etag
+from vault_server.services.etags import etag as current_etag
 from vault_server.services.names import check_id, parse_workspace, workspace_name
 from vault_server.services.pagination import PageTokens
 from vault_server.storage.database import Database
@@ -51,6 +60,16 @@ def load_visible(
         raise NotFound(workspace_name(ws_id))
     bind_workspace(session, ws.id)
     return ws
+
+
+def _freeze_details(ws: Workspace) -> dict[str, str]:
+    """The freeze in force, for the audit event of a refusal or a replacement (no free text)."""
+    expire = ws.freeze_expire_time
+    return {
+        "previousFrozenBy": ws.frozen_by,
+        "previousFreezeTime": ws.freeze_time.isoformat() if ws.freeze_time else "",
+        "previousExpireTime": expire.isoformat() if expire else "",
+    }
 
 
 @dataclass(frozen=True)
@@ -136,22 +155,53 @@ class WorkspaceManager:
         return WorkspacePage(rows, token)
 
     def freeze(self, ctx: CallContext, name: str, ttl_s: float | None, etag: str) -> Workspace:
+        """Engage the kill switch. A workspace that is already frozen keeps its freeze (reason,
+        expiry, actor) unless the caller proves it read that freeze by passing its etag; a
+        refusal (no etag: WORKSPACE_ALREADY_FROZEN, a stale one: ETAG_MISMATCH) commits a denied
+        ``workspace.freeze`` event and changes nothing."""
         ws_id = parse_workspace("name", name)
         if ttl_s is not None and not (0 < ttl_s <= MAX_FREEZE_S):
             raise InvalidArgument("ttl", "must be positive and at most 366 days")
+        refused: VaultError | None = None
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
             ws = load_visible(session, ctx, ws_id, lock=True)
-            check_etag(etag, ws.id, ws.revision)
             now = self._clock.now()
-            ws.state = FROZEN
-            ws.freeze_reason = ctx.reason
-            ws.frozen_by = ctx.actor.id
-            ws.freeze_time = now
-            ws.freeze_expire_time = now + dt.timedelta(seconds=ttl_s) if ttl_s else None
-            ws.update_time = now
-            ws.revision += 1
-            details = {"ttlSeconds": str(int(ttl_s))} if ttl_s else {}
-            self._record(session, ctx, ws, "workspace.freeze", **details)
+            previous = _freeze_details(ws) if is_frozen(ws, now) else None
+            if previous is not None and etag != current_etag(ws.id, ws.revision):
+                # Replacing a freeze needs proof the caller read it; refused either way, audited.
+                refused = (
+                    EtagMismatch("the freeze changed since it was read; re-read and retry")
+                    if etag
+                    else WorkspaceAlreadyFrozen(
+                        "the workspace is already frozen; pass its current etag to replace it",
+                        metadata={"workspace": workspace_name(ws.resource_id)},
+                    )
+                )
+                self._audit.append(
+                    session,
+                    ctx,
+                    AuditRecord(
+                        action="workspace.freeze",
+                        outcome=Outcome.DENIED,
+                        workspace_id=ws.id,
+                        workspace=workspace_name(ws.resource_id),
+                        error_reason=refused.reason,
+                        details=previous,
+                    ),
+                )
+            else:
+                check_etag(etag, ws.id, ws.revision)  # an ordinary freeze: ABORTED if stale
+                ws.state = FROZEN
+                ws.freeze_reason = ctx.reason
+                ws.frozen_by = ctx.actor.id
+                ws.freeze_time = now
+                ws.freeze_expire_time = now + dt.timedelta(seconds=ttl_s) if ttl_s else None
+                ws.update_time = now
+                ws.revision += 1
+                details = {"ttlSeconds": str(int(ttl_s))} if ttl_s else {}
+                self._record(session, ctx, ws, "workspace.freeze", **details, **(previous or {}))
+        if refused is not None:
+            raise refused
         if self._on_freeze is not None:
             self._on_freeze(ws.id)
         return ws

@@ -53,12 +53,19 @@ class SigningMethods(SyncTransport):
         routing_context: str,
         order: trading_pb2.Order,
         reason: str = "",
+        credential: str = "",
         **options: Unpack[CallOptions],
     ) -> sign_svc.SignOrderResponse:
         """Detached mode: a signed request to send before its ``expire_time``. ``reason`` is
-        required."""
+        required.
+
+        A new order carries exactly one size: ``order.quantity`` in base units, or
+        ``order.quote_quantity`` in quote units where the venue offers a quote-sized market order
+        (otherwise ``InvalidArgumentError``, field ``order.quote_quantity``).
+        ``credential`` (optional) names the credential meant: it must match the routing
+        context's, and without a context it lets the refusal and its page name it."""
         request = sign_svc.SignOrderRequest(
-            routing_context=routing_context, order=order, reason=reason
+            routing_context=routing_context, order=order, reason=reason, credential=credential
         )
         return self._unary(_rpc.SIGN_ORDER, request, options, reason)
 
@@ -67,11 +74,12 @@ class SigningMethods(SyncTransport):
         routing_context: str,
         order: trading_pb2.Order,
         reason: str = "",
+        credential: str = "",
         **options: Unpack[CallOptions],
     ) -> sign_svc.ExecuteOrderResponse:
         """Proxy mode: the vault sends the order and returns the venue's answer. ``reason`` is
-        required."""
+        required. Order sizes and ``credential`` (optional) as in ``sign_order``."""
         request = sign_svc.ExecuteOrderRequest(
-            routing_context=routing_context, order=order, reason=reason
+            routing_context=routing_context, order=order, reason=reason, credential=credential
         )
         return self._unary(_rpc.EXECUTE_ORDER, request, options, reason)

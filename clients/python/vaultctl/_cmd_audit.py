@@ -8,7 +8,7 @@ import itertools
 import time
 from typing import TYPE_CHECKING, Any
 
-from pipsync.vault.v1 import audit_pb2
+from pipsync.vault.v1 import audit_pb2, audit_service_pb2
 from pipvault_client import DeadlineExceededError
 
 from vaultctl import _convert, _views
@@ -136,12 +136,25 @@ def _emit(
         collected.append(to_dict(event))
 
 
+def verify_document(msg: audit_service_pb2.VerifyAuditLogResponse) -> dict[str, Any]:
+    """The JSON schema of a verification, shared with ``pipvault audit verify --json`` (which
+    renders the same ``VerifyAuditLogResponse`` the same way; a test compares the two): the
+    proto field names with defaults, counts as JSON numbers, ``checkpoints`` null when unused."""
+    doc = to_dict(msg)
+    doc["chains_checked"], doc["events_checked"] = msg.chains_checked, msg.events_checked
+    cps = msg.checkpoints if msg.HasField("checkpoints") else None
+    doc["checkpoints"] = (
+        None if cps is None else {**doc["checkpoints"], "valid": cps.valid, "invalid": cps.invalid}
+    )
+    return doc
+
+
 def verify(ctx: Context, args: argparse.Namespace) -> int:
     result = ctx.client().verify_audit_log(
         args.workspace or "", timeout=ctx.timeout or _VERIFY_TIMEOUT
     )
     if ctx.out.json_mode:
-        ctx.out.json(to_dict(result))
+        ctx.out.json(verify_document(result))
     else:
         _views.verify(ctx.out, result)
     return EXIT_OK if result.intact else EXIT_NOT_OK

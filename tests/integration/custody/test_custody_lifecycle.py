@@ -33,7 +33,12 @@ def _versions(vault: RunningVault) -> list[Any]:
 
 
 def _actions(vault: RunningVault) -> list[str]:
-    return [e.action for e in iter_audit(vault.app) if e.action.startswith("credential.")]
+    """Successful credential events (refused writes are audited too, as ``denied``)."""
+    return [
+        e.action
+        for e in iter_audit(vault.app)
+        if e.action.startswith("credential.") and e.outcome == "success"
+    ]
 
 
 def test_onboard_rotate_promote_destroy_revoke(vault_any_db: RunningVault) -> None:
@@ -111,7 +116,17 @@ def test_onboard_rotate_promote_destroy_revoke(vault_any_db: RunningVault) -> No
         "credential.destroy",
         "credential.revoke",
     ]
-    events = [e for e in iter_audit(vault.app) if e.action.startswith("credential.")]
+    events = [
+        e
+        for e in iter_audit(vault.app)
+        if e.action.startswith("credential.") and e.outcome == "success"
+    ]
+    refused = [(e.action, e.error_reason) for e in iter_audit(vault.app) if e.outcome == "denied"]
+    assert refused == [
+        ("credential.promote", "ETAG_MISMATCH"),
+        ("credential.promote", "VERSION_NOT_PENDING"),
+        ("auth.denied", "ROLE_REQUIRED"),
+    ]
     assert events[0].actor_id == "onboarding" and events[0].reason == "onboarding test"
     assert events[3].actor_type == "system"
     assert events[4].actor_id == "security" and events[4].reason == "key leaked"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
@@ -103,3 +104,18 @@ def test_replay_is_stopped_only_by_client_order_id(stub: AlpacaStub) -> None:
 def test_unknown_order_is_reported(stub: AlpacaStub) -> None:
     query = OrderSpec(Operation.QUERY_ORDER, venue_order_id="61e69015-8549-4bfd-b9c3-01e75843f47d")
     assert send(build(stub, query)) == (404, {"code": 40410000, "message": "order not found"})
+
+
+def test_notional_orders_are_market_orders_without_qty(stub: AlpacaStub) -> None:
+    market = OrderSpec(
+        Operation.PLACE_ORDER, symbol="AAPL", side=Side.BUY, order_type=OrderType.MARKET,
+        quote_quantity=Decimal("12.5"), client_order_id="notional-1",
+    )  # fmt: skip
+    status, order = send(build(stub, market))
+    assert (status, order["notional"], "qty" in order) == (200, "12.5", False)
+    request = build(stub, replace(market, client_order_id="notional-2"))
+    both = json.loads(request.body) | {"qty": "1"}
+    limit = json.loads(request.body) | {"type": "limit", "limit_price": "1"}
+    for body in (both, limit):
+        status, reply = send(replace(request, body=json.dumps(body).encode()))
+        assert (status, reply["code"]) == (422, 40010000)

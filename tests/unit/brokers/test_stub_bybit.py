@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
@@ -12,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.venue_stubs import bybit_stub
 from tests.venue_stubs.bybit_stub import BybitStub
 from vault_server.brokers.base import (
     Environment,
@@ -172,3 +174,20 @@ def test_permission_round_trip(
         response = client.get(request.url, headers=list(request.headers))
     assert ADAPTER.parse_permissions(response.status_code, response.content).scopes == scopes
     assert stub.requests[-1].path == "/v5/user/query-api"
+
+
+def test_the_stub_reads_sizes_as_documented_and_refuses_a_misplaced_market_unit(
+    stub: BybitStub,
+) -> None:
+    """Bybit's own default: a spot market buy without marketUnit is sized in the quote coin."""
+    spot = replace(ORDER, order_type=OrderType.MARKET, price=None, time_in_force=None,
+                   extras={"category": "spot"})  # fmt: skip
+    assert send(ADAPTER.build(spot, HMAC_CRED, ctx(stub)))["retCode"] == 0
+    body, reading = stub.placed[-1]
+    assert (body["marketUnit"], reading) == ("baseCoin", (Decimal("0.01"), "base"))
+    without = {k: v for k, v in body.items() if k != "marketUnit"}
+    assert bybit_stub.documented_size(without) == (Decimal("0.01"), "quote")
+    linear = ADAPTER.build(ORDER, HMAC_CRED, ctx(stub))
+    misplaced = json.loads(linear.body) | {"marketUnit": "baseCoin"}
+    reply = send(ADAPTER._signed("POST", "/v5/order/create", misplaced, HMAC_CRED, ctx(stub)))
+    assert reply["retCode"] == 10001 and len(stub.placed) == 1

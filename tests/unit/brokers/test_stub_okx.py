@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.venue_stubs import okx_stub
 from tests.venue_stubs.okx_stub import OkxKey, OkxStub
 from vault_server.brokers.base import (
     Environment,
@@ -158,3 +159,16 @@ def test_permission_round_trip(stub: OkxStub, perm: str | None, scopes: set[Scop
         response = client.get(request.url, headers=list(request.headers))
     report = ADAPTER.parse_permissions(response.status_code, response.content)
     assert report.scopes == scopes and report.raw["label"] == "stub-key"
+
+
+def test_the_stub_reads_sizes_as_documented_and_refuses_an_unknown_tgtccy(stub: OkxStub) -> None:
+    """OKX's own defaults: a spot market buy without tgtCcy spends ``sz`` of the quote currency."""
+    market = replace(ORDER, order_type=OrderType.MARKET, price=None)
+    assert send(ADAPTER.build(market, CRED, ctx(stub)))[1]["code"] == "0"
+    body, reading = stub.placed[-1]
+    assert (body["tgtCcy"], reading) == ("base_ccy", (Decimal("0.01"), "base"))
+    without = {k: v for k, v in body.items() if k != "tgtCcy"}
+    assert okx_stub.documented_size(without) == (Decimal("0.01"), "quote")
+    assert okx_stub.documented_size(without | {"side": "sell"}) == (Decimal("0.01"), "base")
+    bad = ADAPTER._signed("POST", "/api/v5/trade/order", body | {"tgtCcy": "usd"}, CRED, ctx(stub))
+    assert send(bad)[1]["code"] == "51000" and len(stub.placed) == 1

@@ -5,6 +5,8 @@
 ``local+env://VARNAME``                       keyring JSON (raw or base64) in ``$VARNAME``;
                                               read-only (rotate refuses)
 ``vault-transit://<mount>/keys/<name>``       HashiCorp Vault / OpenBao transit (needs hvac)
+``aws-kms://<key id | alias/x | ARN>``        AWS KMS symmetric key (needs boto3)
+``pkcs11://<token label>/<key label>``        AES-256 KEK in a PKCS#11 token (python-pkcs11)
 ============================================  =============================================
 
 Options (keyword arguments of :func:`new_key_provider`):
@@ -15,6 +17,11 @@ Options (keyword arguments of :func:`new_key_provider`):
   ``token`` | ``role_id`` + ``secret_id`` (+ ``approle_mount``) | ``kubernetes_role``
   (+ ``kubernetes_jwt_path``, ``kubernetes_mount``); ``timeout`` seconds per HTTP call
   (default 3, at most 60); ``verify`` (bool, default True) or ``ca_file`` (CA bundle path).
+- ``aws-kms``: ``region`` (else from the ARN or the AWS configuration), ``endpoint_url``
+  (emulators, VPC endpoints), ``timeout`` seconds per connect/read (default 3, at most 60),
+  ``max_attempts`` (1-5, default 2); credentials from the standard AWS chain.
+- ``pkcs11``: ``module`` (PKCS#11 library path, required), exactly one of ``pin_file`` |
+  ``pin_env``, ``pool_size`` (sessions, 1-256, default 8).
 
 Everything is validated here, before any I/O on the network; an error names the setting
 (``keys.providers.<id>`` or ``keys.providers.<id>.<option>``).
@@ -63,7 +70,11 @@ _ENV_VAR_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _MOUNT: Final = r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*"
 _TRANSIT_RE: Final = re.compile(rf"(?P<mount>{_MOUNT})/keys/(?P<name>[A-Za-z0-9_.-]{{1,128}})")
 _MOUNT_RE: Final = re.compile(_MOUNT)
-_USAGE: Final = "use local:///abs/path, local+env://VARNAME or vault-transit://<mount>/keys/<name>"
+_USAGE: Final = (
+    "use local:///abs/path, local+env://VARNAME, vault-transit://<mount>/keys/<name>, "
+    "aws-kms://<key id or ARN> or pkcs11://<token label>/<key label>"
+)
+_LABEL_RE: Final = re.compile(r"[A-Za-z0-9 _.:-]{1,32}")
 MAX_TIMEOUT_S: Final = 60.0
 
 
@@ -99,6 +110,10 @@ def new_key_provider(uri: str, provider_id: str, **options: Any) -> KeyProvider:
         if match is None:
             raise InvalidArgument(setting, "use vault-transit://<mount>/keys/<name>")
         return _transit(provider_id, setting, match["mount"], match["name"], options)
+    if scheme == "aws-kms":
+        return _aws_kms(provider_id, setting, rest, options)
+    if scheme == "pkcs11":
+        return _pkcs11(provider_id, setting, rest, options)
     raise InvalidArgument(setting, f"unsupported key provider scheme; {_USAGE}")
 
 
@@ -115,11 +130,7 @@ def _transit(
             "kubernetes_jwt_path", "kubernetes_mount", "timeout", "verify", "ca_file", "clock",
         },
     )  # fmt: skip
-    timeout = options.get("timeout", 3.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise InvalidArgument(f"{setting}.timeout", "must be a number of seconds")
-    if not 0 < timeout <= MAX_TIMEOUT_S:
-        raise InvalidArgument(f"{setting}.timeout", f"must be in (0, {MAX_TIMEOUT_S:g}] seconds")
+    timeout = _timeout(setting, options)
     clock: Clock = options.get("clock") or SystemClock()
     return TransitKeyProvider(
         provider_id,
@@ -127,9 +138,75 @@ def _transit(
         mount=mount,
         key_name=name,
         auth=_auth(setting, options),
-        timeout=float(timeout),
+        timeout=timeout,
         verify=_verify(setting, options),
         clock=clock,
+    )
+
+
+def _timeout(setting: str, options: Mapping[str, Any]) -> float:
+    timeout = options.get("timeout", 3.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise InvalidArgument(f"{setting}.timeout", "must be a number of seconds")
+    if not 0 < timeout <= MAX_TIMEOUT_S:
+        raise InvalidArgument(f"{setting}.timeout", f"must be in (0, {MAX_TIMEOUT_S:g}] seconds")
+    return float(timeout)
+
+
+def _aws_kms(provider_id: str, setting: str, rest: str, options: Mapping[str, Any]) -> KeyProvider:
+    from vault_server.crypto.providers.aws_kms import AwsKmsKeyProvider, parse_key
+
+    _allow(setting, options, {"region", "endpoint_url", "timeout", "max_attempts", "clock"})
+    region = options.get("region")
+    if region is not None and not isinstance(region, str):
+        raise InvalidArgument(f"{setting}.region", "must be an AWS region name")
+    key_id, region = parse_key(setting, rest, region or None)
+    endpoint = options.get("endpoint_url")
+    if endpoint is not None:
+        endpoint = _address(f"{setting}.endpoint_url", endpoint, "for aws-kms")
+    attempts = options.get("max_attempts", 2)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 5:
+        raise InvalidArgument(f"{setting}.max_attempts", "must be 1..5")
+    return AwsKmsKeyProvider(
+        provider_id,
+        key_id=key_id,
+        region=region,
+        endpoint_url=endpoint,
+        timeout=_timeout(setting, options),
+        max_attempts=attempts,
+    )
+
+
+def _pkcs11(provider_id: str, setting: str, rest: str, options: Mapping[str, Any]) -> KeyProvider:
+    from vault_server.crypto.providers._pkcs11_support import read_pin
+    from vault_server.crypto.providers.pkcs11 import Pkcs11KeyProvider
+
+    _allow(setting, options, {"module", "pin_file", "pin_env", "pool_size", "clock"})
+    token, sep, key = rest.partition("/")
+    if not sep or not _LABEL_RE.fullmatch(token) or not _LABEL_RE.fullmatch(key):
+        raise InvalidArgument(setting, "use pkcs11://<token label>/<key label> (1-32 characters)")
+    module = options.get("module")
+    if not isinstance(module, str) or not Path(module).is_absolute():
+        raise InvalidArgument(f"{setting}.module", "must be the absolute path of a PKCS#11 library")
+    if not Path(module).is_file():
+        raise InvalidArgument(f"{setting}.module", "no such PKCS#11 library file")
+    pin_file, pin_env = options.get("pin_file"), options.get("pin_env")
+    if bool(pin_file) == bool(pin_env):
+        raise InvalidArgument(f"{setting}.pin_file", "configure exactly one of pin_file, pin_env")
+    if pin_file and not Path(str(pin_file)).is_absolute():
+        raise InvalidArgument(f"{setting}.pin_file", "must be an absolute path")
+    if pin_env and not _ENV_VAR_RE.fullmatch(str(pin_env)):
+        raise InvalidArgument(f"{setting}.pin_env", "must be an environment variable name")
+    pool = options.get("pool_size", 8)
+    if isinstance(pool, bool) or not isinstance(pool, int) or not 1 <= pool <= 256:
+        raise InvalidArgument(f"{setting}.pool_size", "must be 1..256")
+    return Pkcs11KeyProvider(
+        provider_id,
+        module=module,
+        token_label=token,
+        key_label=key,
+        pin=read_pin(setting, Path(str(pin_file)) if pin_file else None, pin_env or None),
+        pool_size=pool,
     )
 
 
@@ -138,9 +215,9 @@ def _allow(setting: str, options: Mapping[str, Any], allowed: set[str]) -> None:
         raise InvalidArgument(f"{setting}.{key}", "is not an option of this key provider kind")
 
 
-def _address(field: str, value: Any) -> str:
+def _address(field: str, value: Any, kind: str = "for vault-transit") -> str:
     if not isinstance(value, str) or not value:
-        raise InvalidArgument(field, "required for vault-transit (e.g. https://openbao:8200)")
+        raise InvalidArgument(field, f"required {kind} (e.g. https://host:8200)")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidArgument(field, "must be an http(s)://host[:port] URL")
@@ -169,7 +246,7 @@ def _secret(field: str, value: Any) -> Secret:
         return value
     if isinstance(value, str) and value:
         return Secret(value)
-    raise InvalidArgument(field, "must be a non-empty string or Secret")
+    raise InvalidArgument(field, "is empty or not set")
 
 
 def _auth(setting: str, options: Mapping[str, Any]) -> TransitAuth:

@@ -67,15 +67,43 @@ class VerifyAuditLogRequest(_message.Message):
     def __init__(self, workspace: _Optional[str] = ...) -> None: ...
 
 class VerifyAuditLogResponse(_message.Message):
-    __slots__ = ("intact", "chains_checked", "events_checked", "first_bad_event", "problem")
+    __slots__ = ("intact", "chains_checked", "events_checked", "first_bad_event", "problem", "detail", "findings", "checkpoints")
     INTACT_FIELD_NUMBER: _ClassVar[int]
     CHAINS_CHECKED_FIELD_NUMBER: _ClassVar[int]
     EVENTS_CHECKED_FIELD_NUMBER: _ClassVar[int]
     FIRST_BAD_EVENT_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
     intact: bool
     chains_checked: int
     events_checked: int
     first_bad_event: str
     problem: str
-    def __init__(self, intact: _Optional[bool] = ..., chains_checked: _Optional[int] = ..., events_checked: _Optional[int] = ..., first_bad_event: _Optional[str] = ..., problem: _Optional[str] = ...) -> None: ...
+    detail: str
+    findings: _containers.RepeatedCompositeFieldContainer[AuditFinding]
+    checkpoints: CheckpointSummary
+    def __init__(self, intact: _Optional[bool] = ..., chains_checked: _Optional[int] = ..., events_checked: _Optional[int] = ..., first_bad_event: _Optional[str] = ..., problem: _Optional[str] = ..., detail: _Optional[str] = ..., findings: _Optional[_Iterable[_Union[AuditFinding, _Mapping]]] = ..., checkpoints: _Optional[_Union[CheckpointSummary, _Mapping]] = ...) -> None: ...
+
+class AuditFinding(_message.Message):
+    __slots__ = ("event", "problem", "detail")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    event: str
+    problem: str
+    detail: str
+    def __init__(self, event: _Optional[str] = ..., problem: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class CheckpointSummary(_message.Message):
+    __slots__ = ("source", "valid", "invalid", "latest_time")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    INVALID_FIELD_NUMBER: _ClassVar[int]
+    LATEST_TIME_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    valid: int
+    invalid: int
+    latest_time: str
+    def __init__(self, source: _Optional[str] = ..., valid: _Optional[int] = ..., invalid: _Optional[int] = ..., latest_time: _Optional[str] = ...) -> None: ...

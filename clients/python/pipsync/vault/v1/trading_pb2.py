@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epipsync/vault/v1/trading.proto\x12\x10pipsync.vault.v1\"\x9b\x04\n\x05Order\x12>\n\toperation\x18\x01 \x01(\x0e\x32 .pipsync.vault.v1.OrderOperationR\toperation\x12\x16\n\x06symbol\x18\x02 \x01(\tR\x06symbol\x12/\n\x04side\x18\x03 \x01(\x0e\x32\x1b.pipsync.vault.v1.OrderSideR\x04side\x12/\n\x04type\x18\x04 \x01(\x0e\x32\x1b.pipsync.vault.v1.OrderTypeR\x04type\x12\x1a\n\x08quantity\x18\x05 \x01(\tR\x08quantity\x12\x14\n\x05price\x18\x06 \x01(\tR\x05price\x12\x1d\n\nstop_price\x18\x07 \x01(\tR\tstopPrice\x12\x41\n\rtime_in_force\x18\x08 \x01(\x0e\x32\x1d.pipsync.vault.v1.TimeInForceR\x0btimeInForce\x12&\n\x0f\x63lient_order_id\x18\t \x01(\tR\rclientOrderId\x12$\n\x0evenue_order_id\x18\n \x01(\tR\x0cvenueOrderId\x12;\n\x06\x65xtras\x18\x0b \x03(\x0b\x32#.pipsync.vault.v1.Order.ExtrasEntryR\x06\x65xtras\x1a\x39\n\x0b\x45xtrasEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"6\n\nHttpHeader\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value*\xde\x01\n\x06\x42roker\x12\x16\n\x12\x42ROKER_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42ROKER_BINANCE_SPOT\x10\x01\x12\x17\n\x13\x42ROKER_BINANCE_USDM\x10\x02\x12\x16\n\x12\x42ROKER_KRAKEN_SPOT\x10\x03\x12\x10\n\x0c\x42ROKER_BYBIT\x10\x04\x12\x0e\n\nBROKER_OKX\x10\x05\x12\x1c\n\x18\x42ROKER_COINBASE_ADVANCED\x10\x06\x12\x10\n\x0c\x42ROKER_OANDA\x10\x07\x12\x11\n\rBROKER_ALPACA\x10\x08\x12\r\n\tBROKER_IG\x10\t*p\n\x0b\x45nvironment\x12\x1b\n\x17\x45NVIRONMENT_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45NVIRONMENT_LIVE\x10\x01\x12\x15\n\x11\x45NVIRONMENT_PAPER\x10\x02\x12\x17\n\x13\x45NVIRONMENT_TESTNET\x10\x03*\x98\x02\n\x0cKeyAlgorithm\x12\x1d\n\x19KEY_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1d\n\x19KEY_ALGORITHM_HMAC_SHA256\x10\x01\x12\x1d\n\x19KEY_ALGORITHM_HMAC_SHA512\x10\x02\x12\x19\n\x15KEY_ALGORITHM_ED25519\x10\x03\x12\x15\n\x11KEY_ALGORITHM_RSA\x10\x04\x12\x1c\n\x18KEY_ALGORITHM_ECDSA_P256\x10\x05\x12\x18\n\x14KEY_ALGORITHM_BEARER\x10\x06\x12 \n\x1cKEY_ALGORITHM_STATIC_HEADERS\x10\x07\x12\x1f\n\x1bKEY_ALGORITHM_SESSION_LOGIN\x10\x08*g\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0e\n\nSCOPE_READ\x10\x01\x12\x0f\n\x0bSCOPE_TRADE\x10\x02\x12\x12\n\x0eSCOPE_WITHDRAW\x10\x03\x12\x12\n\x0eSCOPE_TRANSFER\x10\x04*\xee\x01\n\x0eOrderOperation\x12\x1f\n\x1bORDER_OPERATION_UNSPECIFIED\x10\x00\x12\x19\n\x15ORDER_OPERATION_PLACE\x10\x01\x12\x1a\n\x16ORDER_OPERATION_CANCEL\x10\x02\x12\x19\n\x15ORDER_OPERATION_AMEND\x10\x03\x12\x1f\n\x1bORDER_OPERATION_QUERY_ORDER\x10\x04\x12%\n!ORDER_OPERATION_QUERY_OPEN_ORDERS\x10\x05\x12!\n\x1dORDER_OPERATION_QUERY_ACCOUNT\x10\x06*P\n\tOrderSide\x12\x1a\n\x16ORDER_SIDE_UNSPECIFIED\x10\x00\x12\x12\n\x0eORDER_SIDE_BUY\x10\x01\x12\x13\n\x0fORDER_SIDE_SELL\x10\x02*\xc7\x01\n\tOrderType\x12\x1a\n\x16ORDER_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11ORDER_TYPE_MARKET\x10\x01\x12\x14\n\x10ORDER_TYPE_LIMIT\x10\x02\x12\x18\n\x14ORDER_TYPE_STOP_LOSS\x10\x03\x12\x19\n\x15ORDER_TYPE_STOP_LIMIT\x10\x04\x12\x1a\n\x16ORDER_TYPE_TAKE_PROFIT\x10\x05\x12 \n\x1cORDER_TYPE_TAKE_PROFIT_LIMIT\x10\x06*\x9f\x01\n\x0bTimeInForce\x12\x1d\n\x19TIME_IN_FORCE_UNSPECIFIED\x10\x00\x12\x15\n\x11TIME_IN_FORCE_GTC\x10\x01\x12\x15\n\x11TIME_IN_FORCE_IOC\x10\x02\x12\x15\n\x11TIME_IN_FORCE_FOK\x10\x03\x12\x15\n\x11TIME_IN_FORCE_GTD\x10\x04\x12\x15\n\x11TIME_IN_FORCE_DAY\x10\x05\x42\x1eZ\x1cpipsync.dev/vault/v1;vaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epipsync/vault/v1/trading.proto\x12\x10pipsync.vault.v1\"\xc2\x04\n\x05Order\x12>\n\toperation\x18\x01 \x01(\x0e\x32 .pipsync.vault.v1.OrderOperationR\toperation\x12\x16\n\x06symbol\x18\x02 \x01(\tR\x06symbol\x12/\n\x04side\x18\x03 \x01(\x0e\x32\x1b.pipsync.vault.v1.OrderSideR\x04side\x12/\n\x04type\x18\x04 \x01(\x0e\x32\x1b.pipsync.vault.v1.OrderTypeR\x04type\x12\x1a\n\x08quantity\x18\x05 \x01(\tR\x08quantity\x12\x14\n\x05price\x18\x06 \x01(\tR\x05price\x12\x1d\n\nstop_price\x18\x07 \x01(\tR\tstopPrice\x12\x41\n\rtime_in_force\x18\x08 \x01(\x0e\x32\x1d.pipsync.vault.v1.TimeInForceR\x0btimeInForce\x12&\n\x0f\x63lient_order_id\x18\t \x01(\tR\rclientOrderId\x12$\n\x0evenue_order_id\x18\n \x01(\tR\x0cvenueOrderId\x12;\n\x06\x65xtras\x18\x0b \x03(\x0b\x32#.pipsync.vault.v1.Order.ExtrasEntryR\x06\x65xtras\x12%\n\x0equote_quantity\x18\x0c \x01(\tR\rquoteQuantity\x1a\x39\n\x0b\x45xtrasEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"6\n\nHttpHeader\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value*\xde\x01\n\x06\x42roker\x12\x16\n\x12\x42ROKER_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42ROKER_BINANCE_SPOT\x10\x01\x12\x17\n\x13\x42ROKER_BINANCE_USDM\x10\x02\x12\x16\n\x12\x42ROKER_KRAKEN_SPOT\x10\x03\x12\x10\n\x0c\x42ROKER_BYBIT\x10\x04\x12\x0e\n\nBROKER_OKX\x10\x05\x12\x1c\n\x18\x42ROKER_COINBASE_ADVANCED\x10\x06\x12\x10\n\x0c\x42ROKER_OANDA\x10\x07\x12\x11\n\rBROKER_ALPACA\x10\x08\x12\r\n\tBROKER_IG\x10\t*p\n\x0b\x45nvironment\x12\x1b\n\x17\x45NVIRONMENT_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45NVIRONMENT_LIVE\x10\x01\x12\x15\n\x11\x45NVIRONMENT_PAPER\x10\x02\x12\x17\n\x13\x45NVIRONMENT_TESTNET\x10\x03*\x98\x02\n\x0cKeyAlgorithm\x12\x1d\n\x19KEY_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1d\n\x19KEY_ALGORITHM_HMAC_SHA256\x10\x01\x12\x1d\n\x19KEY_ALGORITHM_HMAC_SHA512\x10\x02\x12\x19\n\x15KEY_ALGORITHM_ED25519\x10\x03\x12\x15\n\x11KEY_ALGORITHM_RSA\x10\x04\x12\x1c\n\x18KEY_ALGORITHM_ECDSA_P256\x10\x05\x12\x18\n\x14KEY_ALGORITHM_BEARER\x10\x06\x12 \n\x1cKEY_ALGORITHM_STATIC_HEADERS\x10\x07\x12\x1f\n\x1bKEY_ALGORITHM_SESSION_LOGIN\x10\x08*g\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0e\n\nSCOPE_READ\x10\x01\x12\x0f\n\x0bSCOPE_TRADE\x10\x02\x12\x12\n\x0eSCOPE_WITHDRAW\x10\x03\x12\x12\n\x0eSCOPE_TRANSFER\x10\x04*\xee\x01\n\x0eOrderOperation\x12\x1f\n\x1bORDER_OPERATION_UNSPECIFIED\x10\x00\x12\x19\n\x15ORDER_OPERATION_PLACE\x10\x01\x12\x1a\n\x16ORDER_OPERATION_CANCEL\x10\x02\x12\x19\n\x15ORDER_OPERATION_AMEND\x10\x03\x12\x1f\n\x1bORDER_OPERATION_QUERY_ORDER\x10\x04\x12%\n!ORDER_OPERATION_QUERY_OPEN_ORDERS\x10\x05\x12!\n\x1dORDER_OPERATION_QUERY_ACCOUNT\x10\x06*P\n\tOrderSide\x12\x1a\n\x16ORDER_SIDE_UNSPECIFIED\x10\x00\x12\x12\n\x0eORDER_SIDE_BUY\x10\x01\x12\x13\n\x0fORDER_SIDE_SELL\x10\x02*\xc7\x01\n\tOrderType\x12\x1a\n\x16ORDER_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11ORDER_TYPE_MARKET\x10\x01\x12\x14\n\x10ORDER_TYPE_LIMIT\x10\x02\x12\x18\n\x14ORDER_TYPE_STOP_LOSS\x10\x03\x12\x19\n\x15ORDER_TYPE_STOP_LIMIT\x10\x04\x12\x1a\n\x16ORDER_TYPE_TAKE_PROFIT\x10\x05\x12 \n\x1cORDER_TYPE_TAKE_PROFIT_LIMIT\x10\x06*\x9f\x01\n\x0bTimeInForce\x12\x1d\n\x19TIME_IN_FORCE_UNSPECIFIED\x10\x00\x12\x15\n\x11TIME_IN_FORCE_GTC\x10\x01\x12\x15\n\x11TIME_IN_FORCE_IOC\x10\x02\x12\x15\n\x11TIME_IN_FORCE_FOK\x10\x03\x12\x15\n\x11TIME_IN_FORCE_GTD\x10\x04\x12\x15\n\x11TIME_IN_FORCE_DAY\x10\x05\x42\x1eZ\x1cpipsync.dev/vault/v1;vaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,26 +34,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'Z\034pipsync.dev/vault/v1;vaultv1'
   _globals['_ORDER_EXTRASENTRY']._loaded_options = None
   _globals['_ORDER_EXTRASENTRY']._serialized_options = b'8\001'
-  _globals['_BROKER']._serialized_start=651
-  _globals['_BROKER']._serialized_end=873
-  _globals['_ENVIRONMENT']._serialized_start=875
-  _globals['_ENVIRONMENT']._serialized_end=987
-  _globals['_KEYALGORITHM']._serialized_start=990
-  _globals['_KEYALGORITHM']._serialized_end=1270
-  _globals['_SCOPE']._serialized_start=1272
-  _globals['_SCOPE']._serialized_end=1375
-  _globals['_ORDEROPERATION']._serialized_start=1378
-  _globals['_ORDEROPERATION']._serialized_end=1616
-  _globals['_ORDERSIDE']._serialized_start=1618
-  _globals['_ORDERSIDE']._serialized_end=1698
-  _globals['_ORDERTYPE']._serialized_start=1701
-  _globals['_ORDERTYPE']._serialized_end=1900
-  _globals['_TIMEINFORCE']._serialized_start=1903
-  _globals['_TIMEINFORCE']._serialized_end=2062
+  _globals['_BROKER']._serialized_start=690
+  _globals['_BROKER']._serialized_end=912
+  _globals['_ENVIRONMENT']._serialized_start=914
+  _globals['_ENVIRONMENT']._serialized_end=1026
+  _globals['_KEYALGORITHM']._serialized_start=1029
+  _globals['_KEYALGORITHM']._serialized_end=1309
+  _globals['_SCOPE']._serialized_start=1311
+  _globals['_SCOPE']._serialized_end=1414
+  _globals['_ORDEROPERATION']._serialized_start=1417
+  _globals['_ORDEROPERATION']._serialized_end=1655
+  _globals['_ORDERSIDE']._serialized_start=1657
+  _globals['_ORDERSIDE']._serialized_end=1737
+  _globals['_ORDERTYPE']._serialized_start=1740
+  _globals['_ORDERTYPE']._serialized_end=1939
+  _globals['_TIMEINFORCE']._serialized_start=1942
+  _globals['_TIMEINFORCE']._serialized_end=2101
   _globals['_ORDER']._serialized_start=53
-  _globals['_ORDER']._serialized_end=592
-  _globals['_ORDER_EXTRASENTRY']._serialized_start=535
-  _globals['_ORDER_EXTRASENTRY']._serialized_end=592
-  _globals['_HTTPHEADER']._serialized_start=594
-  _globals['_HTTPHEADER']._serialized_end=648
+  _globals['_ORDER']._serialized_end=631
+  _globals['_ORDER_EXTRASENTRY']._serialized_start=574
+  _globals['_ORDER_EXTRASENTRY']._serialized_end=631
+  _globals['_HTTPHEADER']._serialized_start=633
+  _globals['_HTTPHEADER']._serialized_end=687
 # @@protoc_insertion_point(module_scope)

@@ -134,7 +134,7 @@ TIME_IN_FORCE_GTD: TimeInForce
 TIME_IN_FORCE_DAY: TimeInForce
 
 class Order(_message.Message):
-    __slots__ = ("operation", "symbol", "side", "type", "quantity", "price", "stop_price", "time_in_force", "client_order_id", "venue_order_id", "extras")
+    __slots__ = ("operation", "symbol", "side", "type", "quantity", "price", "stop_price", "time_in_force", "client_order_id", "venue_order_id", "extras", "quote_quantity")
     class ExtrasEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -153,6 +153,7 @@ class Order(_message.Message):
     CLIENT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     VENUE_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     EXTRAS_FIELD_NUMBER: _ClassVar[int]
+    QUOTE_QUANTITY_FIELD_NUMBER: _ClassVar[int]
     operation: OrderOperation
     symbol: str
     side: OrderSide
@@ -164,7 +165,8 @@ class Order(_message.Message):
     client_order_id: str
     venue_order_id: str
     extras: _containers.ScalarMap[str, str]
-    def __init__(self, operation: _Optional[_Union[OrderOperation, str]] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., type: _Optional[_Union[OrderType, str]] = ..., quantity: _Optional[str] = ..., price: _Optional[str] = ..., stop_price: _Optional[str] = ..., time_in_force: _Optional[_Union[TimeInForce, str]] = ..., client_order_id: _Optional[str] = ..., venue_order_id: _Optional[str] = ..., extras: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    quote_quantity: str
+    def __init__(self, operation: _Optional[_Union[OrderOperation, str]] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., type: _Optional[_Union[OrderType, str]] = ..., quantity: _Optional[str] = ..., price: _Optional[str] = ..., stop_price: _Optional[str] = ..., time_in_force: _Optional[_Union[TimeInForce, str]] = ..., client_order_id: _Optional[str] = ..., venue_order_id: _Optional[str] = ..., extras: _Optional[_Mapping[str, str]] = ..., quote_quantity: _Optional[str] = ...) -> None: ...
 
 class HttpHeader(_message.Message):
     __slots__ = ("name", "value")
