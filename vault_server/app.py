@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -33,9 +34,10 @@ from vault_server.auth.spiffe import SpiffeSource
 from vault_server.auth.tls import TlsConfigError, TlsFiles
 from vault_server.config import ConfigError, Settings
 from vault_server.core.clock import Clock, Random, SystemClock, SystemRandom
-from vault_server.core.errors import VaultError
+from vault_server.core.errors import AuditUnavailable, VaultError
 from vault_server.core.secret import Secret
 from vault_server.crypto.dek_cache import DekCache
+from vault_server.crypto.metered import MeteredKeyProvider
 from vault_server.crypto.providers import KeyProvider, init_local_keyring, new_key_provider
 from vault_server.egress.client import EgressClient
 from vault_server.key_settings import key_provider_options, key_setting_name
@@ -43,6 +45,7 @@ from vault_server.observability.logging import get_logger
 from vault_server.observability.metrics import Metrics
 from vault_server.rpc.admission import Admission, Limits
 from vault_server.rpc.interceptor import CallInterceptor
+from vault_server.rpc.listeners import ListenerConflict
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.rpc.server import Bound, ListenerPlan, Servicers, VaultServers
 from vault_server.rpc.servicers.audit import AuditServicer
@@ -62,21 +65,27 @@ from vault_server.services.audit_checkpoints import (
 )
 from vault_server.services.audit_log import AuditLog
 from vault_server.services.audit_reader import AuditReader
+from vault_server.services.audit_sink import AuditEventSink, Position, build_writer
 from vault_server.services.audit_verify import AuditVerifier
 from vault_server.services.credential_lifecycle import CredentialLifecycle
 from vault_server.services.credential_views import CredentialQueries
 from vault_server.services.credentials import CredentialManager
 from vault_server.services.denials import DenialRecorder
+from vault_server.services.hot_signing import HotSigner
+from vault_server.services.hot_state import HotState
 from vault_server.services.integrity_pages import IntegrityPager
 from vault_server.services.key_admin import KeyAdmin
 from vault_server.services.keys import KeyManager
 from vault_server.services.pagination import PageTokens
 from vault_server.services.paging import Pager, SqlOutbox
+from vault_server.services.readiness import COMPONENTS, ReadinessCheck, ReadinessReport
 from vault_server.services.routing import RoutingContexts
+from vault_server.services.sign_batch import PendingUse, SignBatch, Stale, UseWritten
 from vault_server.services.signing import SigningService, SigningSettings
 from vault_server.services.workspaces import WorkspaceManager
-from vault_server.storage import migrate, roles
+from vault_server.storage import invalidation, migrate, roles
 from vault_server.storage.database import Database
+from vault_server.storage.group_commit import BatchReport, GroupCommitter
 
 _log = get_logger("pipvault.app")
 SERVER_KEY_ENV = "PIPVAULT_SERVER_KEY"
@@ -160,6 +169,23 @@ def dek_cache_entries(settings: Settings) -> int:
     return 1024 if remote else 0
 
 
+def event_sink(settings: Settings, reader: AuditReader) -> AuditEventSink | None:
+    """``audit.event_sink``: every committed audit event as a JSON line (None when off)."""
+    cfg = settings.audit
+    if cfg.event_sink == "none":
+        return None
+    position = cfg.event_position_file
+    if position is None:
+        position = (
+            cfg.event_file.with_name(cfg.event_file.name + ".position")
+            if cfg.event_file is not None
+            else settings.home / "audit-events.position"
+        )
+    return AuditEventSink(
+        reader.store, build_writer(cfg.event_sink, cfg.event_file), Position(position)
+    )
+
+
 def build_notifier(settings: Settings) -> Notifier | None:
     """The pager configured in ``paging`` (None: paging off; pages still queue in the outbox)."""
     paging = settings.paging
@@ -202,6 +228,12 @@ def checkpoint_parts(settings: Settings) -> tuple[CheckpointSigner, list[Any], P
     return signer, sinks, cp_file if audit.checkpoint_sink != "stdout" else None
 
 
+def _audit_unavailable(exc: BaseException) -> BaseException:
+    """What every signature of a failed batch gets: nothing of the batch was written."""
+    _log.warning("audit.batch_error", error=type(exc).__name__)
+    return AuditUnavailable("the audit event could not be written")
+
+
 class VaultApp:
     """Everything the vault is made of, built from ``settings``."""
 
@@ -237,9 +269,10 @@ class VaultApp:
         )
         self.random: Random = SystemRandom()
         keys_cfg, signing_cfg = settings.keys, settings.signing
+        providers = build_key_providers(settings, self.clock, self.random)
         self.keys = KeyManager(
             self.db,
-            build_key_providers(settings, self.clock, self.random),
+            {pid: MeteredKeyProvider(p, self.metrics) for pid, p in providers.items()},
             keys_cfg.primary if keys_cfg.providers else "local",
             wrap_limit=keys_cfg.wrap_limit,
             clock=self.clock,
@@ -249,6 +282,8 @@ class VaultApp:
                 max_age_s=keys_cfg.dek_cache_max_age_s,
                 max_uses=keys_cfg.dek_cache_max_uses,
                 clock=self.clock,
+                on_hit=self.metrics.dek_cache_hits.inc,
+                on_miss=self.metrics.dek_cache_misses.inc,
             ),
         )
         self.workspaces = WorkspaceManager(
@@ -310,6 +345,27 @@ class VaultApp:
             sign_settings,
             page_hook=self.pager.hook,
         )
+        self.hot_state = HotState()
+        self.committer: GroupCommitter[PendingUse, UseWritten | Stale] = GroupCommitter(
+            self.db.engine,
+            SignBatch(self.audit, self.clock),
+            on_batch_failure=_audit_unavailable,
+            on_batch=self._batch_done,
+        )
+        invalidation.add_commit_listener(self.db.engine, self.hot_state.invalidate)
+        self.epoch_watcher = invalidation.EpochWatcher(self.db.engine, self._epochs_moved)
+        self.hot_signer = HotSigner(
+            self.signing,
+            self.keys,
+            self.hot_state,
+            self.committer.submit,
+            self.run,
+            self.egress,
+            self.clock,
+            self.random,
+            sign_settings,
+            self.metrics,
+        )
         self.key_admin = KeyAdmin(self.db, self.audit, self.keys)
         self.audit_reader = AuditReader(
             self.db, self.audit, self.pages, poll_interval_s=settings.audit.stream_poll_interval_s
@@ -328,6 +384,7 @@ class VaultApp:
             derive_key(server_key, "audit-chain"),
             checkpoints=file_checkpoints(cp_file, signer.public_key) if cp_file else None,
         )
+        self.event_sink = event_sink(settings, self.audit_reader)
         notifier = build_notifier(settings)
         self.outbox = SqlOutbox(self.db, self.clock)
         self.pager_sender = (
@@ -336,6 +393,7 @@ class VaultApp:
                 notifier,
                 self.random,
                 backoff=Backoff(settings.paging.retry_base_s, settings.paging.retry_cap_s),
+                metrics=self.metrics,
             )
             if notifier is not None
             else None
@@ -379,7 +437,7 @@ class VaultApp:
             credential=CredentialServicer(
                 self.credentials, self.lifecycle, queries, self.attestor, self.run
             ),
-            signing=SigningServicer(self.routing, self.signing, self.run),
+            signing=SigningServicer(self.routing, self.hot_signer, self.run),
             audit=AuditServicer(self.audit_reader, self.audit_verifier, self.run),
             key=KeyServicer(self.key_admin, self.run),
         )
@@ -401,6 +459,39 @@ class VaultApp:
         self.metrics_port: int | None = None
         self._jobs: list[asyncio.Task[None]] = []
         self._ready = False
+        self.readiness = ReadinessCheck(
+            self.db,
+            self.keys,
+            audit_failures=lambda: self.audit.consecutive_failures,
+            audit_failures_before_not_serving=settings.audit.failures_before_not_serving,
+            cache_signs_without_kms=dek_cache_entries(settings) > 0,
+        )
+        self._last_report = ReadinessReport(False, frozenset(), ())
+
+    def _batch_done(self, report: BatchReport) -> None:
+        """Group-commit accounting: metrics, and audit health for readiness."""
+        self.metrics.audit_batch_size.observe(report.size)
+        for wait in report.waits:
+            self.metrics.audit_write_seconds.observe(wait)
+        if report.ok:
+            self.audit.consecutive_failures = 0
+        else:
+            self.audit.consecutive_failures += 1
+            self.metrics.audit_failures.inc()
+            _log.warning("audit.batch_failed", size=report.size)
+
+    def _epochs_moved(self, workspace_ids: frozenset[str] | None, keys: bool) -> None:
+        """Another process changed what cached signing state depends on: drop it, and with
+        ``keys`` the cached data keys of those workspaces (revoke or freeze on another replica;
+        a routing renewal elsewhere leaves them, so steady-state signing never calls the KMS)."""
+        self.hot_state.invalidate(workspace_ids)
+        if not keys:
+            return
+        if workspace_ids is None:
+            self.keys.forget()
+            return
+        for ws_id in workspace_ids:
+            self.keys.forget(workspace_id=ws_id)
 
     def _identity_sources(
         self, settings: Settings
@@ -471,15 +562,31 @@ class VaultApp:
                 )
 
     async def start(self) -> Bound:
-        await self.run(self.prepare_storage)
-        self.servers = self._make_servers()
-        self.bound = await self.servers.start()
-        if self.settings.listen.metrics_address:
-            host, port = self.settings.listen.metrics_address.rsplit(":", 1)
-            self.metrics_port = self.metrics.serve(host.strip("[]"), int(port))
-        if not await self.run(self.db.ping):
-            raise ConfigError("database_url: the database is not reachable")
+        """Open the listeners (refusing, with one line, a socket or port another process owns),
+        then check readiness before health says SERVING."""
+        self.servers = self._make_servers()  # takes the socket lock first: a clash touches nothing
+        try:
+            await self.run(self.prepare_storage)
+            self.bound = await self.servers.start()
+            if self.settings.listen.metrics_address:
+                address = self.settings.listen.metrics_address
+                host, port = address.rsplit(":", 1)
+                try:
+                    self.metrics_port = self.metrics.serve(host.strip("[]"), int(port))
+                except OSError:
+                    raise ListenerConflict(
+                        f"listen.metrics_address: cannot listen on {address} "
+                        "(address already in use?)"
+                    ) from None
+            if not await self.run(self.db.ping):
+                raise ConfigError("database_url: the database is not reachable")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.servers.stop(0)
+            self.servers.release()  # never leave a socket we own behind, never remove another's
+            raise
         await self._check_readiness()
+        self.epoch_watcher.start()
         self._jobs.append(asyncio.create_task(self._readiness_loop()))
         self._jobs.append(asyncio.create_task(self._every(60.0, self.lifecycle.destroy_expired)))
         if self.settings.signing.attestation_interval_s > 0:
@@ -506,6 +613,9 @@ class VaultApp:
             self._jobs.append(
                 asyncio.create_task(self.pager_sender.run_forever(paging_cfg.sender_interval_s))
             )
+        if self.event_sink is not None:
+            sink_every = audit_cfg.event_sink_interval_s
+            self._jobs.append(asyncio.create_task(self._every(sink_every, self.event_sink.tick)))
         if self.settings.identity.reload_interval_s > 0:
             interval = self.settings.identity.reload_interval_s
             self._jobs.append(asyncio.create_task(self._every(interval, self.reload_identity)))
@@ -522,36 +632,69 @@ class VaultApp:
         }
 
     def is_ready(self) -> bool:
-        """Storage answers, every key provider answers, and audit writes are not failing."""
-        audit_ok = self.audit.consecutive_failures < self.settings.audit.failures_before_not_serving
-        return audit_ok and self.db.ping() and self.keys.ready()
+        """See ``services/readiness.py``: storage, audit writes, key material, key providers."""
+        return self.readiness.check().ready
+
+    def _readiness_report(self) -> ReadinessReport:
+        report = self.readiness.check()
+        try:
+            self.metrics.pager_backlog.set(self.outbox.pending())
+        except Exception:
+            _log.warning("pager.backlog_unknown")
+        return report
 
     async def _check_readiness(self) -> None:
-        ready = await self.run(self.is_ready)
-        if ready != self._ready and self.servers is not None:
-            await self.servers.set_serving(ready)
-            self.metrics.ready.set(1 if ready else 0)
-            if ready:
+        report = await self.run(self._readiness_report)
+        self._log_transitions(self._last_report, report)
+        self._last_report = report
+        if report.ready != self._ready and self.servers is not None:
+            await self.servers.set_serving(report.ready)
+            self.metrics.ready.set(1 if report.ready else 0)
+            if report.ready:
                 _log.info("vault.readiness", serving=True)
             else:
                 _log.warning("vault.readiness", serving=False)
-        self._ready = ready
+        self._ready = report.ready
+
+    def _log_transitions(self, old: ReadinessReport, new: ReadinessReport) -> None:
+        """One log line per change, never one per check."""
+        for component in COMPONENTS:
+            was, now = component in old.degraded, component in new.degraded
+            self.metrics.degraded.labels(component).set(1 if now else 0)
+            if now and not was:
+                _log.warning("vault.degraded", component=component, serving=new.ready)
+            elif was and not now:
+                _log.info("vault.recovered", component=component)
+        for problem in new.problems:
+            if problem not in old.problems:
+                _log.error("vault.not_ready", problem=problem)
 
     async def _readiness_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.readiness_interval_s)
             try:
                 await self._check_readiness()
-            except Exception:
-                _log.exception("vault.readiness_check_failed")
+            except Exception as exc:
+                await asyncio.to_thread(_log.error, "vault.readiness_check_failed", exc_info=exc)
 
     async def _every(self, seconds: float, job: Callable[[], object]) -> None:
-        """Run a system job periodically; failures are logged and retried next period."""
+        """Run a system job periodically; failures are retried next period. The first failure
+        is logged with its traceback, rendered off the event loop (a long traceback must not
+        stall health checks during an outage); repeats are one line until the job recovers."""
+        name = getattr(job, "__name__", "job")
+        failing = False
         while True:
             try:
                 await self.run(job)
-            except Exception:
-                _log.exception("job.failed", job=getattr(job, "__name__", "job"))
+                if failing:
+                    failing = False
+                    _log.info("job.recovered", job=name)
+            except Exception as exc:
+                if failing:
+                    _log.warning("job.still_failing", job=name, error=type(exc).__name__)
+                else:
+                    failing = True
+                    await asyncio.to_thread(_log.error, "job.failed", job=name, exc_info=exc)
             await asyncio.sleep(seconds)
 
     async def stop(self) -> None:
@@ -564,11 +707,20 @@ class VaultApp:
             await self.run(self.checkpointer.checkpoint_now)  # the tail is covered at shutdown
         except Exception:
             _log.exception("audit.final_checkpoint_failed")
+        if self.event_sink is not None:
+            try:
+                await self.run(self.event_sink.tick)  # what committed before shutdown goes out
+            except Exception:
+                _log.exception("audit.event_sink_failed")
         if self.pager_sender is not None:
             await asyncio.to_thread(self.pager_sender.drain, 5.0)
             self.pager_sender.close()
         if self.servers is not None:
             await self.servers.stop(self.settings.listen.grace_period_s)
+        await asyncio.to_thread(self.committer.close)  # after the drain: in-flight uses commit
+        await asyncio.to_thread(self.epoch_watcher.stop)
+        invalidation.remove_commit_listeners(self.db.engine)
+        self.hot_state.invalidate(None)
         self.metrics.stop()
         self.run.shutdown()
         self.egress.close()

@@ -196,6 +196,17 @@ class AuditSettings(_Section):
     checkpoint_key_file: Path | None = None  # dev default: <home>/audit-checkpoint.key (created)
     stream_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
     failures_before_not_serving: int = Field(default=3, ge=1)
+    # Every committed audit event as one JSON line, for a log shipper (a follower of the table).
+    event_sink: Literal["none", "stdout", "file"] = "none"
+    event_file: Path | None = None  # required with event_sink=file
+    event_position_file: Path | None = None  # default: <event_file>.position / <home>/...
+    event_sink_interval_s: float = Field(default=1.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _event_sink(self) -> AuditSettings:
+        if self.event_sink == "file" and self.event_file is None:
+            raise ValueError("audit.event_file: required with audit.event_sink=file")
+        return self
 
 
 class PagingSettings(_Section):
@@ -261,6 +272,9 @@ class Settings(BaseSettings):
                 raise ValueError("audit.checkpoint_key_file: required in production mode")
             if self.audit.checkpoint_sink != "stdout" and self.audit.checkpoint_file is None:
                 raise ValueError("audit.checkpoint_file: required in production mode")
+            audit = self.audit
+            if audit.event_sink == "stdout" and audit.event_position_file is None:
+                raise ValueError("audit.event_position_file: required with audit.event_sink=stdout")
         if self.paging.kind != "none" and not self.paging.url and self.paging.kind == "webhook":
             raise ValueError("paging.url: required for a webhook pager")
         if self.identity.spiffe_trust_domain and not self.tls.enabled:

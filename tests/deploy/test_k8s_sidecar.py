@@ -20,6 +20,7 @@ from tests.support.k8s_manifests import (
     pod,
     render,
 )
+from vault_server.rpc.server import LIVENESS_SERVICE
 
 PRIVATE_V4 = [
     ipaddress.ip_network(n)
@@ -91,8 +92,11 @@ def test_probes_are_grpc_on_the_health_port_only(view: PodView) -> None:
         spec = sidecar[probe]
         assert set(spec) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"grpc"}, probe
         assert spec["grpc"]["port"] == health, probe
-        # the default service "" is the vault's overall status
-        assert spec["grpc"].get("service", "") == "", probe
+    # startup and readiness ask the vault's overall status (service ""); liveness asks the
+    # "liveness" service, which stays SERVING through storage/KMS outages (no restart loops)
+    assert sidecar["startupProbe"]["grpc"].get("service", "") == ""
+    assert sidecar["readinessProbe"]["grpc"].get("service", "") == ""
+    assert sidecar["livenessProbe"]["grpc"]["service"] == LIVENESS_SERVICE
     # readiness reacts before liveness would restart the sidecar
     ready, live = sidecar["readinessProbe"], sidecar["livenessProbe"]
     assert ready["periodSeconds"] * ready["failureThreshold"] < (

@@ -84,11 +84,13 @@ def start_vault(
     database_url: str | None = None,
     *,
     roles: dict[str, dict[str, Any]] | None = None,
+    tokens: dict[str, str] | None = None,
     **overrides: Any,
 ) -> RunningVault:
     home.mkdir(parents=True, exist_ok=True)
     roles = roles or ROLES
-    tokens = {who: f"tok_{secrets.token_urlsafe(24)}" for who in roles}
+    # Replicas of one fleet share tokens (and the policy built from them).
+    tokens = tokens or {who: f"tok_{secrets.token_urlsafe(24)}" for who in roles}
     policy = parse_policy(
         {
             "principals": [

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from vault_server.alerts.notifiers import Notifier, Verdict
 from vault_server.core.clock import Random
 from vault_server.observability.logging import get_logger
+from vault_server.observability.metrics import Metrics
 
 _log = get_logger("pipvault.pager")
 
@@ -75,7 +76,9 @@ class PagerSender:
         backoff: Backoff | None = None,
         batch_size: int = 20,
         lease_s: float = 60.0,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._outbox = outbox
         self._notifier = notifier
         self._random = random
@@ -91,6 +94,8 @@ class PagerSender:
             if result.verdict is Verdict.DELIVERED:
                 self._outbox.delivered(item.id)
                 delivered += 1
+                if self._metrics is not None:
+                    self._metrics.pages_delivered.inc()
                 _log.info("pager.delivered", outbox_id=item.id, dedup_key=item.dedup_key)
             elif result.verdict is Verdict.RETRY:
                 delay = self._backoff.delay(item.attempts, self._jitter())
@@ -98,6 +103,8 @@ class PagerSender:
                     delay = max(delay, result.retry_after_s)
                 self._outbox.retry(item.id, delay, result.detail)
                 retried += 1
+                if self._metrics is not None:
+                    self._metrics.pager_delivery_failures.inc()
                 _log.warning(
                     "pager.retry",
                     outbox_id=item.id,
@@ -108,6 +115,8 @@ class PagerSender:
             else:
                 self._outbox.give_up(item.id, result.detail)
                 gave_up += 1
+                if self._metrics is not None:
+                    self._metrics.pager_delivery_failures.inc()
                 _log.error("pager.gave_up", outbox_id=item.id, detail=result.detail)
         return DeliveryReport(delivered, retried, gave_up)
 

@@ -16,6 +16,7 @@ from typing import Any
 from vault_server.auth.policy import PolicyError
 from vault_server.config import ConfigError, Settings, load_settings
 from vault_server.observability.logging import configure_logging
+from vault_server.rpc.listeners import ListenerConflict
 
 
 def _prepare(args: argparse.Namespace, settings: Settings, *, reexec: bool = True) -> list[str]:
@@ -308,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, PolicyError) as exc:
         print(f"pipvault: {exc}", file=sys.stderr)
         return 2
+    except ListenerConflict as exc:  # another process owns the socket or port: one line, exit 1
+        print(f"pipvault: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -76,7 +76,16 @@ class DekCache:
         clock: time source (``SystemClock`` in production, ``FixedClock`` in tests).
     """
 
-    def __init__(self, *, max_entries: int, max_age_s: float, max_uses: int, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        max_entries: int,
+        max_age_s: float,
+        max_uses: int,
+        clock: Clock,
+        on_hit: Callable[[], None] | None = None,
+        on_miss: Callable[[], None] | None = None,
+    ) -> None:
         if max_entries < 0:
             raise InvalidArgument("keys.dek_cache_max_entries", "must be >= 0")
         if not max_age_s > 0:
@@ -90,6 +99,8 @@ class DekCache:
         self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._hits = self._misses = self._evictions = 0
+        self._on_hit = on_hit  # metrics hooks (counts only, never a key)
+        self._on_miss = on_miss
 
     @property
     def enabled(self) -> bool:
@@ -97,6 +108,13 @@ class DekCache:
 
     def get(self, key: CacheKey) -> Secret | None:
         """The cached DEK for ``key`` (counting one use), or None."""
+        dek = self._get(key)
+        hook = self._on_miss if dek is None else self._on_hit
+        if hook is not None:
+            hook()
+        return dek
+
+    def _get(self, key: CacheKey) -> Secret | None:
         if not self.enabled:
             return None
         with self._lock:

@@ -3,7 +3,18 @@ that could carry secrets or unbounded cardinality."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 
 class Metrics:
@@ -102,8 +113,10 @@ class Metrics:
         )
 
     def serve(self, host: str, port: int) -> int:
-        """Start the /metrics HTTP endpoint; returns the bound port."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        """Start the HTTP listener (``GET /metrics`` only; 404 for any other path, 405 for any
+        other method) in a daemon thread; returns the bound port. ``OSError`` if it cannot bind."""
+        server = _MetricsServer((host, port), _MetricsHandler, self.registry)
+        threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
         self._server = server
         return int(server.server_port)
 
@@ -112,3 +125,53 @@ class Metrics:
         if server is not None:
             server.shutdown()
             server.server_close()
+
+
+class _MetricsServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        registry: CollectorRegistry,
+    ) -> None:
+        if ":" in address[0]:
+            import socket
+
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+        self.registry = registry
+
+
+class _MetricsHandler(BaseHTTPRequestHandler):
+    server: _MetricsServer
+    server_version = "pipvault"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path != "/metrics":
+            self._plain(404, b"not found: this listener serves /metrics only\n")
+            return
+        body = generate_latest(self.server.registry)
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _refuse(self) -> None:
+        self._plain(405, b"method not allowed\n")
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _refuse  # noqa: N815
+
+    def _plain(self, code: int, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return  # scrapes are not worth a log line each (and paths are caller-chosen text)

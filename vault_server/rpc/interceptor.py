@@ -8,6 +8,7 @@ the servicer runs are audited as ``auth.denied``. Health and reflection are not 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -55,6 +56,11 @@ WRITE_ACTIONS = {
 }
 Context = grpc.aio.ServicerContext[Any, Any]
 _log = get_logger("pipvault.rpc")
+# Request id and peer of the call running in this task, for its log lines (set on entry, before
+# admission, so refused calls carry them too). Every RPC runs in its own task (its own context).
+_WHERE: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
+    "pipvault_rpc_where", default=("", "")
+)
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
@@ -177,6 +183,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         request_id = request_id_from(metadata)
         await context.send_initial_metadata((("x-request-id", request_id),))
         peer = peer_address(context.peer() or "", metadata, self._limits)
+        _WHERE.set((request_id, peer))
         principal: Principal | None = None
         try:
             if self._in_flight > self._max:
@@ -244,6 +251,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             duration_ms=round(elapsed * 1000, 3),
             principal=principal.id if principal else "",
             plane=self._plane.value,
+            request_id=_WHERE.get()[0],
+            peer=_WHERE.get()[1],
         )
 
 
@@ -275,7 +284,8 @@ def _failure(method: str, exc: Exception) -> tuple[grpc.Status, tuple[str, str]]
     """The status to answer with: the domain error's, or a generic INTERNAL (detail only logged)."""
     if isinstance(exc, VaultError):
         return to_status(exc), (status_name(exc), exc.reason)
-    _log.exception("rpc.unhandled", method=method)
+    request_id, peer = _WHERE.get()
+    _log.exception("rpc.unhandled", method=method, request_id=request_id, peer=peer)
     return internal_status(), ("INTERNAL", "INTERNAL")
 
 

@@ -33,6 +33,7 @@ from pipsync.vault.v1 import (
 )
 
 from vault_server.auth.rpc_roles import RULES, Plane
+from vault_server.rpc.listeners import ListenerConflict, SocketLock, probe_port
 
 _API_DESCRIPTORS: tuple[ServiceDescriptor, ...] = (
     workspace_service_pb2.DESCRIPTOR.services_by_name["WorkspaceService"],
@@ -43,6 +44,7 @@ _API_DESCRIPTORS: tuple[ServiceDescriptor, ...] = (
 )
 API_SERVICES = tuple(s.full_name for s in _API_DESCRIPTORS)
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+LIVENESS_SERVICE = "liveness"
 
 
 def services_on(plane: Plane) -> tuple[str, ...]:
@@ -126,6 +128,7 @@ class VaultServers:
         self.health = health.aio.HealthServicer()
         self.bound = Bound()
         self._servers: list[grpc.aio.Server] = []
+        self._socket_lock: SocketLock | None = None
         hard_cap = plan.max_concurrent_rpcs * 2 + 16  # backstop; the interceptor answers first
         opts = _options(plan)
 
@@ -136,9 +139,15 @@ class VaultServers:
             _add_api(data, servicers)
             health_pb2_grpc.add_HealthServicer_to_server(self.health, data)
             if plan.data_socket is not None:
-                if plan.data_socket.exists():
-                    plan.data_socket.unlink()
-                data.add_insecure_port(f"unix:{plan.data_socket}")
+                self._socket_lock = SocketLock(plan.data_socket)
+                self._socket_lock.acquire()
+                try:
+                    data.add_insecure_port(f"unix:{plan.data_socket}")
+                except RuntimeError:
+                    self.release()
+                    raise ListenerConflict(
+                        f"listen.data_socket: cannot listen on {plan.data_socket}"
+                    ) from None
                 self.bound.data_socket = plan.data_socket
             if plan.data_address is not None:
                 port = self._bind(data, plan.data_address, server_credentials)
@@ -160,19 +169,43 @@ class VaultServers:
         if plan.health_address is not None:
             hs = grpc.aio.server(options=opts, maximum_concurrent_rpcs=64)
             health_pb2_grpc.add_HealthServicer_to_server(self.health, hs)
-            self.bound.health_port = hs.add_insecure_port(plan.health_address)
+            self.bound.health_port = self._bind(hs, plan.health_address, None)
             self._servers.append(hs)
 
-    @staticmethod
     def _bind(
-        server: grpc.aio.Server, address: str, creds: Callable[[], grpc.ServerCredentials] | None
+        self,
+        server: grpc.aio.Server,
+        address: str,
+        creds: Callable[[], grpc.ServerCredentials] | None,
     ) -> int:
-        if creds is not None:  # one credentials object per listener (gRPC needs its own fetcher)
-            return int(server.add_secure_port(address, creds()))
-        return int(server.add_insecure_port(address))
+        """Bind one TCP listener; a port in use is a one-line ``ListenerConflict``."""
+        setting = next(
+            (k for k in ("data_address", "admin_address", "health_address")
+             if getattr(self.plan, k) == address),
+            "address",
+        )  # fmt: skip
+        try:
+            probe_port(address)  # before gRPC core, which would log its own error lines
+            if creds is not None:  # one credentials object per listener (its own fetcher)
+                return int(server.add_secure_port(address, creds()))
+            return int(server.add_insecure_port(address))
+        except (RuntimeError, OSError):
+            self.release()
+            raise ListenerConflict(
+                f"listen.{setting}: cannot listen on {address} (address already in use?)"
+            ) from None
+
+    def release(self) -> None:
+        """Give up the data socket (and its lock) if this instance owns it."""
+        if self._socket_lock is not None:
+            self._socket_lock.release()
+            self._socket_lock = None
 
     async def start(self) -> Bound:
         await self.set_serving(False)
+        # Liveness: SERVING for as long as the process serves at all, whatever readiness says
+        # (a kubelet liveness probe on service "liveness" never restarts a pod for an outage).
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         for server in self._servers:
             await server.start()
         if self.bound.data_socket is not None:
@@ -199,8 +232,7 @@ class VaultServers:
         await self.set_serving(False)
         for server in self._servers:
             await server.stop(grace)
-        if self.bound.data_socket is not None and self.bound.data_socket.exists():
-            self.bound.data_socket.unlink()
+        self.release()  # only the owner (lock holder) ever removes the socket
 
     async def wait(self) -> None:
         for server in self._servers:

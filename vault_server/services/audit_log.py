@@ -49,31 +49,27 @@ class AuditRecord:
     details: dict[str, str] = field(default_factory=dict)
 
 
-def canonical_event(row: AuditEvent) -> bytes:
+CHAINED_FIELDS = (
+    "chain_id", "seq", "event_time", "workspace_id", "workspace", "credential", "action",
+    "outcome", "actor_type", "actor_id", "on_behalf_of", "peer", "reason", "routing_context",
+    "request_id", "method", "error_reason", "details", "prev_hash",
+)  # fmt: skip
+
+
+def canonical_fields(values: dict[str, Any]) -> bytes:
     """The bytes the chain hash covers: every field but ``id`` and ``hash`` (RFC 8785-style
     canonical JSON: sorted keys, no whitespace, UTF-8)."""
-    doc: dict[str, Any] = {
-        "chain_id": row.chain_id,
-        "seq": row.seq,
-        "event_time": row.event_time.astimezone(dt.UTC).isoformat(timespec="microseconds"),
-        "workspace_id": row.workspace_id,
-        "workspace": row.workspace,
-        "credential": row.credential,
-        "action": row.action,
-        "outcome": row.outcome,
-        "actor_type": row.actor_type,
-        "actor_id": row.actor_id,
-        "on_behalf_of": row.on_behalf_of,
-        "peer": row.peer,
-        "reason": row.reason,
-        "routing_context": row.routing_context,
-        "request_id": row.request_id,
-        "method": row.method,
-        "error_reason": row.error_reason,
-        "details": row.details,
-        "prev_hash": row.prev_hash,
-    }
+    doc = {k: values[k] for k in CHAINED_FIELDS}
+    doc["event_time"] = values["event_time"].astimezone(dt.UTC).isoformat(timespec="microseconds")
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_event(row: AuditEvent) -> bytes:
+    return canonical_fields({k: getattr(row, k) for k in CHAINED_FIELDS})
+
+
+def fields_hash(key: bytes, values: dict[str, Any]) -> str:
+    return hmac.new(key, canonical_fields(values), hashlib.sha256).hexdigest()
 
 
 def chain_hash(key: bytes, row: AuditEvent) -> str:
@@ -89,6 +85,38 @@ class AuditLog:
         self._key = chain_key
         self._clock = clock
         self.consecutive_failures = 0  # readiness turns NOT_SERVING past a threshold
+
+    def hash_of(self, values: dict[str, Any]) -> str:
+        """The chain hash of one event given as column values (the group-commit writer)."""
+        return fields_hash(self._key, values)
+
+    def values_for(
+        self, ctx: CallContext, record: AuditRecord, seq: int, prev_hash: str
+    ) -> dict[str, Any]:
+        """The column values of one event (hash included) for a batch insert."""
+        values: dict[str, Any] = {
+            "chain_id": record.workspace_id or SYSTEM_CHAIN,
+            "seq": seq,
+            "event_time": self._clock.now(),
+            "workspace_id": record.workspace_id,
+            "workspace": record.workspace,
+            "credential": record.credential,
+            "action": record.action,
+            "outcome": record.outcome,
+            "actor_type": ctx.actor.type.value,
+            "actor_id": ctx.actor.id,
+            "on_behalf_of": ctx.actor.on_behalf_of,
+            "peer": ctx.peer,
+            "reason": ctx.reason,
+            "routing_context": record.routing_context or ctx.routing_context,
+            "request_id": ctx.request_id,
+            "method": ctx.method,
+            "error_reason": record.error_reason,
+            "details": dict(record.details),
+            "prev_hash": prev_hash,
+        }
+        values["hash"] = fields_hash(self._key, values)
+        return values
 
     def append(self, session: Session, ctx: CallContext, record: AuditRecord) -> AuditEvent:
         """Insert one event; raise ``AuditUnavailable`` if it cannot be written in time."""

@@ -38,6 +38,7 @@ from vault_server.storage.tenant import bind_workspace
 _ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.?$")
 OUTCOMES = frozenset({Outcome.SUCCESS, Outcome.DENIED, Outcome.FAILED})
 READ_TIMEOUT_S = 10.0
+MAX_RESUME = 1000
 
 
 @dataclass(frozen=True)
@@ -314,15 +315,50 @@ class AuditReader:
         rows = rows[:size]
         return AuditPage(rows, self._pages.issue(rows[-1].id, params) if more else "")
 
-    def open_stream(self, ctx: CallContext, query: AuditQuery, follow: bool) -> AuditStream:
+    def open_stream(
+        self,
+        ctx: CallContext,
+        query: AuditQuery,
+        follow: bool,
+        resume_after: Sequence[str] = (),
+    ) -> AuditStream:
         ws = query.workspace_id()
         chains = self.visible(ctx, ws)
+        cursors = self.resume_cursors(chains, resume_after)
         details = {**query.params(), "follow": "true" if follow else "false"}
+        if resume_after:
+            details["resumed_chains"] = str(len(cursors))
         self.record(ctx, "audit.stream", chains if ws else [], details)
         merge = _Merge(self.store, query, self.batch_size, ctx)
         for chain in chains:
-            merge.add(chain, 0)
+            merge.add(chain, cursors.get(chain.id, 0))
         return AuditStream(self, ctx, merge, follow=follow, rediscover=ws is None)
+
+    def resume_cursors(self, chains: Sequence[Chain], names: Sequence[str]) -> dict[str, int]:
+        """Per-chain ``id`` cursors just after each named event (``resume_after``)."""
+        if len(names) > MAX_RESUME:
+            raise InvalidArgument("resume_after", f"at most {MAX_RESUME} event names")
+        by_name = {c.name: c for c in chains}
+        cursors: dict[str, int] = {}
+        for name in names:
+            prefix, sep, seq = name.rpartition("/auditEvents/")
+            if not sep or not seq.isdigit() or int(seq) < 1 or len(name) > 300:
+                raise InvalidArgument("resume_after", "an audit event name, .../auditEvents/{n}")
+            chain = by_name.get(prefix)
+            if chain is None:
+                raise NotFound(name)
+            if chain.id in cursors:
+                raise InvalidArgument("resume_after", "at most one event per chain")
+            with self.store.txn(chain) as s:
+                row_id = s.scalar(
+                    select(func.min(AuditEvent.id)).where(
+                        AuditEvent.chain_id == chain.id, AuditEvent.seq == int(seq)
+                    )
+                )
+            if row_id is None:
+                raise NotFound(name)
+            cursors[chain.id] = int(row_id)
+        return cursors
 
     def visible(self, ctx: CallContext, ws: str | None) -> list[Chain]:
         if ws is not None and not ctx.may_see(ws):

@@ -21,6 +21,7 @@ from vault_server.crypto import envelope
 from vault_server.crypto.dek_cache import DekCache
 from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.crypto.providers.base import KeyProvider
+from vault_server.services import kek_guard
 from vault_server.storage.database import Database
 from vault_server.storage.models import CredentialVersion, KekState
 from vault_server.storage.repositories import workspaces as ws_repo
@@ -81,6 +82,11 @@ class KeyManager:
         self._clock = clock
         self._random = random
         self.on_integrity_failure: IntegrityHook | None = None
+
+    @property
+    def local_only(self) -> bool:
+        """Every provider is a local keyring: opening an envelope never waits on a network."""
+        return all(p.kind == "local" for p in self.providers.values())
 
     def provider(self, provider_id: str = "") -> KeyProvider:
         pid = provider_id or self.primary
@@ -143,6 +149,7 @@ class KeyManager:
     def _reserve_wrap(self, provider: KeyProvider) -> None:
         with self._db.transaction() as session:
             version = provider.active_version()
+            kek_guard.refuse_if_behind(session, provider.provider_id, version)
             row = session.get(KekState, (provider.provider_id, version), with_for_update=True)
             if row is None:
                 row = KekState(

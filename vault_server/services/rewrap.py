@@ -21,6 +21,7 @@ from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.services.audit_log import AuditLog, AuditRecord
 from vault_server.services.call import CallContext
 from vault_server.services.keys import KeyManager
+from vault_server.storage import invalidation
 from vault_server.storage.database import Database
 from vault_server.storage.models import CredentialVersion
 from vault_server.storage.repositories import workspaces as ws_repo
@@ -109,6 +110,8 @@ class Rewrapper:
                             .execution_options(synchronize_session=False)
                         )
                         changed = result.rowcount
+                        if changed:  # a cached signing state holds the old envelope
+                            invalidation.bump(session, [uid])
                     progressed += changed
                     migrated += changed
                 yield Progress(total, migrated, False)

@@ -171,6 +171,22 @@ class RoutingContexts:
             self._record(session, ctx, ws, cred, name, "routing.end")
             return RoutingView(ws.resource_id, cred.resource_id, rc, now)
 
+    def epoch_of(self, session: Session, name: str) -> int:
+        """The cache epoch of the routing context's workspace (read before anything else)."""
+        ref = parse_routing_context("name", name)
+        epoch = session.execute(
+            select(Workspace.cache_epoch).where(Workspace.resource_id == ref.workspace)
+        ).scalar_one_or_none()
+        return int(epoch or 0)
+
+    def load_for_use(
+        self, session: Session, ctx: CallContext, name: str
+    ) -> tuple[Workspace, Credential, RoutingContext]:
+        """The caller's context with its workspace and credential, whatever their state."""
+        if not name:
+            raise RoutingContextRequired("an active routing context is required to sign")
+        return self._own(session, ctx, name)
+
     def active_for_use(
         self, session: Session, ctx: CallContext, name: str
     ) -> tuple[Workspace, Credential, RoutingContext]:

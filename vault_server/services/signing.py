@@ -1,11 +1,13 @@
-"""Signing and proxying: a routing service's use of a credential.
+"""Signing and proxying: the parts of a routing service's use of a credential that read or
+write the database through the ORM.
 
-One transaction holds the whole decision: the caller's active routing context, workspace and
-credential state, order policy, replay claim, the venue nonce, decryption, the signature and the
-``credential.use`` audit event. If any step fails nothing is claimed, no signature leaves, and a
-refusal is audited in its own transaction (a refusal without a routing context also pages: it is a
-read outside an active context, DESIGN.md §6). In proxy mode the request is sent only after the
-use is committed.
+``HotSigner`` (services/hot_signing.py) serves SignOrder/ExecuteOrder; it uses this service to
+load a routing context's ``UseState``, to audit refusals in their own transaction (a refusal
+without a routing context also pages: it is a read outside an active context, DESIGN.md §6), to
+record a proxied request the venue never answered, and - when the cached state keeps moving - for
+``use_locked``: the whole decision in one transaction with the credential row locked (context,
+workspace and credential state, order policy, replay claim, venue nonce, decryption, signature
+and the ``credential.use`` audit event; nothing claimed and no signature if any step fails).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.egress.client import EgressClient, VenueResponse, allowed_origins
 from vault_server.services.audit_log import AuditLog, AuditRecord, Outcome, event_name
 from vault_server.services.call import CallContext
+from vault_server.services.hot_state import UseState
 from vault_server.services.keys import KeyManager
 from vault_server.services.material import open_material
 from vault_server.services.names import credential_name, workspace_of_name
@@ -76,7 +79,7 @@ class Executed:
 
 
 @dataclass(frozen=True)
-class _Use:
+class Use:
     request: PreparedRequest
     version: int
     audit_event: str
@@ -114,27 +117,8 @@ class SigningService:
         self._settings = settings
         self._page = page_hook
 
-    def sign(
-        self, ctx: CallContext, routing_context: str, order: OrderSpec, credential: str = ""
-    ) -> Signed:
-        use = self._use(ctx, routing_context, credential, order, proxy=False)
-        return Signed(use.request, use.version, use.audit_event)
-
-    def execute(
-        self, ctx: CallContext, routing_context: str, order: OrderSpec, credential: str = ""
-    ) -> Executed:
-        use = self._use(ctx, routing_context, credential, order, proxy=True)
-        origins = self._origins(use.venue, use.environment)
-        try:
-            response = self._egress.send(use.request, origins, ctx.remaining())
-        except VaultError as err:
-            # The use was audited before sending; record that the venue never answered.
-            self._record_send_failure(ctx, routing_context, use, err)
-            raise
-        return Executed(response, use.version, use.audit_event)
-
     def _record_send_failure(
-        self, ctx: CallContext, rc_name: str, use: _Use, err: VaultError
+        self, ctx: CallContext, rc_name: str, use: Use, err: VaultError
     ) -> None:
         ws_id = workspace_of_name(rc_name)
         try:
@@ -168,24 +152,63 @@ class SigningService:
             adapter.default_base_url(env), self._settings.venue_base_urls, venue.value
         )
 
-    def _use(
+    def use_locked(
         self, ctx: CallContext, rc_name: str, hint: str, order: OrderSpec, *, proxy: bool
-    ) -> _Use:
-        try:
-            check_client_order_id(order)
-            with self._db.transaction(timeout_s=ctx.remaining()) as session:
-                ws, cred, _rc = self._routing.active_for_use(session, ctx, rc_name)
-                if hint and hint != credential_name(ws.resource_id, cred.resource_id):
-                    raise InvalidArgument("credential", "does not match the routing context")
-                return self._sign_in(session, ctx, ws, cred, rc_name, order, proxy=proxy)
-        except VaultError as err:
-            self._refused(ctx, rc_name, hint, order, err, proxy=proxy)
-            raise
+    ) -> Use:
+        """The whole use in one transaction with the credential row locked (no caches): the
+        path of last resort when the cached state keeps moving. Refusals are not recorded."""
+        check_client_order_id(order)
+        with self._db.transaction(timeout_s=ctx.remaining()) as session:
+            ws, cred, _rc = self._routing.active_for_use(session, ctx, rc_name)
+            if hint and hint != credential_name(ws.resource_id, cred.resource_id):
+                raise InvalidArgument("credential", "does not match the routing context")
+            return self._sign_in(session, ctx, ws, cred, rc_name, order, proxy=proxy)
+
+    def load_state(self, ctx: CallContext, rc_name: str) -> UseState:
+        """Everything the hot path checks, read in one transaction, the epoch first."""
+        with self._db.transaction(timeout_s=ctx.remaining()) as session:
+            epoch = self._routing.epoch_of(session, rc_name)
+            ws, cred, rc = self._routing.load_for_use(session, ctx, rc_name)
+            version = (
+                cred_repo.version(session, cred, cred.current_version)
+                if cred.current_version
+                else None
+            )
+            return UseState(
+                epoch=epoch,
+                routing_context=rc_name,
+                owner=rc.owner,
+                rc_state=rc.state,
+                rc_expire=rc.expire_time,
+                workspace_id=ws.id,
+                workspace_resource=ws.resource_id,
+                ws_state=ws.state,
+                ws_freeze_expire=ws.freeze_expire_time,
+                credential_id=cred.id,
+                credential_resource=cred.resource_id,
+                credential_state=cred.state,
+                current_version=cred.current_version,
+                venue=Venue(cred.broker),
+                environment=Environment(cred.environment),
+                algorithm=KeyAlgorithm(cred.key_algorithm),
+                policy=OrderPolicy.from_json(cred.policy),
+                envelope=version.envelope if version is not None else None,
+            )
+
+    def origins(self, venue: Venue, env: Environment) -> frozenset[str]:
+        return self._origins(venue, env)
+
+    def record_send_failure(
+        self, ctx: CallContext, rc_name: str, version: int, event: str, venue: Venue,
+        env: Environment, err: VaultError,
+    ) -> None:  # fmt: skip
+        use = Use(PreparedRequest("", "", (), b""), version, event, venue, env)
+        self._record_send_failure(ctx, rc_name, use, err)
 
     def _sign_in(
         self, session: Session, ctx: CallContext, ws: Workspace, cred: Credential, rc_name: str,
         order: OrderSpec, *, proxy: bool,
-    ) -> _Use:  # fmt: skip
+    ) -> Use:  # fmt: skip
         now = self._clock.now()
         name = credential_name(ws.resource_id, cred.resource_id)
         ensure_not_frozen(ws, now)
@@ -229,11 +252,11 @@ class SigningService:
                 workspace=f"workspaces/{ws.resource_id}",
                 credential=name,
                 routing_context=rc_name,
-                details=_details(order, request.method, path, version.version, proxy),
+                details=use_details(order, request.method, path, version.version, proxy),
             ),
         )
         event = event_name(row, f"workspaces/{ws.resource_id}")
-        return _Use(request, version.version, event, venue, env)
+        return Use(request, version.version, event, venue, env)
 
     def _credential_for_refusal(
         self, session: Session, ctx: CallContext, ws: Workspace | None, rc_name: str, hint: str
@@ -251,7 +274,7 @@ class SigningService:
         )
         return hint if known else ""
 
-    def _refused(
+    def refused(
         self, ctx: CallContext, rc_name: str, hint: str, order: OrderSpec, err: VaultError,
         *, proxy: bool,
     ) -> None:  # fmt: skip
@@ -307,7 +330,9 @@ def _owned_context_credential(
 _REFUSAL_KEYS = frozenset({"rule", "field", "path", "method", "clientOrderId", "broker"})
 
 
-def _details(order: OrderSpec, method: str, path: str, version: int, proxy: bool) -> dict[str, str]:
+def use_details(
+    order: OrderSpec, method: str, path: str, version: int, proxy: bool
+) -> dict[str, str]:
     out = {
         "operation": order.operation.value,
         "mode": "proxy" if proxy else "sign",

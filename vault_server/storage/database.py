@@ -47,7 +47,9 @@ class Database:
         self.dialect = make_url(self.url).get_backend_name()
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if self.dialect == "postgresql":
-            kwargs.update(pool_size=pool_size, max_overflow=2, pool_timeout=5)
+            # +2 beyond the old overflow: the group committer and the LISTEN connection each
+            # keep one for the life of the process.
+            kwargs.update(pool_size=pool_size, max_overflow=4, pool_timeout=5)
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine, busy_timeout_ms)

@@ -63,6 +63,9 @@ class Workspace(Base):
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     revision: Mapped[int] = mapped_column(Integer, default=1)
+    # Bumped in the same transaction as every change a cached signing state depends on
+    # (storage/invalidation.py); never part of the etag.
+    cache_epoch: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Credential(TenantScoped, Base):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Unpack
 
 from pipsync.vault.v1 import audit_pb2, workspace_pb2
@@ -118,11 +118,13 @@ class AdminMethods(AsyncTransport):
         start_time: datetime.datetime | None = None,
         end_time: datetime.datetime | None = None,
         follow: bool = False,
+        resume_after: Sequence[str] = (),
         **options: Unpack[CallOptions],
     ) -> AsyncIterator[audit_pb2.AuditEvent]:
         """Streams matching events: the backlog, then (``follow``) new ones, until the stream
-        ends or its deadline passes (DeadlineExceededError; reopen from the last event's time to
-        keep tailing). Closing the iterator cancels the stream."""
+        ends or its deadline passes (DeadlineExceededError). To keep tailing, reopen it with
+        ``resume_after`` = the last event name received from each chain: it continues strictly
+        after those events (no gap, no duplicate). Closing the iterator cancels the stream."""
         flt = build.audit_filter(
             workspace=workspace,
             credential=credential,
@@ -132,7 +134,9 @@ class AdminMethods(AsyncTransport):
             start_time=start_time,
             end_time=end_time,
         )
-        request = audit_svc.StreamAuditEventsRequest(filter=flt, follow=follow)
+        request = audit_svc.StreamAuditEventsRequest(
+            filter=flt, follow=follow, resume_after=list(resume_after)
+        )
         return _events(self._stream(_rpc.STREAM_AUDIT_EVENTS, request, options))
 
     async def verify_audit_log(

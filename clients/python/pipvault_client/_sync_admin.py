@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Unpack
 
 from pipsync.vault.v1 import audit_pb2, workspace_pb2
@@ -116,11 +116,13 @@ class AdminMethods(SyncTransport):
         start_time: datetime.datetime | None = None,
         end_time: datetime.datetime | None = None,
         follow: bool = False,
+        resume_after: Sequence[str] = (),
         **options: Unpack[CallOptions],
     ) -> Iterator[audit_pb2.AuditEvent]:
         """Streams matching events: the backlog, then (``follow``) new ones, until the stream
-        ends or its deadline passes (DeadlineExceededError; reopen from the last event's time to
-        keep tailing). Closing the iterator cancels the stream."""
+        ends or its deadline passes (DeadlineExceededError). To keep tailing, reopen it with
+        ``resume_after`` = the last event name received from each chain: it continues strictly
+        after those events (no gap, no duplicate). Closing the iterator cancels the stream."""
         flt = build.audit_filter(
             workspace=workspace,
             credential=credential,
@@ -130,7 +132,9 @@ class AdminMethods(SyncTransport):
             start_time=start_time,
             end_time=end_time,
         )
-        request = audit_svc.StreamAuditEventsRequest(filter=flt, follow=follow)
+        request = audit_svc.StreamAuditEventsRequest(
+            filter=flt, follow=follow, resume_after=list(resume_after)
+        )
         return _events(self._stream(_rpc.STREAM_AUDIT_EVENTS, request, options))
 
     def verify_audit_log(

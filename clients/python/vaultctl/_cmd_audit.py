@@ -1,11 +1,12 @@
-"""``vaultctl audit``: list, tail (stream, optionally following) and verify the audit log."""
+"""``vaultctl audit``: list, tail (stream, optionally following), export (JSON Lines) and verify
+the audit log."""
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pipsync.vault.v1 import audit_pb2, audit_service_pb2
@@ -23,6 +24,8 @@ _FOLLOW_WINDOW = 300.0  # each following stream is reopened after this long
 _BACKLOG_TIMEOUT = 60.0
 _VERIFY_TIMEOUT = 120.0
 _MIN_REOPEN_INTERVAL = 1.0
+_RETRY_MIN, _RETRY_MAX = 0.5, 5.0
+_RECONNECT = frozenset({"UNAVAILABLE", "CANCELLED"})
 
 
 def register(commands: Subparsers, common: SafeArgumentParser) -> None:
@@ -40,6 +43,13 @@ def register(commands: Subparsers, common: SafeArgumentParser) -> None:
     _filters(p)
     p.add_argument("--follow", "-f", action="store_true", help="keep streaming new events")
     p.set_defaults(handler=tail)
+
+    p = sub.add_parser(
+        "export", parents=[common], help="write matching events as JSON Lines (for a SIEM)"
+    )
+    _filters(p)
+    p.add_argument("--format", choices=["jsonl"], default="jsonl", help="jsonl: one event per line")
+    p.set_defaults(handler=export)
 
     p = sub.add_parser("verify", parents=[common], help="verify the hash chains (exit 1 if broken)")
     p.add_argument("--workspace", type=_convert.workspace, help="one workspace only")
@@ -87,42 +97,77 @@ def list_(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def tail(ctx: Context, args: argparse.Namespace) -> int:
-    client = ctx.client()
-    filters = _filter_kwargs(args)
-    window = ctx.timeout or (_FOLLOW_WINDOW if args.follow else _BACKLOG_TIMEOUT)
     collected: list[dict[str, Any]] = []
-    start: datetime.datetime | None = filters.pop("start_time")
-    seen_at_start: set[str] = set()
+    _resumable(
+        ctx,
+        _filter_kwargs(args),
+        follow=args.follow,
+        window=ctx.timeout or (_FOLLOW_WINDOW if args.follow else _BACKLOG_TIMEOUT),
+        emit=lambda event: _emit(ctx, event, args.follow, collected),
+    )
+    if ctx.out.json_mode and not args.follow:
+        ctx.out.json({"events": collected})
+    return EXIT_OK
+
+
+def export(ctx: Context, args: argparse.Namespace) -> int:
+    """The matching backlog as JSON Lines (one event per line, whatever --json says)."""
+    _resumable(
+        ctx,
+        _filter_kwargs(args),
+        follow=False,
+        window=ctx.timeout or _BACKLOG_TIMEOUT,
+        emit=lambda event: ctx.out.json_line(to_dict(event)),
+    )
+    return EXIT_OK
+
+
+def _resumable(
+    ctx: Context,
+    filters: dict[str, Any],
+    *,
+    follow: bool,
+    window: float,
+    emit: Callable[[audit_pb2.AuditEvent], None],
+) -> None:
+    """Stream, and reopen where it stopped: after the last event printed from each chain
+    (``resume_after``), so a stream cut by its deadline or a server restart (when following)
+    continues with no gap and no duplicate."""
+    client = ctx.client()
+    last: dict[str, str] = {}  # chain (`workspaces/ws` or `system`) -> last event name printed
+    retry = _RETRY_MIN
     while True:
         opened = time.monotonic()
         stream = client.stream_audit_events(
-            **filters, start_time=start, follow=args.follow, timeout=window
+            **filters, follow=follow, resume_after=list(last.values()), timeout=window
         )
+        progressed = False
         try:
             for event in stream:
-                key = event.name or f"{event.workspace}#{event.sequence}"
-                if key in seen_at_start:
-                    continue  # already shown before the stream was reopened
-                _emit(ctx, event, args.follow, collected)
-                when = event.event_time.ToDatetime(tzinfo=datetime.UTC)
-                if start is None or when > start:
-                    start, seen_at_start = when, {key}
-                elif when == start:
-                    seen_at_start.add(key)
+                emit(event)
+                last[event.name.rpartition("/auditEvents/")[0]] = event.name
+                retry, progressed = _RETRY_MIN, True
+            if not follow:
+                return  # the backlog is complete
         except DeadlineExceededError:
-            if not args.follow:
+            if not follow and not progressed:
+                raise  # a whole window without one event: give up rather than spin
+            # the stream's window ended: reopen after the last event
+        except Exception as exc:
+            # UnavailableError / CallCancelledError: the server went away (e.g. a restart).
+            code = str(getattr(exc, "code_name", ""))
+            if not follow or code not in _RECONNECT:
                 raise
-            # Reopen from the last event's time; never spin if the server ends streams at once.
-            time.sleep(max(0.0, _MIN_REOPEN_INTERVAL - (time.monotonic() - opened)))
-            continue
+            ctx.out.stderr.write(f"vaultctl: audit stream interrupted ({code}); resuming\n")
+            ctx.out.stderr.flush()
+            time.sleep(retry)
+            retry = min(retry * 2, _RETRY_MAX)
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
-        break
-    if ctx.out.json_mode and not args.follow:
-        ctx.out.json({"events": collected})
-    return EXIT_OK
+        # Never spin if the server ends streams at once.
+        time.sleep(max(0.0, _MIN_REOPEN_INTERVAL - (time.monotonic() - opened)))
 
 
 def _emit(

@@ -26,6 +26,7 @@ from vault_server.alerts.notifiers import PagerDutyNotifier, WebhookNotifier
 from vault_server.alerts.pager_sender import Backoff, PagerSender
 from vault_server.core.clock import FixedClock, SystemClock, SystemRandom
 from vault_server.core.secret import Secret
+from vault_server.observability.metrics import Metrics
 from vault_server.services.audit_log import AuditRecord, Outcome
 from vault_server.services.paging import Pager, SqlOutbox
 from vault_server.storage.models import PagerOutbox
@@ -189,11 +190,16 @@ def test_429_then_500_then_202_is_delivered_after_retries(
     log: Log, capsys: pytest.CaptureFixture[str]
 ) -> None:
     receiver = Receiver([429, 500, 202])
+    metrics = Metrics()
     try:
         read_outside_context(log, Pager(SystemClock()))
-        deliver_until_settled(sender(log, receiver.url), SqlOutbox(log.db, SystemClock()))
+        s = sender(log, receiver.url, metrics=metrics)
+        deliver_until_settled(s, SqlOutbox(log.db, SystemClock()))
         keys = {b["dedup_key"] for b in receiver.bodies()}
         assert len(receiver.requests) == 3 and len(keys) == 1
+        sample = metrics.registry.get_sample_value
+        assert sample("pipvault_pager_delivery_failures_total") == 2
+        assert sample("pipvault_pages_delivered_total") == 1
         (row,) = outbox_rows(log)
         assert row.delivered_time is not None and row.attempts == 3 and row.last_error == ""
     finally:

@@ -106,20 +106,34 @@ def test_migrate_local_to_transit_then_sign_and_survive_outage(
         else:
             err = expect_error(stub.SignOrder, request, metadata=vault.md("router"), timeout=10)
         assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "KEY_PROVIDER_UNAVAILABLE")
-        # Readiness follows the KMS: the health port turns NOT_SERVING without a restart.
+        # Readiness follows whether the vault can still sign. Without a DEK cache every
+        # signature needs the KMS: NOT_SERVING. With one, the cached keys still sign: the pod
+        # stays in service, degraded{component="key_provider"} = 1, logged once.
+        registry = vault.app.metrics.registry
         deadline = time.monotonic() + 10
-        status = None
+        degraded = None
         while time.monotonic() < deadline:
-            with grpc.insecure_channel(vault.health_target) as ch:
-                status = (
-                    health_pb2_grpc.HealthStub(ch)
-                    .Check(health_pb2.HealthCheckRequest(), timeout=5)
-                    .status
-                )
-            if status == health_pb2.HealthCheckResponse.NOT_SERVING:
+            degraded = registry.get_sample_value("pipvault_degraded", {"component": "key_provider"})
+            if degraded == 1:
                 break
             time.sleep(0.1)
-        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert degraded == 1
+        with grpc.insecure_channel(vault.health_target) as ch:
+            status = (
+                health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            ).status
+        expected = "SERVING" if cache_entries else "NOT_SERVING"
+        assert health_pb2.HealthCheckResponse.ServingStatus.Name(status) == expected
+        assert registry.get_sample_value("pipvault_ready") == (1 if cache_entries else 0)
+        labels = {"provider": "vault-transit", "operation": "status"}
+        assert (registry.get_sample_value("pipvault_kms_errors_total", labels) or 0) >= 1
+        assert (
+            registry.get_sample_value(
+                "pipvault_kms_request_seconds_count",
+                {"provider": "vault-transit", "operation": "wrap"},
+            )
+            or 0
+        ) >= 5
     finally:
         if vault is not None:
             vault.stop()

@@ -675,17 +675,69 @@ def test_audit_tail_follow_reopens_without_duplicates(run: Run, vault: FakeVault
         abort(context, grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "window over")
 
     def second(request, context):
-        yield audit_service_pb2.StreamAuditEventsResponse(event=_event(2, t2))
         yield audit_service_pb2.StreamAuditEventsResponse(event=_event(3, t2, "credential.rotate"))
+        abort(context, grpc.StatusCode.UNAVAILABLE, "STORAGE_UNAVAILABLE", "restarting")
 
-    vault.script("StreamAuditEvents", first, second)
-    result = run("--json", "audit", "tail", "--follow")
+    def third(request, context):
+        yield audit_service_pb2.StreamAuditEventsResponse(event=_event(4, t2))
+        abort(context, grpc.StatusCode.PERMISSION_DENIED, "ROLE_REQUIRED", "policy changed")
+
+    vault.script("StreamAuditEvents", first, second, third)
+    result = run("--json", "audit", "tail", "--follow", "--since", "2020-01-01")
+    assert result.code != 0  # ends on the permission error, not on the restart
+    assert "resuming" in result.err
+    lines = [json.loads(line) for line in result.out.splitlines()]
+    assert [e["sequence"] for e in lines] == ["1", "2", "3", "4"]
+    calls = vault.calls_to("StreamAuditEvents")
+    assert len(calls) == 3 and all(c.request.follow for c in calls)
+    # Each reopen resumes strictly after the last event printed per chain, same filters.
+    assert [list(c.request.resume_after) for c in calls] == [
+        [],
+        ["workspaces/desk/auditEvents/2"],
+        ["workspaces/desk/auditEvents/3"],
+    ]
+    assert len({c.request.filter.SerializeToString() for c in calls}) == 1
+
+
+def test_audit_export_continues_after_a_window_and_gives_up_on_an_empty_one(
+    run: Run, vault: FakeVault
+) -> None:
+    def window(request, context):
+        yield audit_service_pb2.StreamAuditEventsResponse(event=_event(1, T0))
+        abort(context, grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "window over")
+
+    def rest(request, context):
+        yield audit_service_pb2.StreamAuditEventsResponse(event=_event(2, T0))
+
+    def stuck(request, context):
+        abort(context, grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "window over")
+        yield from ()
+
+    vault.script("StreamAuditEvents", window, rest, stuck)
+    done = run("audit", "export")
+    assert done.code == 0, done.err
+    assert [json.loads(x)["sequence"] for x in done.out.splitlines()] == ["1", "2"]
+    assert list(vault.calls_to("StreamAuditEvents")[1].request.resume_after) == [
+        "workspaces/desk/auditEvents/1"
+    ]
+    assert run("audit", "export").code != 0  # no progress in a whole window: an error
+
+
+def test_audit_export_writes_json_lines(run: Run, vault: FakeVault) -> None:
+    def backlog(request, context):
+        yield audit_service_pb2.StreamAuditEventsResponse(event=_event(1, T0))
+        yield audit_service_pb2.StreamAuditEventsResponse(event=_event(2, T0))
+
+    vault.script("StreamAuditEvents", backlog)
+    result = run("audit", "export", "--since", "2020-01-01", "--format", "jsonl")
     assert result.code == 0, result.err
     lines = [json.loads(line) for line in result.out.splitlines()]
-    assert [e["sequence"] for e in lines] == ["1", "2", "3"]
-    calls = vault.calls_to("StreamAuditEvents")
-    assert len(calls) == 2 and calls[1].request.follow
-    assert calls[1].request.filter.start_time.ToDatetime(tzinfo=datetime.UTC) == t2
+    assert [e["name"] for e in lines] == [
+        "workspaces/desk/auditEvents/1",
+        "workspaces/desk/auditEvents/2",
+    ]
+    request = vault.last("StreamAuditEvents").request
+    assert not request.follow and request.filter.start_time.ToDatetime().year == 2020
 
 
 def test_audit_verify_exit_codes(run: Run, vault: FakeVault) -> None:

@@ -39,7 +39,11 @@ class AuditServicer(rpc.AuditServiceServicer):
         deadline (capped for streams); a cancelled call stops at the next await."""
         ctx = current()
         stream = await self._run(
-            self._reader.open_stream, ctx, convert.query(request.filter), request.follow
+            self._reader.open_stream,
+            ctx,
+            convert.query(request.filter),
+            request.follow,
+            list(request.resume_after),
         )
         while (left := ctx.remaining()) is None or left > 0:
             rows = await self._run(stream.next_batch)

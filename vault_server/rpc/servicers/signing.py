@@ -11,8 +11,8 @@ from vault_server.rpc import convert_signing as cv
 from vault_server.rpc import wellknown as wk
 from vault_server.rpc.call_state import current
 from vault_server.rpc.runner import BlockingRunner
+from vault_server.services.hot_signing import HotSigner
 from vault_server.services.routing import RoutingContexts
-from vault_server.services.signing import SigningService
 
 
 def _ttl(request: Any) -> float | None:
@@ -20,9 +20,7 @@ def _ttl(request: Any) -> float | None:
 
 
 class SigningServicer(rpc.SigningServiceServicer):
-    def __init__(
-        self, routing: RoutingContexts, signing: SigningService, run: BlockingRunner
-    ) -> None:
+    def __init__(self, routing: RoutingContexts, signing: HotSigner, run: BlockingRunner) -> None:
         self._routing = routing
         self._signing = signing
         self._run = run
@@ -43,8 +41,9 @@ class SigningServicer(rpc.SigningServiceServicer):
 
     async def SignOrder(self, request: pb.SignOrderRequest, context: Any) -> Any:
         order = cv.order_of(request.order)
-        signed = await self._run(
-            self._signing.sign, current(), request.routing_context, order, request.credential
+        # The hot path awaits its own offloads and group commit: no blanket thread hop here.
+        signed = await self._signing.sign(
+            current(), request.routing_context, order, request.credential
         )
         return pb.SignOrderResponse(
             signed_request=cv.signed_request(signed.request),
@@ -54,8 +53,8 @@ class SigningServicer(rpc.SigningServiceServicer):
 
     async def ExecuteOrder(self, request: pb.ExecuteOrderRequest, context: Any) -> Any:
         order = cv.order_of(request.order)
-        done = await self._run(
-            self._signing.execute, current(), request.routing_context, order, request.credential
+        done = await self._signing.execute(
+            current(), request.routing_context, order, request.credential
         )
         return pb.ExecuteOrderResponse(
             http_status=done.response.status,

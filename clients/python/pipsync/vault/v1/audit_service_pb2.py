@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from pipsync.vault.v1 import audit_pb2 as pipsync_dot_vault_dot_v1_dot_audit__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$pipsync/vault/v1/audit_service.proto\x12\x10pipsync.vault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpipsync/vault/v1/audit.proto\"\xab\x02\n\x0b\x41uditFilter\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x1e\n\ncredential\x18\x02 \x01(\tR\ncredential\x12\x14\n\x05\x61\x63tor\x18\x03 \x01(\tR\x05\x61\x63tor\x12\x16\n\x06\x61\x63tion\x18\x04 \x01(\tR\x06\x61\x63tion\x12>\n\x07outcome\x18\x05 \x01(\x0e\x32$.pipsync.vault.v1.AuditEvent.OutcomeR\x07outcome\x12\x39\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\"\x8b\x01\n\x16ListAuditEventsRequest\x12\x35\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1d.pipsync.vault.v1.AuditFilterR\x06\x66ilter\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"w\n\x17ListAuditEventsResponse\x12\x34\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.pipsync.vault.v1.AuditEventR\x06\x65vents\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"i\n\x18StreamAuditEventsRequest\x12\x35\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1d.pipsync.vault.v1.AuditFilterR\x06\x66ilter\x12\x16\n\x06\x66ollow\x18\x02 \x01(\x08R\x06\x66ollow\"O\n\x19StreamAuditEventsResponse\x12\x32\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.AuditEventR\x05\x65vent\"5\n\x15VerifyAuditLogRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\"\xdb\x02\n\x16VerifyAuditLogResponse\x12\x16\n\x06intact\x18\x01 \x01(\x08R\x06intact\x12%\n\x0e\x63hains_checked\x18\x02 \x01(\x03R\rchainsChecked\x12%\n\x0e\x65vents_checked\x18\x03 \x01(\x03R\reventsChecked\x12&\n\x0f\x66irst_bad_event\x18\x04 \x01(\tR\rfirstBadEvent\x12\x18\n\x07problem\x18\x05 \x01(\tR\x07problem\x12\x16\n\x06\x64\x65tail\x18\x06 \x01(\tR\x06\x64\x65tail\x12:\n\x08\x66indings\x18\x07 \x03(\x0b\x32\x1e.pipsync.vault.v1.AuditFindingR\x08\x66indings\x12\x45\n\x0b\x63heckpoints\x18\x08 \x01(\x0b\x32#.pipsync.vault.v1.CheckpointSummaryR\x0b\x63heckpoints\"V\n\x0c\x41uditFinding\x12\x14\n\x05\x65vent\x18\x01 \x01(\tR\x05\x65vent\x12\x18\n\x07problem\x18\x02 \x01(\tR\x07problem\x12\x16\n\x06\x64\x65tail\x18\x03 \x01(\tR\x06\x64\x65tail\"|\n\x11\x43heckpointSummary\x12\x16\n\x06source\x18\x01 \x01(\tR\x06source\x12\x14\n\x05valid\x18\x02 \x01(\x03R\x05valid\x12\x18\n\x07invalid\x18\x03 \x01(\x03R\x07invalid\x12\x1f\n\x0blatest_time\x18\x04 \x01(\tR\nlatestTime2\xcb\x02\n\x0c\x41uditService\x12\x66\n\x0fListAuditEvents\x12(.pipsync.vault.v1.ListAuditEventsRequest\x1a).pipsync.vault.v1.ListAuditEventsResponse\x12n\n\x11StreamAuditEvents\x12*.pipsync.vault.v1.StreamAuditEventsRequest\x1a+.pipsync.vault.v1.StreamAuditEventsResponse0\x01\x12\x63\n\x0eVerifyAuditLog\x12\'.pipsync.vault.v1.VerifyAuditLogRequest\x1a(.pipsync.vault.v1.VerifyAuditLogResponseB\x1eZ\x1cpipsync.dev/vault/v1;vaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$pipsync/vault/v1/audit_service.proto\x12\x10pipsync.vault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpipsync/vault/v1/audit.proto\"\xab\x02\n\x0b\x41uditFilter\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x1e\n\ncredential\x18\x02 \x01(\tR\ncredential\x12\x14\n\x05\x61\x63tor\x18\x03 \x01(\tR\x05\x61\x63tor\x12\x16\n\x06\x61\x63tion\x18\x04 \x01(\tR\x06\x61\x63tion\x12>\n\x07outcome\x18\x05 \x01(\x0e\x32$.pipsync.vault.v1.AuditEvent.OutcomeR\x07outcome\x12\x39\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\"\x8b\x01\n\x16ListAuditEventsRequest\x12\x35\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1d.pipsync.vault.v1.AuditFilterR\x06\x66ilter\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"w\n\x17ListAuditEventsResponse\x12\x34\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.pipsync.vault.v1.AuditEventR\x06\x65vents\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8c\x01\n\x18StreamAuditEventsRequest\x12\x35\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1d.pipsync.vault.v1.AuditFilterR\x06\x66ilter\x12\x16\n\x06\x66ollow\x18\x02 \x01(\x08R\x06\x66ollow\x12!\n\x0cresume_after\x18\x03 \x03(\tR\x0bresumeAfter\"O\n\x19StreamAuditEventsResponse\x12\x32\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.AuditEventR\x05\x65vent\"5\n\x15VerifyAuditLogRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\"\xdb\x02\n\x16VerifyAuditLogResponse\x12\x16\n\x06intact\x18\x01 \x01(\x08R\x06intact\x12%\n\x0e\x63hains_checked\x18\x02 \x01(\x03R\rchainsChecked\x12%\n\x0e\x65vents_checked\x18\x03 \x01(\x03R\reventsChecked\x12&\n\x0f\x66irst_bad_event\x18\x04 \x01(\tR\rfirstBadEvent\x12\x18\n\x07problem\x18\x05 \x01(\tR\x07problem\x12\x16\n\x06\x64\x65tail\x18\x06 \x01(\tR\x06\x64\x65tail\x12:\n\x08\x66indings\x18\x07 \x03(\x0b\x32\x1e.pipsync.vault.v1.AuditFindingR\x08\x66indings\x12\x45\n\x0b\x63heckpoints\x18\x08 \x01(\x0b\x32#.pipsync.vault.v1.CheckpointSummaryR\x0b\x63heckpoints\"V\n\x0c\x41uditFinding\x12\x14\n\x05\x65vent\x18\x01 \x01(\tR\x05\x65vent\x12\x18\n\x07problem\x18\x02 \x01(\tR\x07problem\x12\x16\n\x06\x64\x65tail\x18\x03 \x01(\tR\x06\x64\x65tail\"|\n\x11\x43heckpointSummary\x12\x16\n\x06source\x18\x01 \x01(\tR\x06source\x12\x14\n\x05valid\x18\x02 \x01(\x03R\x05valid\x12\x18\n\x07invalid\x18\x03 \x01(\x03R\x07invalid\x12\x1f\n\x0blatest_time\x18\x04 \x01(\tR\nlatestTime2\xcb\x02\n\x0c\x41uditService\x12\x66\n\x0fListAuditEvents\x12(.pipsync.vault.v1.ListAuditEventsRequest\x1a).pipsync.vault.v1.ListAuditEventsResponse\x12n\n\x11StreamAuditEvents\x12*.pipsync.vault.v1.StreamAuditEventsRequest\x1a+.pipsync.vault.v1.StreamAuditEventsResponse0\x01\x12\x63\n\x0eVerifyAuditLog\x12\'.pipsync.vault.v1.VerifyAuditLogRequest\x1a(.pipsync.vault.v1.VerifyAuditLogResponseB\x1eZ\x1cpipsync.dev/vault/v1;vaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,18 +40,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=563
   _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=565
   _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=684
-  _globals['_STREAMAUDITEVENTSREQUEST']._serialized_start=686
-  _globals['_STREAMAUDITEVENTSREQUEST']._serialized_end=791
-  _globals['_STREAMAUDITEVENTSRESPONSE']._serialized_start=793
-  _globals['_STREAMAUDITEVENTSRESPONSE']._serialized_end=872
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=874
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=927
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=930
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=1277
-  _globals['_AUDITFINDING']._serialized_start=1279
-  _globals['_AUDITFINDING']._serialized_end=1365
-  _globals['_CHECKPOINTSUMMARY']._serialized_start=1367
-  _globals['_CHECKPOINTSUMMARY']._serialized_end=1491
-  _globals['_AUDITSERVICE']._serialized_start=1494
-  _globals['_AUDITSERVICE']._serialized_end=1825
+  _globals['_STREAMAUDITEVENTSREQUEST']._serialized_start=687
+  _globals['_STREAMAUDITEVENTSREQUEST']._serialized_end=827
+  _globals['_STREAMAUDITEVENTSRESPONSE']._serialized_start=829
+  _globals['_STREAMAUDITEVENTSRESPONSE']._serialized_end=908
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=910
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=963
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=966
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=1313
+  _globals['_AUDITFINDING']._serialized_start=1315
+  _globals['_AUDITFINDING']._serialized_end=1401
+  _globals['_CHECKPOINTSUMMARY']._serialized_start=1403
+  _globals['_CHECKPOINTSUMMARY']._serialized_end=1527
+  _globals['_AUDITSERVICE']._serialized_start=1530
+  _globals['_AUDITSERVICE']._serialized_end=1861
 # @@protoc_insertion_point(module_scope)

@@ -47,12 +47,14 @@ class ListAuditEventsResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[_audit_pb2.AuditEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class StreamAuditEventsRequest(_message.Message):
-    __slots__ = ("filter", "follow")
+    __slots__ = ("filter", "follow", "resume_after")
     FILTER_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    RESUME_AFTER_FIELD_NUMBER: _ClassVar[int]
     filter: AuditFilter
     follow: bool
-    def __init__(self, filter: _Optional[_Union[AuditFilter, _Mapping]] = ..., follow: _Optional[bool] = ...) -> None: ...
+    resume_after: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, filter: _Optional[_Union[AuditFilter, _Mapping]] = ..., follow: _Optional[bool] = ..., resume_after: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StreamAuditEventsResponse(_message.Message):
     __slots__ = ("event",)

@@ -1,0 +1,211 @@
+"""Group commit: many callers' durable writes share one transaction and one fsync.
+
+Callers ``submit`` an item and await its outcome. One writer thread takes every item queued so
+far (up to ``max_batch``), opens one transaction on its own connection, hands the whole batch to
+``apply(conn, items)`` - which returns one outcome per item, in order, and must leave no write
+behind for an item it fails - and commits. Only then is any outcome released: a caller never sees
+a result whose writes are not durable. If ``apply`` raises or the commit fails, every item in the
+batch fails with ``on_batch_failure(exc)`` and nothing of the batch survives.
+
+Items of one batch are applied in submission order, so per-chain sequence order follows arrival.
+Callers waiting on the event loop are woken with ``call_soon_threadsafe``; the loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from vault_server.core.errors import AuditUnavailable
+from vault_server.observability.logging import get_logger
+
+_log = get_logger("pipvault.group_commit")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+ApplyBatch = Callable[[Connection, Sequence[T]], Sequence[R | BaseException]]
+
+
+@dataclass
+class _Waiter(Generic[T]):
+    item: T
+    queued: float
+    future: Future[Any] | None = None  # a thread waits (submit_sync / submit_future)
+    loop: asyncio.AbstractEventLoop | None = None  # or a coroutine on this loop
+    afuture: asyncio.Future[Any] | None = None
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    size: int
+    ok: bool
+    waits: tuple[float, ...]  # per item: queued to durable (or failed), seconds
+
+
+class CommitterClosed(AuditUnavailable):
+    """Submitted after ``close``: nothing can be made durable any more."""
+
+
+class GroupCommitter(Generic[T, R]):
+    """One writer thread, one connection, one transaction per batch (see module docstring).
+
+    Args:
+        engine: where to write; the committer keeps one connection of its own.
+        apply: runs a batch inside the open transaction.
+        on_batch_failure: the exception every item of a failed batch receives.
+        on_batch: observer called after each batch (metrics, readiness accounting).
+        max_batch: most items per transaction.
+        statement_timeout_ms: PostgreSQL bound on every statement of a batch.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        apply: ApplyBatch[T, R],
+        *,
+        on_batch_failure: Callable[[BaseException], BaseException],
+        on_batch: Callable[[BatchReport], None] | None = None,
+        max_batch: int = 256,
+        statement_timeout_ms: int = 5000,
+        name: str = "pipvault-commit",
+    ) -> None:
+        self._engine = engine
+        self._apply = apply
+        self._fail = on_batch_failure
+        self._observe = on_batch
+        self._max = max_batch
+        self._timeout_ms = int(statement_timeout_ms)
+        self._queue: queue.SimpleQueue[_Waiter[T] | None] = queue.SimpleQueue()
+        self._conn: Connection | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    # --- callers ----------------------------------------------------------------------------
+    def submit_future(self, item: T) -> Future[R]:
+        self._check_open()
+        fut: Future[R] = Future()
+        self._queue.put(_Waiter(item, time.monotonic(), future=fut))
+        return fut
+
+    async def submit(self, item: T) -> R:
+        """Queue ``item`` and wait (without blocking the loop) until its batch is durable."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[R] = loop.create_future()
+        self._queue.put(_Waiter(item, time.monotonic(), loop=loop, afuture=fut))
+        return await fut
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CommitterClosed("the vault is shutting down: nothing more can be audited")
+
+    def submit_sync(self, item: T, timeout_s: float | None = None) -> R:
+        return self.submit_future(item).result(timeout=timeout_s)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Finish what is queued, then stop the writer and release its connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=timeout_s)
+
+    # --- the writer thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self._max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            try:
+                self._commit(batch)
+            except Exception:  # never let the writer die: every later caller would hang
+                _log.exception("group_commit.writer_error", size=len(batch))
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.invalidated or self._conn.closed:
+            self._conn = self._engine.connect()
+        return self._conn
+
+    def _commit(self, batch: list[_Waiter[T]]) -> None:
+        outcomes: Sequence[R | BaseException]
+        try:
+            conn = self._connection()
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    ms = self._timeout_ms
+                    conn.execute(text(f"SET LOCAL statement_timeout = {ms}"))
+                    conn.execute(text(f"SET LOCAL lock_timeout = {ms}"))
+                outcomes = self._apply(conn, [w.item for w in batch])
+                if len(outcomes) != len(batch):
+                    raise RuntimeError("the batch returned the wrong number of outcomes")
+            ok = True
+        except BaseException as exc:  # fan the failure out to every caller
+            self._drop_connection()
+            error = self._fail(exc)
+            outcomes = [error] * len(batch)
+            ok = False
+        if self._observe is not None:
+            done = time.monotonic()
+            try:
+                self._observe(BatchReport(len(batch), ok, tuple(done - w.queued for w in batch)))
+            except Exception:  # metrics must not keep a signature from its caller
+                _log.exception("group_commit.observer_error")
+        # Threads are released directly; each event loop is woken once per batch.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+        for waiter, outcome in zip(batch, outcomes, strict=True):
+            if waiter.future is not None:
+                if waiter.future.set_running_or_notify_cancel():
+                    if isinstance(outcome, BaseException):
+                        waiter.future.set_exception(outcome)
+                    else:
+                        waiter.future.set_result(outcome)
+            elif waiter.loop is not None and waiter.afuture is not None:
+                by_loop.setdefault(waiter.loop, []).append((waiter.afuture, outcome))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle, settled)
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            except SQLAlchemyError:
+                pass
+            self._conn = None
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for fut, outcome in settled:
+        if fut.done():  # the caller went away (deadline, cancellation); its writes stand
+            continue
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
