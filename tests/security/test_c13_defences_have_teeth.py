@@ -10,9 +10,10 @@ of this.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import io
 import secrets
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from vault_server.core.errors import VaultError
 from vault_server.observability import logging as vault_logging
 from vault_server.rpc import interceptor
 from vault_server.rpc.status import to_status
-from vault_server.services import audit_verify
+from vault_server.services import audit_verify, hot_signing
 from vault_server.services.call import CallContext
 from vault_server.services.credential_views import CredentialQueries
 from vault_server.services.names import parse_routing_context
@@ -223,10 +224,13 @@ def _routing_attacks(vault: RunningVault) -> dict[str, str]:
     return outcomes
 
 
-def _defenceless(vault: RunningVault) -> Callable[..., Any]:
-    """active_for_use without the owner, state and expiry checks."""
+def _disable_routing_checks(vault: RunningVault, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Patch out every place the owner, state and expiry of a routing context are checked: the
+    lookup (``RoutingContexts._own``, used by both the cached and the locked signing paths), the
+    locked path's state check, and the cached path's check of the loaded state."""
+    routing = vault.app.routing
 
-    def active_for_use(session: Any, ctx: CallContext, name: str) -> Any:
+    def own(session: Any, ctx: CallContext, name: str, **_: Any) -> Any:
         ref = parse_routing_context("routing_context", name)
         ws = load_visible(session, ctx, ref.workspace)
         rc = session.execute(
@@ -240,7 +244,17 @@ def _defenceless(vault: RunningVault) -> Callable[..., Any]:
         ).scalar_one()
         return ws, cred, rc
 
-    return active_for_use
+    monkeypatch.setattr(routing, "_own", own)
+    monkeypatch.setattr(routing, "active_for_use", own)
+    original = hot_signing._check_state
+
+    def check_state(ctx: CallContext, st: Any, rc_name: str, hint: str, now: Any) -> None:
+        trusting = dataclasses.replace(
+            st, owner=ctx.actor.id, rc_state="active", rc_expire=now + dt.timedelta(hours=1)
+        )
+        original(ctx, trusting, rc_name, hint, now)
+
+    monkeypatch.setattr(hot_signing, "_check_state", check_state)
 
 
 def test_routing_context_attacks_succeed_without_the_owner_and_state_checks(
@@ -256,7 +270,7 @@ def test_routing_context_attacks_succeed_without_the_owner_and_state_checks(
         vault.stop()
     vault = start_vault(tmp_path / "off", roles=TWO_ROUTERS)
     try:
-        monkeypatch.setattr(vault.app.routing, "active_for_use", _defenceless(vault))
+        _disable_routing_checks(vault, monkeypatch)
         assert _routing_attacks(vault) == {"ended": "SIGNED", "foreign": "SIGNED"}
     finally:
         vault.stop()
