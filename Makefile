@@ -57,7 +57,8 @@ lint: install
 
 ## test: everything (lint, then the whole pytest suite on SQLite, PostgreSQL and OpenBao)
 test: lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	@mkdir -p .reports
+	$(BIN)/pytest --junitxml=.reports/pytest.xml $(PYTEST_ARGS)
 
 ## bench: pipvault vs a bare gRPC floor and OpenBao, each in its own process, plus scale runs
 ## and a py-spy profile (~10 min; `.venv/bin/python -m bench --quick` for a short run);
@@ -67,6 +68,30 @@ bench: install
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+
+# --- security gate (issue 12): fuzzing and the promise -> test -> result report ------------
+FUZZ_SECONDS ?= 60
+FUZZ_EXAMPLES ?= 200
+REPORTS := .reports
+
+.PHONY: fuzz security-report
+
+## fuzz: atheris on the envelope parser and the page-token decoder (FUZZ_SECONDS each, corpus
+## and crash artifacts under .reports/fuzz/), then the descriptor fuzzer against a live vault
+## with FUZZ_EXAMPLES random requests per RPC
+fuzz: install
+	@mkdir -p $(REPORTS)/fuzz/envelope $(REPORTS)/fuzz/page_token
+	$(BIN)/python tests/fuzz/fuzz_envelope.py -max_total_time=$(FUZZ_SECONDS) \
+	  -artifact_prefix=$(REPORTS)/fuzz/ -rss_limit_mb=1024 $(REPORTS)/fuzz/envelope
+	$(BIN)/python tests/fuzz/fuzz_page_token.py -max_total_time=$(FUZZ_SECONDS) \
+	  -artifact_prefix=$(REPORTS)/fuzz/ -rss_limit_mb=1024 $(REPORTS)/fuzz/page_token
+	PIPVAULT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PIPVAULT_FUZZ_RANDOM=1 \
+	  $(BIN)/pytest -q -p no:cacheprovider tests/fuzz/test_fuzz_rpc_descriptors.py
+
+## security-report: promise -> attacking test -> result, from the last `make test` run
+## (its JUnit XML is .reports/pytest.xml; the mapping is the table in SECURITY.md)
+security-report: install
+	$(BIN)/python -m tests.security.report SECURITY.md $(REPORTS)/pytest.xml
 
 # --- deploy manifests (deploy/k8s): rendered with kubectl kustomize, validated offline --------
 # kubernetes-validate, checkov and hadolint live in their own virtualenv (checkov pins many

@@ -54,7 +54,7 @@ class Admitted:
 
 def request_id_from(metadata: Mapping[str, str]) -> str:
     rid = metadata.get(REQUEST_ID_HEADER, "")
-    return rid if _REQUEST_ID.match(rid) else secrets.token_hex(8)
+    return rid if _REQUEST_ID.fullmatch(rid) else secrets.token_hex(8)
 
 
 def peer_address(raw_peer: str, metadata: Mapping[str, str], limits: Limits) -> str:

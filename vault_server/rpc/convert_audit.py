@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from pipsync.vault.v1 import audit_pb2
 from pipsync.vault.v1 import audit_service_pb2 as pb
 
 from vault_server.core.errors import InvalidArgument
+from vault_server.rpc import wellknown as wk
 from vault_server.rpc.convert import timestamp
 from vault_server.services.audit_log import Outcome, event_name
 from vault_server.services.audit_reader import AuditQuery
@@ -35,8 +35,10 @@ def query(flt: pb.AuditFilter) -> AuditQuery:
         if flt.outcome not in _FROM_PB:
             raise InvalidArgument("filter.outcome", "unknown outcome")
         outcome = _FROM_PB[flt.outcome]
-    start = flt.start_time.ToDatetime(tzinfo=dt.UTC) if flt.HasField("start_time") else None
-    end = flt.end_time.ToDatetime(tzinfo=dt.UTC) if flt.HasField("end_time") else None
+    start = (
+        wk.timestamp(flt.start_time, "filter.start_time") if flt.HasField("start_time") else None
+    )
+    end = wk.timestamp(flt.end_time, "filter.end_time") if flt.HasField("end_time") else None
     return AuditQuery(
         workspace=flt.workspace,
         credential=flt.credential,

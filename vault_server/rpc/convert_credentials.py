@@ -11,6 +11,7 @@ from pipsync.vault.v1 import credential_pb2, trading_pb2
 from vault_server.brokers.base import Environment, KeyAlgorithm, Scope, Venue
 from vault_server.core.errors import InvalidArgument
 from vault_server.core.secret import Secret
+from vault_server.rpc import wellknown as wk
 from vault_server.rpc.convert import timestamp
 from vault_server.services.credential_views import CredentialView
 from vault_server.services.etags import etag
@@ -107,7 +108,7 @@ def material_of(msg: credential_pb2.SecretMaterial) -> MaterialInput:
 
 def policy_of(msg: credential_pb2.OrderPolicy) -> OrderPolicy:
     def seconds(d: duration_pb2.Duration, default: float) -> float:
-        return d.ToTimedelta().total_seconds() if (d.seconds or d.nanos) else default
+        return wk.seconds(d, "policy") if (d.seconds or d.nanos) else default
 
     sides = [SIDES.get(s) for s in msg.allowed_sides]
     types = [ORDER_TYPES.get(t) for t in msg.allowed_order_types]

@@ -19,7 +19,13 @@ import grpc
 from vault_server.auth.principal import Principal
 from vault_server.auth.rpc_roles import Plane
 from vault_server.auth.spiffe import peer_uri_sans
-from vault_server.core.errors import ConcurrencyLimited, InternalError, RateLimited, VaultError
+from vault_server.core.errors import (
+    ConcurrencyLimited,
+    InternalError,
+    InvalidArgument,
+    RateLimited,
+    VaultError,
+)
 from vault_server.observability.logging import get_logger
 from vault_server.observability.metrics import Metrics
 from vault_server.rpc import call_state
@@ -89,16 +95,17 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         method = str(details.method)
         if handler is None or not method.startswith(API_PREFIX):
             return handler
+        decode = _tolerant(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=decode,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=decode,
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -183,6 +190,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 raise ConcurrencyLimited("the server is at its concurrent-request limit")
             peer_ids = peer_uri_sans(context.auth_context() or {})
             principal = self._admission.identify(metadata, peer_ids)
+            if isinstance(request, Undecodable):
+                raise InvalidArgument("request", "is not a valid message of this method")
             ctx = self._admission.admit(
                 method=method,
                 plane=self._plane,
@@ -245,6 +254,30 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             request_id=_WHERE.get()[0],
             peer=_WHERE.get()[1],
         )
+
+
+class Undecodable:
+    """Stands in for a request that does not parse (e.g. invalid UTF-8 in a string field).
+
+    Without it gRPC itself answers UNKNOWN with no ``ErrorInfo`` and logs a traceback; with it
+    the call goes through the pipeline (identity first, so the refusal is audited with its actor)
+    and ends INVALID_ARGUMENT ``INVALID_FIELD`` like any other malformed request.
+    """
+
+    __slots__ = ()
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception:  # DecodeError and whatever a parser raises on hostile bytes
+            return Undecodable()
+
+    return decode
 
 
 def _failure(method: str, exc: Exception) -> tuple[grpc.Status, tuple[str, str]]:

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 from vault_server.core.errors import InvalidArgument
 
+# Always ``fullmatch``: with ``match``, ``$`` also matches before a trailing newline, so
+# "ws-a\n" passed as a distinct id that prints like "ws-a".
 RESOURCE_ID = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 _ROUTING_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 
 
 def check_id(field: str, value: str) -> str:
-    if not RESOURCE_ID.match(value or ""):
+    if not RESOURCE_ID.fullmatch(value or ""):
         raise InvalidArgument(field, "must match ^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
     return value
 
@@ -86,7 +88,7 @@ def parse_routing_context(field: str, name: str) -> RoutingRef:
     parts = (name or "").split("/")
     if len(parts) != 4 or parts[0] != "workspaces" or parts[2] != "routingContexts":
         raise InvalidArgument(field, "must be workspaces/{workspace}/routingContexts/{id}")
-    if not _ROUTING_ID.match(parts[3]):
+    if not _ROUTING_ID.fullmatch(parts[3]):
         raise InvalidArgument(field, "routing context id is malformed")
     return RoutingRef(check_id(field, parts[1]), parts[3])
 
@@ -94,6 +96,6 @@ def parse_routing_context(field: str, name: str) -> RoutingRef:
 def workspace_of_name(name: str) -> str | None:
     """The workspace id at the start of any resource name, without validating the rest."""
     parts = (name or "").split("/")
-    if len(parts) >= 2 and parts[0] == "workspaces" and RESOURCE_ID.match(parts[1]):
+    if len(parts) >= 2 and parts[0] == "workspaces" and RESOURCE_ID.fullmatch(parts[1]):
         return parts[1]
     return None

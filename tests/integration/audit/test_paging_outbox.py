@@ -132,7 +132,9 @@ def outbox_rows(log: Log) -> list[PagerOutbox]:
 def test_ten_reads_in_one_bucket_page_exactly_once_without_secrets(
     log: Log, receiver: Receiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    clock = FixedClock(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    # Start just inside a bucket, so the ten reads (ten seconds) cannot straddle a boundary.
+    start = (int(dt.datetime.now(dt.UTC).timestamp()) - 3600) // 600 * 600 + 1
+    clock = FixedClock(dt.datetime.fromtimestamp(start, dt.UTC))
     pager = Pager(clock, bucket_s=600, source="pod-1/pipvault")
     for _ in range(10):
         read_outside_context(log, pager)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tests.integration.custody.test_custody_copied_ciphertext import _copy_envelope, _sign
+from tests.security.test_c09_copied_ciphertext import _copy_envelope, _sign
 from tests.support.custody import make_workspace, onboard
 from tests.support.vault import RunningVault, inspect_db, iter_audit, start_vault
 from vault_server.crypto.providers import init_local_keyring

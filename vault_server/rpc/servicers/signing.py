@@ -8,6 +8,7 @@ from pipsync.vault.v1 import signing_service_pb2 as pb
 from pipsync.vault.v1 import signing_service_pb2_grpc as rpc
 
 from vault_server.rpc import convert_signing as cv
+from vault_server.rpc import wellknown as wk
 from vault_server.rpc.call_state import current
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.services.hot_signing import HotSigner
@@ -15,7 +16,7 @@ from vault_server.services.routing import RoutingContexts
 
 
 def _ttl(request: Any) -> float | None:
-    return request.ttl.ToTimedelta().total_seconds() if request.HasField("ttl") else None
+    return wk.seconds(request.ttl, "ttl") if request.HasField("ttl") else None
 
 
 class SigningServicer(rpc.SigningServiceServicer):

@@ -7,6 +7,7 @@ from pipsync.vault.v1 import workspace_service_pb2_grpc as rpc
 
 from vault_server.core.clock import Clock
 from vault_server.rpc import convert
+from vault_server.rpc import wellknown as wk
 from vault_server.rpc.call_state import current
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.services.workspaces import WorkspaceManager
@@ -45,7 +46,7 @@ class WorkspaceServicer(rpc.WorkspaceServiceServicer):
     async def FreezeWorkspace(
         self, request: pb.FreezeWorkspaceRequest, context: object
     ) -> pb.FreezeWorkspaceResponse:
-        ttl = request.ttl.ToTimedelta().total_seconds() if request.HasField("ttl") else None
+        ttl = wk.seconds(request.ttl, "ttl") if request.HasField("ttl") else None
         row = await self._run(self._m.freeze, current(), request.name, ttl, request.etag)
         return pb.FreezeWorkspaceResponse(workspace=convert.workspace(row, self._clock.now()))
 
