@@ -24,6 +24,8 @@ _SECRET_KEYS = frozenset(
     }
 )  # fmt: skip
 REDACTED = "[dropped]"
+# Exact types (not subclasses) that can hold no secret: the access log's fields, checked cheaply.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _is_proto(value: Any) -> bool:
@@ -36,9 +38,13 @@ def drop_secrets(
 ) -> MutableMapping[str, Any]:
     for key in list(event.keys()):
         value = event[key]
+        if key.lower() in _SECRET_KEYS:
+            event[key] = REDACTED
+        elif type(value) in _PLAIN:
+            continue  # exactly a plain scalar: neither a Secret nor a container nor a message
         # API messages may hold SecretMaterial and Python's printer ignores debug_redact, so no
         # protobuf message is ever rendered into a log line.
-        if key.lower() in _SECRET_KEYS or is_secret(value) or _is_proto(value):
+        elif is_secret(value) or _is_proto(value):
             event[key] = REDACTED
     return event
 

@@ -83,6 +83,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self._metrics = metrics
         self._max = max_concurrent
         self._in_flight = 0
+        # Metric children per method and per (method, code, reason): resolved once, not per call
+        # (both sets are finite: the served methods and the error reasons).
+        self._seconds: dict[str, Any] = {}
+        self._totals: dict[tuple[str, str, str], Any] = {}
 
     async def intercept_service(
         self,
@@ -240,9 +244,17 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self, method: str, outcome: tuple[str, str], started: float, principal: Principal | None
     ) -> None:
         elapsed = time.perf_counter() - started
-        short = method.rsplit("/", 1)[-1]
-        self._metrics.rpc_total.labels(short, outcome[0], outcome[1]).inc()
-        self._metrics.rpc_seconds.labels(short).observe(elapsed)
+        total = self._totals.get((method, *outcome))
+        if total is None:
+            short = method.rsplit("/", 1)[-1]
+            total = self._metrics.rpc_total.labels(short, outcome[0], outcome[1])
+            self._totals[(method, *outcome)] = total
+        total.inc()
+        seconds = self._seconds.get(method)
+        if seconds is None:
+            seconds = self._metrics.rpc_seconds.labels(method.rsplit("/", 1)[-1])
+            self._seconds[method] = seconds
+        seconds.observe(elapsed)
         _log.info(
             "rpc",
             method=method,

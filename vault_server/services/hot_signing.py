@@ -101,6 +101,7 @@ class HotSigner:
         self._random = random
         self._settings = settings
         self._metrics = metrics
+        self._counters: dict[tuple[str, str], Any] = {}
 
     async def sign(
         self, ctx: CallContext, routing_context: str, order: OrderSpec, credential: str = ""
@@ -238,8 +239,13 @@ class HotSigner:
         return _Prepared(pending, st.current_version)
 
     def _count(self, venue: str, outcome: str) -> None:
-        if self._metrics is not None:
-            self._metrics.signatures.labels(venue=venue, outcome=outcome).inc()
+        if self._metrics is None:
+            return
+        counter = self._counters.get((venue, outcome))
+        if counter is None:  # finite: venues x outcomes, resolved once each
+            counter = self._metrics.signatures.labels(venue=venue, outcome=outcome)
+            self._counters[(venue, outcome)] = counter
+        counter.inc()
 
 
 def _claim(order: OrderSpec, st: UseState) -> Claim | None:

@@ -131,14 +131,14 @@ class SignBatch:
                     "too many orders in the rate interval",
                     metadata={"rule": "max_orders_per_interval"},
                 )
-        duplicate = DuplicateClientOrderId(
-            "this client order id was already signed and is still fresh",
-            metadata={"clientOrderId": claim.client_order_id},
-        )
         expire = max(dt.datetime.fromtimestamp(request.expire_at_ms / 1000, dt.UTC), now)
         coid = claim.client_order_id
         if repo.insert_claim(conn, ws, cred, coid, now, expire):
             return  # the common case: a new id, one statement
+        duplicate = DuplicateClientOrderId(
+            "this client order id was already signed and is still fresh",
+            metadata={"clientOrderId": claim.client_order_id},
+        )
         existing = repo.find_claim(conn, ws, cred, coid)
         if existing is None or existing[1] > now:
             raise duplicate
