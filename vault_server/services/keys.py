@@ -212,15 +212,6 @@ class KeyManager:
                 counts[(p, int(v))] = counts.get((p, int(v)), 0) + int(n)
         return counts
 
-    def ready(self) -> bool:
-        """Every configured provider answers (readiness; a KMS outage turns it NOT_SERVING)."""
-        try:
-            for provider in self.providers.values():
-                provider.status()
-        except Exception:
-            return False
-        return True
-
     def status(self) -> list[ProviderReport]:
         census = self.census()
         with self._db.transaction() as session:
