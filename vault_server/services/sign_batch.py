@@ -16,8 +16,6 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection
-
 from vault_server.brokers.base import PreparedRequest
 from vault_server.core.clock import Clock
 from vault_server.core.errors import (
@@ -28,6 +26,7 @@ from vault_server.core.errors import (
 )
 from vault_server.services.audit_log import GENESIS, AuditLog, AuditRecord
 from vault_server.services.call import CallContext
+from vault_server.storage.raw_sql import BatchConnection
 from vault_server.storage.repositories import sign_path as repo
 
 
@@ -77,7 +76,7 @@ class SignBatch:
         self._audit = audit
         self._clock = clock
 
-    def __call__(self, conn: Connection, items: Sequence[PendingUse]) -> list[Outcome]:
+    def __call__(self, conn: BatchConnection, items: Sequence[PendingUse]) -> list[Outcome]:
         outcomes: list[Outcome] = [AuditUnavailable("not written")] * len(items)
         groups: dict[str, list[int]] = {}
         for i, item in enumerate(items):
@@ -114,7 +113,7 @@ class SignBatch:
         return outcomes
 
     @staticmethod
-    def _request(conn: Connection, item: PendingUse) -> PreparedRequest:
+    def _request(conn: BatchConnection, item: PendingUse) -> PreparedRequest:
         if item.request is not None:
             return item.request
         assert item.build is not None
@@ -122,7 +121,9 @@ class SignBatch:
         return item.build(nonce)
 
     @staticmethod
-    def _claim(conn: Connection, item: PendingUse, claim: Claim, request: PreparedRequest) -> None:
+    def _claim(
+        conn: BatchConnection, item: PendingUse, claim: Claim, request: PreparedRequest
+    ) -> None:
         ws, cred, now = item.workspace_id, item.credential_id, item.now
         if claim.max_per_interval:
             since = now - dt.timedelta(seconds=claim.interval_s)

@@ -1,11 +1,13 @@
 """Group commit: many callers' durable writes share one transaction and one fsync.
 
 Callers ``submit`` an item and await its outcome. One writer thread takes every item queued so
-far (up to ``max_batch``), opens one transaction on its own connection, hands the whole batch to
-``apply(conn, items)`` - which returns one outcome per item, in order, and must leave no write
-behind for an item it fails - and commits. Only then is any outcome released: a caller never sees
-a result whose writes are not durable. If ``apply`` raises or the commit fails, every item in the
-batch fails with ``on_batch_failure(exc)`` and nothing of the batch survives.
+far (up to ``max_batch``), opens one transaction on its own raw connection (a
+``storage.raw_sql.BatchConnection``: statements compiled once, no per-statement SQLAlchemy
+machinery), hands the whole batch to ``apply(conn, items)`` - which returns one outcome per
+item, in order, and must leave no write behind for an item it fails - and commits. Only then is
+any outcome released: a caller never sees a result whose writes are not durable. If ``apply``
+raises or the commit fails, every item in the batch fails with ``on_batch_failure(exc)`` and
+nothing of the batch survives.
 
 Items of one batch are applied in submission order, so per-chain sequence order follows arrival.
 Callers waiting on the event loop are woken with ``call_soon_threadsafe``; the loop never blocks.
@@ -23,18 +25,18 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine
 
 from vault_server.core.errors import AuditUnavailable
 from vault_server.observability.logging import get_logger
+from vault_server.storage.raw_sql import BatchConnection
 
 _log = get_logger("pipvault.group_commit")
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-ApplyBatch = Callable[[Connection, Sequence[T]], Sequence[R | BaseException]]
+ApplyBatch = Callable[[BatchConnection, Sequence[T]], Sequence[R | BaseException]]
 
 
 @dataclass
@@ -87,7 +89,7 @@ class GroupCommitter(Generic[T, R]):
         self._max = max_batch
         self._timeout_ms = int(statement_timeout_ms)
         self._queue: queue.SimpleQueue[_Waiter[T] | None] = queue.SimpleQueue()
-        self._conn: Connection | None = None
+        self._conn: BatchConnection | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -144,26 +146,24 @@ class GroupCommitter(Generic[T, R]):
             except Exception:  # never let the writer die: every later caller would hang
                 _log.exception("group_commit.writer_error", size=len(batch))
         if self._conn is not None:
-            self._conn.close()
+            with contextlib.suppress(Exception):  # shutting down: nothing is left to commit
+                self._conn.close()
             self._conn = None
 
-    def _connection(self) -> Connection:
-        if self._conn is None or self._conn.invalidated or self._conn.closed:
-            self._conn = self._engine.connect()
+    def _connection(self) -> BatchConnection:
+        if self._conn is None:
+            self._conn = BatchConnection(self._engine)
         return self._conn
 
     def _commit(self, batch: list[_Waiter[T]]) -> None:
         outcomes: Sequence[R | BaseException]
         try:
             conn = self._connection()
-            with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    ms = self._timeout_ms
-                    conn.execute(text(f"SET LOCAL statement_timeout = {ms}"))
-                    conn.execute(text(f"SET LOCAL lock_timeout = {ms}"))
-                outcomes = self._apply(conn, [w.item for w in batch])
-                if len(outcomes) != len(batch):
-                    raise RuntimeError("the batch returned the wrong number of outcomes")
+            conn.begin(self._timeout_ms)
+            outcomes = self._apply(conn, [w.item for w in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError("the batch returned the wrong number of outcomes")
+            conn.commit()
             ok = True
         except BaseException as exc:  # fan the failure out to every caller
             self._drop_connection()
@@ -192,12 +192,10 @@ class GroupCommitter(Generic[T, R]):
                 loop.call_soon_threadsafe(_settle, settled)
 
     def _drop_connection(self) -> None:
+        """After a failed batch: roll back whatever it wrote and start the next on a new
+        connection (the old one's state is unknown)."""
         if self._conn is not None:
-            try:
-                self._conn.invalidate()
-                self._conn.close()
-            except SQLAlchemyError:
-                pass
+            self._conn.discard()
             self._conn = None
 
 

@@ -8,9 +8,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from vault_server.storage.group_commit import BatchReport, GroupCommitter
+from vault_server.storage.raw_sql import BatchConnection
+
+_INSERT = text("INSERT INTO t VALUES (:n, :b)")
 
 
 class Boom(Exception):
@@ -36,7 +39,7 @@ class Recorder:
         self.entered = threading.Event()
         self.fail_batch_with: BaseException | None = None
 
-    def __call__(self, conn: Connection, items: Sequence[int]) -> list[int | BaseException]:
+    def __call__(self, conn: BatchConnection, items: Sequence[int]) -> list[int | BaseException]:
         self.entered.set()
         self.gate.wait(10)
         self.batches.append(list(items))
@@ -45,7 +48,7 @@ class Recorder:
             if n < 0:
                 out.append(ValueError(f"item {n} refused"))  # item-level failure, nothing written
                 continue
-            conn.execute(text("INSERT INTO t VALUES (:n, :b)"), {"n": n, "b": len(self.batches)})
+            conn.execute(conn.prepare(_INSERT), {"n": n, "b": len(self.batches)})
             out.append(n * 10)
         if self.fail_batch_with is not None:
             raise self.fail_batch_with
@@ -121,9 +124,9 @@ def test_an_item_failure_fails_only_that_item(engine: Engine) -> None:
 def test_an_outcome_is_released_only_after_its_commit(engine: Engine) -> None:
     seen: list[bool] = []
 
-    def apply(conn: Connection, items: Sequence[int]) -> list[int | BaseException]:
+    def apply(conn: BatchConnection, items: Sequence[int]) -> list[int | BaseException]:
         for n in items:
-            conn.execute(text("INSERT INTO t VALUES (:n, 0)"), {"n": n})
+            conn.execute(conn.prepare(_INSERT), {"n": n, "b": 0})
         return list(items)
 
     committer: GroupCommitter[int, int] = GroupCommitter(

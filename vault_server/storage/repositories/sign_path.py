@@ -1,7 +1,7 @@
-"""Plain SQLAlchemy Core statements for the signing batch (no ORM on the hot path).
+"""The signing batch's statements: SQLAlchemy Core, compiled once, run raw (no ORM, no per-call
+SQLAlchemy execution machinery on the hot path; see ``storage.raw_sql``).
 
-Each function runs on the group committer's connection inside its open transaction. Statements
-are built once at import and compiled once per dialect (SQLAlchemy's compiled cache). On
+Each function runs on the group committer's ``BatchConnection`` inside its open transaction. On
 PostgreSQL every statement runs under row-level security: ``bind`` sets ``app.workspace_id`` for
 the rest of the transaction before a workspace's statements (a batch spanning workspaces binds
 each in turn, never bypassing RLS).
@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vault_server.storage.models import (
@@ -23,6 +23,7 @@ from vault_server.storage.models import (
     VenueNonce,
     Workspace,
 )
+from vault_server.storage.raw_sql import BatchConnection
 
 _ws = cast(Table, Workspace.__table__)
 _orders = cast(Table, SignedOrder.__table__)
@@ -53,6 +54,7 @@ _CLAIM = select(_orders.c.id, _orders.c.expire_time).where(
     _orders.c.credential_id == bindparam("cred"),
     _orders.c.client_order_id == bindparam("coid"),
 )
+_CLAIM_LOCKED = _CLAIM.with_for_update()
 _TOMBSTONE = (
     update(_orders)
     .where(_orders.c.id == bindparam("row_id"))
@@ -74,6 +76,7 @@ _NONCES_INSERT = _nonces.insert()
 _NONCE = select(_nonces.c.last_nonce).where(
     _nonces.c.workspace_id == bindparam("ws"), _nonces.c.credential_id == bindparam("cred")
 )
+_NONCE_LOCKED = _NONCE.with_for_update()
 _NONCE_UPDATE = (
     update(_nonces)
     .where(_nonces.c.workspace_id == bindparam("ws"), _nonces.c.credential_id == bindparam("cred"))
@@ -81,73 +84,91 @@ _NONCE_UPDATE = (
 )
 
 
-def _pg(conn: Connection) -> bool:
-    return conn.dialect.name == "postgresql"
+# The columns each INSERT sets (a prepared INSERT is compiled for one fixed set of columns).
+EVENT_COLUMNS = (
+    "chain_id", "seq", "event_time", "workspace_id", "workspace", "credential", "action",
+    "outcome", "actor_type", "actor_id", "on_behalf_of", "peer", "reason", "routing_context",
+    "request_id", "method", "error_reason", "details", "prev_hash", "hash",
+)  # fmt: skip
+_CLAIM_COLUMNS = ("workspace_id", "credential_id", "client_order_id", "sign_time", "expire_time")
+_HEAD_COLUMNS = ("chain_id", "workspace_id", "seq", "hash")
+_NONCE_COLUMNS = ("credential_id", "workspace_id", "last_nonce")
 
 
-def bind(conn: Connection, workspace_id: str) -> None:
+def bind(conn: BatchConnection, workspace_id: str) -> None:
     """Scope the rest of the transaction to one workspace (PostgreSQL row-level security)."""
-    if _pg(conn):
-        conn.execute(_BIND, {"ws": workspace_id})
+    if conn.is_postgres:
+        conn.execute(conn.prepare(_BIND), {"ws": workspace_id})
 
 
-def epoch(conn: Connection, workspace_id: str) -> int | None:
-    value = conn.execute(_EPOCH, {"ws": workspace_id}).scalar_one_or_none()
+def epoch(conn: BatchConnection, workspace_id: str) -> int | None:
+    value = conn.scalar(conn.prepare(_EPOCH), {"ws": workspace_id})
     return None if value is None else int(value)
 
 
-def chain_head(conn: Connection, chain_id: str) -> tuple[int, str] | None:
+def chain_head(conn: BatchConnection, chain_id: str) -> tuple[int, str] | None:
     """The chain's head, locked until commit on PostgreSQL (SQLite's writer lock covers it)."""
-    stmt = _HEAD_LOCKED if _pg(conn) else _HEAD
-    row = conn.execute(stmt, {"chain": chain_id}).first()
+    stmt = conn.prepare(_HEAD_LOCKED if conn.is_postgres else _HEAD)
+    row = conn.first(stmt, {"chain": chain_id})
     return None if row is None else (int(row[0]), str(row[1]))
 
 
 def save_head(
-    conn: Connection, chain_id: str, workspace_id: str | None, seq: int, hash_: str, *, new: bool
+    conn: BatchConnection,
+    chain_id: str,
+    workspace_id: str | None,
+    seq: int,
+    hash_: str,
+    *,
+    new: bool,
 ) -> None:
     if new:
         conn.execute(
-            _HEADS_INSERT,
+            conn.prepare(_HEADS_INSERT, column_keys=_HEAD_COLUMNS),
             {"chain_id": chain_id, "workspace_id": workspace_id, "seq": seq, "hash": hash_},
         )
     else:
-        conn.execute(_HEAD_UPDATE, {"chain": chain_id, "seq": seq, "hash": hash_})
+        conn.execute(conn.prepare(_HEAD_UPDATE), {"chain": chain_id, "seq": seq, "hash": hash_})
 
 
-def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    conn.execute(_EVENTS_INSERT, list(rows))
+def insert_events(conn: BatchConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Append events (each row has exactly ``EVENT_COLUMNS``)."""
+    stmt = conn.prepare(_EVENTS_INSERT, column_keys=EVENT_COLUMNS)
+    if len(rows) == 1:
+        conn.execute(stmt, rows[0])
+    else:
+        conn.executemany(stmt, rows)
 
 
 def orders_since(
-    conn: Connection, workspace_id: str, credential_id: str, since: dt.datetime
+    conn: BatchConnection, workspace_id: str, credential_id: str, since: dt.datetime
 ) -> int:
-    return int(
-        conn.execute(
-            _RATE, {"ws": workspace_id, "cred": credential_id, "since": since}
-        ).scalar_one()
-    )
+    params = {"ws": workspace_id, "cred": credential_id, "since": since}
+    return int(conn.scalar(conn.prepare(_RATE), params))
 
 
 def find_claim(
-    conn: Connection, workspace_id: str, credential_id: str, client_order_id: str
+    conn: BatchConnection, workspace_id: str, credential_id: str, client_order_id: str
 ) -> tuple[int, dt.datetime] | None:
     params = {"ws": workspace_id, "cred": credential_id, "coid": client_order_id}
-    stmt = _CLAIM.with_for_update() if _pg(conn) else _CLAIM
-    row = conn.execute(stmt, params).first()
+    stmt = conn.prepare(
+        _CLAIM_LOCKED if conn.is_postgres else _CLAIM,
+        result_types=(_orders.c.id.type, _orders.c.expire_time.type),
+    )
+    row = conn.first(stmt, params)
     if row is None:
         return None
-    expire = row[1] if row[1].tzinfo is not None else row[1].replace(tzinfo=dt.UTC)
-    return int(row[0]), expire
+    expire: dt.datetime = row[1]
+    return int(row[0]), expire if expire.tzinfo is not None else expire.replace(tzinfo=dt.UTC)
 
 
-def tombstone_claim(conn: Connection, row_id: int) -> None:
+def tombstone_claim(conn: BatchConnection, row_id: int) -> None:
     # "~" is not a client order id character, so the tombstone never collides with one.
-    conn.execute(_TOMBSTONE, {"row_id": row_id, "tomb": f"~{row_id}"})
+    conn.execute(conn.prepare(_TOMBSTONE), {"row_id": row_id, "tomb": f"~{row_id}"})
 
 
 def insert_claim(
-    conn: Connection,
+    conn: BatchConnection,
     workspace_id: str,
     credential_id: str,
     client_order_id: str,
@@ -156,7 +177,9 @@ def insert_claim(
 ) -> bool:
     """Claim the id; False when another writer holds it (the unique constraint, never an error
     that would abort the shared transaction)."""
-    stmt = _CLAIM_PG if _pg(conn) else _CLAIM_SQLITE
+    stmt = conn.prepare(
+        _CLAIM_PG if conn.is_postgres else _CLAIM_SQLITE, column_keys=_CLAIM_COLUMNS
+    )
     params = {
         "workspace_id": workspace_id,
         "credential_id": credential_id,
@@ -164,21 +187,20 @@ def insert_claim(
         "sign_time": sign_time,
         "expire_time": expire_time,
     }
-    return conn.execute(stmt, params).first() is not None
+    return conn.first(stmt, params) is not None
 
 
-def next_nonce(conn: Connection, workspace_id: str, credential_id: str, now_ms: int) -> int:
+def next_nonce(conn: BatchConnection, workspace_id: str, credential_id: str, now_ms: int) -> int:
     """Reserve the credential's next venue nonce: ``max(last + 1, now_ms)``, persisted."""
     params: dict[str, Any] = {"ws": workspace_id, "cred": credential_id}
-    stmt = _NONCE.with_for_update() if _pg(conn) else _NONCE
-    last = conn.execute(stmt, params).scalar_one_or_none()
+    last = conn.scalar(conn.prepare(_NONCE_LOCKED if conn.is_postgres else _NONCE), params)
     if last is None:
         nonce = now_ms
         conn.execute(
-            _NONCES_INSERT,
+            conn.prepare(_NONCES_INSERT, column_keys=_NONCE_COLUMNS),
             {"credential_id": credential_id, "workspace_id": workspace_id, "last_nonce": nonce},
         )
         return nonce
     nonce = max(int(last) + 1, now_ms)
-    conn.execute(_NONCE_UPDATE, {**params, "nonce": nonce})
+    conn.execute(conn.prepare(_NONCE_UPDATE), {**params, "nonce": nonce})
     return nonce
