@@ -184,8 +184,25 @@ def test_request_id_is_echoed_and_audited(vault: RunningVault) -> None:
         metadata=vault.md(x_request_id="req-123"),
         timeout=5,
     )
-    assert ("x-request-id", "req-123") in list(call.initial_metadata())
+    # Echoed with the status (trailing metadata: one write with the response), not as a
+    # separate initial-metadata send.
+    assert ("x-request-id", "req-123") in list(call.trailing_metadata())
     assert list(iter_audit(vault.app))[-1].request_id == "req-123"
+
+
+def test_request_id_is_echoed_on_errors_next_to_the_error_details(vault: RunningVault) -> None:
+    stub = ws_grpc.WorkspaceServiceStub(vault.channel())
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.CreateWorkspace(
+            ws_pb.CreateWorkspaceRequest(workspace_id="Not A Valid Id", reason="r"),
+            metadata=vault.md(x_request_id="req-456"),
+            timeout=5,
+        )
+    err = caught.value
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    trailing = dict(err.trailing_metadata())
+    assert trailing["x-request-id"] == "req-456"
+    assert "grpc-status-details-bin" in trailing  # the ErrorInfo is still there
 
 
 def test_graceful_stop_drains_in_flight_calls(

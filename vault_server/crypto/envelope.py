@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from vault_server.core.clock import Random, SystemRandom
@@ -120,6 +120,38 @@ def open_envelope(
         IntegrityCheckFailed: malformed, tampered, or moved to another binding.
         KeyProviderUnavailable: the envelope's provider is not configured or cannot answer.
     """
+    found, cache_dek = _opener(blob, binding, providers, cache)
+    plaintext = found.open()
+    cache_dek()  # only once the data decrypted: a tampered envelope leaves nothing cached
+    return plaintext
+
+
+class Opener:
+    """An envelope whose data key is unwrapped and whose key commitment is verified: each
+    ``open`` is one AES-GCM decryption (which still authenticates the ciphertext and binding)."""
+
+    __slots__ = ("_aead", "_sealed", "_aad")
+
+    def __init__(self, aead: AesGcm, sealed: bytes, aad: bytes) -> None:
+        self._aead = aead
+        self._sealed = sealed
+        self._aad = aad
+
+    def open(self) -> Secret:
+        return Secret(self._aead.decrypt(self._sealed, self._aad))
+
+
+def opener(blob: bytes, binding: EnvelopeBinding, providers: Mapping[str, KeyProvider]) -> Opener:
+    """Unwrap the envelope's data key and verify its commitment (raises as ``open_envelope``)."""
+    return _opener(blob, binding, providers, None)[0]
+
+
+def _opener(
+    blob: bytes,
+    binding: EnvelopeBinding,
+    providers: Mapping[str, KeyProvider],
+    cache: DekCache | None,
+) -> tuple[Opener, Callable[[], None]]:
     env = decode(blob)
     aad = data_aad(binding)
     w_aad = wrap_aad(binding, env.header.provider_id)
@@ -136,10 +168,13 @@ def open_envelope(
     if dek is None:
         dek = _provider(providers, env.header.provider_id).unwrap(env.wrapped, w_aad)
     _verify_commitment(dek, aad, env.commitment)
-    plaintext = Secret(AesGcm(dek, SystemRandom()).decrypt(env.nonce + env.ciphertext, aad))
-    if cache is not None and not from_cache:
-        cache.put(key, dek)
-    return plaintext
+    found = Opener(AesGcm(dek, SystemRandom()), env.nonce + env.ciphertext, aad)
+
+    def cache_dek() -> None:
+        if cache is not None and not from_cache:
+            cache.put(key, dek)
+
+    return found, cache_dek
 
 
 def rewrap(

@@ -3,6 +3,10 @@
 Order: request id -> concurrency cap -> identity -> admission (deadline, role, plane, reason,
 workspace grant) -> servicer -> error mapping -> metrics and one access-log line. Refusals before
 the servicer runs are audited as ``auth.denied``. Health and reflection are not intercepted.
+
+The request id is echoed in the trailing metadata, which leaves with the response and status in
+one write (echoing it as initial metadata cost every call a separate send). The wrapped handler
+of each method is built once, not per call.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from vault_server.observability.metrics import Metrics
 from vault_server.rpc import call_state
 from vault_server.rpc.admission import (
     REASON_HEADER,
+    REQUEST_ID_HEADER,
     Admission,
     Limits,
     denied_context,
@@ -87,6 +92,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         # (both sets are finite: the served methods and the error reasons).
         self._seconds: dict[str, Any] = {}
         self._totals: dict[tuple[str, str, str], Any] = {}
+        # The wrapped handler per method (the server's handlers are fixed once it starts).
+        self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
 
     async def intercept_service(
         self,
@@ -95,10 +102,19 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         ],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(details)
         method = str(details.method)
+        if method in self._handlers:
+            return self._handlers[method]
+        handler = await continuation(details)
         if handler is None or not method.startswith(API_PREFIX):
             return handler
+        wrapped = self._wrap(method, handler)
+        self._handlers[method] = wrapped
+        return wrapped
+
+    def _wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         decode = _tolerant(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
@@ -134,7 +150,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     await self._audit_write_refusal(method, ctx, request, exc)
             finally:
                 self._end(method, outcome, started, principal)
-            await context.abort_with_status(status)
+            await context.abort_with_status(_with_request_id(status))
             return None  # unreachable: abort_with_status raises
 
         return behavior
@@ -164,7 +180,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 self._end(method, outcome, started, principal)
             if status is not None and not context.cancelled() and not context.done():
-                await context.abort_with_status(status)
+                await context.abort_with_status(_with_request_id(status))
 
         return behavior
 
@@ -185,14 +201,17 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     ) -> tuple[CallContext, Principal]:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         request_id = request_id_from(metadata)
-        await context.send_initial_metadata((("x-request-id", request_id),))
-        peer = peer_address(context.peer() or "", metadata, self._limits)
+        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+        raw_peer = context.peer() or ""
+        peer = peer_address(raw_peer, metadata, self._limits)
         _WHERE.set((request_id, peer))
         principal: Principal | None = None
         try:
             if self._in_flight > self._max:
                 raise ConcurrencyLimited("the server is at its concurrent-request limit")
-            peer_ids = peer_uri_sans(context.auth_context() or {})
+            # The Unix socket is always plaintext (server.py): no certificate to look for.
+            tls = not raw_peer.startswith("unix:")
+            peer_ids = peer_uri_sans(context.auth_context() or {}) if tls else ()
             principal = self._admission.identify(metadata, peer_ids)
             if isinstance(request, Undecodable):
                 raise InvalidArgument("request", "is not a valid message of this method")
@@ -290,6 +309,23 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
             return Undecodable()
 
     return decode
+
+
+def _with_request_id(status: grpc.Status) -> grpc.Status:
+    """The error status with the call's request id in its trailing metadata (an abort replaces
+    the trailing metadata set on the context)."""
+    request_id = _WHERE.get()[0]
+    if not request_id:
+        return status
+    trailing = (*tuple(status.trailing_metadata or ()), (REQUEST_ID_HEADER, request_id))
+    return _Status(status.code, status.details, trailing)
+
+
+class _Status(grpc.Status):
+    def __init__(self, code: grpc.StatusCode, details: str, trailing: Any) -> None:
+        self.code = code
+        self.details = details
+        self.trailing_metadata = trailing
 
 
 def _failure(method: str, exc: Exception) -> tuple[grpc.Status, tuple[str, str]]:

@@ -60,6 +60,9 @@ class ProviderReport:
     versions: list[KekReport]
 
 
+MAX_OPENERS = 100_000  # one per credential version in use; about 300 bytes each
+
+
 class KeyManager:
     def __init__(
         self,
@@ -73,10 +76,16 @@ class KeyManager:
         cache: DekCache | None = None,
     ) -> None:
         self._cache = cache
+        # Local keyrings only (the KEK is in this process anyway): envelopes whose data key is
+        # unwrapped and commitment verified, so a signature pays one AES-GCM decryption. Bounded,
+        # and dropped with every ``forget`` (KEK rotation or revocation, credential revocation,
+        # freeze), exactly like the DEK cache of remote providers.
+        self._openers: dict[tuple[bytes, EnvelopeBinding], envelope.Opener] = {}
         if primary not in providers:
             raise InvalidArgument("keys.primary", "is not a configured provider")
         self._db = db
         self.providers = dict(providers)
+        self._local_only = all(p.kind == "local" for p in self.providers.values())
         self.primary = primary
         self.wrap_limit = wrap_limit
         self._clock = clock
@@ -86,7 +95,7 @@ class KeyManager:
     @property
     def local_only(self) -> bool:
         """Every provider is a local keyring: opening an envelope never waits on a network."""
-        return all(p.kind == "local" for p in self.providers.values())
+        return self._local_only
 
     def provider(self, provider_id: str = "") -> KeyProvider:
         pid = provider_id or self.primary
@@ -103,13 +112,24 @@ class KeyManager:
 
     def open(self, blob: bytes, binding: EnvelopeBinding) -> Secret:
         try:
-            opened: Secret = envelope.open_envelope(
-                blob, binding, self.providers, cache=self._cache
-            )
+            if not self.local_only:
+                opened: Secret = envelope.open_envelope(
+                    blob, binding, self.providers, cache=self._cache
+                )
+                return opened
+            key = (blob, binding)
+            found = self._openers.get(key)
+            if found is not None:
+                return found.open()
+            found = envelope.opener(blob, binding, self.providers)
+            plaintext = found.open()  # kept only once it opened
+            if len(self._openers) >= MAX_OPENERS:
+                self._openers.clear()
+            self._openers[key] = found
+            return plaintext
         except IntegrityCheckFailed:
             self._integrity_failed(blob, binding, "open")
             raise
-        return opened
 
     def _integrity_failed(self, blob: bytes, binding: EnvelopeBinding, operation: str) -> None:
         if self.on_integrity_failure is None:
@@ -123,6 +143,7 @@ class KeyManager:
 
     def forget(self, *, workspace_id: str | None = None, credential_id: str | None = None) -> None:
         """Drop cached data keys: all, one workspace's, or one credential's (revoke, freeze)."""
+        self._openers.clear()
         if self._cache is None:
             return
         if workspace_id is None and credential_id is None:
