@@ -130,7 +130,7 @@ class Opener:
     """An envelope whose data key is unwrapped and whose key commitment is verified: each
     ``open`` is one AES-GCM decryption (which still authenticates the ciphertext and binding)."""
 
-    __slots__ = ("_aead", "_sealed", "_aad")
+    __slots__ = ("_aad", "_aead", "_sealed")
 
     def __init__(self, aead: AesGcm, sealed: bytes, aad: bytes) -> None:
         self._aead = aead
