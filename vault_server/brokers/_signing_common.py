@@ -228,7 +228,7 @@ def percent_encode(params: Iterable[tuple[str, str]]) -> str:
 
 # --- signatures -----------------------------------------------------------------------------------
 def hmac_sha256_hex(secret: Secret, message: bytes) -> str:
-    return hmac.new(secret.reveal(), message, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.reveal(), message, "sha256").hex()  # one-shot (OpenSSL)
 
 
 def hmac_sha512_base64_key(secret_b64: Secret, message: bytes) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -61,6 +62,7 @@ WRITE_ACTIONS = {
 }
 Context = grpc.aio.ServicerContext[Any, Any]
 _log = get_logger("pipvault.rpc")
+_ROOT = logging.getLogger()  # its level is the configured log level (observability.logging)
 # Request id and peer of the call running in this task, for its log lines (set on entry, before
 # admission, so refused calls carry them too). Every RPC runs in its own task (its own context).
 _WHERE: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
@@ -274,6 +276,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             seconds = self._metrics.rpc_seconds.labels(method.rsplit("/", 1)[-1])
             self._seconds[method] = seconds
         seconds.observe(elapsed)
+        if not _ROOT.isEnabledFor(logging.INFO):
+            return  # the access line would be dropped: do not build it (the hot path's cost)
         _log.info(
             "rpc",
             method=method,
