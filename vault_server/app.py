@@ -86,6 +86,7 @@ from vault_server.services.workspaces import WorkspaceManager
 from vault_server.storage import invalidation, migrate, roles
 from vault_server.storage.database import Database
 from vault_server.storage.group_commit import BatchReport, GroupCommitter
+from vault_server.storage.wal_checkpoint import COMMITTER_AUTOCHECKPOINT_PAGES, WalCheckpointer
 
 _log = get_logger("pipvault.app")
 SERVER_KEY_ENV = "PIPVAULT_SERVER_KEY"
@@ -351,7 +352,9 @@ class VaultApp:
             SignBatch(self.audit, self.clock),
             on_batch_failure=_audit_unavailable,
             on_batch=self._batch_done,
+            sqlite_autocheckpoint_pages=COMMITTER_AUTOCHECKPOINT_PAGES,
         )
+        self.wal_checkpointer = WalCheckpointer(self.db.engine)
         invalidation.add_commit_listener(self.db.engine, self.hot_state.invalidate)
         self.epoch_watcher = invalidation.EpochWatcher(self.db.engine, self._epochs_moved)
         self.hot_signer = HotSigner(
@@ -587,6 +590,7 @@ class VaultApp:
             raise
         await self._check_readiness()
         self.epoch_watcher.start()
+        self.wal_checkpointer.start()
         self._jobs.append(asyncio.create_task(self._readiness_loop()))
         self._jobs.append(asyncio.create_task(self._every(60.0, self.lifecycle.destroy_expired)))
         if self.settings.signing.attestation_interval_s > 0:
@@ -719,6 +723,7 @@ class VaultApp:
             await self.servers.stop(self.settings.listen.grace_period_s)
         await asyncio.to_thread(self.committer.close)  # after the drain: in-flight uses commit
         await asyncio.to_thread(self.epoch_watcher.stop)
+        await asyncio.to_thread(self.wal_checkpointer.stop)
         invalidation.remove_commit_listeners(self.db.engine)
         self.hot_state.invalidate(None)
         self.metrics.stop()

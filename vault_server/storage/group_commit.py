@@ -69,6 +69,8 @@ class GroupCommitter(Generic[T, R]):
         on_batch: observer called after each batch (metrics, readiness accounting).
         max_batch: most items per transaction.
         statement_timeout_ms: PostgreSQL bound on every statement of a batch.
+        sqlite_autocheckpoint_pages: SQLite WAL size at which a batch's commit checkpoints
+            (default: SQLite's own; see ``storage.wal_checkpoint``).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class GroupCommitter(Generic[T, R]):
         max_batch: int = 256,
         statement_timeout_ms: int = 5000,
         name: str = "pipvault-commit",
+        sqlite_autocheckpoint_pages: int | None = None,
     ) -> None:
         self._engine = engine
         self._apply = apply
@@ -88,6 +91,7 @@ class GroupCommitter(Generic[T, R]):
         self._observe = on_batch
         self._max = max_batch
         self._timeout_ms = int(statement_timeout_ms)
+        self._autocheckpoint = sqlite_autocheckpoint_pages
         self._queue: queue.SimpleQueue[_Waiter[T] | None] = queue.SimpleQueue()
         self._conn: BatchConnection | None = None
         self._closed = False
@@ -152,7 +156,9 @@ class GroupCommitter(Generic[T, R]):
 
     def _connection(self) -> BatchConnection:
         if self._conn is None:
-            self._conn = BatchConnection(self._engine)
+            self._conn = BatchConnection(
+                self._engine, sqlite_autocheckpoint_pages=self._autocheckpoint
+            )
         return self._conn
 
     def _commit(self, batch: list[_Waiter[T]]) -> None:

@@ -89,11 +89,14 @@ class BatchConnection:
     timeouts are set for it alone (``SET LOCAL``).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, sqlite_autocheckpoint_pages: int | None = None) -> None:
         self.dialect: Dialect = engine.dialect
         self.is_postgres = engine.dialect.name == "postgresql"
         self._raw = engine.raw_connection()
         self._cursor = self._raw.cursor()
+        if sqlite_autocheckpoint_pages is not None and engine.dialect.name == "sqlite":
+            # Per connection: see storage.wal_checkpoint.
+            self._cursor.execute(f"PRAGMA wal_autocheckpoint={int(sqlite_autocheckpoint_pages)}")
         self._prepared: dict[int, tuple[ClauseElement, Prepared]] = {}
 
     def prepare(self, statement: ClauseElement, **options: Any) -> Prepared:

@@ -176,3 +176,28 @@ def test_a_failing_observer_neither_kills_the_writer_nor_withholds_results(engin
     finally:
         committer.close()
     assert sorted(_rows(engine)) == [1, 2, 3]
+
+
+def test_the_committer_leaves_wal_checkpoints_to_the_checkpoint_thread(tmp_path: Path) -> None:
+    """With SQLite's default threshold (1,000 pages) the committer's own commits would
+    checkpoint and reset the WAL; raised, they never do - the WAL checkpointer thread does,
+    without the writer lock."""
+    from vault_server.storage.wal_checkpoint import WalCheckpointer
+
+    eng = create_engine(f"sqlite:///{tmp_path / 'wal.db'}")
+    with eng.begin() as conn:
+        conn.execute(text("PRAGMA journal_mode=WAL"))
+        conn.execute(text("CREATE TABLE t (n INTEGER PRIMARY KEY, batch INTEGER)"))
+    committer = GroupCommitter(
+        eng, Recorder(), on_batch_failure=lambda e: Boom(), sqlite_autocheckpoint_pages=10_000
+    )
+    try:
+        for n in range(1100):  # one batch each: one commit, at least one WAL frame each
+            committer.submit_sync(n, timeout_s=10)
+    finally:
+        committer.close()
+    busy, frames, done = WalCheckpointer(eng).checkpoint()
+    assert busy == 0 and frames >= 1100, frames  # never checkpointed (nor reset) by the commits
+    assert done == frames
+    assert len(_rows(eng)) == 1100
+    eng.dispose()
