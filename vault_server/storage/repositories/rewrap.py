@@ -1,0 +1,111 @@
+"""Plain SQLAlchemy Core statements for rewrapping data keys (``services/rewrap.py``).
+
+A rewrap reads a batch of one workspace's wrapped keys (only the columns it needs, never ORM
+objects) and writes the batch back with ONE ``executemany`` compare-and-set ``UPDATE``: a row is
+replaced only if its envelope is still the one that was read, so a concurrent rotation, promotion
+or destruction wins. Core statements bypass the ORM tenant guard, so every statement names the
+workspace itself; on PostgreSQL the caller has bound the transaction to that workspace
+(``bind_workspace``) and row-level security applies as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import Connection, Table, bindparam, or_, select, update
+
+from vault_server.storage.models import CredentialVersion
+
+_cv = cast(Table, CredentialVersion.__table__)
+
+_PENDING = (
+    select(_cv.c.id, _cv.c.credential_id, _cv.c.version, _cv.c.envelope)
+    .where(
+        _cv.c.workspace_id == bindparam("ws"),
+        _cv.c.id > bindparam("after"),
+        _cv.c.envelope.is_not(None),
+        or_(
+            _cv.c.provider_id != bindparam("provider"),
+            _cv.c.kek_version < bindparam("version"),
+        ),
+    )
+    .order_by(_cv.c.id)
+)
+# Compare-and-set on the envelope read; bind names differ from the column names (Core reserves
+# those in UPDATE ... VALUES).
+_REPLACE = (
+    update(_cv)
+    .where(
+        _cv.c.workspace_id == bindparam("ws"),
+        _cv.c.id == bindparam("row_id"),
+        _cv.c.envelope == bindparam("old_envelope"),
+    )
+    .values(
+        envelope=bindparam("new_envelope"),
+        provider_id=bindparam("new_provider"),
+        kek_version=bindparam("new_version"),
+    )
+)
+_CURRENT = select(_cv.c.id, _cv.c.envelope).where(
+    _cv.c.workspace_id == bindparam("ws"), _cv.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingKey:
+    """One credential version whose wrapped key is not yet under the target KEK."""
+
+    row_id: str
+    credential_id: str
+    version: int
+    envelope: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """A rewrapped envelope for ``row_id``, to be stored only if ``old_envelope`` is current."""
+
+    row_id: str
+    old_envelope: bytes
+    new_envelope: bytes
+    provider_id: str
+    kek_version: int
+
+
+def pending(
+    conn: Connection, ws: str, provider_id: str, version: int, *, after: str, limit: int
+) -> list[PendingKey]:
+    """Up to ``limit`` live wrapped keys of workspace ``ws`` with an id after ``after`` (keyset
+    order) that are under another provider or a KEK version older than ``version``."""
+    rows = conn.execute(
+        _PENDING.limit(limit),
+        {"ws": ws, "after": after, "provider": provider_id, "version": version},
+    )
+    return [PendingKey(str(r[0]), str(r[1]), int(r[2]), bytes(r[3])) for r in rows]
+
+
+def replace(conn: Connection, ws: str, batch: Sequence[Replacement]) -> int:
+    """Store a batch with one compare-and-set ``executemany``; returns how many rows changed."""
+    if not batch:
+        return 0
+    params = [
+        {
+            "ws": ws,
+            "row_id": r.row_id,
+            "old_envelope": r.old_envelope,
+            "new_envelope": r.new_envelope,
+            "new_provider": r.provider_id,
+            "new_version": r.kek_version,
+        }
+        for r in batch
+    ]
+    result = conn.execute(_REPLACE, params)
+    if conn.dialect.supports_sane_multi_rowcount:
+        return int(result.rowcount)
+    # A driver that cannot sum rowcounts over executemany: count the rows that now hold our
+    # envelope (each new envelope has a fresh random wrap nonce, so equality means we won).
+    ours = {r.row_id: r.new_envelope for r in batch}
+    current = conn.execute(_CURRENT, {"ws": ws, "ids": list(ours)})
+    return sum(1 for row_id, env in current if env is not None and bytes(env) == ours[row_id])
