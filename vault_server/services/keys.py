@@ -202,6 +202,15 @@ class KeyManager:
         row.wrap_count += granted
         return version, granted
 
+    def release_wraps(self, session: Session, provider_id: str, version: int, n: int) -> None:
+        """Give back ``n`` wraps reserved with ``reserve_wraps`` against ``version`` that were
+        never done (the counter stays exact; a crash before this only overcounts)."""
+        if n < 1:
+            return
+        row = session.get(KekState, (provider_id, version), with_for_update=True)
+        if row is not None:
+            row.wrap_count = max(0, row.wrap_count - n)
+
     def rotate(self, provider_id: str = "") -> int:
         provider = self.provider(provider_id)
         self.forget()

@@ -1,11 +1,13 @@
 """Online, resumable rewrapping of data keys: KEK rotation and provider migration.
 
 Each credential version's wrapped DEK is rewrapped to the target (provider, active KEK version)
-in batches, one workspace at a time. A batch costs two short transactions, not one per key: one
-reads the batch (only the columns needed, in id order after the previous batch) and counts all
-its wraps against the KEK's usage limit (``KeyManager.reserve_wraps``, committed before any wrap),
-the other stores the batch with one compare-and-set ``executemany`` and bumps the workspace's
-cache epoch if a row changed. Only the wrapped key changes: the data ciphertext and the secret
+in batches, one workspace at a time, with two short transactions per batch instead of one per
+key: one reads the batch (only the columns needed, in id order after the previous batch), the
+other stores it with one compare-and-set ``executemany`` and bumps the workspace's cache epoch if
+a row changed. Wraps are counted against the KEK's usage limit before they happen, ``batch_size``
+at a time (``KeyManager.reserve_wraps``, in the read transaction, committed before any wrap; a
+reservation carries over to the next workspaces until used up); what is left unused at the end
+is given back. Only the wrapped key changes: the data ciphertext and the secret
 are never touched or seen. A row is replaced by compare-and-set on its old envelope, so a
 concurrent rotation or revocation wins; ``kill -9`` at any point leaves every row either fully
 old or fully new, and a rerun picks up exactly the rows still to do. Signing is never blocked:
@@ -20,7 +22,7 @@ the new version, so a run always ends.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vault_server.core.errors import VaultError
 from vault_server.crypto.envelope import EnvelopeBinding
@@ -50,12 +52,28 @@ class Progress:
         return self.total - self.migrated
 
 
+@dataclass
+class _Wraps:
+    """Wraps counted in advance (``KeyManager.reserve_wraps``) and not used yet."""
+
+    version: int = 0  # the KEK version they were counted against
+    left: int = 0
+    unused: dict[int, int] = field(default_factory=dict)  # per version, given back at the end
+
+    def drop(self) -> None:
+        """The provider no longer wraps with ``version``: what is left of it is unused."""
+        if self.left:
+            self.unused[self.version] = self.unused.get(self.version, 0) + self.left
+        self.left = 0
+
+
 @dataclass(frozen=True)
 class _Claim:
-    """A batch read from one workspace, with the wraps reserved for (a prefix of) it."""
+    """A batch read from one workspace, every key of it with a wrap reserved."""
 
     rows: list[PendingKey]
     kek_version: int  # the version the wraps were counted against
+    exhausted: bool  # nothing more to do in this workspace after this batch
     refused: VaultError | None = None  # the reservation failed: nothing may be wrapped
 
 
@@ -66,11 +84,13 @@ class Rewrapper:
         self._keys = keys
 
     def _claim(
-        self, ws_uid: str, target: KeyProvider, version: int, after: str, limit: int
+        self, ws_uid: str, target: KeyProvider, version: int, after: str, limit: int, wraps: _Wraps
     ) -> _Claim:
-        """Read the next batch of ``ws_uid`` and count its wraps, in ONE transaction; a batch
-        that would cross the wrap limit is cut to what the KEK version has left."""
+        """Read the next batch of ``ws_uid`` and, when the reserved wraps are used up, reserve
+        ``limit`` more in the same transaction. A batch never uses more wraps than are left
+        (the KEK version's limit caps a reservation: the next one rotates first)."""
         rows: list[PendingKey] = []
+        reserved: tuple[int, int] | None = None
         try:
             with self._db.transaction() as session:
                 bind_workspace(session, ws_uid)
@@ -79,13 +99,19 @@ class Rewrapper:
                     after=after, limit=limit,
                 )  # fmt: skip
                 if not rows:
-                    return _Claim([], 0)
-                reserved_version, granted = self._keys.reserve_wraps(session, target, len(rows))
+                    return _Claim([], 0, exhausted=True)
+                if wraps.left == 0:
+                    reserved = self._keys.reserve_wraps(session, target, limit)
         except VaultError as exc:
             if not rows:
                 raise  # reading failed: not a per-key failure
-            return _Claim(rows, 0, refused=exc)  # rolled back: nothing was counted
-        return _Claim(rows[:granted], reserved_version)
+            return _Claim(rows, 0, exhausted=True, refused=exc)  # rolled back: nothing counted
+        if reserved is not None:  # committed
+            wraps.version, wraps.left = reserved
+        take = min(len(rows), wraps.left)
+        wraps.left -= take
+        exhausted = len(rows) < limit and take == len(rows)
+        return _Claim(rows[:take], wraps.version, exhausted)
 
     def _store_batch(self, ws_uid: str, batch: list[Replacement]) -> int:
         """Replace a batch of envelopes in ONE transaction with one compare-and-set
@@ -107,14 +133,16 @@ class Rewrapper:
 
     def _rewrap_batch(
         self, ws_uid: str, claim: _Claim, target: KeyProvider
-    ) -> tuple[list[Replacement], int, str]:
+    ) -> tuple[list[Replacement], int, int]:
         """Rewrap a claimed batch (one provider call per key: remote providers have no batch
-        API). Returns the replacements, the failures and the id of the last row handled."""
+        API). Returns the replacements, the failures and how many keys were handled; it stops
+        early when the provider wrapped with another KEK version than the one counted (another
+        replica rotated it), so the rest is counted again against the new version."""
         batch: list[Replacement] = []
         failures = 0
-        last = ""
+        handled = 0
         for row in claim.rows:
-            last = row.row_id
+            handled += 1
             try:
                 binding = EnvelopeBinding(ws_uid, row.credential_id, row.version)
                 sealed = self._keys.rewrap_reserved(row.envelope, binding, target)
@@ -127,8 +155,8 @@ class Rewrapper:
                 )
             )
             if sealed.kek_version != claim.kek_version:
-                break  # the KEK rotated elsewhere since the reservation: reserve again
-        return batch, failures, last
+                break
+        return batch, failures, handled
 
     def run(
         self, ctx: CallContext, target_id: str = "", batch_size: int = DEFAULT_BATCH
@@ -136,29 +164,40 @@ class Rewrapper:
         """Rewrap everything to the target's active KEK version, yielding progress per batch."""
         target = self._keys.provider(target_id)
         version = target.active_version()
+        limit = max(1, batch_size)
         total, migrated = self._count(target.provider_id, version)
         yield Progress(total, migrated, total == migrated)
         with self._db.transaction() as session:
             workspaces = ws_repo.all_ids(session)
         failures = 0
+        wraps = _Wraps()
         for uid, _rid in workspaces:
             after = ""
             while True:
-                claim = self._claim(uid, target, version, after, max(1, batch_size))
+                claim = self._claim(uid, target, version, after, limit, wraps)
                 if not claim.rows:
                     break
                 if claim.refused is not None:
                     failures += len(claim.rows)
                     break  # e.g. this replica's keyring is behind: report, do not spin
-                batch, failed, after = self._rewrap_batch(uid, claim, target)
+                batch, failed, handled = self._rewrap_batch(uid, claim, target)
                 failures += failed
+                after = claim.rows[handled - 1].row_id
+                if handled < len(claim.rows):  # the KEK rotated elsewhere: count again
+                    wraps.left += len(claim.rows) - handled
+                    wraps.drop()
                 progressed = self._store_batch(uid, batch)
                 migrated += progressed
                 yield Progress(total, migrated, False)
                 if not batch:
                     break  # every key of the batch failed (provider down?): report, do not spin
+                if claim.exhausted and handled == len(claim.rows):
+                    break
+        wraps.drop()
         total, migrated = self._count(target.provider_id, version)
         with self._db.transaction() as session:
+            for kek_version, n in sorted(wraps.unused.items()):
+                self._keys.release_wraps(session, target.provider_id, kek_version, n)
             self._audit.append(
                 session,
                 ctx,
