@@ -1,17 +1,18 @@
 """Online, resumable rewrapping of data keys: KEK rotation and provider migration.
 
 Each credential version's wrapped DEK is rewrapped to the target (provider, active KEK version)
-in batches, one workspace at a time, with two short transactions per batch instead of one per
-key: one reads the batch (only the columns needed, in id order after the previous batch), the
-other stores it with one compare-and-set ``executemany`` and bumps the workspace's cache epoch if
-a row changed. Wraps are counted against the KEK's usage limit before they happen, ``batch_size``
-at a time (``KeyManager.reserve_wraps``, in the read transaction, committed before any wrap; a
-reservation carries over to the next workspaces until used up); what is left unused at the end
-is given back. Only the wrapped key changes: the data ciphertext and the secret
-are never touched or seen. A row is replaced by compare-and-set on its old envelope, so a
+in batches of ``batch_size`` keys taken workspace after workspace (a batch may span several
+small workspaces), with two short transactions per batch instead of one per key: one reads the
+batch (only the columns needed, in id order from where the previous batch ended), the other
+stores it by compare-and-set with one ``executemany`` per workspace and bumps the cache epoch of
+every workspace that changed. Wraps are counted against the KEK's usage limit before they
+happen, ``batch_size`` at a time (``KeyManager.reserve_wraps``, in the read transaction,
+committed before any wrap; a reservation carries over to the next batch until used up); what is
+left unused at the end is given back. Only the wrapped key changes: the data ciphertext and the
+secret are never touched or seen. A row is replaced by compare-and-set on its old envelope, so a
 concurrent rotation or revocation wins; ``kill -9`` at any point leaves every row either fully
 old or fully new, and a rerun picks up exactly the rows still to do. Signing is never blocked:
-each batch holds its locks for milliseconds.
+each batch holds the write lock for milliseconds.
 
 "Done" means under the target provider at the KEK version that was active when the run started,
 or a newer one: when the wrap limit rotates the KEK in the middle of a run, the keys already
@@ -35,7 +36,6 @@ from vault_server.storage.database import Database
 from vault_server.storage.repositories import rewrap as rewrap_repo
 from vault_server.storage.repositories import workspaces as ws_repo
 from vault_server.storage.repositories.rewrap import PendingKey, Replacement
-from vault_server.storage.tenant import bind_workspace
 
 #: Keys per batch for a KEK rotation: storing 500 takes a few milliseconds of the write lock.
 DEFAULT_BATCH = 500
@@ -67,13 +67,20 @@ class _Wraps:
         self.left = 0
 
 
+@dataclass
+class _Cursor:
+    """Where the next batch starts: the ``index``-th workspace, after row id ``after``."""
+
+    index: int = 0
+    after: str = ""
+
+
 @dataclass(frozen=True)
 class _Claim:
-    """A batch read from one workspace, every key of it with a wrap reserved."""
+    """A batch read (possibly across workspaces), every key of it with a wrap reserved."""
 
-    rows: list[PendingKey]
+    rows: list[tuple[int, PendingKey]]  # (workspace index, key), in cursor order
     kek_version: int  # the version the wraps were counted against
-    exhausted: bool  # nothing more to do in this workspace after this batch
     refused: VaultError | None = None  # the reservation failed: nothing may be wrapped
 
 
@@ -84,46 +91,59 @@ class Rewrapper:
         self._keys = keys
 
     def _claim(
-        self, ws_uid: str, target: KeyProvider, version: int, after: str, limit: int, wraps: _Wraps
+        self,
+        workspaces: list[str],
+        cursor: _Cursor,
+        target: KeyProvider,
+        version: int,
+        limit: int,
+        wraps: _Wraps,
     ) -> _Claim:
-        """Read the next batch of ``ws_uid`` and, when the reserved wraps are used up, reserve
-        ``limit`` more in the same transaction. A batch never uses more wraps than are left
-        (the KEK version's limit caps a reservation: the next one rotates first)."""
-        rows: list[PendingKey] = []
+        """Read the next ``limit`` keys from the cursor on, workspace after workspace, and, when
+        the reserved wraps are used up, reserve ``limit`` more, all in ONE short transaction. A
+        batch never uses more wraps than are left (the KEK version's limit caps a reservation;
+        the next one rotates first)."""
+        rows: list[tuple[int, PendingKey]] = []
         reserved: tuple[int, int] | None = None
         try:
             with self._db.transaction() as session:
-                bind_workspace(session, ws_uid)
-                rows = rewrap_repo.pending(
-                    session.connection(), ws_uid, target.provider_id, version,
-                    after=after, limit=limit,
-                )  # fmt: skip
+                conn = session.connection()
+                index, after = cursor.index, cursor.after
+                while index < len(workspaces) and len(rows) < limit:
+                    ws = workspaces[index]
+                    rewrap_repo.bind(conn, ws)
+                    want = limit - len(rows)
+                    got = rewrap_repo.pending(
+                        conn, ws, target.provider_id, version, after=after, limit=want
+                    )
+                    rows.extend((index, key) for key in got)
+                    if len(got) < want:
+                        index, after = index + 1, ""
                 if not rows:
-                    return _Claim([], 0, exhausted=True)
+                    return _Claim([], 0)
                 if wraps.left == 0:
                     reserved = self._keys.reserve_wraps(session, target, limit)
         except VaultError as exc:
             if not rows:
                 raise  # reading failed: not a per-key failure
-            return _Claim(rows, 0, exhausted=True, refused=exc)  # rolled back: nothing counted
+            return _Claim(rows, 0, refused=exc)  # rolled back: nothing was counted
         if reserved is not None:  # committed
             wraps.version, wraps.left = reserved
         take = min(len(rows), wraps.left)
         wraps.left -= take
-        exhausted = len(rows) < limit and take == len(rows)
-        return _Claim(rows[:take], wraps.version, exhausted)
+        return _Claim(rows[:take], wraps.version)
 
-    def _store_batch(self, ws_uid: str, batch: list[Replacement]) -> int:
-        """Replace a batch of envelopes in ONE transaction with one compare-and-set
-        ``executemany``; returns how many rows changed."""
+    def _store_batch(self, batch: list[Replacement]) -> int:
+        """Replace a batch of envelopes in ONE transaction, by compare-and-set, with one
+        ``executemany`` per workspace; bumps the cache epoch of every workspace that changed
+        (cached signing states hold the old envelopes). Returns how many rows changed."""
         if not batch:
             return 0
         with self._db.transaction() as session:
-            bind_workspace(session, ws_uid)
-            changed = rewrap_repo.replace(session.connection(), ws_uid, batch)
-            if changed:  # a cached signing state holds the old envelopes
-                invalidation.bump(session, [ws_uid])
-        return changed
+            changed = rewrap_repo.replace(session.connection(), batch)
+            if changed:
+                invalidation.bump(session, changed)
+        return sum(changed.values())
 
     def _count(self, provider_id: str, version: int) -> tuple[int, int]:
         census = self._keys.census()
@@ -132,7 +152,7 @@ class Rewrapper:
         return total, done
 
     def _rewrap_batch(
-        self, ws_uid: str, claim: _Claim, target: KeyProvider
+        self, claim: _Claim, target: KeyProvider
     ) -> tuple[list[Replacement], int, int]:
         """Rewrap a claimed batch (one provider call per key: remote providers have no batch
         API). Returns the replacements, the failures and how many keys were handled; it stops
@@ -141,17 +161,22 @@ class Rewrapper:
         batch: list[Replacement] = []
         failures = 0
         handled = 0
-        for row in claim.rows:
+        for _index, key in claim.rows:
             handled += 1
             try:
-                binding = EnvelopeBinding(ws_uid, row.credential_id, row.version)
-                sealed = self._keys.rewrap_reserved(row.envelope, binding, target)
+                binding = EnvelopeBinding(key.workspace_id, key.credential_id, key.version)
+                sealed = self._keys.rewrap_reserved(key.envelope, binding, target)
             except VaultError:
                 failures += 1
                 continue
             batch.append(
                 Replacement(
-                    row.row_id, row.envelope, sealed.blob, sealed.provider_id, sealed.kek_version
+                    key.workspace_id,
+                    key.row_id,
+                    key.envelope,
+                    sealed.blob,
+                    sealed.provider_id,
+                    sealed.kek_version,
                 )
             )
             if sealed.kek_version != claim.kek_version:
@@ -161,38 +186,40 @@ class Rewrapper:
     def run(
         self, ctx: CallContext, target_id: str = "", batch_size: int = DEFAULT_BATCH
     ) -> Iterator[Progress]:
-        """Rewrap everything to the target's active KEK version, yielding progress per batch."""
+        """Rewrap everything to the target's active KEK version, yielding progress per batch.
+
+        Every key still to do is tried once per run (keyset order), so a key that fails (its
+        provider is down, its envelope does not authenticate) is counted once and left for a
+        rerun; a run always ends."""
         target = self._keys.provider(target_id)
         version = target.active_version()
         limit = max(1, batch_size)
         total, migrated = self._count(target.provider_id, version)
         yield Progress(total, migrated, total == migrated)
         with self._db.transaction() as session:
-            workspaces = ws_repo.all_ids(session)
+            workspaces = [uid for uid, _rid in ws_repo.all_ids(session)]
         failures = 0
         wraps = _Wraps()
-        for uid, _rid in workspaces:
-            after = ""
-            while True:
-                claim = self._claim(uid, target, version, after, limit, wraps)
-                if not claim.rows:
-                    break
-                if claim.refused is not None:
-                    failures += len(claim.rows)
-                    break  # e.g. this replica's keyring is behind: report, do not spin
-                batch, failed, handled = self._rewrap_batch(uid, claim, target)
-                failures += failed
-                after = claim.rows[handled - 1].row_id
-                if handled < len(claim.rows):  # the KEK rotated elsewhere: count again
-                    wraps.left += len(claim.rows) - handled
-                    wraps.drop()
-                progressed = self._store_batch(uid, batch)
-                migrated += progressed
-                yield Progress(total, migrated, False)
-                if not batch:
-                    break  # every key of the batch failed (provider down?): report, do not spin
-                if claim.exhausted and handled == len(claim.rows):
-                    break
+        cursor = _Cursor()
+        while True:
+            claim = self._claim(workspaces, cursor, target, version, limit, wraps)
+            if not claim.rows:
+                break
+            if claim.refused is not None:
+                # e.g. this replica's keyring is behind: nothing can be wrapped, report it
+                failures += len(claim.rows)
+                last_index, last = claim.rows[-1]
+                cursor = _Cursor(last_index, last.row_id)
+                continue
+            batch, failed, handled = self._rewrap_batch(claim, target)
+            failures += failed
+            last_index, last = claim.rows[handled - 1]
+            cursor = _Cursor(last_index, last.row_id)
+            if handled < len(claim.rows):  # the KEK rotated elsewhere: count the rest again
+                wraps.left += len(claim.rows) - handled
+                wraps.drop()
+            migrated += self._store_batch(batch)
+            yield Progress(total, migrated, False)
         wraps.drop()
         total, migrated = self._count(target.provider_id, version)
         with self._db.transaction() as session:

@@ -1,24 +1,29 @@
 """Plain SQLAlchemy Core statements for rewrapping data keys (``services/rewrap.py``).
 
-A rewrap reads a batch of one workspace's wrapped keys (only the columns it needs, never ORM
-objects) and writes the batch back with ONE ``executemany`` compare-and-set ``UPDATE``: a row is
-replaced only if its envelope is still the one that was read, so a concurrent rotation, promotion
-or destruction wins. Core statements bypass the ORM tenant guard, so every statement names the
-workspace itself; on PostgreSQL the caller has bound the transaction to that workspace
-(``bind_workspace``) and row-level security applies as well.
+A rewrap reads batches of wrapped keys (only the columns it needs, never ORM objects; a batch may
+span workspaces) and writes each batch back in one transaction with one ``executemany``
+compare-and-set ``UPDATE`` per workspace: a row is replaced only if its envelope is still the one
+that was read, so a concurrent rotation, promotion or destruction wins. Like the signing batch
+(``sign_path``), these statements bypass the ORM tenant guard, so every one of them names its
+workspace itself, and on PostgreSQL ``bind`` scopes the transaction to a workspace (row-level
+security) before that workspace's statements: a transaction spanning workspaces binds each in
+turn, never bypassing RLS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, or_, select, text, update
 
 from vault_server.storage.models import CredentialVersion
 
 _cv = cast(Table, CredentialVersion.__table__)
+
+_BIND = text("SELECT set_config('app.workspace_id', :ws, true)")
 
 _PENDING = (
     select(_cv.c.id, _cv.c.credential_id, _cv.c.version, _cv.c.envelope)
@@ -57,6 +62,7 @@ _CURRENT = select(_cv.c.id, _cv.c.envelope).where(
 class PendingKey:
     """One credential version whose wrapped key is not yet under the target KEK."""
 
+    workspace_id: str
     row_id: str
     credential_id: str
     version: int
@@ -67,6 +73,7 @@ class PendingKey:
 class Replacement:
     """A rewrapped envelope for ``row_id``, to be stored only if ``old_envelope`` is current."""
 
+    workspace_id: str
     row_id: str
     old_envelope: bytes
     new_envelope: bytes
@@ -74,22 +81,38 @@ class Replacement:
     kek_version: int
 
 
+def bind(conn: Connection, workspace_id: str) -> None:
+    """Scope the rest of the transaction to one workspace (PostgreSQL row-level security)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_BIND, {"ws": workspace_id})
+
+
 def pending(
     conn: Connection, ws: str, provider_id: str, version: int, *, after: str, limit: int
 ) -> list[PendingKey]:
-    """Up to ``limit`` live wrapped keys of workspace ``ws`` with an id after ``after`` (keyset
-    order) that are under another provider or a KEK version older than ``version``."""
+    """Up to ``limit`` live wrapped keys of workspace ``ws`` (bound first) with an id after
+    ``after`` (keyset order) that are under another provider or a KEK version older than
+    ``version``."""
     rows = conn.execute(
         _PENDING.limit(limit),
         {"ws": ws, "after": after, "provider": provider_id, "version": version},
     )
-    return [PendingKey(str(r[0]), str(r[1]), int(r[2]), bytes(r[3])) for r in rows]
+    return [PendingKey(ws, str(r[0]), str(r[1]), int(r[2]), bytes(r[3])) for r in rows]
 
 
-def replace(conn: Connection, ws: str, batch: Sequence[Replacement]) -> int:
-    """Store a batch with one compare-and-set ``executemany``; returns how many rows changed."""
-    if not batch:
-        return 0
+def replace(conn: Connection, batch: Iterable[Replacement]) -> dict[str, int]:
+    """Store a batch, one compare-and-set ``executemany`` per workspace (binding each first);
+    returns how many rows changed per workspace (only workspaces with a change)."""
+    changed: dict[str, int] = {}
+    for ws, group in groupby(batch, key=lambda r: r.workspace_id):
+        n = _replace_one(conn, ws, list(group))
+        if n:
+            changed[ws] = changed.get(ws, 0) + n
+    return changed
+
+
+def _replace_one(conn: Connection, ws: str, batch: Sequence[Replacement]) -> int:
+    bind(conn, ws)
     params = [
         {
             "ws": ws,
