@@ -39,6 +39,9 @@ from vault_server.storage.repositories.rewrap import PendingKey, Replacement
 
 #: Keys per batch for a KEK rotation: storing 500 takes a few milliseconds of the write lock.
 DEFAULT_BATCH = 500
+#: Workspaces one transaction reads or writes at most (a statement or two each), so a batch
+#: over many tiny workspaces holds the write lock no longer than one over a few large ones.
+WORKSPACES_PER_TRANSACTION = 50
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class _Claim:
 
     rows: list[tuple[int, PendingKey]]  # (workspace index, key), in cursor order
     kek_version: int  # the version the wraps were counted against
+    skipped_to: _Cursor | None = None  # no rows: where to go on reading (None: nothing left)
     refused: VaultError | None = None  # the reservation failed: nothing may be wrapped
 
 
@@ -109,7 +113,8 @@ class Rewrapper:
             with self._db.transaction() as session:
                 conn = session.connection()
                 index, after = cursor.index, cursor.after
-                while index < len(workspaces) and len(rows) < limit:
+                stop = min(len(workspaces), index + WORKSPACES_PER_TRANSACTION)
+                while index < stop and len(rows) < limit:
                     ws = workspaces[index]
                     rewrap_repo.bind(conn, ws)
                     want = limit - len(rows)
@@ -120,7 +125,7 @@ class Rewrapper:
                     if len(got) < want:
                         index, after = index + 1, ""
                 if not rows:
-                    return _Claim([], 0)
+                    return _Claim([], 0, _Cursor(index, after))
                 if wraps.left == 0:
                     reserved = self._keys.reserve_wraps(session, target, limit)
         except VaultError as exc:
@@ -146,9 +151,20 @@ class Rewrapper:
         return sum(changed.values())
 
     def _count(self, provider_id: str, version: int) -> tuple[int, int]:
-        census = self._keys.census()
-        total = sum(census.values())
-        done = sum(n for (p, v), n in census.items() if p == provider_id and v >= version)
+        """(live ciphertexts, those already under ``provider_id`` at ``version`` or newer): the
+        same census as ``KeyManager.census``, ``WORKSPACES_PER_TRANSACTION`` at a time."""
+        with self._db.transaction() as session:
+            workspaces = [uid for uid, _rid in ws_repo.all_ids(session)]
+        total = done = 0
+        for start in range(0, len(workspaces), WORKSPACES_PER_TRANSACTION):
+            with self._db.transaction() as session:
+                conn = session.connection()
+                for ws in workspaces[start : start + WORKSPACES_PER_TRANSACTION]:
+                    rewrap_repo.bind(conn, ws)
+                    for p, v, n in rewrap_repo.live_counts(conn, ws):
+                        total += n
+                        if p == provider_id and v >= version:
+                            done += n
         return total, done
 
     def _rewrap_batch(
@@ -204,7 +220,10 @@ class Rewrapper:
         while True:
             claim = self._claim(workspaces, cursor, target, version, limit, wraps)
             if not claim.rows:
-                break
+                if claim.skipped_to is None or claim.skipped_to.index >= len(workspaces):
+                    break
+                cursor = claim.skipped_to  # only finished workspaces in that stretch
+                continue
             if claim.refused is not None:
                 # e.g. this replica's keyring is behind: nothing can be wrapped, report it
                 failures += len(claim.rows)

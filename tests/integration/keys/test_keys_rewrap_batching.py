@@ -219,3 +219,35 @@ def test_a_key_that_fails_is_counted_once_and_the_rest_is_rewrapped(
     assert app.keys.census() == {("local", 1): 1, ("local", 2): 5}
     details = [e.details for e in iter_audit(app) if e.action == "key.rewrap"]
     assert details[-1]["failed"] == "1" and details[-1]["migrated"] == "5"
+
+
+def test_workspaces_per_transaction_is_bounded_and_empty_stretches_are_skipped(
+    vault_any_db: RunningVault, monkeypatch: Any
+) -> None:
+    from vault_server.services import rewrap
+
+    app = vault_any_db.app
+    for w in range(5):
+        make_workspace(vault_any_db, f"ws-{w}")
+    uids = _workspace_uids(app)
+    # Keys in the 2nd and 5th workspace (by uid order) only: the others are stretches with
+    # nothing to do.
+    for n, uid in enumerate(uids):
+        if n in (1, 4):
+            rid = _resource_id(app, uid)
+            for i in range(3):
+                onboard(vault_any_db, rid, f"c{i}", f"K{n}x{i}" * 5, secrets.token_hex(16))
+    app.keys.rotate("local")
+    monkeypatch.setattr(rewrap, "WORKSPACES_PER_TRANSACTION", 2)
+
+    steps = _rewrap(app, batch_size=500)
+
+    assert steps[0] == Progress(6, 0, False) and steps[-1] == Progress(6, 6, True)
+    assert [s.migrated for s in steps[1:-1]] == [3, 6]  # one batch per stretch with keys
+    assert app.keys.census() == {("local", 2): 6}
+    assert _all_open(app) == 6
+
+
+def _resource_id(app: Any, uid: str) -> str:
+    with app.db.transaction() as session:
+        return dict(ws_repo.all_ids(session))[uid]

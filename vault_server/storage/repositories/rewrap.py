@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, or_, select, text, update
+from sqlalchemy import Connection, Table, bindparam, func, or_, select, text, update
 
 from vault_server.storage.models import CredentialVersion
 
@@ -52,6 +52,11 @@ _REPLACE = (
         provider_id=bindparam("new_provider"),
         kek_version=bindparam("new_version"),
     )
+)
+_CENSUS = (
+    select(_cv.c.provider_id, _cv.c.kek_version, func.count())
+    .where(_cv.c.workspace_id == bindparam("ws"), _cv.c.envelope.is_not(None))
+    .group_by(_cv.c.provider_id, _cv.c.kek_version)
 )
 _CURRENT = select(_cv.c.id, _cv.c.envelope).where(
     _cv.c.workspace_id == bindparam("ws"), _cv.c.id.in_(bindparam("ids", expanding=True))
@@ -98,6 +103,11 @@ def pending(
         {"ws": ws, "after": after, "provider": provider_id, "version": version},
     )
     return [PendingKey(ws, str(r[0]), str(r[1]), int(r[2]), bytes(r[3])) for r in rows]
+
+
+def live_counts(conn: Connection, ws: str) -> list[tuple[str, int, int]]:
+    """(provider, KEK version, live ciphertexts) of workspace ``ws`` (bound first)."""
+    return [(str(p), int(v), int(n)) for p, v, n in conn.execute(_CENSUS, {"ws": ws})]
 
 
 def replace(conn: Connection, batch: Iterable[Replacement]) -> dict[str, int]:
