@@ -1,9 +1,10 @@
 """Key management in the domain: which provider wraps new data keys, the durable wrap counter,
 sealing/opening credential material, and the ciphertext census per KEK version.
 
-Every wrap is counted *before* it happens, in its own committed transaction, so the counter can
-overcount (a crash after counting) but never undercount. When a KEK version reaches
-``wrap_limit`` (far below the 2^32 GCM bound of NIST SP 800-38D) the provider rotates first.
+Every wrap is counted *before* it happens, in a committed transaction (a seal in its own, a rewrap
+batch all its wraps in one), so the counter can overcount (a crash after counting) but never
+undercount. When a KEK version reaches ``wrap_limit`` (far below the 2^32 GCM bound of NIST
+SP 800-38D) the provider rotates first.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from vault_server.core.clock import Clock, Random
 from vault_server.core.errors import IntegrityCheckFailed, InvalidArgument
@@ -159,6 +161,11 @@ class KeyManager:
     def rewrap(self, blob: bytes, binding: EnvelopeBinding, target_id: str = "") -> Sealed:
         target = self.provider(target_id)
         self._reserve_wrap(target)
+        return self.rewrap_reserved(blob, binding, target)
+
+    def rewrap_reserved(self, blob: bytes, binding: EnvelopeBinding, target: KeyProvider) -> Sealed:
+        """``rewrap`` for a caller that already counted this wrap with ``reserve_wraps`` (in a
+        committed transaction) against the version ``target`` wraps with."""
         try:
             new_blob = envelope.rewrap(blob, binding, self.providers, target)
         except IntegrityCheckFailed:
@@ -169,30 +176,61 @@ class KeyManager:
 
     def _reserve_wrap(self, provider: KeyProvider) -> None:
         with self._db.transaction() as session:
-            version = provider.active_version()
-            kek_guard.refuse_if_behind(session, provider.provider_id, version)
-            row = session.get(KekState, (provider.provider_id, version), with_for_update=True)
-            if row is None:
-                row = KekState(
-                    provider_id=provider.provider_id,
-                    kek_version=version,
-                    state=ACTIVE,
-                    wrap_count=0,
-                    create_time=self._clock.now(),
-                )
-                session.add(row)
-            if row.wrap_count >= self.wrap_limit:
-                row.state = DECRYPT_ONLY
-                version = provider.rotate()
-                row = KekState(
-                    provider_id=provider.provider_id,
-                    kek_version=version,
-                    state=ACTIVE,
-                    wrap_count=0,
-                    create_time=self._clock.now(),
-                )
-                session.add(row)
-            row.wrap_count += 1
+            self.reserve_wraps(session, provider, 1)
+
+    def reserve_wraps(self, session: Session, provider: KeyProvider, n: int) -> tuple[int, int]:
+        """Count up to ``n`` wraps against ``provider``'s active KEK version, in ``session``'s
+        transaction (the caller commits it before wrapping: counted first, never undercounted).
+
+        A version that has reached ``wrap_limit`` is retired to decrypt_only and the provider
+        rotates first. A batch never crosses the limit: when the version has fewer than ``n``
+        wraps left, only those are granted and the caller reserves again for the rest (which
+        rotates, so the rest of the batch uses the new version).
+
+        Returns:
+            ``(version, granted)``: the KEK version counted against and how many wraps
+            (``1 <= granted <= n``) the caller may do with it.
+
+        Raises:
+            KeyProviderUnavailable: the database records a newer KEK version (``kek_guard``).
+        """
+        if n < 1:
+            raise InvalidArgument("n", "must be at least 1")
+        version = provider.active_version()
+        kek_guard.refuse_if_behind(session, provider.provider_id, version)
+        row = session.get(KekState, (provider.provider_id, version), with_for_update=True)
+        if row is None:
+            row = KekState(
+                provider_id=provider.provider_id,
+                kek_version=version,
+                state=ACTIVE,
+                wrap_count=0,
+                create_time=self._clock.now(),
+            )
+            session.add(row)
+        if row.wrap_count >= self.wrap_limit:
+            row.state = DECRYPT_ONLY
+            version = provider.rotate()
+            row = KekState(
+                provider_id=provider.provider_id,
+                kek_version=version,
+                state=ACTIVE,
+                wrap_count=0,
+                create_time=self._clock.now(),
+            )
+            session.add(row)
+        granted = min(n, self.wrap_limit - row.wrap_count)
+        row.wrap_count += granted
+        return version, granted
+
+    def release_wraps(self, session: Session, provider_id: str, version: int, n: int) -> None:
+        """Give back ``n`` wraps reserved with ``reserve_wraps`` against ``version`` that were
+        never done (the counter stays exact; a crash before this only overcounts)."""
+        if n < 1:
+            return
+        row = session.get(KekState, (provider_id, version), with_for_update=True)
+        if row is not None:
+            row.wrap_count = max(0, row.wrap_count - n)
 
     def rotate(self, provider_id: str = "") -> int:
         provider = self.provider(provider_id)

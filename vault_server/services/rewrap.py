@@ -1,32 +1,47 @@
 """Online, resumable rewrapping of data keys: KEK rotation and provider migration.
 
 Each credential version's wrapped DEK is rewrapped to the target (provider, active KEK version)
-in batches, one workspace at a time, each batch stored in one transaction (one fsync per batch,
-not per key). Only the wrapped key changes: the data ciphertext and the secret are never touched
-or seen. A row is replaced by compare-and-set on its old envelope, so a concurrent rotation or
-revocation wins; ``kill -9`` at any point leaves every row either fully old or fully new, and a
-rerun picks up exactly the rows still to do. Signing is never blocked: each batch holds its
-locks for milliseconds.
+in batches of ``batch_size`` keys taken workspace after workspace (a batch may span several
+small workspaces), with two short transactions per batch instead of one per key: one reads the
+batch (only the columns needed, in id order from where the previous batch ended), the other
+stores it by compare-and-set with one ``executemany`` per workspace and bumps the cache epoch of
+every workspace that changed. Wraps are counted against the KEK's usage limit before they
+happen, ``batch_size`` at a time (``KeyManager.reserve_wraps``, in the read transaction,
+committed before any wrap; a reservation carries over to the next batch until used up); what is
+left unused at the end is given back. Only the wrapped key changes: the data ciphertext and the
+secret are never touched or seen. A row is replaced by compare-and-set on its old envelope, so a
+concurrent rotation or revocation wins; ``kill -9`` at any point leaves every row either fully
+old or fully new, and a rerun picks up exactly the rows still to do. Signing is never blocked:
+each batch holds the write lock for milliseconds.
+
+"Done" means under the target provider at the KEK version that was active when the run started,
+or a newer one: when the wrap limit rotates the KEK in the middle of a run, the keys already
+rewrapped stay where they are (their version is decrypt_only, still readable) and the rest go to
+the new version, so a run always ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import CursorResult, or_, select, update
+from dataclasses import dataclass, field
 
 from vault_server.core.errors import VaultError
 from vault_server.crypto.envelope import EnvelopeBinding
+from vault_server.crypto.providers.base import KeyProvider
 from vault_server.services.audit_log import AuditLog, AuditRecord
 from vault_server.services.call import CallContext
 from vault_server.services.keys import KeyManager
 from vault_server.storage import invalidation
 from vault_server.storage.database import Database
-from vault_server.storage.models import CredentialVersion
+from vault_server.storage.repositories import rewrap as rewrap_repo
 from vault_server.storage.repositories import workspaces as ws_repo
-from vault_server.storage.tenant import bind_workspace
+from vault_server.storage.repositories.rewrap import PendingKey, Replacement
+
+#: Keys per batch for a KEK rotation: storing 500 takes a few milliseconds of the write lock.
+DEFAULT_BATCH = 500
+#: Workspaces one transaction reads or writes at most (a statement or two each), so a batch
+#: over many tiny workspaces holds the write lock no longer than one over a few large ones.
+WORKSPACES_PER_TRANSACTION = 50
 
 
 @dataclass(frozen=True)
@@ -40,96 +55,195 @@ class Progress:
         return self.total - self.migrated
 
 
+@dataclass
+class _Wraps:
+    """Wraps counted in advance (``KeyManager.reserve_wraps``) and not used yet."""
+
+    version: int = 0  # the KEK version they were counted against
+    left: int = 0
+    unused: dict[int, int] = field(default_factory=dict)  # per version, given back at the end
+
+    def drop(self) -> None:
+        """The provider no longer wraps with ``version``: what is left of it is unused."""
+        if self.left:
+            self.unused[self.version] = self.unused.get(self.version, 0) + self.left
+        self.left = 0
+
+
+@dataclass
+class _Cursor:
+    """Where the next batch starts: the ``index``-th workspace, after row id ``after``."""
+
+    index: int = 0
+    after: str = ""
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A batch read (possibly across workspaces), every key of it with a wrap reserved."""
+
+    rows: list[tuple[int, PendingKey]]  # (workspace index, key), in cursor order
+    kek_version: int  # the version the wraps were counted against
+    skipped_to: _Cursor | None = None  # no rows: where to go on reading (None: nothing left)
+    refused: VaultError | None = None  # the reservation failed: nothing may be wrapped
+
+
 class Rewrapper:
     def __init__(self, db: Database, audit: AuditLog, keys: KeyManager) -> None:
         self._db = db
         self._audit = audit
         self._keys = keys
 
-    def _pending(
-        self, ws_uid: str, provider_id: str, version: int, limit: int
-    ) -> list[CredentialVersion]:
-        with self._db.transaction() as session:
-            bind_workspace(session, ws_uid)
-            stmt = (
-                select(CredentialVersion)
-                .where(
-                    CredentialVersion.envelope.is_not(None),
-                    or_(
-                        CredentialVersion.provider_id != provider_id,
-                        CredentialVersion.kek_version != version,
-                    ),
-                )
-                .order_by(CredentialVersion.id)
-                .limit(limit)
-            )
-            return list(session.execute(stmt).scalars().all())
+    def _claim(
+        self,
+        workspaces: list[str],
+        cursor: _Cursor,
+        target: KeyProvider,
+        version: int,
+        limit: int,
+        wraps: _Wraps,
+    ) -> _Claim:
+        """Read the next ``limit`` keys from the cursor on, workspace after workspace, and, when
+        the reserved wraps are used up, reserve ``limit`` more, all in ONE short transaction. A
+        batch never uses more wraps than are left (the KEK version's limit caps a reservation;
+        the next one rotates first)."""
+        rows: list[tuple[int, PendingKey]] = []
+        reserved: tuple[int, int] | None = None
+        try:
+            with self._db.transaction() as session:
+                conn = session.connection()
+                index, after = cursor.index, cursor.after
+                stop = min(len(workspaces), index + WORKSPACES_PER_TRANSACTION)
+                while index < stop and len(rows) < limit:
+                    ws = workspaces[index]
+                    rewrap_repo.bind(conn, ws)
+                    want = limit - len(rows)
+                    got = rewrap_repo.pending(
+                        conn, ws, target.provider_id, version, after=after, limit=want
+                    )
+                    rows.extend((index, key) for key in got)
+                    if len(got) < want:
+                        index, after = index + 1, ""
+                if not rows:
+                    return _Claim([], 0, _Cursor(index, after))
+                if wraps.left == 0:
+                    reserved = self._keys.reserve_wraps(session, target, limit)
+        except VaultError as exc:
+            if not rows:
+                raise  # reading failed: not a per-key failure
+            return _Claim(rows, 0, refused=exc)  # rolled back: nothing was counted
+        if reserved is not None:  # committed
+            wraps.version, wraps.left = reserved
+        take = min(len(rows), wraps.left)
+        wraps.left -= take
+        return _Claim(rows[:take], wraps.version)
 
-    def _store_batch(self, ws_uid: str, sealed_rows: list[tuple[CredentialVersion, Any]]) -> int:
-        """Replace a batch of envelopes in ONE transaction (one fsync per batch, not per key),
-        each by compare-and-set on its old envelope; returns how many rows changed."""
-        if not sealed_rows:
+    def _store_batch(self, batch: list[Replacement]) -> int:
+        """Replace a batch of envelopes in ONE transaction, by compare-and-set, with one
+        ``executemany`` per workspace; bumps the cache epoch of every workspace that changed
+        (cached signing states hold the old envelopes). Returns how many rows changed."""
+        if not batch:
             return 0
-        changed = 0
         with self._db.transaction() as session:
-            bind_workspace(session, ws_uid)
-            for row, sealed in sealed_rows:
-                result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-                    update(CredentialVersion)
-                    .where(
-                        CredentialVersion.id == row.id,
-                        CredentialVersion.envelope == row.envelope,
-                    )
-                    .values(
-                        envelope=sealed.blob,
-                        provider_id=sealed.provider_id,
-                        kek_version=sealed.kek_version,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                changed += result.rowcount
-            if changed:  # a cached signing state holds the old envelopes
-                invalidation.bump(session, [ws_uid])
-        return changed
+            changed = rewrap_repo.replace(session.connection(), batch)
+            if changed:
+                invalidation.bump(session, changed)
+        return sum(changed.values())
 
     def _count(self, provider_id: str, version: int) -> tuple[int, int]:
-        census = self._keys.census()
-        total = sum(census.values())
-        return total, census.get((provider_id, version), 0)
+        """(live ciphertexts, those already under ``provider_id`` at ``version`` or newer): the
+        same census as ``KeyManager.census``, ``WORKSPACES_PER_TRANSACTION`` at a time."""
+        with self._db.transaction() as session:
+            workspaces = [uid for uid, _rid in ws_repo.all_ids(session)]
+        total = done = 0
+        for start in range(0, len(workspaces), WORKSPACES_PER_TRANSACTION):
+            with self._db.transaction() as session:
+                conn = session.connection()
+                for ws in workspaces[start : start + WORKSPACES_PER_TRANSACTION]:
+                    rewrap_repo.bind(conn, ws)
+                    for p, v, n in rewrap_repo.live_counts(conn, ws):
+                        total += n
+                        if p == provider_id and v >= version:
+                            done += n
+        return total, done
+
+    def _rewrap_batch(
+        self, claim: _Claim, target: KeyProvider
+    ) -> tuple[list[Replacement], int, int]:
+        """Rewrap a claimed batch (one provider call per key: remote providers have no batch
+        API). Returns the replacements, the failures and how many keys were handled; it stops
+        early when the provider wrapped with another KEK version than the one counted (another
+        replica rotated it), so the rest is counted again against the new version."""
+        batch: list[Replacement] = []
+        failures = 0
+        handled = 0
+        for _index, key in claim.rows:
+            handled += 1
+            try:
+                binding = EnvelopeBinding(key.workspace_id, key.credential_id, key.version)
+                sealed = self._keys.rewrap_reserved(key.envelope, binding, target)
+            except VaultError:
+                failures += 1
+                continue
+            batch.append(
+                Replacement(
+                    key.workspace_id,
+                    key.row_id,
+                    key.envelope,
+                    sealed.blob,
+                    sealed.provider_id,
+                    sealed.kek_version,
+                )
+            )
+            if sealed.kek_version != claim.kek_version:
+                break
+        return batch, failures, handled
 
     def run(
-        self, ctx: CallContext, target_id: str = "", batch_size: int = 100
+        self, ctx: CallContext, target_id: str = "", batch_size: int = DEFAULT_BATCH
     ) -> Iterator[Progress]:
-        """Rewrap everything to the target's active KEK version, yielding progress per batch."""
+        """Rewrap everything to the target's active KEK version, yielding progress per batch.
+
+        Every key still to do is tried once per run (keyset order), so a key that fails (its
+        provider is down, its envelope does not authenticate) is counted once and left for a
+        rerun; a run always ends."""
         target = self._keys.provider(target_id)
         version = target.active_version()
+        limit = max(1, batch_size)
         total, migrated = self._count(target.provider_id, version)
         yield Progress(total, migrated, total == migrated)
         with self._db.transaction() as session:
-            workspaces = ws_repo.all_ids(session)
+            workspaces = [uid for uid, _rid in ws_repo.all_ids(session)]
         failures = 0
-        for uid, _rid in workspaces:
-            while True:
-                rows = self._pending(uid, target.provider_id, version, batch_size)
-                if not rows:
+        wraps = _Wraps()
+        cursor = _Cursor()
+        while True:
+            claim = self._claim(workspaces, cursor, target, version, limit, wraps)
+            if not claim.rows:
+                if claim.skipped_to is None or claim.skipped_to.index >= len(workspaces):
                     break
-                sealed_rows = []
-                for row in rows:
-                    assert row.envelope is not None
-                    binding = EnvelopeBinding(uid, row.credential_id, row.version)
-                    try:
-                        sealed = self._keys.rewrap(row.envelope, binding, target.provider_id)
-                    except VaultError:
-                        failures += 1
-                        continue
-                    sealed_rows.append((row, sealed))
-                progressed = self._store_batch(uid, sealed_rows)
-                migrated += progressed
-                yield Progress(total, migrated, False)
-                if progressed == 0:
-                    break  # only failing rows left in this workspace: report, do not spin
+                cursor = claim.skipped_to  # only finished workspaces in that stretch
+                continue
+            if claim.refused is not None:
+                # e.g. this replica's keyring is behind: nothing can be wrapped, report it
+                failures += len(claim.rows)
+                last_index, last = claim.rows[-1]
+                cursor = _Cursor(last_index, last.row_id)
+                continue
+            batch, failed, handled = self._rewrap_batch(claim, target)
+            failures += failed
+            last_index, last = claim.rows[handled - 1]
+            cursor = _Cursor(last_index, last.row_id)
+            if handled < len(claim.rows):  # the KEK rotated elsewhere: count the rest again
+                wraps.left += len(claim.rows) - handled
+                wraps.drop()
+            migrated += self._store_batch(batch)
+            yield Progress(total, migrated, False)
+        wraps.drop()
         total, migrated = self._count(target.provider_id, version)
         with self._db.transaction() as session:
+            for kek_version, n in sorted(wraps.unused.items()):
+                self._keys.release_wraps(session, target.provider_id, kek_version, n)
             self._audit.append(
                 session,
                 ctx,
