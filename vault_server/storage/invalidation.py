@@ -4,7 +4,8 @@ cached signing state depends on, and the channels that tell other replicas about
 What counts as a change (checked on every ORM flush, so no call site can forget it): a
 credential's state, current version or policy; a credential version's envelope (promotion,
 destruction, rewrap); a routing context's state or expiry (end, renew); a workspace's freeze
-state or expiry. Statements that bypass the ORM flush (the rewrap's Core batches) call ``bump`` themselves.
+state or expiry. Statements that bypass the ORM flush (the rewrap's Core batches) call ``bump``
+themselves.
 
 Correctness never depends on the notifications: the signing batch re-reads the epoch of every
 workspace it writes for inside its own transaction and refuses to release a signature computed
