@@ -66,7 +66,7 @@ def refuse_if_behind(session: Session, provider_id: str, version: int) -> None:
 def kek_lag(db: Database, providers: Mapping[str, KeyProvider]) -> list[KekLag]:
     """Configured providers whose active version is older than the database's primary one.
     A provider that cannot answer is skipped here (that is a key-provider outage, not a lag)."""
-    with db.transaction() as session:
+    with db.transaction(read_only=True) as session:
         primary = newest_active(session)
     lagging = []
     for pid, version in sorted(primary.items()):

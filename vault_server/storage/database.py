@@ -64,11 +64,14 @@ class Database:
         self,
         *,
         timeout_s: float | None = None,
+        read_only: bool = False,
     ) -> Iterator[Session]:
         """Open a session in one transaction; commit on success, roll back on any error.
 
         Args:
             timeout_s: remaining request deadline; bounds every statement.
+            read_only: the transaction only reads (on SQLite it then does not take the writer
+                lock; a write in it may fail with SQLITE_BUSY).
 
         Raises:
             StorageUnavailable: the database failed or timed out (wrapped, never leaked).
@@ -76,6 +79,8 @@ class Database:
         session = self._sessions()
         try:
             with session.begin():
+                if read_only:  # before any statement: the connection begins with the option
+                    session.connection(execution_options=READ_ONLY)
                 if self.is_postgres:
                     _set_local(session, timeout_s)
                 yield session
@@ -93,7 +98,7 @@ class Database:
     def ping(self) -> bool:
         """True when a trivial query succeeds (readiness)."""
         try:
-            with self.engine.connect() as conn:
+            with self.engine.connect().execution_options(**READ_ONLY) as conn:
                 conn.execute(text("SELECT 1"))
             return True
         except SQLAlchemyError:
@@ -114,6 +119,10 @@ def _set_local(session: Session, timeout_s: float | None) -> None:
         session.execute(text(f"SET LOCAL lock_timeout = {ms}"))
 
 
+READ_ONLY_OPTION = "pipvault_read_only"
+READ_ONLY = {READ_ONLY_OPTION: True}
+
+
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -127,6 +136,11 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            # A read never needs the writer lock: taking it would make the periodic readers
+            # (epoch poll, readiness) queue behind - and hold up - the group committer.
+            conn.exec_driver_sql("BEGIN")
+            return
         # Take the write lock up front: a deferred transaction that later writes can fail with
         # SQLITE_BUSY on lock upgrade regardless of busy_timeout.
         conn.exec_driver_sql("BEGIN IMMEDIATE")

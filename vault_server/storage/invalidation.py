@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.orm.attributes import get_history
 
 from vault_server.observability.logging import get_logger
+from vault_server.storage.database import READ_ONLY
 from vault_server.storage.models import Credential, CredentialVersion, RoutingContext, Workspace
 
 _log = get_logger("pipvault.cache")
@@ -132,7 +133,7 @@ def _discard(session: Session) -> None:
 
 def read_epochs(engine: Engine) -> dict[str, int]:
     """Every workspace's epoch (the polling fallback; workspaces is a global table)."""
-    with engine.connect() as conn:
+    with engine.connect().execution_options(**READ_ONLY) as conn:
         rows = conn.execute(select(_workspaces.c.id, _workspaces.c.cache_epoch)).all()
     return {str(r[0]): int(r[1]) for r in rows}
 
