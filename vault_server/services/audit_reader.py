@@ -124,10 +124,16 @@ class ChainStore:
 
     @contextlib.contextmanager
     def txn(
-        self, chain: Chain | None, timeout_s: float | None = READ_TIMEOUT_S
+        self,
+        chain: Chain | None,
+        timeout_s: float | None = READ_TIMEOUT_S,
+        *,
+        read_only: bool = True,
     ) -> Iterator[Session]:
-        """A short transaction, bound to ``chain``'s workspace on PostgreSQL (RLS)."""
-        with self._db.transaction(timeout_s=timeout_s) as session:
+        """A short transaction, bound to ``chain``'s workspace on PostgreSQL (RLS). Read-only
+        unless told otherwise: on SQLite, streaming and exporting the audit log then never take
+        (or wait for) the writer lock the signing path's group committer needs."""
+        with self._db.transaction(timeout_s=timeout_s, read_only=read_only) as session:
             if chain is not None and chain.workspace_id and self._db.is_postgres:
                 bind_workspace(session, chain.workspace_id)
             yield session
@@ -371,7 +377,7 @@ class AuditReader:
         """One event per read call: in the workspace's chain when the call names exactly one
         workspace, else in the system chain. It commits before any row is returned."""
         chain = chains[0] if len(chains) == 1 and chains[0].workspace_id else SYSTEM
-        with self.store.txn(chain, ctx.remaining()) as s:
+        with self.store.txn(chain, ctx.remaining(), read_only=False) as s:
             record = AuditRecord(
                 action=action,
                 workspace_id=chain.workspace_id,
