@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vault_server.core.clock import Clock, Random
@@ -25,9 +25,9 @@ from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.crypto.providers.base import KeyProvider
 from vault_server.services import kek_guard
 from vault_server.storage.database import Database
-from vault_server.storage.models import CredentialVersion, KekState
+from vault_server.storage.models import KekState
+from vault_server.storage.repositories import rewrap as rewrap_repo
 from vault_server.storage.repositories import workspaces as ws_repo
-from vault_server.storage.tenant import bind_workspace
 
 ACTIVE = "active"
 DECRYPT_ONLY = "decrypt_only"
@@ -62,6 +62,7 @@ class ProviderReport:
     versions: list[KekReport]
 
 
+CENSUS_WORKSPACES = 50  # workspaces counted per read transaction
 MAX_OPENERS = 100_000  # one per credential version in use; about 300 bytes each
 
 
@@ -200,28 +201,26 @@ class KeyManager:
         kek_guard.refuse_if_behind(session, provider.provider_id, version)
         row = session.get(KekState, (provider.provider_id, version), with_for_update=True)
         if row is None:
-            row = KekState(
-                provider_id=provider.provider_id,
-                kek_version=version,
-                state=ACTIVE,
-                wrap_count=0,
-                create_time=self._clock.now(),
-            )
+            row = self._fresh_kek(provider.provider_id, version)
             session.add(row)
         if row.wrap_count >= self.wrap_limit:
             row.state = DECRYPT_ONLY
             version = provider.rotate()
-            row = KekState(
-                provider_id=provider.provider_id,
-                kek_version=version,
-                state=ACTIVE,
-                wrap_count=0,
-                create_time=self._clock.now(),
-            )
+            row = self._fresh_kek(provider.provider_id, version)
             session.add(row)
         granted = min(n, self.wrap_limit - row.wrap_count)
         row.wrap_count += granted
         return version, granted
+
+    def _fresh_kek(self, provider_id: str, version: int) -> KekState:
+        """The row of a KEK version that has just become active (nothing wrapped yet)."""
+        return KekState(
+            provider_id=provider_id,
+            kek_version=version,
+            state=ACTIVE,
+            wrap_count=0,
+            create_time=self._clock.now(),
+        )
 
     def release_wraps(self, session: Session, provider_id: str, version: int, n: int) -> None:
         """Give back ``n`` wraps reserved with ``reserve_wraps`` against ``version`` that were
@@ -240,35 +239,23 @@ class KeyManager:
             new_version = int(provider.rotate())
             if old is not None:
                 old.state = DECRYPT_ONLY
-            session.merge(
-                KekState(
-                    provider_id=provider.provider_id,
-                    kek_version=new_version,
-                    state=ACTIVE,
-                    wrap_count=0,
-                    create_time=self._clock.now(),
-                )
-            )
+            session.merge(self._fresh_kek(provider.provider_id, new_version))
         return new_version
 
     def census(self) -> dict[tuple[str, int], int]:
         """Live ciphertexts (not destroyed) per (provider, KEK version), across all workspaces
-        (visited one at a time: the tenant guard and RLS have no bypass)."""
+        (each bound in turn: the tenant guard and RLS have no bypass), ``CENSUS_WORKSPACES`` per
+        transaction."""
         with self._db.transaction() as session:
-            workspaces = ws_repo.all_ids(session)
+            workspaces = [uid for uid, _rid in ws_repo.all_ids(session)]
         counts: dict[tuple[str, int], int] = {}
-        for uid, _rid in workspaces:
-            with self._db.transaction() as session:
-                bind_workspace(session, uid)
-                rows = session.execute(
-                    select(
-                        CredentialVersion.provider_id, CredentialVersion.kek_version, func.count()
-                    )
-                    .where(CredentialVersion.envelope.is_not(None))
-                    .group_by(CredentialVersion.provider_id, CredentialVersion.kek_version)
-                ).all()
-            for p, v, n in rows:
-                counts[(p, int(v))] = counts.get((p, int(v)), 0) + int(n)
+        for start in range(0, len(workspaces), CENSUS_WORKSPACES):
+            with self._db.transaction(read_only=True) as session:
+                conn = session.connection()
+                for ws in workspaces[start : start + CENSUS_WORKSPACES]:
+                    rewrap_repo.bind(conn, ws)
+                    for p, v, n in rewrap_repo.live_counts(conn, ws):
+                        counts[(p, v)] = counts.get((p, v), 0) + n
         return counts
 
     def status(self) -> list[ProviderReport]:

@@ -151,21 +151,10 @@ class Rewrapper:
         return sum(changed.values())
 
     def _count(self, provider_id: str, version: int) -> tuple[int, int]:
-        """(live ciphertexts, those already under ``provider_id`` at ``version`` or newer): the
-        same census as ``KeyManager.census``, ``WORKSPACES_PER_TRANSACTION`` at a time."""
-        with self._db.transaction() as session:
-            workspaces = [uid for uid, _rid in ws_repo.all_ids(session)]
-        total = done = 0
-        for start in range(0, len(workspaces), WORKSPACES_PER_TRANSACTION):
-            with self._db.transaction() as session:
-                conn = session.connection()
-                for ws in workspaces[start : start + WORKSPACES_PER_TRANSACTION]:
-                    rewrap_repo.bind(conn, ws)
-                    for p, v, n in rewrap_repo.live_counts(conn, ws):
-                        total += n
-                        if p == provider_id and v >= version:
-                            done += n
-        return total, done
+        """(live ciphertexts, those already under ``provider_id`` at ``version`` or newer)."""
+        census = self._keys.census()
+        done = sum(n for (p, v), n in census.items() if p == provider_id and v >= version)
+        return sum(census.values()), done
 
     def _rewrap_batch(
         self, claim: _Claim, target: KeyProvider
