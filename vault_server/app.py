@@ -35,6 +35,7 @@ from vault_server.auth.tls import TlsConfigError, TlsFiles
 from vault_server.config import ConfigError, Settings
 from vault_server.core.clock import Clock, Random, SystemClock, SystemRandom
 from vault_server.core.errors import AuditUnavailable, VaultError
+from vault_server.core.event_loop import running_loop_kind
 from vault_server.core.secret import Secret
 from vault_server.crypto.dek_cache import DekCache
 from vault_server.crypto.metered import MeteredKeyProvider
@@ -623,7 +624,10 @@ class VaultApp:
         if self.settings.identity.reload_interval_s > 0:
             interval = self.settings.identity.reload_interval_s
             self._jobs.append(asyncio.create_task(self._every(interval, self.reload_identity)))
-        _log.info("vault.serving", mode=self.settings.mode, **self._where())
+        _log.info(
+            "vault.serving", mode=self.settings.mode, event_loop=running_loop_kind(),
+            **self._where(),
+        )  # fmt: skip
         return self.bound
 
     def _where(self) -> dict[str, str]:

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from vault_server.auth.spiffe import check_trust_domain
 from vault_server.brokers.base import Venue
+from vault_server.core.event_loop import EventLoopKind
 
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}$")
 
@@ -243,6 +244,8 @@ class Settings(BaseSettings):
     server_key_file: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+    # The event loop the server runs on (core.event_loop): uvloop unless told otherwise.
+    event_loop: EventLoopKind = "uvloop"
     trusted_proxies: list[str] = Field(default_factory=list)
     readiness_interval_s: float = Field(default=5.0, gt=0, le=300)
     listen: ListenSettings = Field(default_factory=ListenSettings)

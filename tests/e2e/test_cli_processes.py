@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pipsync.vault.v1 import workspace_service_pb2 as pb
 from pipsync.vault.v1 import workspace_service_pb2_grpc as rpc
@@ -165,3 +167,47 @@ def _prod_config(tmp_path: Path, url: str) -> Path:
         "listen:\n  admin_address: 127.0.0.1:0\n  health_address: 127.0.0.1:0\n  metrics_address: null\n"
     )
     return cfg
+
+
+@pytest.mark.parametrize("configured", [None, "asyncio"])
+def test_serve_runs_on_the_configured_event_loop(tmp_path: Path, configured: str | None) -> None:
+    """uvloop by default (core.event_loop); ``event_loop: asyncio`` selects the standard loop.
+    Either way the server answers, and SIGTERM drains it to a clean exit."""
+    home = tmp_path / "home"
+    ports = {name: _free_port() for name in ("admin", "data", "health")}
+    env = {k: v for k, v in os.environ.items() if k != "PIPVAULT_EVENT_LOOP"}
+    if configured is not None:
+        env["PIPVAULT_EVENT_LOOP"] = configured
+    proc = subprocess.Popen(
+        [
+            *PIPVAULT, "dev", "--home", str(home),
+            "--admin-address", f"127.0.0.1:{ports['admin']}",
+            "--data-address", f"127.0.0.1:{ports['data']}",
+            "--health-address", f"127.0.0.1:{ports['health']}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )  # fmt: skip
+    try:
+        _wait_serving(f"127.0.0.1:{ports['health']}", proc)
+        tokens = json.loads((home / "dev-tokens.json").read_text())
+        md = [("authorization", f"Bearer {tokens['dev-security']}")]
+        with grpc.insecure_channel(f"127.0.0.1:{ports['admin']}") as ch:
+            stub = rpc.WorkspaceServiceStub(ch)
+            assert stub.ListWorkspaces(pb.ListWorkspacesRequest(), metadata=md, timeout=5)
+            with pytest.raises(grpc.RpcError) as missing:  # the error path runs on it too
+                stub.GetWorkspace(
+                    pb.GetWorkspaceRequest(name="workspaces/nope"), metadata=md, timeout=5
+                )
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+        # dev mode logs for the console: `vault.serving ... event_loop=<kind> ...`
+        assert re.findall(r"vault\.serving .*event_loop=(\w+)", out) == [configured or "uvloop"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

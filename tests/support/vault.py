@@ -16,6 +16,7 @@ import grpc
 from vault_server.app import VaultApp
 from vault_server.auth.policy import hash_token, parse_policy
 from vault_server.config import load_settings
+from vault_server.core.event_loop import new_event_loop
 from vault_server.storage.database import Database
 
 ROLES = {
@@ -117,7 +118,7 @@ def start_vault(
         **overrides,
     )
     app = VaultApp(settings, policy=policy)
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop(settings.event_loop)  # the loop `pipvault serve` runs on
     thread = threading.Thread(target=loop.run_forever, name="vault-loop", daemon=True)
     thread.start()
     vault = RunningVault(app, loop, thread, tokens, home)

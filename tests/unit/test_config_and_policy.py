@@ -19,6 +19,7 @@ def test_invalid_values_name_the_setting(tmp_path: Path) -> None:
         "limits.max_concurrent_rpcs": {"limits": {"max_concurrent_rpcs": 0}},
         "listen.admin_address": {"listen": {"admin_address": "nope"}},
         "log_level": {"log_level": "LOUD"},
+        "event_loop": {"event_loop": "trio"},
         "unknown_setting": {"unknown_setting": 1},
     }
     for setting, override in cases.items():

@@ -8,13 +8,13 @@ pipvault db upgrade [--database-url]  apply schema migrations
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
 from vault_server.auth.policy import PolicyError
 from vault_server.config import ConfigError, Settings, load_settings
+from vault_server.core import event_loop
 from vault_server.observability.logging import configure_logging
 from vault_server.rpc.listeners import ListenerConflict
 
@@ -43,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
     secret_names = _prepare(args, settings)
     app = VaultApp(settings)
     scrub_environ(secret_names)
-    asyncio.run(serve_until_signalled(app))
+    event_loop.run(serve_until_signalled(app), settings.event_loop)
     return 0
 
 
@@ -137,7 +137,7 @@ def _dev_run(args: argparse.Namespace, overrides: dict[str, Any], *, reexec: boo
         data = f"127.0.0.1:{bound.data_port}" if bound.data_port else ""
         print(banner(admin, str(bound.data_socket), data, tokens), flush=True)
 
-    asyncio.run(serve_until_signalled(app, started))
+    event_loop.run(serve_until_signalled(app, started), settings.event_loop)
     return 0
 
 

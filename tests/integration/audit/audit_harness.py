@@ -26,6 +26,7 @@ from vault_server.auth.policy import hash_token, parse_policy
 from vault_server.auth.policy_store import PolicyStore
 from vault_server.auth.rpc_roles import Plane
 from vault_server.core.clock import SystemClock
+from vault_server.core.event_loop import new_event_loop
 from vault_server.observability.metrics import Metrics
 from vault_server.rpc.admission import Admission, Limits
 from vault_server.rpc.interceptor import CallInterceptor
@@ -252,7 +253,7 @@ def start_audit_server(
         metrics=Metrics(),
         max_concurrent=64,
     )
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop("uvloop")  # the loop `pipvault serve` runs on by default
     thread = threading.Thread(target=loop.run_forever, name="audit-server", daemon=True)
     thread.start()
 
