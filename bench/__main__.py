@@ -2,6 +2,8 @@
 
 Systems (each a separate server process; load comes from separate load-generator processes):
 - floor: a bare ``grpc.aio`` unary handler computing one HMAC-SHA256, on a Unix socket;
+- durable_floor: the floor, each call group-committed to SQLite (WAL, fsynced) before it
+  answers - the least a durable signature costs on this machine's disk;
 - sqlite / postgres: ``pipvault serve`` SignOrder for Binance Spot HMAC with a routing context
   and a durable, hash-chained audit event, on SQLite and on a fresh PostgreSQL database;
 - openbao: OpenBao transit HMAC through hvac, raft storage, a file audit device.
@@ -30,6 +32,7 @@ from bench import driver, report, systems
 RESULTS = Path(__file__).parent / "results"
 DESCRIPTIONS = {
     "floor": "bare grpc.aio handler, one HMAC-SHA256 (Unix socket)",
+    "durable_floor": "the floor + its call group-committed to SQLite, fsynced (Unix socket)",
     "sqlite": "pipvault SignOrder, SQLite (Unix socket)",
     "postgres": "pipvault SignOrder, PostgreSQL (Unix socket)",
     "openbao": "OpenBao transit HMAC via hvac (raft, file audit; loopback TCP)",
@@ -59,6 +62,7 @@ def run_core(workdir: Path, cfg: dict[str, Any], with_pg: bool) -> dict[str, Any
         # start-up in parallel (OpenBao's raft init alone takes seconds); stopped in reverse
         starting = {
             "floor": pool.submit(systems.start_floor, workdir),
+            "durable_floor": pool.submit(systems.start_floor, workdir, durable=True),
             "sqlite": pool.submit(systems.start_pipvault, "sqlite", workdir, "sqlite"),
             "openbao": pool.submit(systems.start_openbao, workdir),
         }
@@ -74,7 +78,11 @@ def run_core(workdir: Path, cfg: dict[str, Any], with_pg: bool) -> dict[str, Any
                                else started[name].stop)  # fmt: skip
         for future in starting.values():
             future.result()  # re-raise the first start-up failure (after cleanup is armed)
-        targets = [started["floor"].target, started["sqlite"].make_target()]
+        targets = [
+            started["floor"].target,
+            started["durable_floor"].target,
+            started["sqlite"].make_target(),
+        ]
         if with_pg:
             targets.append(started["postgres"].make_target())
         bao = started["openbao"]

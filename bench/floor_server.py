@@ -1,33 +1,104 @@
-"""The floor: a bare ``grpc.aio`` unary handler computing one HMAC-SHA256, on a Unix socket.
+"""The floors: bare ``grpc.aio`` unary handlers on a Unix socket, each in its own process.
 
-Run as its own process: ``python -m bench.floor_server SOCKET``. The request body is the bytes
-to sign, the response the hex digest under a key generated at start-up. No proto, no
-interceptors, no storage: the cheapest possible "sign this" round trip on this machine.
+``python -m bench.floor_server SOCKET``: the floor of issue 9. The request body is the bytes to
+sign, the response the hex digest under a key generated at start-up. No proto, no interceptors,
+no storage: the cheapest possible "sign this" round trip on this machine.
+
+``python -m bench.floor_server SOCKET --durable DB``: the durable floor. The same handler, and
+before it answers, one row (the request and its digest) is appended to a SQLite database in WAL
+mode with ``synchronous=FULL`` by a group committer: one writer thread, every row queued so far
+in one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (one fsync), each caller released once its row is
+durable - what pipvault's SQLite signing path must do at the least, with nothing else around
+it. Its distance from the floor is what the disk's fsync and one thread hand-off cost here.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import hmac
+import queue
 import secrets
 import signal
-import sys
+import sqlite3
+import threading
+from typing import Any
 
 import grpc
 
 METHOD = "/bench.Floor/Hmac"
+MAX_BATCH = 256
 
 
 def _identity(data: bytes) -> bytes:
     return data
 
 
-async def serve(socket_path: str) -> None:
-    key = secrets.token_bytes(32)
+class GroupCommitter:
+    """One writer thread; every row queued so far shares one transaction and one fsync."""
 
-    async def sign(request: bytes, _context: grpc.aio.ServicerContext) -> bytes:
-        return hmac.new(key, request, hashlib.sha256).hexdigest().encode()
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS signed (id INTEGER PRIMARY KEY, body BLOB, digest TEXT)"
+        )
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="floor-commit", daemon=True).start()
+
+    async def append(self, body: bytes, digest: str) -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._queue.put((body, digest, loop, done))
+        await done
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            error: BaseException | None = None
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT INTO signed (body, digest) VALUES (?, ?)", [b[:2] for b in batch]
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                error = exc
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            waiters: dict[Any, list[Any]] = {}
+            for _, _, loop, done in batch:
+                waiters.setdefault(loop, []).append(done)
+            for loop, futures in waiters.items():
+                loop.call_soon_threadsafe(_settle, futures, error)
+
+
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for fut in futures:
+        if fut.done():
+            continue
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)
+
+
+async def serve(socket_path: str, durable: str | None = None) -> None:
+    key = secrets.token_bytes(32)
+    committer = GroupCommitter(durable) if durable else None
+
+    async def sign(request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        digest = hmac.new(key, request, hashlib.sha256).hexdigest()
+        if committer is not None:
+            await committer.append(request, digest)
+        return digest.encode()
 
     handler = grpc.method_handlers_generic_handler(
         "bench.Floor",
@@ -51,4 +122,8 @@ async def serve(socket_path: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(sys.argv[1]))
+    parser = argparse.ArgumentParser(prog="python -m bench.floor_server")
+    parser.add_argument("socket")
+    parser.add_argument("--durable", metavar="DB", help="group-commit each call to this file")
+    args = parser.parse_args()
+    asyncio.run(serve(args.socket, args.durable))

@@ -84,6 +84,13 @@ def compute_ratios(systems: dict[str, dict[str, Any]]) -> dict[str, float | None
         ratios[f"{prefix}throughput32_vs_floor"] = _ratio(tp(name), tp("floor"))
         ratios[f"{prefix}throughput32_vs_openbao"] = _ratio(tp(name), tp("openbao"))
     ratios["pg_p50_vs_sqlite_p50"] = _ratio(p("postgres", "p50_us"), p("sqlite", "p50_us"))
+    # Not targets: how far the durable floor (the floor + one group-committed fsync) is from the
+    # floor, and pipvault from the durable floor - what the disk costs versus what we cost.
+    durable_p50 = p("durable_floor", "p50_us")
+    ratios["durable_floor_p50_vs_floor"] = _ratio(durable_p50, p("floor", "p50_us"))
+    ratios["p50_vs_durable_floor"] = _ratio(p("sqlite", "p50_us"), durable_p50)
+    ratios["p99_vs_durable_floor"] = _ratio(p("sqlite", "p99_us"), p("durable_floor", "p99_us"))
+    ratios["throughput32_vs_durable_floor"] = _ratio(tp("sqlite"), tp("durable_floor"))
     ratios["openbao_p50_vs_floor"] = _ratio(p("openbao", "p50_us"), p("floor", "p50_us"))
     ratios["openbao_throughput32_vs_floor"] = _ratio(tp("openbao"), tp("floor"))
     return ratios

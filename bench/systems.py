@@ -1,6 +1,7 @@
 """Start each system under test in its own process, and set it up through its public API.
 
-- floor: ``python -m bench.floor_server`` on a Unix socket;
+- floor: ``python -m bench.floor_server`` on a Unix socket (and the durable floor: the same with
+  ``--durable``, each call group-committed to SQLite before it answers);
 - pipvault: ``pipvault serve --config FILE`` (production mode, local keyring from
   ``pipvault keys init-local``, schema from ``pipvault db upgrade``) on SQLite or on a fresh
   PostgreSQL database (the server connects as the app role), data plane on a Unix socket; the
@@ -80,10 +81,13 @@ class Floor:
         _stop_process(self.proc)
 
 
-def start_floor(workdir: Path) -> Floor:
-    sock = workdir / "floor.sock"
+def start_floor(workdir: Path, *, durable: bool = False) -> Floor:
+    """The floor, or with ``durable`` the durable floor (its calls group-committed to SQLite)."""
+    name = "durable_floor" if durable else "floor"
+    sock = workdir / f"{name}.sock"
+    extra = ["--durable", str(workdir / f"{name}.db")] if durable else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.floor_server", str(sock)],
+        [sys.executable, "-m", "bench.floor_server", str(sock), *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -93,7 +97,7 @@ def start_floor(workdir: Path) -> Floor:
     if proc.stdout.readline().strip() != "ready":
         _stop_process(proc)
         raise RuntimeError("floor server did not start")
-    return Floor(proc, Target("floor", {"kind": "floor", "target": f"unix:{sock}"}, proc.pid))
+    return Floor(proc, Target(name, {"kind": "floor", "target": f"unix:{sock}"}, proc.pid))
 
 
 # --- pipvault --------------------------------------------------------------------------------

@@ -159,3 +159,44 @@ def test_profile_frames_are_shares_of_busy_samples(tmp_path: Path) -> None:
     }
     ours = top["inclusive_vault_server"]
     assert ours == [{"frame": "sign (vault_server/services/signing.py)", "share": 1.0}]
+
+
+def test_durable_floor_answers_only_after_its_row_is_committed(tmp_path: Path) -> None:
+    """The durable floor's process commits a row per call before answering: after the calls
+    the database holds exactly the calls made (warm-up included), each with its digest."""
+    import sqlite3
+
+    with contextlib.ExitStack() as stack:
+        floor = systems.start_floor(tmp_path)
+        stack.callback(floor.stop)
+        durable = systems.start_floor(tmp_path, durable=True)
+        stack.callback(durable.stop)
+        targets = [floor.target, durable.target]
+        for t in targets:
+            t.start_workers(1)
+        seq = driver.sequential(targets, rounds=2, per_round=5, warmup=2)
+        db = tmp_path / "durable_floor.db"
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            rows = conn.execute("SELECT body, digest FROM signed").fetchall()
+        assert len(rows) == 2 + 2 * 5  # every call, none before its commit returned
+        assert all(len(digest) == 64 and body for body, digest in rows)
+        (window,) = driver.throughput([durable.target], [8], 1, 0.3, 1)["durable_floor"]["8"]
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            (count,) = conn.execute("SELECT count(*) FROM signed").fetchone()
+        assert window["errors"] == 0 and window["calls"] > 0
+        assert count >= 12 + window["calls"]
+        assert not (tmp_path / "floor.db").exists()  # the floor itself stores nothing
+
+    result = {
+        "systems": {
+            t.name: {
+                "sequential": report.latency_stats(seq["samples"][t.name], 0),
+                "throughput": {},
+            }
+            for t in targets
+        }
+    }
+    ratios = report.finish(result)["ratios"]
+    p50 = {name: s["sequential"]["p50_us"] for name, s in result["systems"].items()}
+    assert ratios["durable_floor_p50_vs_floor"] == round(p50["durable_floor"] / p50["floor"], 3)
+    assert ratios["p50_vs_durable_floor"] is None  # pipvault was not measured here

@@ -83,8 +83,7 @@ class SignBatch:
             groups.setdefault(item.workspace_id, []).append(i)
         for ws_id, indexes in groups.items():
             repo.bind(conn, ws_id)
-            epoch = repo.epoch(conn, ws_id)
-            head = repo.chain_head(conn, ws_id)
+            epoch, head = repo.epoch_and_head(conn, ws_id)
             seq, prev = head if head is not None else (0, GENESIS)
             rows = []
             for i in indexes:

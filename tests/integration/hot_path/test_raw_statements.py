@@ -10,10 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.dialects import postgresql
 
-from vault_server.storage.models import AuditEvent, Base
+from tests.support import pg
+from vault_server.storage.models import AuditChainHead, AuditEvent, Base, Workspace
 from vault_server.storage.raw_sql import BatchConnection, Prepared
 from vault_server.storage.repositories import sign_path as repo
 
@@ -77,3 +79,53 @@ def test_postgres_statements_bind_by_name_with_the_same_processors() -> None:
     )  # fmt: skip
     assert isinstance(params, dict)
     assert params["sign_time"] == NOW  # aware, UTC: what UtcDateTime hands PostgreSQL
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_epoch_and_head_read_together_match_the_separate_reads(
+    tmp_path: Path, backend: str
+) -> None:
+    """The batch's first read: on SQLite one joined statement, on PostgreSQL the locked head
+    read apart. Same answers as the single reads: a head, no head yet, no workspace."""
+    url = f"sqlite:///{tmp_path / 'raw.db'}" if backend == "sqlite" else pg.create_database()
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        tables = [Workspace.__table__, AuditChainHead.__table__]
+        Base.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
+        with engine.begin() as conn:
+            for ws_id, epoch in (("ws-with-head", 7), ("ws-no-head", 3)):
+                conn.execute(
+                    Workspace.__table__.insert(),  # type: ignore[attr-defined]
+                    {"id": ws_id, "resource_id": ws_id, "state": "active", "cache_epoch": epoch,
+                     "create_time": NOW, "update_time": NOW},
+                )  # fmt: skip
+            conn.execute(
+                AuditChainHead.__table__.insert(),  # type: ignore[attr-defined]
+                {"chain_id": "ws-with-head", "workspace_id": "ws-with-head", "seq": 41,
+                 "hash": "a" * 64},
+            )  # fmt: skip
+        raw = BatchConnection(engine)
+        try:
+            raw.begin(5000)
+            got = {ws: repo.epoch_and_head(raw, ws) for ws in ("ws-with-head", "ws-no-head")}
+            got["gone"] = repo.epoch_and_head(raw, "gone")
+            apart = {
+                ws: (repo.epoch(raw, ws), repo.chain_head(raw, ws))
+                for ws in ("ws-with-head", "ws-no-head", "gone")
+            }
+            raw.commit()
+        finally:
+            raw.close()
+        assert (
+            got
+            == apart
+            == {
+                "ws-with-head": (7, (41, "a" * 64)),
+                "ws-no-head": (3, None),
+                "gone": (None, None),
+            }
+        )
+    finally:
+        engine.dispose()
+        if backend == "postgres":
+            pg.drop_database(url)

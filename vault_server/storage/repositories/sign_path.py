@@ -35,6 +35,14 @@ _BIND = text("SELECT set_config('app.workspace_id', :ws, true)")
 _EPOCH = select(_ws.c.cache_epoch).where(_ws.c.id == bindparam("ws"))
 _HEAD = select(_heads.c.seq, _heads.c.hash).where(_heads.c.chain_id == bindparam("chain"))
 _HEAD_LOCKED = _HEAD.with_for_update()
+# SQLite: the epoch and the chain head in one statement (the writer lock, taken by the batch's
+# BEGIN IMMEDIATE, already covers the head; PostgreSQL cannot lock the nullable side of an
+# outer join, so it reads them apart).
+_EPOCH_AND_HEAD = (
+    select(_ws.c.cache_epoch, _heads.c.seq, _heads.c.hash)
+    .select_from(_ws.outerjoin(_heads, _heads.c.chain_id == bindparam("chain")))
+    .where(_ws.c.id == bindparam("ws"))
+)
 _HEAD_UPDATE = (
     update(_heads)
     .where(_heads.c.chain_id == bindparam("chain"))
@@ -104,6 +112,21 @@ def bind(conn: BatchConnection, workspace_id: str) -> None:
 def epoch(conn: BatchConnection, workspace_id: str) -> int | None:
     value = conn.scalar(conn.prepare(_EPOCH), {"ws": workspace_id})
     return None if value is None else int(value)
+
+
+def epoch_and_head(
+    conn: BatchConnection, workspace_id: str
+) -> tuple[int | None, tuple[int, str] | None]:
+    """The workspace's cache epoch and its audit chain head (None: no event yet), the head
+    locked until commit (see ``chain_head``). ``(None, None)`` on SQLite when the workspace is
+    gone (every signature of it is stale, so its head is never needed)."""
+    if conn.is_postgres:
+        return epoch(conn, workspace_id), chain_head(conn, workspace_id)
+    row = conn.first(conn.prepare(_EPOCH_AND_HEAD), {"ws": workspace_id, "chain": workspace_id})
+    if row is None:
+        return None, None
+    head = None if row[1] is None else (int(row[1]), str(row[2]))
+    return int(row[0]), head
 
 
 def chain_head(conn: BatchConnection, chain_id: str) -> tuple[int, str] | None:
