@@ -2,6 +2,7 @@
 
 Systems (each a separate server process; load comes from separate load-generator processes):
 - floor: a bare ``grpc.aio`` unary handler computing one HMAC-SHA256, on a Unix socket;
+- floor_uvloop: the same on uvloop, the event loop pipvault runs on;
 - durable_floor: the floor, each call group-committed to SQLite (WAL, fsynced) before it
   answers - the least a durable signature costs on this machine's disk;
 - sqlite / postgres: ``pipvault serve`` SignOrder for Binance Spot HMAC with a routing context
@@ -32,6 +33,7 @@ from bench import driver, report, systems
 RESULTS = Path(__file__).parent / "results"
 DESCRIPTIONS = {
     "floor": "bare grpc.aio handler, one HMAC-SHA256 (Unix socket)",
+    "floor_uvloop": "the floor on uvloop, pipvault's event loop (Unix socket)",
     "durable_floor": "the floor + its call group-committed to SQLite, fsynced (Unix socket)",
     "sqlite": "pipvault SignOrder, SQLite (Unix socket)",
     "postgres": "pipvault SignOrder, PostgreSQL (Unix socket)",
@@ -62,6 +64,7 @@ def run_core(workdir: Path, cfg: dict[str, Any], with_pg: bool) -> dict[str, Any
         # start-up in parallel (OpenBao's raft init alone takes seconds); stopped in reverse
         starting = {
             "floor": pool.submit(systems.start_floor, workdir),
+            "floor_uvloop": pool.submit(systems.start_floor, workdir, uvloop=True),
             "durable_floor": pool.submit(systems.start_floor, workdir, durable=True),
             "sqlite": pool.submit(systems.start_pipvault, "sqlite", workdir, "sqlite"),
             "openbao": pool.submit(systems.start_openbao, workdir),
@@ -80,6 +83,7 @@ def run_core(workdir: Path, cfg: dict[str, Any], with_pg: bool) -> dict[str, Any
             future.result()  # re-raise the first start-up failure (after cleanup is armed)
         targets = [
             started["floor"].target,
+            started["floor_uvloop"].target,
             started["durable_floor"].target,
             started["sqlite"].make_target(),
         ]

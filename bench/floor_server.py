@@ -4,6 +4,10 @@
 sign, the response the hex digest under a key generated at start-up. No proto, no interceptors,
 no storage: the cheapest possible "sign this" round trip on this machine.
 
+``--loop uvloop`` runs the floor on uvloop, the event loop ``pipvault serve`` uses by default
+(the floor of the issue stays on asyncio's own loop; this one shows how much of pipvault's
+distance from it the loop alone closes).
+
 ``python -m bench.floor_server SOCKET --durable DB``: the durable floor. The same handler, and
 before it answers, one row (the request and its digest) is appended to a SQLite database in WAL
 mode with ``synchronous=FULL`` by a group committer: one writer thread, every row queued so far
@@ -125,5 +129,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.floor_server")
     parser.add_argument("socket")
     parser.add_argument("--durable", metavar="DB", help="group-commit each call to this file")
+    parser.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop"
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.socket, args.durable))
+    factory = asyncio.new_event_loop
+    if args.loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(args.socket, args.durable))

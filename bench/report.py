@@ -91,6 +91,9 @@ def compute_ratios(systems: dict[str, dict[str, Any]]) -> dict[str, float | None
     ratios["p50_vs_durable_floor"] = _ratio(p("sqlite", "p50_us"), durable_p50)
     ratios["p99_vs_durable_floor"] = _ratio(p("sqlite", "p99_us"), p("durable_floor", "p99_us"))
     ratios["throughput32_vs_durable_floor"] = _ratio(tp("sqlite"), tp("durable_floor"))
+    # Nor these: the floor on pipvault's event loop (uvloop) against the floor.
+    ratios["floor_uvloop_p50_vs_floor"] = _ratio(p("floor_uvloop", "p50_us"), p("floor", "p50_us"))
+    ratios["floor_uvloop_throughput32_vs_floor"] = _ratio(tp("floor_uvloop"), tp("floor"))
     ratios["openbao_p50_vs_floor"] = _ratio(p("openbao", "p50_us"), p("floor", "p50_us"))
     ratios["openbao_throughput32_vs_floor"] = _ratio(tp("openbao"), tp("floor"))
     return ratios

@@ -81,11 +81,13 @@ class Floor:
         _stop_process(self.proc)
 
 
-def start_floor(workdir: Path, *, durable: bool = False) -> Floor:
-    """The floor, or with ``durable`` the durable floor (its calls group-committed to SQLite)."""
-    name = "durable_floor" if durable else "floor"
+def start_floor(workdir: Path, *, durable: bool = False, uvloop: bool = False) -> Floor:
+    """The floor; with ``durable`` the durable floor (its calls group-committed to SQLite); with
+    ``uvloop`` the floor on uvloop."""
+    name = "durable_floor" if durable else "floor_uvloop" if uvloop else "floor"
     sock = workdir / f"{name}.sock"
     extra = ["--durable", str(workdir / f"{name}.db")] if durable else []
+    extra += ["--loop", "uvloop"] if uvloop else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.floor_server", str(sock), *extra],
         cwd=ROOT,

@@ -163,7 +163,8 @@ def test_profile_frames_are_shares_of_busy_samples(tmp_path: Path) -> None:
 
 def test_durable_floor_answers_only_after_its_row_is_committed(tmp_path: Path) -> None:
     """The durable floor's process commits a row per call before answering: after the calls
-    the database holds exactly the calls made (warm-up included), each with its digest."""
+    the database holds exactly the calls made (warm-up included), each with its digest. The
+    floor on uvloop answers too, and both get their ratios against the floor."""
     import sqlite3
 
     with contextlib.ExitStack() as stack:
@@ -171,7 +172,9 @@ def test_durable_floor_answers_only_after_its_row_is_committed(tmp_path: Path) -
         stack.callback(floor.stop)
         durable = systems.start_floor(tmp_path, durable=True)
         stack.callback(durable.stop)
-        targets = [floor.target, durable.target]
+        on_uvloop = systems.start_floor(tmp_path, uvloop=True)
+        stack.callback(on_uvloop.stop)
+        targets = [floor.target, durable.target, on_uvloop.target]
         for t in targets:
             t.start_workers(1)
         seq = driver.sequential(targets, rounds=2, per_round=5, warmup=2)
@@ -186,6 +189,8 @@ def test_durable_floor_answers_only_after_its_row_is_committed(tmp_path: Path) -
         assert window["errors"] == 0 and window["calls"] > 0
         assert count >= 12 + window["calls"]
         assert not (tmp_path / "floor.db").exists()  # the floor itself stores nothing
+        assert seq["errors"] == {"floor": 0, "durable_floor": 0, "floor_uvloop": 0}
+        assert len(seq["samples"]["floor_uvloop"]) == 10
 
     result = {
         "systems": {
@@ -199,4 +204,5 @@ def test_durable_floor_answers_only_after_its_row_is_committed(tmp_path: Path) -
     ratios = report.finish(result)["ratios"]
     p50 = {name: s["sequential"]["p50_us"] for name, s in result["systems"].items()}
     assert ratios["durable_floor_p50_vs_floor"] == round(p50["durable_floor"] / p50["floor"], 3)
+    assert ratios["floor_uvloop_p50_vs_floor"] == round(p50["floor_uvloop"] / p50["floor"], 3)
     assert ratios["p50_vs_durable_floor"] is None  # pipvault was not measured here
