@@ -58,20 +58,23 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def run_core(workdir: Path, cfg: dict[str, Any], with_pg: bool) -> dict[str, Any]:
+def run_core(
+    workdir: Path, cfg: dict[str, Any], with_pg: bool, pipvault_loop: str = "uvloop"
+) -> dict[str, Any]:
     """Start every system, measure, stop them all (whatever happens)."""
+    loop = {"event_loop": pipvault_loop}
     with contextlib.ExitStack() as stack, ThreadPoolExecutor(4) as pool:
         # start-up in parallel (OpenBao's raft init alone takes seconds); stopped in reverse
         starting = {
             "floor": pool.submit(systems.start_floor, workdir),
             "floor_uvloop": pool.submit(systems.start_floor, workdir, uvloop=True),
             "durable_floor": pool.submit(systems.start_floor, workdir, durable=True),
-            "sqlite": pool.submit(systems.start_pipvault, "sqlite", workdir, "sqlite"),
+            "sqlite": pool.submit(systems.start_pipvault, "sqlite", workdir, "sqlite", loop),
             "openbao": pool.submit(systems.start_openbao, workdir),
         }
         if with_pg:
             starting["postgres"] = pool.submit(
-                systems.start_pipvault, "postgres", workdir, "postgres"
+                systems.start_pipvault, "postgres", workdir, "postgres", loop
             )
         started: dict[str, Any] = {}
         for name, future in starting.items():
@@ -176,6 +179,10 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="only the py-spy profile")
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL system")
     parser.add_argument("--procs", type=int, default=2, help="load processes per system")
+    parser.add_argument(
+        "--pipvault-loop", choices=("uvloop", "asyncio"), default="uvloop",
+        help="the event loop of the pipvault servers (their config's event_loop)",
+    )  # fmt: skip
     parser.add_argument("--credentials", type=int, default=100_000)
     parser.add_argument("--workspaces", type=int, default=1_000)
     parser.add_argument("--transit-credentials", type=int, default=500)
@@ -196,7 +203,8 @@ def main() -> None:
         when=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         machine=_machine(),
         command="python -m bench"
-        + "".join(f" --{flag}" for flag in ("quick", "scale", "profile") if getattr(args, flag)),
+        + "".join(f" --{flag}" for flag in ("quick", "scale", "profile") if getattr(args, flag))
+        + (f" --pipvault-loop {args.pipvault_loop}" if args.pipvault_loop != "uvloop" else ""),
     )
     workdir = Path(tempfile.mkdtemp(prefix="pipvault-bench-"))
     try:
@@ -204,7 +212,8 @@ def main() -> None:
             cfg = _config(args)
             result["config"] = cfg
             result["postgres_server"] = None if args.no_postgres else systems.describe_pg()
-            result["systems"] = run_core(workdir, cfg, not args.no_postgres)
+            cfg["pipvault_loop"] = args.pipvault_loop
+            result["systems"] = run_core(workdir, cfg, not args.no_postgres, args.pipvault_loop)
             result.setdefault("scale", None)
             result.setdefault("profile", None)
         # a failed scale run or profile (e.g. no ptrace for py-spy) is recorded, not fatal:
