@@ -10,7 +10,8 @@ Systems (each a separate server process; load comes from separate load-generator
 - openbao: OpenBao transit HMAC through hvac, raft storage, a file audit device.
 
 Sequential p50/p99 in interleaved rounds, throughput at 1, 8 and 32 callers, then (full run)
-scale runs and a py-spy profile. Results: ``bench/results/latest.{json,md,png}``.
+scale runs, a py-spy profile and the CPU per call of each server thread. Results:
+``bench/results/latest.{json,md,png}``.
 """
 
 from __future__ import annotations
@@ -162,6 +163,34 @@ def run_profile(workdir: Path, out_dir: Path, seconds: int) -> dict[str, Any]:
     return out
 
 
+def run_thread_cpu(workdir: Path, seconds: float) -> dict[str, Any]:
+    """CPU per call on each server thread, at 1 and 32 callers: the floor, the durable floor
+    and pipvault on SQLite (``bench.thread_cpu``)."""
+    from bench import thread_cpu
+
+    out: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        cpu_dir = workdir / "thread-cpu"
+        cpu_dir.mkdir()
+        servers = [
+            systems.start_floor(cpu_dir),
+            systems.start_floor(cpu_dir, durable=True),
+        ]
+        for server in servers:
+            stack.callback(server.stop)
+        pv = systems.start_pipvault("thread-cpu", cpu_dir, "sqlite")
+        stack.callback(pv.drop)
+        targets = [s.target for s in servers] + [pv.make_target()]
+        for t in targets:
+            stack.callback(t.close)
+            t.start_workers(2)
+            t.workers[0].request({"op": "seq", "n": 200})  # warm: pools, caches, JIT-less paths
+            out[t.name] = {
+                f"callers_{callers}": thread_cpu.measure(t, callers, seconds) for callers in (1, 32)
+            }
+    return out
+
+
 def _guarded(what: str, fn: Any, *args: Any) -> dict[str, Any]:
     try:
         out: dict[str, Any] = fn(*args)
@@ -216,6 +245,7 @@ def main() -> None:
             result["systems"] = run_core(workdir, cfg, not args.no_postgres, args.pipvault_loop)
             result.setdefault("scale", None)
             result.setdefault("profile", None)
+            result.setdefault("thread_cpu", None)
         # a failed scale run or profile (e.g. no ptrace for py-spy) is recorded, not fatal:
         # the measurements already taken are still written
         if args.scale or not (partial or args.quick):
@@ -223,6 +253,9 @@ def main() -> None:
         if args.profile or not (partial or args.quick):
             result["profile"] = _guarded(
                 "profile", run_profile, workdir, out_dir, args.profile_seconds
+            )
+            result["thread_cpu"] = _guarded(
+                "thread CPU", run_thread_cpu, workdir, float(args.profile_seconds) / 2
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

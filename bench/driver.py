@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,20 +137,28 @@ def throughput(
     return out
 
 
-def window(t: Target, conc: int, duration: float, procs: int) -> dict[str, Any]:
-    """One measurement window: ``conc`` callers split over up to ``procs`` load processes."""
+def window(
+    t: Target, conc: int, duration: float, procs: int, probe: Callable[[], Any] | None = None
+) -> dict[str, Any]:
+    """One measurement window: ``conc`` callers split over up to ``procs`` load processes
+    (``probe``, if given, is called as the window opens and as it closes; both results are
+    returned under ``probe``)."""
     used = t.workers[: max(1, min(procs, conc))]
     split = [conc // len(used) + (1 if i < conc % len(used) else 0) for i in range(len(used))]
     start_at = time.time() + 0.5  # room for every process to connect and warm up
     for w, c in zip(used, split, strict=True):
         w.send({"op": "tp", "conc": c, "start_at": start_at, "duration": duration})
     time.sleep(max(0.0, start_at - time.time()))
+    opened = probe() if probe is not None else None
     server0 = proc_cpu_s(t.server_pid)
-    time.sleep(duration)
+    time.sleep(max(0.0, start_at + duration - time.time()))
     server_cpu = proc_cpu_s(t.server_pid) - server0
+    closed = probe() if probe is not None else None
     replies = [w.receive() for w in used]
     calls = sum(r["calls"] for r in replies)
+    extra = {} if probe is None else {"probe": (opened, closed)}
     return {
+        **extra,
         "calls": calls,
         "errors": sum(r["errors"] for r in replies),
         "calls_per_s": round(calls / duration, 1),

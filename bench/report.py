@@ -180,7 +180,28 @@ def table(report: dict[str, Any]) -> str:
         if transit:
             lines += _rewrap_rows("transit", transit["rewrap"])
     lines += _profile_rows(report.get("profile"))
+    lines += _thread_cpu_rows(report.get("thread_cpu"))
     return "\n".join(lines)
+
+
+def _thread_cpu_rows(cpu: dict[str, Any] | None) -> list[str]:
+    if not cpu or "error" in cpu:
+        return []
+    out = [
+        "",
+        "CPU per call by server thread (`/proc`, user + system; `bench/thread_cpu.py`)",
+        "",
+        "| server | callers | calls/s | CPU µs per call | by thread (µs per call) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, levels in cpu.items():
+        for key, m in levels.items():
+            threads = ", ".join(f"{t} {us:,.0f}" for t, us in m["threads"].items())
+            out.append(
+                f"| {name} | {key.split('_')[1]} | {_fmt(m['load']['calls_per_s'], 0)} | "
+                f"{_fmt(m['cpu_us_per_call'], 0)} | {threads} |"
+            )
+    return out
 
 
 def _profile_rows(prof: dict[str, Any] | None) -> list[str]:

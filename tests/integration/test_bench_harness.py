@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import driver, profile, report, scale, systems
+from bench import driver, profile, report, scale, systems, thread_cpu
 
 
 def test_floor_pipvault_and_openbao_measured_and_reported(tmp_path: Path) -> None:
@@ -206,3 +206,36 @@ def test_durable_floor_answers_only_after_its_row_is_committed(tmp_path: Path) -
     assert ratios["durable_floor_p50_vs_floor"] == round(p50["durable_floor"] / p50["floor"], 3)
     assert ratios["floor_uvloop_p50_vs_floor"] == round(p50["floor_uvloop"] / p50["floor"], 3)
     assert ratios["p50_vs_durable_floor"] is None  # pipvault was not measured here
+
+
+def test_thread_cpu_per_call_sums_each_named_thread() -> None:
+    before = {"1": ("python", 1.0), "2": ("python", 0.5), "3": ("event_engine", 0.0)}
+    after = {
+        "1": ("python", 1.4), "2": ("python", 0.6), "3": ("event_engine", 0.1),
+        "4": ("python", 0.1),  # started during the window: all of its CPU counts
+        "5": ("python", 0.0000001),  # idle: left out
+    }  # fmt: skip
+    names = {"1": "MainThread", "2": "pool_0", "4": "pool_1", "5": "idle"}
+    got = thread_cpu.per_call_us(before, after, names, calls=1000)
+    assert got == {"MainThread": 400.0, "pool": 200.0, "event_engine": 100.0}
+    assert list(got) == ["MainThread", "pool", "event_engine"]  # largest first
+    assert thread_cpu.per_call_us(before, after, names, calls=0) == {}
+
+
+def test_thread_cpu_measures_a_live_server_window(tmp_path: Path) -> None:
+    """Real floor process, real window: the CPU read around the window is attributed to named
+    threads and adds up to the per-call total."""
+    with contextlib.ExitStack() as stack:
+        floor = systems.start_floor(tmp_path)
+        stack.callback(floor.stop)
+        stack.callback(floor.target.close)
+        floor.target.start_workers(2)
+        assert "MainThread" in thread_cpu.python_names(floor.target.server_pid).values()
+        m = thread_cpu.measure(floor.target, 8, 0.5)
+    assert m["load"]["calls"] > 0 and m["load"]["errors"] == 0
+    assert "probe" not in m["load"]
+    assert m["threads"]["MainThread"] > 0
+    assert m["cpu_us_per_call"] == round(sum(m["threads"].values()), 1)
+    # the server did the work: its CPU per call is at least what the process-wide reading says
+    process_us = m["load"]["server_cpu_frac"] * 0.5 / m["load"]["calls"] * 1e6
+    assert m["cpu_us_per_call"] >= 0.5 * process_us
