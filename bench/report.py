@@ -43,6 +43,8 @@ def latency_stats(samples: list[float], errors: int) -> dict[str, Any]:
     return {
         "p50_us": round(percentile(samples, 50), 1),
         "p99_us": round(percentile(samples, 99), 1),
+        "p999_us": round(percentile(samples, 99.9), 1),
+        "max_us": round(max(samples), 1),
         "mean_us": round(statistics.fmean(samples), 1),
         "n": len(samples),
         "errors": errors,
@@ -137,6 +139,10 @@ def write_json(report: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(report, indent=2) + "\n")
 
 
+def _ms(us: float | None) -> str:
+    return "-" if us is None else f"{us / 1000:.2f}"
+
+
 def _fmt(v: float | None, digits: int = 2) -> str:
     return "-" if v is None else f"{v:,.{digits}f}"
 
@@ -144,8 +150,8 @@ def _fmt(v: float | None, digits: int = 2) -> str:
 def table(report: dict[str, Any]) -> str:
     """Markdown tables: systems, ratios/targets, scale (also printed on stdout)."""
     lines = [
-        "| system | p50 ms | p99 ms | calls/s @1 | @8 | @32 | errors |",
-        "|---|---|---|---|---|---|---|",
+        "| system | p50 ms | p99 ms | p99.9 ms | max ms | calls/s @1 | @8 | @32 | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in report.get("systems", {}).items():
         seq, tp = s["sequential"], s["throughput"]
@@ -153,7 +159,8 @@ def table(report: dict[str, Any]) -> str:
         rates = [_fmt(tp[str(c)]["calls_per_s"], 0) if str(c) in tp else "-" for c in LEVELS]
         lines.append(
             f"| {name}: {s['description']} | {seq['p50_us'] / 1000:.2f} | "
-            f"{seq['p99_us'] / 1000:.2f} | {' | '.join(rates)} | {errors} |"
+            f"{seq['p99_us'] / 1000:.2f} | {_ms(seq.get('p999_us'))} | {_ms(seq.get('max_us'))} | "
+            f"{' | '.join(rates)} | {errors} |"
         )
     if report.get("targets"):
         lines += ["", "| figure | target | measured | met |", "|---|---|---|---|"]

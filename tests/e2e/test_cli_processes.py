@@ -172,7 +172,8 @@ def _prod_config(tmp_path: Path, url: str) -> Path:
 @pytest.mark.parametrize("configured", [None, "asyncio"])
 def test_serve_runs_on_the_configured_event_loop(tmp_path: Path, configured: str | None) -> None:
     """uvloop by default (core.event_loop); ``event_loop: asyncio`` selects the standard loop.
-    Either way the server answers, and SIGTERM drains it to a clean exit."""
+    Either way the server freezes its start-up heap before serving (core.heap), answers, and
+    SIGTERM drains it to a clean exit."""
     home = tmp_path / "home"
     ports = {name: _free_port() for name in ("admin", "data", "health")}
     env = {k: v for k, v in os.environ.items() if k != "PIPVAULT_EVENT_LOOP"}
@@ -207,6 +208,9 @@ def test_serve_runs_on_the_configured_event_loop(tmp_path: Path, configured: str
         assert proc.returncode == 0, out
         # dev mode logs for the console: `vault.serving ... event_loop=<kind> ...`
         assert re.findall(r"vault\.serving .*event_loop=(\w+)", out) == [configured or "uvloop"]
+        # start-up objects were moved out of the collector's way before serving (core.heap)
+        (frozen,) = re.findall(r"vault\.heap_frozen .*objects=(\d+)", out)
+        assert int(frozen) > 10_000
     finally:
         if proc.poll() is None:
             proc.kill()

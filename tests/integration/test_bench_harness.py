@@ -111,6 +111,8 @@ def test_percentile_is_nearest_rank() -> None:
     assert report.percentile(samples, 50) == 50.0
     assert report.percentile(samples, 99) == 99.0
     assert report.percentile([7.0], 99) == 7.0
+    stats = report.latency_stats([float(x) for x in range(1, 2001)], 0)
+    assert (stats["p99_us"], stats["p999_us"], stats["max_us"]) == (1980.0, 1998.0, 2000.0)
     with pytest.raises(ValueError, match="no successful calls"):
         report.latency_stats([], 3)
 
