@@ -178,7 +178,7 @@ def run_thread_cpu(workdir: Path, seconds: float) -> dict[str, Any]:
         ]
         for server in servers:
             stack.callback(server.stop)
-        pv = systems.start_pipvault("thread-cpu", cpu_dir, "sqlite")
+        pv = systems.start_pipvault("sqlite", cpu_dir, "sqlite")
         stack.callback(pv.drop)
         targets = [s.target for s in servers] + [pv.make_target()]
         for t in targets:
