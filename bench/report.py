@@ -267,7 +267,7 @@ def chart(report: dict[str, Any], path: Path) -> None:
     p99 = [systems[n]["sequential"]["p99_us"] / 1000 for n in names]
     lat.bar([x - 0.2 for x in xs], p50, width=0.4, label="p50")
     lat.bar([x + 0.2 for x in xs], p99, width=0.4, label="p99")
-    lat.set_xticks(list(xs), names)
+    lat.set_xticks(list(xs), names, rotation=20, ha="right")
     lat.set_ylabel("sequential latency, ms")
     lat.set_yscale("log")
     lat.legend()
