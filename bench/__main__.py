@@ -184,7 +184,7 @@ def run_thread_cpu(workdir: Path, seconds: float) -> dict[str, Any]:
         for t in targets:
             stack.callback(t.close)
             t.start_workers(2)
-            t.workers[0].request({"op": "seq", "n": 200})  # warm: pools, caches, JIT-less paths
+            t.workers[0].request({"op": "seq", "n": 200})  # warm: connection, caches, pools
             out[t.name] = {
                 f"callers_{callers}": thread_cpu.measure(t, callers, seconds) for callers in (1, 32)
             }
