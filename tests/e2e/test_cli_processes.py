@@ -152,6 +152,42 @@ def test_invalid_config_stops_startup_naming_the_setting(tmp_path: Path) -> None
     assert "limits.max_deadline_s" in result.stderr
 
 
+def test_a_missing_uvloop_stops_startup_naming_the_setting(tmp_path: Path) -> None:
+    """On a machine without uvloop the default loop cannot start: one line naming
+    ``event_loop`` and exit 2, before anything is created; ``event_loop: asyncio`` serves."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "uvloop.py").write_text("raise ImportError('no uvloop on this platform')\n")
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPVAULT_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(shadow), *filter(None, [env.get("PYTHONPATH")])])
+    port = _free_port()
+    argv = [*PIPVAULT, "dev", "--home", str(home), "--admin-address", f"127.0.0.1:{port}",
+            "--data-address", f"127.0.0.1:{_free_port()}"]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "pipvault: event_loop: uvloop is not installed here; install it or set event_loop: asyncio"
+    ]
+    assert not (home / "data.sock").exists()
+    env["PIPVAULT_EVENT_LOOP"] = "asyncio"
+    health = _free_port()
+    proc = subprocess.Popen(
+        [*argv, "--health-address", f"127.0.0.1:{health}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    try:
+        _wait_serving(f"127.0.0.1:{health}", proc)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+        assert re.findall(r"vault\.serving .*event_loop=(\w+)", out) == ["asyncio"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _prod_config(tmp_path: Path, url: str) -> Path:
     policy = tmp_path / "policy.yaml"
     policy.write_text(

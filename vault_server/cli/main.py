@@ -39,11 +39,12 @@ def _serve(args: argparse.Namespace) -> int:
     from vault_server.cli.hardening import scrub_environ
 
     settings = load_settings(args.config)
+    new_loop = event_loop.loop_factory(settings.event_loop)  # a missing loop stops us here
     configure_logging(settings.log_level, settings.log_format)
     secret_names = _prepare(args, settings)
     app = VaultApp(settings)
     scrub_environ(secret_names)
-    event_loop.run(serve_until_signalled(app), settings.event_loop)
+    event_loop.run(serve_until_signalled(app), new_loop)
     return 0
 
 
@@ -121,6 +122,7 @@ def _dev_run(args: argparse.Namespace, overrides: dict[str, Any], *, reexec: boo
     from vault_server.storage.repositories import workspaces as ws_repo
 
     settings = dev_settings(args, **overrides)
+    new_loop = event_loop.loop_factory(settings.event_loop)
     configure_logging(settings.log_level, settings.log_format)
     secret_names = _prepare(args, settings, reexec=reexec)
     _, tokens = ensure_dev_policy(settings.home)
@@ -137,7 +139,7 @@ def _dev_run(args: argparse.Namespace, overrides: dict[str, Any], *, reexec: boo
         data = f"127.0.0.1:{bound.data_port}" if bound.data_port else ""
         print(banner(admin, str(bound.data_socket), data, tokens), flush=True)
 
-    event_loop.run(serve_until_signalled(app, started), settings.event_loop)
+    event_loop.run(serve_until_signalled(app, started), new_loop)
     return 0
 
 
@@ -306,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         args.hardened = harden_process()  # before any file is created or secret is read
     try:
         return int(args.func(args))
-    except (ConfigError, PolicyError) as exc:
+    except (ConfigError, PolicyError, event_loop.EventLoopUnavailable) as exc:
         print(f"pipvault: {exc}", file=sys.stderr)
         return 2
     except ListenerConflict as exc:  # another process owns the socket or port: one line, exit 1

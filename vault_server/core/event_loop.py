@@ -41,9 +41,9 @@ def new_event_loop(kind: EventLoopKind) -> asyncio.AbstractEventLoop:
     return loop_factory(kind)()
 
 
-def run(main: Coroutine[Any, Any, T], kind: EventLoopKind) -> T:
-    """``asyncio.run`` on the configured loop."""
-    with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
+def run(main: Coroutine[Any, Any, T], new_loop: Callable[[], asyncio.AbstractEventLoop]) -> T:
+    """``asyncio.run`` on a loop from ``new_loop`` (``loop_factory`` of the configured kind)."""
+    with asyncio.Runner(loop_factory=new_loop) as runner:
         return runner.run(main)
 
 
