@@ -48,21 +48,22 @@ def _wait_serving(target: str, proc: subprocess.Popen[str], timeout: float = 30)
     raise AssertionError("vault did not become SERVING")
 
 
+def _dev(home: Path, ports: dict[str, int]) -> list[str]:
+    """``pipvault dev`` on loopback ports: ``{"admin": port, "data": port, ...}``."""
+    addresses = [(f"--{name}-address", f"127.0.0.1:{port}") for name, port in ports.items()]
+    return [*PIPVAULT, "dev", "--home", str(home), *(arg for pair in addresses for arg in pair)]
+
+
+def _popen(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
 def test_dev_mode_serves_a_demo_workspace_and_drains_on_sigterm(tmp_path: Path) -> None:
     home = tmp_path / "home"
     ports = {name: _free_port() for name in ("admin", "data", "health", "metrics")}
-    proc = subprocess.Popen(
-        [
-            *PIPVAULT, "dev", "--home", str(home),
-            "--admin-address", f"127.0.0.1:{ports['admin']}",
-            "--data-address", f"127.0.0.1:{ports['data']}",
-            "--health-address", f"127.0.0.1:{ports['health']}",
-            "--metrics-address", f"127.0.0.1:{ports['metrics']}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
+    proc = _popen(_dev(home, ports))
     try:
         _wait_serving(f"127.0.0.1:{ports['health']}", proc)
         tokens = json.loads((home / "dev-tokens.json").read_text())
@@ -161,9 +162,7 @@ def test_a_missing_uvloop_stops_startup_naming_the_setting(tmp_path: Path) -> No
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIPVAULT_")}
     env["PYTHONPATH"] = os.pathsep.join([str(shadow), *filter(None, [env.get("PYTHONPATH")])])
-    port = _free_port()
-    argv = [*PIPVAULT, "dev", "--home", str(home), "--admin-address", f"127.0.0.1:{port}",
-            "--data-address", f"127.0.0.1:{_free_port()}"]  # fmt: skip
+    argv = _dev(home, {"admin": _free_port(), "data": _free_port()})
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
@@ -172,10 +171,7 @@ def test_a_missing_uvloop_stops_startup_naming_the_setting(tmp_path: Path) -> No
     assert not (home / "data.sock").exists()
     env["PIPVAULT_EVENT_LOOP"] = "asyncio"
     health = _free_port()
-    proc = subprocess.Popen(
-        [*argv, "--health-address", f"127.0.0.1:{health}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
+    proc = _popen([*argv, "--health-address", f"127.0.0.1:{health}"], env)
     try:
         _wait_serving(f"127.0.0.1:{health}", proc)
         proc.send_signal(signal.SIGTERM)
@@ -215,18 +211,7 @@ def test_serve_runs_on_the_configured_event_loop(tmp_path: Path, configured: str
     env = {k: v for k, v in os.environ.items() if k != "PIPVAULT_EVENT_LOOP"}
     if configured is not None:
         env["PIPVAULT_EVENT_LOOP"] = configured
-    proc = subprocess.Popen(
-        [
-            *PIPVAULT, "dev", "--home", str(home),
-            "--admin-address", f"127.0.0.1:{ports['admin']}",
-            "--data-address", f"127.0.0.1:{ports['data']}",
-            "--health-address", f"127.0.0.1:{ports['health']}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )  # fmt: skip
+    proc = _popen(_dev(home, ports), env)
     try:
         _wait_serving(f"127.0.0.1:{ports['health']}", proc)
         tokens = json.loads((home / "dev-tokens.json").read_text())
