@@ -5,7 +5,6 @@ can neither wait on the group committer nor hold it up."""
 from __future__ import annotations
 
 import sqlite3
-import time
 
 from tests.support.vault import RunningVault
 from vault_server.services.kek_guard import kek_lag
@@ -21,14 +20,12 @@ def test_periodic_reads_proceed_while_another_connection_holds_the_writer_lock(
     writer = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, timeout=0.1)
     writer.execute("BEGIN IMMEDIATE")  # what the committer holds during a batch
     try:
-        started = time.monotonic()
         epochs = read_epochs(app.db.engine)
         ok = app.db.ping()
         lag = kek_lag(app.db, app.keys.providers)
-        elapsed = time.monotonic() - started
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+    # With BEGIN IMMEDIATE each would have waited out the busy timeout and failed ("database
+    # is locked": read_epochs and kek_lag raise, ping answers False) - no clock needed.
     assert isinstance(epochs, dict) and ok and lag == []
-    # With BEGIN IMMEDIATE each would have waited out the busy timeout and failed.
-    assert elapsed < 1.0, elapsed
