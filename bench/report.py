@@ -29,6 +29,8 @@ TARGETS: list[tuple[str, str, float]] = [
     ("scale_rss_mb", "<", 300.0),
 ]
 
+_TARGET_BOUNDS = {key: bound for key, _, bound in TARGETS}
+
 
 def percentile(samples: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty sample."""
@@ -91,6 +93,9 @@ def compute_ratios(systems: dict[str, dict[str, Any]]) -> dict[str, float | None
     durable_p50 = p("durable_floor", "p50_us")
     ratios["durable_floor_p50_vs_floor"] = _ratio(durable_p50, p("floor", "p50_us"))
     ratios["p50_vs_durable_floor"] = _ratio(p("sqlite", "p50_us"), durable_p50)
+    ratios["durable_floor_p99_vs_floor"] = _ratio(
+        p("durable_floor", "p99_us"), p("floor", "p99_us")
+    )
     ratios["p99_vs_durable_floor"] = _ratio(p("sqlite", "p99_us"), p("durable_floor", "p99_us"))
     ratios["throughput32_vs_durable_floor"] = _ratio(tp("sqlite"), tp("durable_floor"))
     # Nor these: the floor on pipvault's event loop (uvloop) against the issue's floor.
@@ -115,6 +120,65 @@ def scale_figures(scale: dict[str, Any] | None) -> dict[str, float | None]:
     }  # fmt: skip
 
 
+def compute_bounds(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What this same run says bounds each headline target (SQLite): not targets, evidence.
+
+    Latency: the durable floor (the floor plus one group-committed, fsynced row) is the least any
+    signature whose audit event is durable before the response can cost on this disk; a target
+    below it (``under_durable_floor``) cannot be met by any implementation here.
+
+    Throughput: one server interpreter runs its Python under one GIL, so its calls/s are at most
+    the cores it manages to use (measured, ``cores_used``) divided by its CPU per call. The target
+    rate fixes a CPU budget per call; ``under_durable_floor`` says the durable floor alone already
+    spends more than that budget (thread CPU windows of the full run; absent from ``--quick``).
+    """
+    ratios = report.get("ratios") or {}
+    systems = report.get("systems") or {}
+    out: dict[str, dict[str, Any]] = {}
+    for key, durable_key in (
+        ("p50_vs_floor", "durable_floor_p50_vs_floor"),
+        ("p99_vs_floor", "durable_floor_p99_vs_floor"),
+    ):
+        durable = ratios.get(durable_key)
+        if durable is not None:
+            target = _TARGET_BOUNDS[key]
+            out[key] = {
+                "target": target,
+                "durable_floor": durable,
+                "under_durable_floor": durable > target,
+            }
+
+    def tp32(name: str) -> float | None:
+        entry = (systems.get(name) or {}).get("throughput", {}).get("32")
+        return entry["calls_per_s"] if entry else None
+
+    cpu = report.get("thread_cpu") or {}
+    ours = (cpu.get("sqlite") or {}).get("callers_32")
+    durable_cpu = (cpu.get("durable_floor") or {}).get("callers_32")
+    if not ours or not durable_cpu:
+        return out
+    cores = float(ours["load"]["server_cpu_frac"])
+    for key, reference in (
+        ("throughput32_vs_floor", "floor"),
+        ("throughput32_vs_openbao", "openbao"),
+    ):
+        rate = tp32(reference)
+        if rate is None or cores <= 0:
+            continue
+        required = _TARGET_BOUNDS[key] * rate
+        budget = cores * 1e6 / required
+        out[key] = {
+            "target": _TARGET_BOUNDS[key],
+            "required_calls_per_s": round(required, 1),
+            "cores_used": cores,
+            "cpu_budget_us_per_call": round(budget, 1),
+            "durable_floor_cpu_us_per_call": durable_cpu["cpu_us_per_call"],
+            "pipvault_cpu_us_per_call": ours["cpu_us_per_call"],
+            "under_durable_floor": durable_cpu["cpu_us_per_call"] > budget,
+        }
+    return out
+
+
 def check_targets(figures: dict[str, float | None]) -> list[dict[str, Any]]:
     out = []
     for key, op, bound in TARGETS:
@@ -131,6 +195,7 @@ def finish(report: dict[str, Any]) -> dict[str, Any]:
     report["ratios"] = compute_ratios(report.get("systems", {}))
     report["scale_figures"] = scale_figures(report.get("scale"))
     report["targets"] = check_targets({**report["ratios"], **report["scale_figures"]})
+    report["bounds"] = compute_bounds(report)
     return report
 
 
@@ -167,6 +232,7 @@ def table(report: dict[str, Any]) -> str:
         for t in report["targets"]:
             met = "yes" if t["met"] else "**no**"
             lines.append(f"| {t['figure']} | {t['target']} | {_fmt(t['measured'], 3)} | {met} |")
+    lines += _bound_rows(report.get("bounds"))
     local = (report.get("scale") or {}).get("local")
     if local:
         n = local["credentials"]
@@ -189,6 +255,26 @@ def table(report: dict[str, Any]) -> str:
     lines += _profile_rows(report.get("profile"))
     lines += _thread_cpu_rows(report.get("thread_cpu"))
     return "\n".join(lines)
+
+
+def _bound_rows(bounds: dict[str, dict[str, Any]] | None) -> list[str]:
+    if not bounds:
+        return []
+    out = ["", "| what bounds a headline target (same run) | target | bound | under it? |",
+           "|---|---|---|---|"]  # fmt: skip
+    for key, b in bounds.items():
+        under = "**yes**: below what the durable floor costs" if b["under_durable_floor"] else "no"
+        if "cpu_budget_us_per_call" in b:
+            bound = (
+                f"{b['required_calls_per_s']:,.0f} calls/s on {b['cores_used']:g} cores = "
+                f"{b['cpu_budget_us_per_call']:,.0f} µs CPU per call; durable floor uses "
+                f"{b['durable_floor_cpu_us_per_call']:,.0f}, pipvault "
+                f"{b['pipvault_cpu_us_per_call']:,.0f}"
+            )
+        else:
+            bound = f"durable floor {b['durable_floor']:.2f}x the floor"
+        out.append(f"| {key} | {b['target']:g} | {bound} | {under} |")
+    return out
 
 
 def _thread_cpu_rows(cpu: dict[str, Any] | None) -> list[str]:

@@ -241,3 +241,58 @@ def test_thread_cpu_measures_a_live_server_window(tmp_path: Path) -> None:
     # the server did the work: its CPU per call is at least what the process-wide reading says
     process_us = m["load"]["server_cpu_frac"] * 0.5 / m["load"]["calls"] * 1e6
     assert m["cpu_us_per_call"] >= 0.5 * process_us
+
+
+def _bounds_report(floor_tp: float, durable_cpu: float, cores: float) -> dict[str, object]:
+    def system(p50: float, p99: float, tp32: float) -> dict[str, object]:
+        return {
+            "sequential": {"p50_us": p50, "p99_us": p99},
+            "throughput": {"32": {"calls_per_s": tp32}},
+        }
+
+    def cpu(per_call: float, server_cpu_frac: float) -> dict[str, object]:
+        load = {"server_cpu_frac": server_cpu_frac}
+        return {"callers_32": {"load": load, "cpu_us_per_call": per_call}}
+
+    return {
+        "systems": {
+            "floor": system(500.0, 1000.0, floor_tp),
+            "durable_floor": system(800.0, 2600.0, 2400.0),
+            "sqlite": system(1400.0, 2700.0, 1000.0),
+            "openbao": system(1000.0, 2000.0, 800.0),
+        },
+        "thread_cpu": {"durable_floor": cpu(durable_cpu, 1.0), "sqlite": cpu(900.0, cores)},
+    }
+
+
+def test_bounds_say_which_targets_sit_below_the_durable_floor() -> None:
+    result = report.finish(_bounds_report(floor_tp=3000.0, durable_cpu=450.0, cores=1.05))
+    bounds = result["bounds"]
+    # latency: durable floor 1.6x at p50 (> 1.5: unreachable), 2.6x at p99 (> 2.5: unreachable)
+    assert bounds["p50_vs_floor"] == {
+        "target": 1.5,
+        "durable_floor": 1.6,
+        "under_durable_floor": True,
+    }
+    assert bounds["p99_vs_floor"]["durable_floor"] == 2.6
+    assert bounds["p99_vs_floor"]["under_durable_floor"] is True
+    # throughput vs floor: 0.7 * 3000 = 2100 calls/s on 1.05 cores -> 500 us per call > 450
+    tp = bounds["throughput32_vs_floor"]
+    assert tp["required_calls_per_s"] == 2100.0
+    assert tp["cpu_budget_us_per_call"] == 500.0
+    assert tp["under_durable_floor"] is False
+    assert tp["pipvault_cpu_us_per_call"] == 900.0
+    # throughput vs OpenBao: 3 * 800 = 2400 calls/s -> 437.5 us per call < 450
+    ob = bounds["throughput32_vs_openbao"]
+    assert ob["cpu_budget_us_per_call"] == 437.5
+    assert ob["under_durable_floor"] is True
+    rows = "\n".join(report._bound_rows(bounds))
+    assert "| throughput32_vs_floor | 0.7 | 2,100 calls/s on 1.05 cores = 500 µs" in rows
+    assert rows.count("**yes**") == 3
+
+
+def test_bounds_without_thread_cpu_cover_latency_only() -> None:
+    quick = _bounds_report(floor_tp=3000.0, durable_cpu=450.0, cores=1.0)
+    quick.pop("thread_cpu")  # --quick runs no thread CPU windows
+    bounds = report.finish(quick)["bounds"]
+    assert set(bounds) == {"p50_vs_floor", "p99_vs_floor"}
