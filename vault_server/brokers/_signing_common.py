@@ -221,20 +221,9 @@ def matches(pattern: str) -> Callable[[str], bool]:
 
 
 # --- encoding -------------------------------------------------------------------------------------
-# RFC 3986 unreserved characters: exactly what ``quote(..., safe="")`` leaves as it is.
-_UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-
-
-def _encode(text: str) -> str:
-    # Most values (symbols, sides, decimals, timestamps) need no escaping: ``rstrip`` of the
-    # unreserved set leaves nothing exactly when every character is unreserved, which skips
-    # ``quote``'s per-call UTF-8 encode and quoter lookup on the signing path.
-    return text if not text.rstrip(_UNRESERVED) else quote(text, safe="")
-
-
 def percent_encode(params: Iterable[tuple[str, str]]) -> str:
     """``k=v&k=v`` with every byte outside RFC 3986 unreserved characters percent-encoded."""
-    return "&".join(f"{_encode(k)}={_encode(v)}" for k, v in params)
+    return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params)
 
 
 # --- signatures -----------------------------------------------------------------------------------
