@@ -69,6 +69,13 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
+def _throughput(systems: dict[str, dict[str, Any]], name: str, level: int = 32) -> float | None:
+    """A measured system's calls/s at ``level`` callers (None: not measured)."""
+    s = systems.get(name)
+    entry = s["throughput"].get(str(level)) if s else None
+    return entry["calls_per_s"] if entry else None
+
+
 def compute_ratios(systems: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     """The issue's ratios, from whichever systems were measured (missing ones give None)."""
 
@@ -76,10 +83,8 @@ def compute_ratios(systems: dict[str, dict[str, Any]]) -> dict[str, float | None
         s = systems.get(name)
         return s["sequential"][key] if s else None
 
-    def tp(name: str, level: int = 32) -> float | None:
-        s = systems.get(name)
-        entry = s["throughput"].get(str(level)) if s else None
-        return entry["calls_per_s"] if entry else None
+    def tp(name: str) -> float | None:
+        return _throughput(systems, name)
 
     ratios: dict[str, float | None] = {}
     for prefix, name in (("", "sqlite"), ("pg_", "postgres")):
@@ -148,10 +153,6 @@ def compute_bounds(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 "under_durable_floor": durable > target,
             }
 
-    def tp32(name: str) -> float | None:
-        entry = (systems.get(name) or {}).get("throughput", {}).get("32")
-        return entry["calls_per_s"] if entry else None
-
     cpu = report.get("thread_cpu") or {}
     ours = (cpu.get("sqlite") or {}).get("callers_32")
     durable_cpu = (cpu.get("durable_floor") or {}).get("callers_32")
@@ -162,7 +163,7 @@ def compute_bounds(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         ("throughput32_vs_floor", "floor"),
         ("throughput32_vs_openbao", "openbao"),
     ):
-        rate = tp32(reference)
+        rate = _throughput(systems, reference)
         if rate is None or cores <= 0:
             continue
         required = _TARGET_BOUNDS[key] * rate
