@@ -8,7 +8,7 @@ STAMP := $(VENV)/.pipvault-installed
 BUF := node_modules/.bin/buf
 PYTEST_ARGS ?=
 
-.PHONY: install softhsm run demo test lint proto proto-check bench clean
+.PHONY: install softhsm run demo test lint lock proto proto-check bench clean
 
 install: $(STAMP) $(BUF) softhsm
 
@@ -21,11 +21,41 @@ softhsm:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq softhsm2 >/dev/null; fi
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+# Every environment installs from a lock file with hashes (requirements/*.lock, made by
+# `make lock`): pip runs with --require-hashes, so nothing a registry released since the lock
+# can reach .venv. The two local distributions are installed from the checkout with --no-deps
+# and without build isolation (their build backend comes from bootstrap.lock too).
+# PIP_CONFIG_FILE=/dev/null: a machine's own pip settings (extra indexes, wheel folders,
+# constraints) cannot change what is installed; only the lock decides.
+PIP_ENV := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_DISABLE_PIP_VERSION_CHECK=1
+LOCKED := install --quiet --require-hashes --no-deps --only-binary=:all:
+LOCAL := install --quiet --no-deps --no-build-isolation --no-index
+
+$(STAMP): requirements/bootstrap.lock requirements/dev.lock pyproject.toml clients/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e clients/python -e '.[dev]'
+	$(PIP_ENV) $(BIN)/python -m pip $(LOCKED) -r requirements/bootstrap.lock
+	$(PIP_ENV) $(BIN)/python -m pip $(LOCKED) -r requirements/dev.lock
+	$(PIP_ENV) $(BIN)/python -m pip $(LOCAL) -e clients/python -e .
+	$(PIP_ENV) $(BIN)/python -m pip check
 	@touch $(STAMP)
+
+## lock: re-resolve every lock file from its .in (the newest releases that satisfy pyproject and
+## requirements/*.in), with hashes, for Python 3.11 on every platform. uv resolves (fast, and a
+## universal resolution in one pass); pip installs, so a fresh machine needs nothing but Python.
+UV_VERSION := 0.13.10
+UV_VENV := .venv-uv
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --only-binary :all: --quiet
+lock:
+	@test -x $(UV_VENV)/bin/uv || { $(PYTHON) -m venv $(UV_VENV) && \
+	  $(UV_VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION); }
+	$(UV_VENV)/bin/uv pip compile $(LOCK_FLAGS) requirements/bootstrap.in -o requirements/bootstrap.lock
+	$(UV_VENV)/bin/uv pip compile $(LOCK_FLAGS) --no-emit-package pipvault \
+	  --no-emit-package pipvault-client requirements/dev.in -o requirements/dev.lock
+	$(UV_VENV)/bin/uv pip compile $(LOCK_FLAGS) --no-emit-package pipvault \
+	  --no-emit-package pipvault-client requirements/image.in -o requirements/image.lock
+	$(UV_VENV)/bin/uv pip compile $(LOCK_FLAGS) requirements/manifests.in -o requirements/manifests.lock
+	$(UV_VENV)/bin/python tools/lock_digest.py --write
+	@echo "locks refreshed: run \`make proto\` if grpcio-tools moved, then \`make test\`"
 
 $(BUF): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -67,7 +97,7 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(UV_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
 
 # --- security gate (issue 12): fuzzing and the promise -> test -> result report ------------
 FUZZ_SECONDS ?= 60
@@ -107,10 +137,10 @@ KUBE_OVERLAYS := dev prod
 
 install: $(MANIFESTS_STAMP)
 
-$(MANIFESTS_STAMP): deploy/k8s/requirements.txt
+$(MANIFESTS_STAMP): requirements/bootstrap.lock requirements/manifests.lock
 	@test -x $(MANIFESTS_VENV)/bin/python || $(PYTHON) -m venv $(MANIFESTS_VENV)
-	$(MANIFESTS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
-	  -r deploy/k8s/requirements.txt
+	$(PIP_ENV) $(MANIFESTS_VENV)/bin/python -m pip $(LOCKED) -r requirements/bootstrap.lock
+	$(PIP_ENV) $(MANIFESTS_VENV)/bin/python -m pip $(LOCKED) -r requirements/manifests.lock
 	@touch $(MANIFESTS_STAMP)
 
 ## manifests: render each kustomize overlay and validate it (kubernetes-validate --strict, checkov);
