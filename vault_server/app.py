@@ -86,6 +86,7 @@ from vault_server.services.sign_batch import PendingUse, SignBatch, Stale, UseWr
 from vault_server.services.signing import SigningService, SigningSettings
 from vault_server.services.workspaces import WorkspaceManager
 from vault_server.storage import invalidation, migrate, roles
+from vault_server.storage.conflicts import lost_a_race
 from vault_server.storage.database import Database
 from vault_server.storage.group_commit import BatchReport, GroupCommitter
 from vault_server.storage.wal_checkpoint import COMMITTER_AUTOCHECKPOINT_PAGES, WalCheckpointer
@@ -355,6 +356,7 @@ class VaultApp:
             on_batch_failure=_audit_unavailable,
             on_batch=self._batch_done,
             sqlite_autocheckpoint_pages=COMMITTER_AUTOCHECKPOINT_PAGES,
+            retry=lost_a_race,
         )
         self.wal_checkpointer = WalCheckpointer(self.db.engine)
         invalidation.add_commit_listener(self.db.engine, self.hot_state.invalidate)
@@ -478,10 +480,12 @@ class VaultApp:
         self.metrics.audit_batch_size.observe(report.size)
         for wait in report.waits:
             self.metrics.audit_write_seconds.observe(wait)
+        if report.attempts > 1:
+            self.metrics.audit_batch_retries.inc(report.attempts - 1)
         if report.ok:
-            self.audit.consecutive_failures = 0
+            self.audit.write_durable()
         else:
-            self.audit.consecutive_failures += 1
+            self.audit.write_failed()
             self.metrics.audit_failures.inc()
             _log.warning("audit.batch_failed", size=report.size)
 
@@ -595,6 +599,7 @@ class VaultApp:
         if freeze_heap:
             _log.info("vault.heap_frozen", objects=freeze_startup_heap())
         await self._check_readiness()
+        self._watch_audit_health(asyncio.get_running_loop())
         self.epoch_watcher.start()
         self.wal_checkpointer.start()
         self._jobs.append(asyncio.create_task(self._readiness_loop()))
@@ -682,6 +687,23 @@ class VaultApp:
             if problem not in old.problems:
                 _log.error("vault.not_ready", problem=problem)
 
+    def _watch_audit_health(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Re-check readiness the moment audit writes start failing past
+        ``audit.failures_before_not_serving`` (or recover), not at the next periodic check:
+        a replica that cannot make audit events durable leaves the load balancer at once."""
+
+        def recheck() -> None:
+            task = loop.create_task(self._check_readiness())
+            self._jobs.append(task)
+            task.add_done_callback(self._jobs.remove)
+
+        def alarm() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: shutting down
+                loop.call_soon_threadsafe(recheck)
+
+        self.audit.alarm_at = self.settings.audit.failures_before_not_serving
+        self.audit.alarm = alarm
+
     async def _readiness_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.readiness_interval_s)
@@ -713,7 +735,8 @@ class VaultApp:
     async def stop(self) -> None:
         self.metrics.ready.set(0)
         self._ready = False
-        for job in self._jobs:
+        self.audit.alarm = None
+        for job in list(self._jobs):
             job.cancel()
         self.keys.forget()  # no unwrapped data key outlives the process's serving life
         try:

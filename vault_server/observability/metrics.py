@@ -45,6 +45,11 @@ class Metrics:
             "Audit writes that failed",
             registry=self.registry,
         )
+        self.audit_batch_retries = Counter(
+            "pipvault_audit_batch_retries_total",
+            "Signing batches run again after losing a database race (deadlock victim)",
+            registry=self.registry,
+        )
         # Signing hot path. Labels are venue ids and outcome words from a fixed vocabulary.
         self.signatures = Counter(
             "pipvault_signatures_total",

@@ -5,6 +5,11 @@ does not happen. Events form one keyed hash chain per workspace (plus a ``system
 events outside any workspace): ``hash = HMAC-SHA256(chain_key, prev_hash || canonical(event))``.
 Appends lock only their own chain's head row, so unrelated workspaces never serialize. A failure
 to write becomes ``AUDIT_UNAVAILABLE``.
+
+Readiness counts *durable* audit writes: an event counts as written when the transaction that
+holds it commits (``storage.database.after_commit``), not when its insert is flushed - a flush
+can succeed on a volume that then refuses the commit (a full disk), and counting flushes would
+reset the failure count on every attempt and keep a replica SERVING while nothing is durable.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +29,7 @@ from sqlalchemy.orm import Session
 from vault_server.core.clock import Clock
 from vault_server.core.errors import AuditUnavailable
 from vault_server.services.call import CallContext
+from vault_server.storage.database import after_commit, after_storage_failure
 from vault_server.storage.models import AuditChainHead, AuditEvent
 
 SYSTEM_CHAIN = "system"
@@ -91,6 +98,24 @@ class AuditLog:
         self._keyed = hmac.new(chain_key, digestmod=hashlib.sha256)
         self._clock = clock
         self.consecutive_failures = 0  # readiness turns NOT_SERVING past a threshold
+        # Readiness: ``alarm`` is called (from any thread) when the count reaches ``alarm_at``
+        # and when it returns to 0 from there, so NOT_SERVING does not wait for the next poll.
+        self.alarm_at: int | None = None
+        self.alarm: Callable[[], None] | None = None
+
+    def write_failed(self) -> None:
+        """An audit write (a flush, a batch or the commit holding events) did not become
+        durable."""
+        self.consecutive_failures += 1
+        if self.alarm is not None and self.consecutive_failures == self.alarm_at:
+            self.alarm()
+
+    def write_durable(self) -> None:
+        """A transaction holding audit events committed."""
+        was = self.consecutive_failures
+        self.consecutive_failures = 0
+        if self.alarm is not None and self.alarm_at is not None and was >= self.alarm_at:
+            self.alarm()
 
     def hash_of(self, values: dict[str, Any]) -> str:
         """The chain hash of one event given as column values (the group-commit writer)."""
@@ -163,9 +188,11 @@ class AuditLog:
             head.hash = row.hash
             session.flush()
         except SQLAlchemyError as exc:
-            self.consecutive_failures += 1
+            self.write_failed()
             raise AuditUnavailable("the audit event could not be written") from exc
-        self.consecutive_failures = 0
+        # Counted when the transaction commits (or fails to), never at the flush.
+        after_commit(session, self, self.write_durable)
+        after_storage_failure(session, self, self.write_failed)
         ctx.ensure_time_left()
         return row
 

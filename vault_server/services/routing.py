@@ -133,7 +133,7 @@ class RoutingContexts:
             RoutingContext.workspace_id == ws.id, RoutingContext.resource_id == ref.routing_context
         )
         if lock:
-            stmt = stmt.with_for_update()
+            stmt = stmt.with_for_update(key_share=True)
         rc = session.execute(stmt).scalar_one_or_none()
         if rc is None or rc.owner != ctx.actor.id:
             raise NotFound(name)
@@ -141,7 +141,7 @@ class RoutingContexts:
             Credential.workspace_id == ws.id, Credential.id == rc.credential_id
         )
         if lock_credential:
-            cred_stmt = cred_stmt.with_for_update()
+            cred_stmt = cred_stmt.with_for_update(key_share=True)
         cred = session.execute(cred_stmt).scalar_one_or_none()
         if cred is None:
             raise NotFound(name)

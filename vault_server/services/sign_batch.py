@@ -1,9 +1,12 @@
 """The durable half of a signature, written by the group committer.
 
-Per workspace in the batch (in arrival order): bind the transaction to it (RLS), re-read its
-cache epoch, lock its audit chain head; then per signature: refuse it as ``Stale`` if it was
-computed from an older epoch (the caller reloads and tries again - this is what makes a revoke,
-freeze or ended routing context stop the very next signature on every replica), reserve the
+Per workspace in the batch (in ascending id order: the global lock order of
+``storage.repositories.sign_path``, so replicas' batches never deadlock): bind the transaction to
+it (RLS), re-read its cache epoch with the workspace row shared (a revoke or freeze in flight is
+waited for, never outrun), lock its audit chain head; then per signature: refuse it as
+``Stale`` if it was computed from an older epoch (the caller reloads and tries again - this is
+what makes a revoke, freeze or ended routing context stop the very next signature on every
+replica), reserve the
 venue nonce (and build the request that needs it), claim the client order id (rate limit and
 replay window, exactly as before; a conflict fails only that signature, before it wrote
 anything that matters), and append its ``credential.use`` event to the chain. One insert of all
@@ -81,7 +84,8 @@ class SignBatch:
         groups: dict[str, list[int]] = {}
         for i, item in enumerate(items):
             groups.setdefault(item.workspace_id, []).append(i)
-        for ws_id, indexes in groups.items():
+        for ws_id in sorted(groups):
+            indexes = groups[ws_id]
             repo.bind(conn, ws_id)
             epoch, head = repo.epoch_and_head(conn, ws_id)
             seq, prev = head if head is not None else (0, GENESIS)

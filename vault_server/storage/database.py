@@ -13,7 +13,7 @@ event loop never blocks on I/O.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -84,13 +84,16 @@ class Database:
                 if self.is_postgres:
                     _set_local(session, timeout_s)
                 yield session
+            _run_hooks(session, _AFTER_COMMIT)
         except VaultError:
             raise
         except DBAPIError as exc:
+            _run_hooks(session, _AFTER_FAILURE)
             raise StorageUnavailable(
                 "the database failed or timed out", metadata={"sqlstate": _sqlstate(exc)}
             ) from exc
         except SQLAlchemyError as exc:
+            _run_hooks(session, _AFTER_FAILURE)
             raise StorageUnavailable("the database failed") from exc
         finally:
             session.close()
@@ -106,6 +109,29 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_AFTER_COMMIT = "pipvault_after_commit"
+_AFTER_FAILURE = "pipvault_after_storage_failure"
+
+
+def after_commit(session: Session, key: object, hook: Callable[[], None]) -> None:
+    """Call ``hook`` once after this ``transaction`` commits (one hook per ``key``)."""
+    session.info.setdefault(_AFTER_COMMIT, {})[key] = hook
+
+
+def after_storage_failure(session: Session, key: object, hook: Callable[[], None]) -> None:
+    """Call ``hook`` once if this ``transaction`` fails in the database (a failed statement or
+    commit: a full disk, a lost connection), not for a domain error that rolls it back."""
+    session.info.setdefault(_AFTER_FAILURE, {})[key] = hook
+
+
+def _run_hooks(session: Session, which: str) -> None:
+    hooks: dict[object, Callable[[], None]] = session.info.pop(which, {})
+    session.info.pop(_AFTER_COMMIT, None)
+    session.info.pop(_AFTER_FAILURE, None)
+    for hook in hooks.values():
+        hook()
 
 
 def _sqlstate(exc: DBAPIError) -> str:

@@ -7,7 +7,10 @@ machinery), hands the whole batch to ``apply(conn, items)`` - which returns one 
 item, in order, and must leave no write behind for an item it fails - and commits. Only then is
 any outcome released: a caller never sees a result whose writes are not durable. If ``apply``
 raises or the commit fails, every item in the batch fails with ``on_batch_failure(exc)`` and
-nothing of the batch survives.
+nothing of the batch survives - unless the transaction only lost a race (``retry(exc)``: a
+PostgreSQL deadlock victim or serialization failure, see ``storage.conflicts``): then the
+whole batch is rolled back and applied again on a fresh transaction, at most
+``max_attempts`` times, before anyone is told anything.
 
 Items of one batch are applied in submission order, so per-chain sequence order follows arrival.
 Callers waiting on the event loop are woken with ``call_soon_threadsafe``; the loop never blocks.
@@ -53,6 +56,7 @@ class BatchReport:
     size: int
     ok: bool
     waits: tuple[float, ...]  # per item: queued to durable (or failed), seconds
+    attempts: int = 1  # transactions it took (more than one: it lost a race and was retried)
 
 
 class CommitterClosed(AuditUnavailable):
@@ -71,6 +75,8 @@ class GroupCommitter(Generic[T, R]):
         statement_timeout_ms: PostgreSQL bound on every statement of a batch.
         sqlite_autocheckpoint_pages: SQLite WAL size at which a batch's commit checkpoints
             (default: SQLite's own; see ``storage.wal_checkpoint``).
+        retry: whether a failed transaction only lost a race and may run again.
+        max_attempts: most transactions one batch may take (bounds ``retry``).
     """
 
     def __init__(
@@ -84,6 +90,8 @@ class GroupCommitter(Generic[T, R]):
         statement_timeout_ms: int = 5000,
         name: str = "pipvault-commit",
         sqlite_autocheckpoint_pages: int | None = None,
+        retry: Callable[[BaseException], bool] | None = None,
+        max_attempts: int = 3,
     ) -> None:
         self._engine = engine
         self._apply = apply
@@ -92,6 +100,8 @@ class GroupCommitter(Generic[T, R]):
         self._max = max_batch
         self._timeout_ms = int(statement_timeout_ms)
         self._autocheckpoint = sqlite_autocheckpoint_pages
+        self._retry = retry
+        self._attempts = max(1, max_attempts)
         self._queue: queue.SimpleQueue[_Waiter[T] | None] = queue.SimpleQueue()
         self._conn: BatchConnection | None = None
         self._closed = False
@@ -162,24 +172,27 @@ class GroupCommitter(Generic[T, R]):
         return self._conn
 
     def _commit(self, batch: list[_Waiter[T]]) -> None:
-        outcomes: Sequence[R | BaseException]
-        try:
-            conn = self._connection()
-            conn.begin(self._timeout_ms)
-            outcomes = self._apply(conn, [w.item for w in batch])
-            if len(outcomes) != len(batch):
-                raise RuntimeError("the batch returned the wrong number of outcomes")
-            conn.commit()
-            ok = True
-        except BaseException as exc:  # fan the failure out to every caller
-            self._drop_connection()
-            error = self._fail(exc)
-            outcomes = [error] * len(batch)
-            ok = False
+        outcomes: Sequence[R | BaseException] = ()
+        items = [w.item for w in batch]
+        attempt, ok = 0, False
+        while not ok:
+            attempt += 1
+            try:
+                outcomes = self._transaction(items)
+                ok = True
+            except BaseException as exc:  # fan the failure out to every caller
+                self._drop_connection()
+                if attempt < self._attempts and self._retry is not None and self._retry(exc):
+                    _log.info("group_commit.retry", size=len(batch), attempt=attempt)
+                    continue
+                error = self._fail(exc)
+                outcomes = [error] * len(batch)
+                break
         if self._observe is not None:
             done = time.monotonic()
+            waits = tuple(done - w.queued for w in batch)
             try:
-                self._observe(BatchReport(len(batch), ok, tuple(done - w.queued for w in batch)))
+                self._observe(BatchReport(len(batch), ok, waits, attempt))
             except Exception:  # metrics must not keep a signature from its caller
                 _log.exception("group_commit.observer_error")
         # Threads are released directly; each event loop is woken once per batch.
@@ -196,6 +209,15 @@ class GroupCommitter(Generic[T, R]):
         for loop, settled in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_settle, settled)
+
+    def _transaction(self, items: list[T]) -> Sequence[R | BaseException]:
+        conn = self._connection()
+        conn.begin(self._timeout_ms)
+        outcomes = self._apply(conn, items)
+        if len(outcomes) != len(items):
+            raise RuntimeError("the batch returned the wrong number of outcomes")
+        conn.commit()
+        return outcomes
 
     def _drop_connection(self) -> None:
         """After a failed batch: roll back whatever it wrote and start the next on a new

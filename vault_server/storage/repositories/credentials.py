@@ -19,7 +19,7 @@ def by_resource_id(
         Credential.workspace_id == workspace_id, Credential.resource_id == resource_id
     )
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(key_share=True)
     return session.execute(stmt).scalar_one_or_none()
 
 
@@ -53,7 +53,7 @@ def version(
         CredentialVersion.version == number,
     )
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(key_share=True)
     return session.execute(stmt).scalar_one_or_none()
 
 

@@ -5,6 +5,23 @@ Each function runs on the group committer's ``BatchConnection`` inside its open 
 PostgreSQL every statement runs under row-level security: ``bind`` sets ``app.workspace_id`` for
 the rest of the transaction before a workspace's statements (a batch spanning workspaces binds
 each in turn, never bypassing RLS).
+
+Lock order (PostgreSQL; SQLite's one writer lock makes every transaction serial). Every
+transaction that writes for a workspace takes its locks in one global order, so two replicas'
+batches, or a batch and a revoke or freeze, can wait for each other but never deadlock:
+
+1. workspaces in ascending id order (a batch spanning workspaces handles them sorted);
+2. per workspace: its ``workspaces`` row first - the signing batch ``FOR SHARE`` (batches do not
+   block each other), an admin change ``FOR NO KEY UPDATE`` or the epoch bump's ``UPDATE`` -
+   then its rows (credentials, routing contexts: ``FOR NO KEY UPDATE``, which leaves the
+   foreign-key ``KEY SHARE`` locks of the batch's inserts free), then its audit chain head
+   (``FOR UPDATE``), last.
+
+Reading the epoch under ``FOR SHARE`` is also what keeps a revoke from being outrun: a batch
+cannot read a workspace's epoch while a revoke or freeze that bumps it is uncommitted; it waits
+and then reads the bumped epoch (READ COMMITTED re-reads the row it waited for), so a signature
+computed before the kill switch is refused as stale, and one whose batch won the row lock is
+committed - and ordered in the chain - before the kill switch.
 """
 
 from __future__ import annotations
@@ -33,6 +50,7 @@ _heads = cast(Table, AuditChainHead.__table__)
 
 _BIND = text("SELECT set_config('app.workspace_id', :ws, true)")
 _EPOCH = select(_ws.c.cache_epoch).where(_ws.c.id == bindparam("ws"))
+_EPOCH_SHARED = _EPOCH.with_for_update(read=True)  # FOR SHARE: waits for a revoke or freeze
 _HEAD = select(_heads.c.seq, _heads.c.hash).where(_heads.c.chain_id == bindparam("chain"))
 _HEAD_LOCKED = _HEAD.with_for_update()
 # SQLite: the epoch and the chain head in one statement (the writer lock, taken by the batch's
@@ -117,11 +135,15 @@ def epoch(conn: BatchConnection, workspace_id: str) -> int | None:
 def epoch_and_head(
     conn: BatchConnection, workspace_id: str
 ) -> tuple[int | None, tuple[int, str] | None]:
-    """The workspace's cache epoch and its audit chain head (None: no event yet), the head
-    locked until commit (see ``chain_head``). ``(None, None)`` on SQLite when the workspace is
-    gone (every signature of it is stale, so its head is never needed)."""
+    """The workspace's cache epoch and its audit chain head (None: no event yet), both locked
+    until commit in the global lock order (module docstring): the workspace row shared, then
+    the head. ``(None, None)`` when the workspace is gone (every signature of it is stale, so
+    its head is never needed)."""
     if conn.is_postgres:
-        return epoch(conn, workspace_id), chain_head(conn, workspace_id)
+        value = conn.scalar(conn.prepare(_EPOCH_SHARED), {"ws": workspace_id})
+        if value is None:
+            return None, None
+        return int(value), chain_head(conn, workspace_id)
     row = conn.first(conn.prepare(_EPOCH_AND_HEAD), {"ws": workspace_id, "chain": workspace_id})
     if row is None:
         return None, None

@@ -15,7 +15,7 @@ from vault_server.storage.models import Workspace
 def by_resource_id(session: Session, resource_id: str, *, lock: bool = False) -> Workspace | None:
     stmt = select(Workspace).where(Workspace.resource_id == resource_id)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(key_share=True)
     return session.execute(stmt).scalar_one_or_none()
 
 
