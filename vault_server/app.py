@@ -65,7 +65,8 @@ from vault_server.services.audit_checkpoints import (
     file_checkpoints,
     load_signing_key,
 )
-from vault_server.services.audit_log import AuditLog
+from vault_server.services.audit_log import AuditLog, AuditRecord
+from vault_server.services.call import system_context
 from vault_server.services.audit_reader import AuditReader
 from vault_server.services.audit_sink import AuditEventSink, Position, build_writer
 from vault_server.services.audit_verify import AuditVerifier
@@ -472,8 +473,22 @@ class VaultApp:
             audit_failures=lambda: self.audit.consecutive_failures,
             audit_failures_before_not_serving=settings.audit.failures_before_not_serving,
             cache_signs_without_kms=dek_cache_entries(settings) > 0,
+            audit_probe=self._probe_audit,
         )
         self._last_report = ReadinessReport(False, frozenset(), ())
+
+    def _probe_audit(self) -> None:
+        """While audit writes are failing: one system-chain event, ``audit.write_recovered``,
+        in its own transaction. It commits only when writes work again (and then says, in the
+        audit itself, how many writes had failed); if it fails it counts as one more."""
+        failed = self.audit.consecutive_failures
+        ctx = system_context("audit writes were failing: probing", method="readiness")
+        record = AuditRecord("audit.write_recovered", details={"failed_writes": str(failed)})
+        try:
+            with self.db.transaction(timeout_s=2.0) as session:
+                self.audit.append(session, ctx, record)
+        except VaultError:
+            _log.warning("audit.probe_failed", failed_writes=failed)
 
     def _batch_done(self, report: BatchReport) -> None:
         """Group-commit accounting: metrics, and audit health for readiness."""

@@ -1,7 +1,9 @@
 """Readiness: can this replica serve signatures right now?
 
 NOT_SERVING (the routing pod is taken out of service) when storage does not answer, audit
-writes keep failing, this replica's key material is behind the fleet's (``kek_guard``), or a key
+writes keep failing (counted at commit, not flush: ``audit_log``; while they fail, each check
+tries one durable write of its own, so a replica the load balancer stopped sending signatures to
+still finds out that the volume or database took writes again), this replica's key material is behind the fleet's (``kek_guard``), or a key
 provider is down and nothing can sign without it. A key provider outage while the DEK cache can
 still sign is *degraded*, not unready: ``pipvault_degraded{component="key_provider"}`` = 1.
 """
@@ -35,12 +37,14 @@ class ReadinessCheck:
         audit_failures: Callable[[], int],
         audit_failures_before_not_serving: int,
         cache_signs_without_kms: bool,
+        audit_probe: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
         self._keys = keys
         self._audit_failures = audit_failures
         self._audit_limit = audit_failures_before_not_serving
         self._cache_signs = cache_signs_without_kms
+        self._audit_probe = audit_probe
 
     def check(self) -> ReadinessReport:
         degraded: set[str] = set()
@@ -50,6 +54,11 @@ class ReadinessCheck:
             degraded.add("storage")
             problems.append("storage: the database is not answering")
         failures = self._audit_failures()
+        if failures >= self._audit_limit and storage_ok and self._audit_probe is not None:
+            # Not serving means no signature comes to prove audit writes work again: try one
+            # durable write here (it resets the count when it commits).
+            self._audit_probe()
+            failures = self._audit_failures()
         if failures >= self._audit_limit:
             degraded.add("audit")
             problems.append(f"audit: {failures} consecutive audit writes failed")
