@@ -174,3 +174,4 @@ class ProcVault:
     def close(self) -> None:
         for ch in self.channels:
             ch.close()
+        self.channels.clear()

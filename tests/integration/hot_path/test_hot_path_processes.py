@@ -68,6 +68,12 @@ def test_kill_9_during_a_stream_leaves_every_success_audited(tmp_path: Path) -> 
         rc = sf.begin(vault, cred.name).name  # type: ignore[arg-type]
         successes = _stream_then_kill(server, vault, rc, key)
         assert len(successes) >= 20
+        # The callers' channels saw the socket refuse connections; gRPC shares subchannels
+        # (and their reconnect backoff) between channels to the same address, so a new channel
+        # to the same socket path could fail fast with that stale "Connection refused" even
+        # once the restarted server listens. Close them, restart, wait for SERVING (start()
+        # does), and let the first call wait for the connection rather than for a fixed time.
+        vault.close()
         server.start()  # the same home: restart after the crash
         with sqlite3.connect(tmp_path / "home" / "vault.db") as db:
             rows = db.execute(
@@ -80,7 +86,12 @@ def test_kill_9_during_a_stream_leaves_every_success_audited(tmp_path: Path) -> 
         assert len(set(successes)) == len(successes)  # one event per signature
         code, report = audit_verify(f"sqlite:///{tmp_path / 'home' / 'vault.db'}", server.home)
         assert code == 0 and report["intact"] is True, report
-        after = sf.sign(vault, rc, sf.place_for(key))  # type: ignore[arg-type]
+        after = sf.signing(vault).SignOrder(  # type: ignore[arg-type]
+            sf.sign_request(rc, sf.place_for(key)),
+            metadata=vault.md("router"),
+            timeout=30,
+            wait_for_ready=True,
+        )
         assert after.audit_event not in successes  # the chain continues where it was durable
     finally:
         vault.close()
