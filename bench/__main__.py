@@ -10,7 +10,8 @@ Systems (each a separate server process; load comes from separate load-generator
 - openbao: OpenBao transit HMAC through hvac, raft storage, a file audit device.
 
 Sequential p50/p99 in interleaved rounds, throughput at 1, 8 and 32 callers, then (full run)
-scale runs, a py-spy profile and the CPU per call of each server thread. Results:
+the fleet case (two replicas on one PostgreSQL against one, ``bench.fleet``), scale runs, a
+py-spy profile and the CPU per call of each server thread. Results:
 ``bench/results/latest.{json,md,png}``.
 """
 
@@ -29,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench import driver, report, systems
+from bench import driver, fleet, report, systems
 
 RESULTS = Path(__file__).parent / "results"
 DESCRIPTIONS = {
@@ -206,6 +207,8 @@ def main() -> None:
     parser.add_argument("--scale", action="store_true", help="only the scale runs (updates "
                         "the scale section of the existing results)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="only the py-spy profile")
+    parser.add_argument("--fleet", action="store_true", help="only the fleet case (updates the "
+                        "fleet section of the existing results)")  # fmt: skip
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL system")
     parser.add_argument("--procs", type=int, default=2, help="load processes per system")
     parser.add_argument(
@@ -223,7 +226,7 @@ def main() -> None:
     args = parser.parse_args()
     out_dir: Path = args.out or RESULTS
     stem = "quick" if args.quick else "latest"
-    partial = args.scale or args.profile
+    partial = args.scale or args.profile or args.fleet
     started = time.monotonic()
     result: dict[str, Any] = {}
     if partial and (out_dir / "latest.json").exists():
@@ -232,7 +235,9 @@ def main() -> None:
         when=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         machine=_machine(),
         command="python -m bench"
-        + "".join(f" --{flag}" for flag in ("quick", "scale", "profile") if getattr(args, flag))
+        + "".join(
+            f" --{flag}" for flag in ("quick", "scale", "profile", "fleet") if getattr(args, flag)
+        )
         + (f" --pipvault-loop {args.pipvault_loop}" if args.pipvault_loop != "uvloop" else ""),
     )
     workdir = Path(tempfile.mkdtemp(prefix="pipvault-bench-"))
@@ -246,6 +251,9 @@ def main() -> None:
             result.setdefault("scale", None)
             result.setdefault("profile", None)
             result.setdefault("thread_cpu", None)
+            result.setdefault("fleet", None)
+        if (args.fleet or not (partial or args.quick)) and not args.no_postgres:
+            result["fleet"] = _guarded("fleet", fleet.run_fleet, workdir)
         # a failed scale run or profile (e.g. no ptrace for py-spy) is recorded, not fatal:
         # the measurements already taken are still written
         if args.scale or not (partial or args.quick):

@@ -53,6 +53,7 @@ class Caller:
         self.spec = spec
         self.kind: str = spec["kind"]
         self._ids = itertools.count()
+        self._turn = itertools.count(secrets.randbelow(64))
         self._prefix = f"b{secrets.token_hex(4)}"
         if self.kind == "openbao":
             self._b64 = base64.b64encode(PAYLOAD).decode()
@@ -70,9 +71,13 @@ class Caller:
             time_in_force=trading_pb2.TIME_IN_FORCE_GTC, quantity="1", price="0.1",
             client_order_id=f"{self._prefix}-{next(self._ids)}",
         )  # fmt: skip
-        return signing_service_pb2.SignOrderRequest(
-            routing_context=self.spec["routing_context"], order=order, reason="bench"
+        # A fleet run names several routing contexts (one per workspace): each call takes the
+        # next, so one caller's calls alternate over the workspaces.
+        contexts = self.spec.get("routing_contexts")
+        rc = (
+            contexts[next(self._turn) % len(contexts)] if contexts else self.spec["routing_context"]
         )
+        return signing_service_pb2.SignOrderRequest(routing_context=rc, order=order, reason="bench")
 
     def _grpc_call(self, channel: Any) -> Callable[[], Any]:
         if self.kind == "floor":

@@ -253,9 +253,28 @@ def table(report: dict[str, Any]) -> str:
         transit = (report.get("scale") or {}).get("transit")
         if transit:
             lines += _rewrap_rows("transit", transit["rewrap"])
+    lines += _fleet_rows(report.get("fleet"))
     lines += _profile_rows(report.get("profile"))
     lines += _thread_cpu_rows(report.get("thread_cpu"))
     return "\n".join(lines)
+
+
+def _fleet_rows(fleet: dict[str, Any] | None) -> list[str]:
+    if not fleet or "ratio" not in fleet:
+        return []
+    met = fleet["ratio"] is not None and fleet["ratio"] >= fleet["target_ratio"]
+    errors = fleet["errors"]
+    return [
+        "",
+        f"| fleet: {fleet['description']} | value |",
+        "|---|---|",
+        f"| one replica | {_fmt(fleet['one_replica_calls_per_s'], 0)} calls/s, "
+        f"{errors['one']} errors |",
+        f"| two replicas | {_fmt(fleet['two_replicas_calls_per_s'], 0)} calls/s, "
+        f"{errors['fleet']} errors |",
+        f"| ratio two / one (target >= {fleet['target_ratio']}) | {_fmt(fleet['ratio'], 3)} "
+        f"({'met' if met else '**missed**'}) |",
+    ]
 
 
 def _bound_rows(bounds: dict[str, dict[str, Any]] | None) -> list[str]:

@@ -296,3 +296,21 @@ def test_bounds_without_thread_cpu_cover_latency_only() -> None:
     quick.pop("thread_cpu")  # --quick runs no thread CPU windows
     bounds = report.finish(quick)["bounds"]
     assert set(bounds) == {"p50_vs_floor", "p99_vs_floor"}
+
+
+@pytest.mark.postgres
+def test_fleet_case_measures_two_replicas_against_one(tmp_path: Path) -> None:
+    """The fleet case runs two real replicas on one fresh PostgreSQL database, signs in every
+    workspace from both, and reports the ratio and the errors of each side."""
+    from bench import fleet
+
+    result = fleet.run_fleet(tmp_path, rounds=1, duration=0.5, callers=4, procs=1)
+    assert result["errors"] == {"one": 0, "fleet": 0}, result
+    assert result["one_replica_calls_per_s"] > 0 and result["two_replicas_calls_per_s"] > 0
+    assert result["ratio"] == round(
+        result["two_replicas_calls_per_s"] / result["one_replica_calls_per_s"], 3
+    )
+    rows = "\n".join(report._fleet_rows(result))
+    assert "two replicas" in rows and ("(met)" in rows) == (result["ratio"] >= 0.7)
+    missed = {**result, "ratio": 0.5}
+    assert "**missed**" in "\n".join(report._fleet_rows(missed))
