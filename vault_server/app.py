@@ -56,6 +56,7 @@ from vault_server.rpc.servicers.keys import KeyServicer
 from vault_server.rpc.servicers.signing import SigningServicer
 from vault_server.rpc.servicers.workspaces import WorkspaceServicer
 from vault_server.rpc.tls_credentials import mtls_server_credentials
+from vault_server.services import audit_integrity
 from vault_server.services.attestation import Attestor, ScheduledAttestation
 from vault_server.services.audit_checkpoints import (
     AuditCheckpointer,
@@ -65,11 +66,12 @@ from vault_server.services.audit_checkpoints import (
     file_checkpoints,
     load_signing_key,
 )
+from vault_server.services.audit_integrity import AuditIntegrityPager, ScheduledVerification
 from vault_server.services.audit_log import AuditLog, AuditRecord
-from vault_server.services.call import system_context
 from vault_server.services.audit_reader import AuditReader
 from vault_server.services.audit_sink import AuditEventSink, Position, build_writer
 from vault_server.services.audit_verify import AuditVerifier
+from vault_server.services.call import system_context
 from vault_server.services.credential_lifecycle import CredentialLifecycle
 from vault_server.services.credential_views import CredentialQueries
 from vault_server.services.credentials import CredentialManager
@@ -379,6 +381,7 @@ class VaultApp:
             self.db, self.audit, self.pages, poll_interval_s=settings.audit.stream_poll_interval_s
         )
         signer, sinks, cp_file = checkpoint_parts(settings)
+        self.audit_alarm = AuditIntegrityPager(self.db, self.pager)
         self.checkpointer = AuditCheckpointer(
             self.audit_reader.store,
             signer,
@@ -386,11 +389,20 @@ class VaultApp:
             self.clock,
             interval_s=settings.audit.checkpoint_interval_s,
             heartbeat_s=settings.audit.checkpoint_heartbeat_s,
+            on_regression=self.audit_alarm.regression_reporter(),
         )
+        checkpoints = file_checkpoints(cp_file, signer.public_key) if cp_file else None
         self.audit_verifier = AuditVerifier(
             self.audit_reader,
             derive_key(server_key, "audit-chain"),
-            checkpoints=file_checkpoints(cp_file, signer.public_key) if cp_file else None,
+            checkpoints=checkpoints,
+            on_broken=self.audit_alarm.reporter(audit_integrity.RPC),
+        )
+        self.scheduled_verification = ScheduledVerification(
+            self.audit_reader.store,
+            derive_key(server_key, "audit-chain"),
+            self.audit_alarm,
+            checkpoints=checkpoints,
         )
         self.event_sink = event_sink(settings, self.audit_reader)
         notifier = build_notifier(settings)
@@ -639,6 +651,11 @@ class VaultApp:
                 self._every(3600.0, lambda: self.outbox.prune(paging_cfg.outbox_retention_s))
             )
         )
+        if audit_cfg.verify_interval_s > 0:  # the first run one interval after start
+            verify = self.scheduled_verification.verify_audit_log
+            self._jobs.append(
+                asyncio.create_task(self._every(audit_cfg.verify_interval_s, verify, delay=True))
+            )
         if self.pager_sender is not None:
             self._jobs.append(
                 asyncio.create_task(self.pager_sender.run_forever(paging_cfg.sender_interval_s))
@@ -727,12 +744,17 @@ class VaultApp:
             except Exception as exc:
                 await asyncio.to_thread(_log.error, "vault.readiness_check_failed", exc_info=exc)
 
-    async def _every(self, seconds: float, job: Callable[[], object]) -> None:
-        """Run a system job periodically; failures are retried next period. The first failure
-        is logged with its traceback, rendered off the event loop (a long traceback must not
-        stall health checks during an outage); repeats are one line until the job recovers."""
+    async def _every(
+        self, seconds: float, job: Callable[[], object], *, delay: bool = False
+    ) -> None:
+        """Run a system job periodically (``delay``: the first run one period after start);
+        failures are retried next period. The first failure is logged with its traceback,
+        rendered off the event loop (a long traceback must not stall health checks during an
+        outage); repeats are one line until the job recovers."""
         name = getattr(job, "__name__", "job")
         failing = False
+        if delay:
+            await asyncio.sleep(seconds)
         while True:
             try:
                 await self.run(job)

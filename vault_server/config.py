@@ -197,6 +197,9 @@ class AuditSettings(_Section):
     checkpoint_key_file: Path | None = None  # dev default: <home>/audit-checkpoint.key (created)
     stream_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
     failures_before_not_serving: int = Field(default=3, ge=1)
+    # Verify every chain (and the latest checkpoint) this often and page a break (0: never;
+    # VerifyAuditLog and `pipvault audit verify` page too).
+    verify_interval_s: float = Field(default=3600.0, ge=0)
     # Every committed audit event as one JSON line, for a log shipper (a follower of the table).
     event_sink: Literal["none", "stdout", "file"] = "none"
     event_file: Path | None = None  # required with event_sink=file

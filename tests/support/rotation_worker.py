@@ -48,7 +48,9 @@ def main() -> None:
     print("onboarded", flush=True)
     app.keys.rotate("local")
     print("rotated", flush=True)
-    for step in app.key_admin._rewrap.run(system_context("kek rotation"), "local", batch_size=5):
+    for step in app.key_admin._rewrap.rotation(
+        system_context("kek rotation"), "local", batch_size=5
+    ):
         print(f"progress {step.migrated}/{step.total}", flush=True)
     print("done", flush=True)
 

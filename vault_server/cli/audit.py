@@ -5,6 +5,10 @@ visible past row-level security), recomputes each keyed hash chain, and checks t
 the latest signed checkpoint when a checkpoints file and the audit public key are given. Without
 checkpoints a truncated tail cannot be seen, and the output says so.
 
+A log that is not intact pages the on-call: one page per break goes into the verified database's
+outbox (delivered by the running vault's pager sender), unless ``--no-page``; a break already
+paged (by this command, ``VerifyAuditLog`` or the periodic verifier) is not paged again.
+
 Exit status: 0 intact, 1 not intact (the first bad event and the problem are printed), 2 usage or
 configuration error.
 """
@@ -99,6 +103,8 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         store = ChainStore(db)
         result = verify_chains(store, key, store.chains(None, discover=True), log)
+        if not result.intact and not args.no_page:
+            _page(db, result)
     except VaultError as exc:
         raise ConfigError(f"database: {exc.message}") from exc
     finally:
@@ -108,6 +114,24 @@ def _verify(args: argparse.Namespace) -> int:
     doc = verify_document(verify_response(result))
     print(json.dumps(doc, indent=2) if args.json else _human(doc))
     return 0 if result.intact else 1
+
+
+def _page(db: Any, result: Any) -> None:
+    """Queue a page per break in the verified database's outbox (the running vault's sender
+    delivers it; a break already paged by anyone pages nobody). A database this user may not
+    write to is said on stderr: the verdict and the exit status stay the same."""
+    from vault_server.core.clock import SystemClock
+    from vault_server.observability.logging import configure_logging
+    from vault_server.services.audit_integrity import CLI, AuditIntegrityPager
+    from vault_server.services.paging import Pager
+
+    configure_logging("WARNING", "console")  # stderr: stdout holds only the verdict
+    try:
+        queued = AuditIntegrityPager(db, Pager(SystemClock())).report(result, CLI)
+    except Exception as exc:
+        print(f"pipvault audit: could not queue a page: {type(exc).__name__}", file=sys.stderr)
+        return
+    print(f"pipvault audit: {queued} new page(s) queued for the on-call", file=sys.stderr)
 
 
 def verify_document(msg: Any) -> dict[str, Any]:
@@ -157,6 +181,12 @@ def _add_verify(sub: Any) -> None:
     v.add_argument("--checkpoints", type=Path, default=None, help="checkpoints JSON-lines file")
     v.add_argument("--public-key", type=Path, default=None, help="audit Ed25519 public key")
     v.add_argument("--json", action="store_true", help="print one JSON object")
+    v.add_argument(
+        "--no-page",
+        action="store_true",
+        help="do not queue a page in the database's outbox when the log is not intact "
+        "(e.g. verifying a restored copy)",
+    )
     v.set_defaults(func=_verify)
 
 

@@ -58,6 +58,15 @@ class CheckpointHead:
 
 
 @dataclass(frozen=True)
+class HeadRegression:
+    """A chain head that went back from (or differs at) the last signed checkpoint's."""
+
+    chain_id: str
+    signed: CheckpointHead
+    now: CheckpointHead | None  # None: the chain is gone
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     time: dt.datetime
     key_id: str
@@ -224,7 +233,12 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 # --- the periodic job ----------------------------------------------------------------------------
 class AuditCheckpointer:
     """Reads every chain head, signs, exports. ``tick()`` is the periodic job (it skips a
-    checkpoint when nothing changed, up to ``heartbeat_s``); ``checkpoint_now()`` always writes."""
+    checkpoint when nothing changed, up to ``heartbeat_s``); ``checkpoint_now()`` always writes.
+
+    A head that went back from the last checkpoint this process signed (rows cut off and the head
+    rewound), or that has the same seq but another hash, is never signed: the new checkpoint
+    keeps the signed head, so verifiers go on reporting the break, and ``on_regression`` hears of
+    it (the composition root pages)."""
 
     def __init__(
         self,
@@ -235,7 +249,9 @@ class AuditCheckpointer:
         *,
         interval_s: float = 60.0,
         heartbeat_s: float = 3600.0,
+        on_regression: Callable[[list[HeadRegression]], object] | None = None,
     ) -> None:
+        self._on_regression = on_regression
         if not sinks:
             raise ValueError("at least one checkpoint sink is required")
         self._store = store
@@ -255,8 +271,25 @@ class AuditCheckpointer:
                 out[chain.id] = CheckpointHead(head.seq, head.hash, name)
         return out
 
+    def _regressions(self, heads: dict[str, CheckpointHead]) -> list[HeadRegression]:
+        last = self._last
+        if last is None:
+            return []
+        found = []
+        for cid, signed in sorted(last.heads.items()):
+            now = heads.get(cid)
+            if now is None or now.seq < signed.seq or (now.seq == signed.seq and now != signed):
+                found.append(HeadRegression(cid, signed, now))
+        return found
+
     def checkpoint_now(self) -> Checkpoint:
-        cp = Checkpoint(self._clock.now(), self._signer.key_id, self.heads())
+        heads = self.heads()
+        regressions = self._regressions(heads)
+        for r in regressions:
+            heads[r.chain_id] = r.signed  # never sign over a cut or rewritten chain
+        if regressions and self._on_regression is not None:
+            self._on_regression(regressions)
+        cp = Checkpoint(self._clock.now(), self._signer.key_id, heads)
         line = self._signer.line(cp)
         for sink in self._sinks:
             sink.write(line)

@@ -39,6 +39,8 @@ class Finding:
     event: str  # resource name of the first bad event (or `{checkpoints file}:{line}`)
     problem: str
     detail: str = ""
+    chain_id: str = ""  # the chain's id ("" for a checkpoints line)
+    seq: int = 0  # the first bad event's sequence number (the line number for a checkpoint)
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class ChainVerifier:
         self.finding: Finding | None = None
 
     def _fail(self, seq: int, problem: str, detail: str = "") -> None:
-        self.finding = Finding(self.chain.event(seq), problem, detail)
+        self.finding = Finding(self.chain.event(seq), problem, detail, self.chain.id, seq)
 
     def _verifies(self, row: AuditEvent, seq: int | None = None) -> bool:
         probe = row if seq is None or seq == row.seq else _at_seq(row, seq)
@@ -210,7 +212,7 @@ def verify_chains(
     reports = [verify_chain(store, key, c, heads.get(c.id), batch_size=batch_size) for c in todo]
     bad_lines = (
         [
-            Finding(f"{checkpoints.source}:{n}", "checkpoint_invalid", why)
+            Finding(f"{checkpoints.source}:{n}", "checkpoint_invalid", why, seq=n)
             for n, why in checkpoints.invalid
         ]
         if checkpoints is not None
@@ -220,7 +222,8 @@ def verify_chains(
 
 
 class AuditVerifier:
-    """VerifyAuditLog: the same verifier over the chains the caller may see, audited once."""
+    """VerifyAuditLog: the same verifier over the chains the caller may see, audited once; a
+    break is handed to ``on_broken`` (the composition root pages: ``audit_integrity``)."""
 
     def __init__(
         self,
@@ -228,11 +231,13 @@ class AuditVerifier:
         chain_key: bytes,
         *,
         checkpoints: Callable[[], CheckpointLog | None] | None = None,
+        on_broken: Callable[[VerifyResult], object] | None = None,
         batch_size: int = 1000,
     ) -> None:
         self._reader = reader
         self._key = chain_key
         self._checkpoints = checkpoints
+        self._on_broken = on_broken
         self._batch = batch_size
 
     def verify(self, ctx: CallContext, workspace: str) -> VerifyResult:
@@ -250,6 +255,8 @@ class AuditVerifier:
         result = verify_chains(
             self._reader.store, self._key, chains, log, visible=visible, batch_size=self._batch
         )
+        if not result.intact and self._on_broken is not None:
+            self._on_broken(result)
         first = result.first
         details = {
             "intact": "true" if result.intact else "false",

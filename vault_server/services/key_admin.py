@@ -1,5 +1,6 @@
-"""The security team's key operations: status, KEK rotation (+ rewrap), provider migration.
-Each is audited; none accepts a path or endpoint (providers come from configuration)."""
+"""The security team's key operations: status, KEK rotation (+ rewrap of that provider's own
+keys), provider migration (the only operation that moves keys between providers). Each is
+audited; none accepts a path or endpoint (providers come from configuration)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class KeyAdmin:
                     details={"provider": provider.provider_id, "newVersion": str(new_version)},
                 ),
             )
-        steps = deque(self._rewrap.run(ctx, provider.provider_id), maxlen=1)
+        steps = deque(self._rewrap.rotation(ctx, provider.provider_id), maxlen=1)
         last = steps[0] if steps else Progress(0, 0, True)
         report = next(r for r in self._keys.status() if r.provider_id == provider.provider_id)
         return Rotated(report, new_version, last.migrated)
@@ -57,11 +58,4 @@ class KeyAdmin:
             raise InvalidArgument("target_provider_id", "name a configured key provider")
         if not 0 <= batch_size <= 1000:
             raise InvalidArgument("batch_size", "must be 0..1000")
-        self._keys.provider(target_provider_id)  # validates
-        with self._db.transaction(timeout_s=ctx.remaining()) as session:
-            self._audit.append(
-                session,
-                ctx,
-                AuditRecord(action="key.migrate", details={"target": target_provider_id}),
-            )
-        return self._rewrap.run(ctx, target_provider_id, batch_size or 100)
+        return self._rewrap.migration(ctx, target_provider_id, batch_size or 100)

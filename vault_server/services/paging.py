@@ -32,6 +32,7 @@ GAVE_UP = "gave up: "
 DEDUPLICATED = "deduplicated"
 PAGE_CLASS = "credential.read.no_routing_context"
 INTEGRITY_PAGE_CLASS = "credential.integrity_check_failed"
+AUDIT_INTEGRITY_PAGE_CLASS = "audit.integrity_check_failed"
 
 
 def dedup_key(workspace: str, credential: str, bucket: int) -> str:
@@ -135,6 +136,42 @@ class Pager:
             },
         }
         return _enqueue(session, workspace_id, key, payload, now)
+
+    def page_audit_integrity(
+        self,
+        session: Session,
+        *,
+        dedup_key: str,
+        chain: str,
+        event: str,
+        seq: int,
+        problem: str,
+        detail: str,
+        found_by: str,
+    ) -> PagerOutbox | None:
+        """Queue one page for a break in the audit log (``audit_integrity``). The key names the
+        break itself, with no time bucket: the same break found again, by any verifier, pages
+        nobody while its page is live (pending or delivered); None then."""
+        if session.execute(select(PagerOutbox.id).where(_live(dedup_key)).limit(1)).first():
+            return None
+        now = self._clock.now()
+        payload = {
+            "summary": f"Audit log integrity check failed: {event} ({problem})",
+            "source": self._source,
+            "severity": "critical",
+            "class": AUDIT_INTEGRITY_PAGE_CLASS,
+            "component": "pipvault",
+            "timestamp": now.isoformat(),
+            "custom_details": {
+                "chain": chain,
+                "first_bad_event": event,
+                "seq": str(seq),
+                "problem": problem,
+                "detail": detail[:500],
+                "found_by": found_by,
+            },
+        }
+        return _enqueue(session, None, dedup_key, payload, now)
 
     def hook(
         self, session: Session, ctx: CallContext, record: AuditRecord, seq: int, hash_: str

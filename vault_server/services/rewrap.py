@@ -14,10 +14,16 @@ concurrent rotation or revocation wins; ``kill -9`` at any point leaves every ro
 old or fully new, and a rerun picks up exactly the rows still to do. Signing is never blocked:
 each batch holds the write lock for milliseconds.
 
-"Done" means under the target provider at the KEK version that was active when the run started,
-or a newer one: when the wrap limit rotates the KEK in the middle of a run, the keys already
-rewrapped stay where they are (their version is decrypt_only, still readable) and the rest go to
-the new version, so a run always ends.
+Two kinds of run, never mixed (issue 19 §3): a **rotation** of provider P moves only the keys P
+already wraps, from older KEK versions to its active one, and leaves every other provider's keys
+where they are; a **migration** to provider T moves the keys other providers wrap onto T (and
+leaves T's own older versions to T's rotation). Only a migration changes a key's provider, and it
+is audited as one (``key.migrate``: from, to, count).
+
+"Done" for a rotation means under P at the KEK version that was active when the run started, or a
+newer one: when the wrap limit rotates the KEK in the middle of a run, the keys already rewrapped
+stay where they are (their version is decrypt_only, still readable) and the rest go to the new
+version, so a run always ends. "Done" for a migration means under T at any version.
 """
 
 from __future__ import annotations
@@ -88,6 +94,16 @@ class _Claim:
     refused: VaultError | None = None  # the reservation failed: nothing may be wrapped
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What a run moves: a rotation (the target's own keys under a KEK version older than
+    ``version``) or a migration (every other provider's keys)."""
+
+    target: KeyProvider
+    version: int  # the target's active KEK version when the run started
+    migration: bool
+
+
 class Rewrapper:
     def __init__(self, db: Database, audit: AuditLog, keys: KeyManager) -> None:
         self._db = db
@@ -98,8 +114,7 @@ class Rewrapper:
         self,
         workspaces: list[str],
         cursor: _Cursor,
-        target: KeyProvider,
-        version: int,
+        scope: _Scope,
         limit: int,
         wraps: _Wraps,
     ) -> _Claim:
@@ -119,7 +134,13 @@ class Rewrapper:
                     rewrap_repo.bind(conn, ws)
                     want = limit - len(rows)
                     got = rewrap_repo.pending(
-                        conn, ws, target.provider_id, version, after=after, limit=want
+                        conn,
+                        ws,
+                        scope.target.provider_id,
+                        scope.version,
+                        migration=scope.migration,
+                        after=after,
+                        limit=want,
                     )
                     rows.extend((index, key) for key in got)
                     if len(got) < want:
@@ -127,7 +148,7 @@ class Rewrapper:
                 if not rows:
                     return _Claim([], 0, _Cursor(index, after))
                 if wraps.left == 0:
-                    reserved = self._keys.reserve_wraps(session, target, limit)
+                    reserved = self._keys.reserve_wraps(session, scope.target, limit)
         except VaultError as exc:
             if not rows:
                 raise  # reading failed: not a per-key failure
@@ -150,11 +171,16 @@ class Rewrapper:
                 invalidation.bump(session, changed)
         return sum(changed.values())
 
-    def _count(self, provider_id: str, version: int) -> tuple[int, int]:
-        """(live ciphertexts, those already under ``provider_id`` at ``version`` or newer)."""
+    def _count(self, scope: _Scope) -> tuple[int, int]:
+        """(live ciphertexts in scope, those already done): a rotation counts the provider's own
+        keys, done at ``scope.version`` or newer; a migration counts every key, done when under
+        the target at any version."""
         census = self._keys.census()
-        done = sum(n for (p, v), n in census.items() if p == provider_id and v >= version)
-        return sum(census.values()), done
+        pid = scope.target.provider_id
+        if scope.migration:
+            return sum(census.values()), sum(n for (p, _v), n in census.items() if p == pid)
+        mine = {v: n for (p, v), n in census.items() if p == pid}
+        return sum(mine.values()), sum(n for v, n in mine.items() if v >= scope.version)
 
     def _rewrap_batch(
         self, claim: _Claim, target: KeyProvider
@@ -188,26 +214,63 @@ class Rewrapper:
                 break
         return batch, failures, handled
 
-    def run(
-        self, ctx: CallContext, target_id: str = "", batch_size: int = DEFAULT_BATCH
+    def rotation(
+        self, ctx: CallContext, provider_id: str = "", batch_size: int = DEFAULT_BATCH
     ) -> Iterator[Progress]:
-        """Rewrap everything to the target's active KEK version, yielding progress per batch.
+        """Rewrap the keys ``provider_id`` wraps under an older KEK version to its active one
+        (after ``KeyManager.rotate``); other providers' keys are not touched. Audited as
+        ``key.rewrap``."""
+        target = self._keys.provider(provider_id)
+        scope = _Scope(target, target.active_version(), False)
+        return self._run(ctx, scope, batch_size, [target.provider_id])
+
+    def migration(
+        self, ctx: CallContext, target_id: str, batch_size: int = DEFAULT_BATCH
+    ) -> Iterator[Progress]:
+        """Move the keys every other provider wraps onto ``target_id``'s active KEK version.
+        Audited as ``key.migrate`` when it starts and when it ends (from, to, count)."""
+        target = self._keys.provider(target_id)
+        scope = _Scope(target, target.active_version(), True)
+        sources = self._sources(scope)
+        with self._db.transaction(timeout_s=ctx.remaining()) as session:
+            self._audit.append(
+                session,
+                ctx,
+                AuditRecord(
+                    action="key.migrate",
+                    details={
+                        "stage": "started",
+                        "from": ",".join(sources) or "-",
+                        "to": f"{target.provider_id}:{scope.version}",
+                    },
+                ),
+            )
+        return self._run(ctx, scope, batch_size, sources)
+
+    def _sources(self, scope: _Scope) -> list[str]:
+        """The providers that wrap live keys a migration would move."""
+        census = self._keys.census()
+        return sorted({p for (p, _v), n in census.items() if n and p != scope.target.provider_id})
+
+    def _run(
+        self, ctx: CallContext, scope: _Scope, batch_size: int, sources: list[str]
+    ) -> Iterator[Progress]:
+        """Rewrap everything in ``scope``, yielding progress per batch.
 
         Every key still to do is tried once per run (keyset order), so a key that fails (its
         provider is down, its envelope does not authenticate) is counted once and left for a
         rerun; a run always ends."""
-        target = self._keys.provider(target_id)
-        version = target.active_version()
+        target = scope.target
         limit = max(1, batch_size)
-        total, migrated = self._count(target.provider_id, version)
+        total, migrated = self._count(scope)
         yield Progress(total, migrated, total == migrated)
         with self._db.transaction() as session:
             workspaces = [uid for uid, _rid in ws_repo.all_ids(session)]
-        failures = 0
+        failures = moved = 0
         wraps = _Wraps()
         cursor = _Cursor()
         while True:
-            claim = self._claim(workspaces, cursor, target, version, limit, wraps)
+            claim = self._claim(workspaces, cursor, scope, limit, wraps)
             if not claim.rows:
                 if claim.skipped_to is None or claim.skipped_to.index >= len(workspaces):
                     break
@@ -226,24 +289,31 @@ class Rewrapper:
             if handled < len(claim.rows):  # the KEK rotated elsewhere: count the rest again
                 wraps.left += len(claim.rows) - handled
                 wraps.drop()
-            migrated += self._store_batch(batch)
+            stored = self._store_batch(batch)
+            moved += stored
+            migrated += stored
             yield Progress(total, migrated, False)
         wraps.drop()
-        total, migrated = self._count(target.provider_id, version)
+        total, migrated = self._count(scope)
+        to = f"{target.provider_id}:{scope.version}"
+        counts = {
+            "total": str(total),
+            "migrated": str(migrated),
+            "failed": str(failures),
+            "count": str(moved),
+        }
+        if scope.migration:
+            record = AuditRecord(
+                action="key.migrate",
+                details={"stage": "finished", "from": ",".join(sources) or "-", "to": to, **counts},
+            )
+        else:
+            record = AuditRecord(
+                action="key.rewrap",
+                details={"target": to, "from": f"{target.provider_id}:<{scope.version}", **counts},
+            )
         with self._db.transaction() as session:
             for kek_version, n in sorted(wraps.unused.items()):
                 self._keys.release_wraps(session, target.provider_id, kek_version, n)
-            self._audit.append(
-                session,
-                ctx,
-                AuditRecord(
-                    action="key.rewrap",
-                    details={
-                        "target": f"{target.provider_id}:{version}",
-                        "migrated": str(migrated),
-                        "total": str(total),
-                        "failed": str(failures),
-                    },
-                ),
-            )
+            self._audit.append(session, ctx, record)
         yield Progress(total, migrated, total == migrated)

@@ -33,7 +33,7 @@ def main() -> None:
     app = build(home, keys)
     onboard(app, n)
     print("onboarded", flush=True)
-    for step in app.key_admin._rewrap.run(system_context("migration"), target, batch_size=1):
+    for step in app.key_admin._rewrap.migration(system_context("migration"), target, batch_size=1):
         print(f"progress {step.migrated}/{step.total}", flush=True)
         time.sleep(0.05)  # leaves the test time to kill the process mid-migration
     print("done", flush=True)

@@ -199,7 +199,7 @@ def test_kill_9_mid_migration_then_resume(
             assert sum(census.values()) == n  # nothing lost, nothing half-written
             assert census.get((target, 1), 0) >= killed_at and census.get((source, 1), 0) > 0
             assert _all_open(app) == n  # a mix of old and new, all readable
-            steps = list(app.key_admin._rewrap.run(_ctx(), target))
+            steps = list(app.key_admin._rewrap.migration(_ctx(), target))
             assert steps[-1].done and steps[-1].migrated == n
             assert app.keys.census() == {(target, 1): n}
             assert _all_open(app) == n

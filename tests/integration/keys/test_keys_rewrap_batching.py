@@ -62,7 +62,7 @@ def _populate(vault: RunningVault, workspaces: int, per_workspace: int) -> None:
 
 
 def _rewrap(app: Any, batch_size: int) -> list[Progress]:
-    return list(app.key_admin._rewrap.run(system_context("rewrap test"), "local", batch_size))
+    return list(app.key_admin._rewrap.rotation(system_context("rewrap test"), "local", batch_size))
 
 
 def _kek_states(app: Any) -> dict[int, tuple[str, int]]:

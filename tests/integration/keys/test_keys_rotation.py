@@ -120,7 +120,7 @@ def test_kill_9_in_the_middle_of_rewrap_loses_nothing_and_resumes(tmp_path: Path
         assert sum(census.values()) == n  # one live ciphertext per credential, none lost
         assert census.get(("local", 2), 0) >= killed_at and census.get(("local", 1), 0) > 0
         assert _all_decrypt(app) == n  # a mix of old and new, all readable
-        steps = list(app.key_admin._rewrap.run(_ctx(), "local"))
+        steps = list(app.key_admin._rewrap.rotation(_ctx(), "local"))
         assert steps[-1].done and steps[-1].migrated == n
         assert app.keys.census() == {("local", 2): n}
         assert _all_decrypt(app) == n

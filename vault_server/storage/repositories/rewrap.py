@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, func, or_, select, text, update
+from sqlalchemy import Connection, Table, bindparam, func, select, text, update
 
 from vault_server.storage.models import CredentialVersion
 
@@ -25,19 +25,22 @@ _cv = cast(Table, CredentialVersion.__table__)
 
 _BIND = text("SELECT set_config('app.workspace_id', :ws, true)")
 
-_PENDING = (
+_LIVE_AFTER = (
     select(_cv.c.id, _cv.c.credential_id, _cv.c.version, _cv.c.envelope)
     .where(
         _cv.c.workspace_id == bindparam("ws"),
         _cv.c.id > bindparam("after"),
         _cv.c.envelope.is_not(None),
-        or_(
-            _cv.c.provider_id != bindparam("provider"),
-            _cv.c.kek_version < bindparam("version"),
-        ),
     )
     .order_by(_cv.c.id)
 )
+# A KEK rotation: only what the provider itself wraps, under an older version.
+_PENDING_ROTATION = _LIVE_AFTER.where(
+    _cv.c.provider_id == bindparam("provider"), _cv.c.kek_version < bindparam("version")
+)
+# A migration: only what other providers wrap (the target's own older versions are its
+# rotation's business).
+_PENDING_MIGRATION = _LIVE_AFTER.where(_cv.c.provider_id != bindparam("provider"))
 # Compare-and-set on the envelope read; bind names differ from the column names (Core reserves
 # those in UPDATE ... VALUES).
 _REPLACE = (
@@ -93,13 +96,22 @@ def bind(conn: Connection, workspace_id: str) -> None:
 
 
 def pending(
-    conn: Connection, ws: str, provider_id: str, version: int, *, after: str, limit: int
+    conn: Connection,
+    ws: str,
+    provider_id: str,
+    version: int,
+    *,
+    migration: bool,
+    after: str,
+    limit: int,
 ) -> list[PendingKey]:
     """Up to ``limit`` live wrapped keys of workspace ``ws`` (bound first) with an id after
-    ``after`` (keyset order) that are under another provider or a KEK version older than
-    ``version``."""
+    ``after`` (keyset order) still to do: for a rotation (``migration`` false) those wrapped by
+    ``provider_id`` under a KEK version older than ``version``; for a migration those wrapped by
+    any other provider. Never both: rotating a provider must not pull other providers' keys."""
+    stmt = _PENDING_MIGRATION if migration else _PENDING_ROTATION
     rows = conn.execute(
-        _PENDING.limit(limit),
+        stmt.limit(limit),
         {"ws": ws, "after": after, "provider": provider_id, "version": version},
     )
     return [PendingKey(ws, str(r[0]), str(r[1]), int(r[2]), bytes(r[3])) for r in rows]
