@@ -43,6 +43,7 @@ from vault_server.rpc.admission import (
     peer_address,
     request_id_from,
 )
+from vault_server.rpc.headers import read_headers
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.rpc.status import CODES, internal_status, to_status
 from vault_server.services.call import CallContext
@@ -201,7 +202,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     async def _enter(
         self, method: str, request: Any, context: Context
     ) -> tuple[CallContext, Principal]:
-        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        headers = read_headers(context.invocation_metadata())
+        metadata = headers.values
         request_id = request_id_from(metadata)
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         raw_peer = context.peer() or ""
@@ -214,7 +216,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             # The Unix socket is always plaintext (server.py): no certificate to look for.
             tls = not raw_peer.startswith("unix:")
             peer_ids = peer_uri_sans(context.auth_context() or {}) if tls else ()
+            headers.refuse_repeated_identity()
             principal = self._admission.identify(metadata, peer_ids)
+            headers.refuse_repeated()
             if isinstance(request, Undecodable):
                 raise InvalidArgument("request", "is not a valid message of this method")
             ctx = self._admission.admit(
