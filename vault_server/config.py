@@ -30,7 +30,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from vault_server.auth.spiffe import check_trust_domain
 from vault_server.brokers.base import Venue
+from vault_server.core.errors import InvalidArgument
 from vault_server.core.event_loop import EventLoopKind
+from vault_server.crypto.providers import endpoint_url
 
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}$")
 
@@ -183,6 +185,13 @@ class SigningSettings(_Section):
             raise ValueError(
                 f"unknown venue {', '.join(unknown)} (known: {', '.join(sorted(known))})"
             )
+        # Bearer tokens (OANDA, Alpaca) and signed requests go to these URLs: https://, or
+        # http:// on loopback only (test stubs), as every other outbound endpoint.
+        for venue, url in urls.items():
+            try:
+                endpoint_url(venue, url, f"for {venue}", allow_path=True)
+            except InvalidArgument as err:
+                raise ValueError(err.message) from None
         return urls
 
 

@@ -99,16 +99,22 @@ def test_every_refused_credential_write_is_audited(vault_any_db: RunningVault) -
         assert CANARY not in dump
 
 
-def test_refusals_before_admission_stay_auth_denied(vault: RunningVault) -> None:
-    """Role and grant refusals are ``auth.denied`` (once), not a second write-refusal event."""
+def test_refusals_before_admission_are_audited_once(vault: RunningVault) -> None:
+    """A role refusal is ``auth.denied``; a grant refusal is the write's action (issue 19 §6.4),
+    with ``details.denial``; either way one event, not a second write-refusal event."""
     make_workspace(vault, "ws-b")
-    before = len(list(iter_audit(vault.app)))
-    err = expect_error(
-        creds(vault).CreateCredential,
-        binance_request("ws-b", "c1", "K" * 24, CANARY, reason="not mine"),
-        metadata=vault.md("security-a"),
-        timeout=10,
-    )
-    assert err.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED)
-    new = list(iter_audit(vault.app))[before:]
-    assert [(e.action, e.outcome) for e in new] == [("auth.denied", "denied")]
+    for who, code, expected in (
+        ("security-a", grpc.StatusCode.NOT_FOUND, "credential.create"),
+        ("auditor", grpc.StatusCode.PERMISSION_DENIED, "auth.denied"),
+    ):
+        before = len(list(iter_audit(vault.app)))
+        err = expect_error(
+            creds(vault).CreateCredential,
+            binance_request("ws-b", "c1", "K" * 24, CANARY, reason="not mine"),
+            metadata=vault.md(who),
+            timeout=10,
+        )
+        assert err.code == code
+        new = list(iter_audit(vault.app))[before:]
+        assert [(e.action, e.outcome) for e in new] == [(expected, "denied")]
+        assert new[0].details.get("denial", "auth.denied") == "auth.denied"

@@ -39,7 +39,12 @@ def authorize_call(principal: Principal, method: str, plane: Plane) -> RpcRule:
     return rule
 
 
+class WorkspaceNotGranted(NotFound):
+    """The workspace is outside the caller's grant. The caller sees a plain NOT_FOUND; the edge
+    tells it apart only to audit a refused credential write under the write's own action."""
+
+
 def authorize_workspace(principal: Principal, workspace_id: str) -> None:
     """Raise NOT_FOUND unless the principal's grant covers ``workspace_id``."""
     if not principal.can_access_workspace(workspace_id):
-        raise NotFound(f"workspaces/{workspace_id}")
+        raise WorkspaceNotGranted(f"workspaces/{workspace_id}")

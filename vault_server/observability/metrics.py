@@ -4,8 +4,8 @@ that could carry secrets or unbounded cardinality."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -118,8 +118,9 @@ class Metrics:
         )
 
     def serve(self, host: str, port: int) -> int:
-        """Start the HTTP listener (``GET /metrics`` only; 404 for any other path, 405 for any
-        other method) in a daemon thread; returns the bound port. ``OSError`` if it cannot bind."""
+        """Start the HTTP listener (``GET``/``HEAD /metrics`` only; 404 for any other path, 405
+        for any other method) in a daemon thread; returns the bound port. ``OSError`` if it cannot
+        bind."""
         server = _MetricsServer((host, port), _MetricsHandler, self.registry)
         threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
         self._server = server
@@ -150,12 +151,18 @@ class _MetricsServer(ThreadingHTTPServer):
 
 
 class _MetricsHandler(BaseHTTPRequestHandler):
+    """``GET``/``HEAD`` on exactly ``/metrics``; 404 for any other path, 405 for any other method.
+
+    The path is read from the request line as sent: ``BaseHTTPRequestHandler`` collapses leading
+    slashes in ``self.path`` (against open redirects), which made ``//metrics`` answer too.
+    """
+
     server: _MetricsServer
     server_version = "pipvault"
     sys_version = ""
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path != "/metrics":
+        if not self._is_metrics():
             self._plain(404, b"not found: this listener serves /metrics only\n")
             return
         body = generate_latest(self.server.registry)
@@ -163,12 +170,24 @@ class _MetricsHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", CONTENT_TYPE_LATEST)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_HEAD = do_GET  # noqa: N815
+
+    def _is_metrics(self) -> bool:
+        words = self.requestline.split()
+        target = words[1] if len(words) >= 2 else ""
+        return target.split("?", 1)[0] == "/metrics"
 
     def _refuse(self) -> None:
         self._plain(405, b"method not allowed\n")
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _refuse  # noqa: N815
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        # Every other method (POST, TRACE, CONNECT, made-up ones) is 405, not the base 501.
+        if name.startswith("do_"):
+            return self._refuse
+        raise AttributeError(name)
 
     def _plain(self, code: int, body: bytes) -> None:
         self.send_response(code)

@@ -2,7 +2,9 @@
 
 Order: request id -> concurrency cap -> identity -> admission (deadline, role, plane, reason,
 workspace grant) -> servicer -> error mapping -> metrics and one access-log line. Refusals before
-the servicer runs are audited as ``auth.denied``. Health and reflection are not intercepted.
+the servicer runs are audited as ``auth.denied``, except a credential write outside the caller's
+workspace grant: that is audited under the write's action (``details.denial``: ``auth.denied``).
+Health and reflection are not intercepted.
 
 The request id is echoed in the trailing metadata, which leaves with the response and status in
 one write (echoing it as initial metadata cost every call a separate send). The wrapped handler
@@ -21,6 +23,7 @@ from typing import Any
 
 import grpc
 
+from vault_server.auth.authorizer import WorkspaceNotGranted
 from vault_server.auth.principal import Principal
 from vault_server.auth.rpc_roles import Plane
 from vault_server.auth.spiffe import peer_uri_sans
@@ -43,6 +46,7 @@ from vault_server.rpc.admission import (
     peer_address,
     request_id_from,
 )
+from vault_server.rpc.headers import read_headers
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.rpc.status import CODES, internal_status, to_status
 from vault_server.services.call import CallContext
@@ -201,7 +205,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     async def _enter(
         self, method: str, request: Any, context: Context
     ) -> tuple[CallContext, Principal]:
-        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        headers = read_headers(context.invocation_metadata())
+        metadata = headers.values
         request_id = request_id_from(metadata)
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         raw_peer = context.peer() or ""
@@ -214,7 +219,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             # The Unix socket is always plaintext (server.py): no certificate to look for.
             tls = not raw_peer.startswith("unix:")
             peer_ids = peer_uri_sans(context.auth_context() or {}) if tls else ()
+            headers.refuse_repeated_identity()
             principal = self._admission.identify(metadata, peer_ids)
+            headers.refuse_repeated()
             if isinstance(request, Undecodable):
                 raise InvalidArgument("request", "is not a valid message of this method")
             ctx = self._admission.admit(
@@ -240,8 +247,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 reason=str(reason),
             )  # fmt: skip
             target = _target_of(request)
+            # A credential write refused by the workspace grant is audited under its own action
+            # (README: refused writes), so an alert on e.g. credential.rotate + denied sees it.
+            action = "auth.denied"
+            if isinstance(err, WorkspaceNotGranted) and method in WRITE_ACTIONS:
+                action = WRITE_ACTIONS[method]
             try:
-                await self._run(self._denials.record, denied, err, target)
+                await self._run(self._denials.record, denied, err, target, action)
             except VaultError:
                 self._metrics.audit_failures.inc()
                 _log.warning("audit.denial_not_recorded", method=method, request_id=request_id)

@@ -1,6 +1,7 @@
 """Audits refused calls: authentication, authorization and validation before the domain runs
 (``auth.denied``), and every refusal of a credential write (``credential.*`` with outcome
-``denied``, or ``failed`` when the vault itself could not do it)."""
+``denied``, or ``failed`` when the vault itself could not do it; a write outside the caller's
+workspace grant is ``credential.*`` ``denied`` with ``details.denial = auth.denied``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ _FAILURE_KINDS = frozenset(
     {ErrorKind.UNAVAILABLE, ErrorKind.INTERNAL, ErrorKind.DATA_LOSS, ErrorKind.DEADLINE_EXCEEDED}
 )
 _MAX_DETAIL = 200
+_AUTH_DENIED = "auth.denied"
 
 
 def _segments(target: str) -> tuple[str, str]:
@@ -30,19 +32,25 @@ class DenialRecorder:
         self._db = db
         self._audit = audit
 
-    def record(self, ctx: CallContext, err: VaultError, target: str = "") -> None:
-        """One ``auth.denied`` event on the system chain; ``target`` is the resource asked for.
+    def record(
+        self, ctx: CallContext, err: VaultError, target: str = "", action: str = _AUTH_DENIED
+    ) -> None:
+        """One refusal event on the system chain; ``target`` is the resource asked for.
 
-        Denials go to the system chain (not the target workspace's) so a caller probing names
-        cannot make writes appear in a workspace it cannot see.
+        ``action`` is ``auth.denied``, or the refused write's own action (``credential.rotate``,
+        …) with ``details.denial = auth.denied``, so alerts on that action see it. Denials go to
+        the system chain (not the target workspace's) so a caller probing names cannot make
+        writes appear in a workspace it cannot see.
         """
-        details = {"target": target[:200]} if target else {}
+        details = {"target": target[:_MAX_DETAIL]} if target else {}
+        if action != _AUTH_DENIED:
+            details |= {"denial": _AUTH_DENIED, "refusal": err.message[:_MAX_DETAIL]}
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
             self._audit.append(
                 session,
                 ctx,
                 AuditRecord(
-                    action="auth.denied",
+                    action=action,
                     outcome=Outcome.DENIED,
                     error_reason=err.reason,
                     details=details,

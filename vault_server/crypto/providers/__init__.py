@@ -134,7 +134,7 @@ def _transit(
     clock: Clock = options.get("clock") or SystemClock()
     return TransitKeyProvider(
         provider_id,
-        address=_address(f"{setting}.address", options.get("address")),
+        address=endpoint_url(f"{setting}.address", options.get("address")),
         mount=mount,
         key_name=name,
         auth=_auth(setting, options),
@@ -163,7 +163,7 @@ def _aws_kms(provider_id: str, setting: str, rest: str, options: Mapping[str, An
     key_id, region = parse_key(setting, rest, region or None)
     endpoint = options.get("endpoint_url")
     if endpoint is not None:
-        endpoint = _address(f"{setting}.endpoint_url", endpoint, "for aws-kms")
+        endpoint = endpoint_url(f"{setting}.endpoint_url", endpoint, "for aws-kms")
     attempts = options.get("max_attempts", 2)
     if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 5:
         raise InvalidArgument(f"{setting}.max_attempts", "must be 1..5")
@@ -215,14 +215,20 @@ def _allow(setting: str, options: Mapping[str, Any], allowed: set[str]) -> None:
         raise InvalidArgument(f"{setting}.{key}", "is not an option of this key provider kind")
 
 
-def _address(field: str, value: Any, kind: str = "for vault-transit") -> str:
+def endpoint_url(
+    field: str, value: Any, kind: str = "for vault-transit", *, allow_path: bool = False
+) -> str:
+    """An outbound endpoint: ``https://``, or ``http://`` on loopback only (127.0.0.0/8, ::1,
+    localhost); host[:port] and, with ``allow_path``, a path; never a query, fragment or user."""
     if not isinstance(value, str) or not value:
         raise InvalidArgument(field, f"required {kind} (e.g. https://host:8200)")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidArgument(field, "must be an http(s)://host[:port] URL")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        raise InvalidArgument(field, "must be scheme://host[:port] only")
+    path_ok = allow_path or parts.path in ("", "/")
+    if not path_ok or parts.query or parts.fragment or parts.username or parts.password:
+        only = "scheme://host[:port]/path" if allow_path else "scheme://host[:port]"
+        raise InvalidArgument(field, f"must be {only} only")
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
