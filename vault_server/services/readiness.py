@@ -3,9 +3,10 @@
 NOT_SERVING (the routing pod is taken out of service) when storage does not answer, audit
 writes keep failing (counted at commit, not flush: ``audit_log``; while they fail, each check
 tries one durable write of its own, so a replica the load balancer stopped sending signatures to
-still finds out that the volume or database took writes again), this replica's key material is behind the fleet's (``kek_guard``), or a key
-provider is down and nothing can sign without it. A key provider outage while the DEK cache can
-still sign is *degraded*, not unready: ``pipvault_degraded{component="key_provider"}`` = 1.
+still finds out that the volume or database took writes again), this replica's key material is
+behind the fleet's (``kek_guard``), or a key provider is down and nothing can sign without it.
+A key provider outage while the DEK cache can still sign is *degraded*, not unready:
+``pipvault_degraded{component="key_provider"}`` = 1.
 """
 
 from __future__ import annotations
