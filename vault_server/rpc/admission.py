@@ -58,7 +58,13 @@ def request_id_from(metadata: Mapping[str, str]) -> str:
 
 
 def peer_address(raw_peer: str, metadata: Mapping[str, str], limits: Limits) -> str:
-    """``ipv4:10.0.0.1:5000`` -> ``10.0.0.1``; forwarded addresses only from trusted proxies."""
+    """``ipv4:10.0.0.1:5000`` -> ``10.0.0.1``; forwarded addresses only from trusted proxies.
+
+    ``x-forwarded-for`` is read from the right: each proxy appends the address it received the
+    connection from, so only the entries our trusted proxies added can be believed, and the
+    client is the rightmost entry that is not a trusted proxy. The leftmost entry is whatever the
+    client chose to send (a spoofed audit peer, and a way around per-peer rate limits). An entry
+    that is not an IP address where one is needed falls back to the connecting proxy itself."""
     kind, _, rest = raw_peer.partition(":")
     if kind == "unix":
         return "unix"
@@ -70,12 +76,20 @@ def peer_address(raw_peer: str, metadata: Mapping[str, str], limits: Limits) -> 
         except ValueError:
             return host
         if any(ip in net for net in limits.trusted_proxies):
-            candidate = forwarded.split(",")[0].strip()
-            try:
-                return str(ipaddress.ip_address(candidate))
-            except ValueError:
-                return host
+            return _forwarded_client(forwarded, limits) or host
     return host
+
+
+def _forwarded_client(forwarded: str, limits: Limits) -> str | None:
+    hop: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    for entry in reversed(forwarded.split(",")):
+        try:
+            hop = ipaddress.ip_address(entry.strip())
+        except ValueError:
+            return None
+        if not any(hop in net for net in limits.trusted_proxies):
+            return str(hop)
+    return None if hop is None else str(hop)  # every hop is one of ours: the farthest
 
 
 def _workspace_in(request: Any) -> str | None:
