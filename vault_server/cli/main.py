@@ -219,11 +219,14 @@ def _keys_init_pkcs11(args: argparse.Namespace) -> int:
     try:
         provider = new_key_provider(uri, args.provider, **options)
         assert isinstance(provider, Pkcs11KeyProvider)
-        version = provider.ensure_key()
+        version, created = provider.provision()
         provider.close()
     except VaultError as exc:
         raise ConfigError(f"keys init-pkcs11: {exc.message}") from exc
-    print(f"{uri}: KEK version {version} is in the token (sensitive, never extractable)")
+    if created:
+        print(f"{uri}: created KEK version {version} in the token (sensitive, never extractable)")
+    else:
+        print(f"{uri}: found KEK version {version} already in the token; nothing created")
     return 0
 
 

@@ -263,20 +263,24 @@ def key_status(out: Output, status: key_service_pb2.GetKeyStatusResponse) -> Non
             "healthy" if provider.healthy else "UNHEALTHY",
         ]
         if not provider.versions:
-            rows.append([*head, "", "", "", ""])
+            rows.append([*head, "", "", "", "", ""])
         for version in provider.versions:
             rows.append(
                 [
                     *head,
                     version.version,
                     _state(key_service_pb2.KekVersion.State, version.state),
-                    f"{version.wrap_count}/{version.wrap_limit}",
+                    version.wrap_count,
+                    version.wrap_limit,
                     version.ciphertext_count,
                 ]
             )
             head = ["", "", ""]
+    numbers = ("kek", "wraps", "wrap limit", "ciphertexts")
     out.table(
         "key providers",
-        ["provider", "kind", "health", "kek version", "state", "wraps/limit", "ciphertexts"],
+        ["provider", "kind", "health", "kek", "state", *numbers[1:]],
         rows,
+        no_wrap=numbers,  # a number is never cut between two lines; the words give way
+        right=numbers,
     )
