@@ -10,6 +10,7 @@ Admin RPCs never change configuration: key providers, sinks and egress URLs are 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -29,7 +30,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from vault_server.auth.spiffe import check_trust_domain
-from vault_server.brokers.base import Venue
+from vault_server.brokers.base import Venue, parse_venue
 from vault_server.core.event_loop import EventLoopKind
 
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}$")
@@ -173,6 +174,23 @@ class SigningSettings(_Section):
     egress_timeout_s: float = Field(default=5.0, gt=0, le=60)
     # Re-attest every credential's venue permissions this often (0: only on demand/onboarding).
     attestation_interval_s: float = Field(default=0.0, ge=0)
+
+    @field_validator("venue_base_urls", mode="before")
+    @classmethod
+    def _canonical_venues(cls, urls: object) -> object:
+        """Venue keys in any accepted spelling (``binance-spot``, ``BROKER_BINANCE_SPOT``,
+        ``binance``) become the canonical name; unknown keys are left for ``_known_venues``."""
+        if not isinstance(urls, Mapping):
+            return urls
+        out: dict[object, object] = {}
+        for key, url in urls.items():
+            name = key
+            with contextlib.suppress(ValueError, AttributeError):
+                name = parse_venue(key).value
+            if name in out and out[name] != url:
+                raise ValueError(f"venue {name} is given twice ({key!r} is another spelling)")
+            out[name] = url
+        return out
 
     @field_validator("venue_base_urls")
     @classmethod

@@ -15,7 +15,7 @@ from pipsync.vault.v1 import (
     workspace_pb2,
 )
 
-from vaultctl._convert import format_timestamp, friendly
+from vaultctl._convert import format_timestamp, friendly, venue
 from vaultctl._output import Output
 
 
@@ -84,7 +84,7 @@ def credential(out: Output, cred: credential_pb2.Credential) -> None:
         [
             ("name", cred.name),
             ("display name", cred.display_name),
-            ("broker", _enum(trading_pb2.Broker, cred.broker, "BROKER_")),
+            ("broker", venue(cred.broker)),
             ("environment", _enum(trading_pb2.Environment, cred.environment, "ENVIRONMENT_")),
             (
                 "key algorithm",
@@ -135,7 +135,7 @@ def credentials(out: Output, items: Iterable[credential_pb2.Credential]) -> None
         (
             [
                 c.name,
-                _enum(trading_pb2.Broker, c.broker, "BROKER_"),
+                venue(c.broker),
                 _enum(trading_pb2.Environment, c.environment, "ENVIRONMENT_"),
                 _state(credential_pb2.Credential.State, c.state),
                 c.api_key_hint,

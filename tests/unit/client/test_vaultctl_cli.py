@@ -237,7 +237,7 @@ def test_secret_from_stdin_reaches_the_server_and_nowhere_else(run: Run, vault: 
     assert request.environment == trading_pb2.ENVIRONMENT_LIVE
     assert request.key_algorithm == trading_pb2.KEY_ALGORITHM_HMAC_SHA256
     assert list(request.scopes) == ["read", "trade"]
-    assert "bin1" in result.out and "binance-spot" in result.out
+    assert "bin1" in result.out and "binance_spot" in result.out
     for form in _leak_forms(canary):
         assert form not in result.out and form not in result.err
 
