@@ -363,7 +363,11 @@ class KeysSettings(_Section):
         gt=0,
         description="an unwrapped DEK is dropped from the cache after this long",
     )
-    dek_cache_max_uses: int = Field(default=10_000, ge=1, description="... or after this many uses")
+    dek_cache_max_uses: int = Field(
+        default=10_000,
+        ge=1,
+        description="an unwrapped DEK is dropped from the cache after this many uses",
+    )
 
 
 class SigningSettings(_Section):
