@@ -1,5 +1,8 @@
 # pipvault developer entry points. `make run` and `make test` are all a fresh machine needs
 # (Python 3.11 with venv, make, npm); everything else is installed by `make install`.
+# `make run` / `make demo` build only .venv (about 1.1 GB) and need neither npm nor SoftHSM2;
+# `make install` / `make test` also build node_modules (buf) and .venv-manifests (about 1.6 GB in
+# all) and install SoftHSM2 (Debian: apt-get, through sudo when not root) for the PKCS#11 tests.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -62,11 +65,12 @@ $(BUF): package.json package-lock.json
 	@touch $(BUF)
 
 ## run: the vault in dev mode (SQLite + local keyring under ./.pipvault), until Ctrl-C
-run: install
+## (needs only .venv: no SoftHSM2, no npm)
+run: $(STAMP)
 	$(BIN)/pipvault dev
 
 ## demo: a self-contained signing flow against an in-process dev vault
-demo: install
+demo: $(STAMP)
 	$(BIN)/pipvault demo
 
 ## proto: lint the API and regenerate the committed stubs
@@ -86,7 +90,7 @@ lint: install
 	$(BIN)/lint-imports
 
 ## test: everything (lint, then the whole pytest suite on SQLite, PostgreSQL and OpenBao)
-test: lint
+test: lint softhsm
 	@mkdir -p .reports
 	$(BIN)/pytest --junitxml=.reports/pytest.xml $(PYTEST_ARGS)
 

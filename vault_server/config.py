@@ -10,6 +10,7 @@ Admin RPCs never change configuration: key providers, sinks and egress URLs are 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -29,7 +30,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from vault_server.auth.spiffe import check_trust_domain
-from vault_server.brokers.base import Venue
+from vault_server.brokers.base import Venue, parse_venue
 from vault_server.core.errors import InvalidArgument
 from vault_server.core.event_loop import EventLoopKind
 from vault_server.crypto.providers import endpoint_url
@@ -56,30 +57,96 @@ def _check_address(value: str | None) -> str | None:
 class ListenSettings(_Section):
     """Where the vault listens. Plaintext TCP is allowed on loopback only (§8)."""
 
-    data_socket: Path | None = None  # Unix socket for the data plane (pod-local)
-    data_address: str | None = None  # TCP host:port for the data plane
-    admin_address: str | None = "127.0.0.1:8201"
-    health_address: str | None = "127.0.0.1:8202"  # plaintext, health service only
-    metrics_address: str | None = "127.0.0.1:8203"  # Prometheus /metrics
-    socket_mode: int = Field(default=0o660, ge=0, le=0o777)
+    data_socket: Path | None = Field(
+        default=None,
+        description="Unix socket for the data plane, pod-local (mode `listen.socket_mode`)",
+    )
+    data_address: str | None = Field(
+        default=None, description="TCP `host:port` for the data plane; plaintext only on loopback"
+    )
+    admin_address: str | None = Field(
+        default="127.0.0.1:8201",
+        description=(
+            "admin plane (server reflection lists only the admin services, not SigningService); "
+            "plaintext only on loopback"
+        ),
+    )
+    health_address: str | None = Field(
+        default="127.0.0.1:8202", description="plaintext `grpc.health.v1` only, for kubelet probes"
+    )
+    metrics_address: str | None = Field(
+        default="127.0.0.1:8203", description="Prometheus `/metrics` over HTTP; null turns it off"
+    )
+    socket_mode: int = Field(
+        default=0o660,
+        ge=0,
+        le=0o777,
+        description="file mode of the Unix socket (0660: owner and group)",
+    )
     # Owner and group of the Unix socket (numeric ids; None keeps the process's own). The pod's
     # app container shares the group, so mode 0660 lets it in and nobody else.
-    socket_owner: int | None = Field(default=None, ge=0)
-    socket_group: int | None = Field(default=None, ge=0)
-    grace_period_s: float = Field(default=10.0, ge=0, le=300)
+    socket_owner: int | None = Field(
+        default=None, ge=0, description="numeric owner of the Unix socket (none: the process's own)"
+    )
+    socket_group: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "numeric group of the Unix socket (none: the process's own); the app container shares "
+            "it"
+        ),
+    )
+    grace_period_s: float = Field(
+        default=10.0, ge=0, le=300, description="drain time on SIGTERM/SIGINT"
+    )
 
     _v_data = field_validator("data_address", "admin_address", "health_address")(_check_address)
     _v_metrics = field_validator("metrics_address")(_check_address)
 
 
 class LimitsSettings(_Section):
-    max_message_bytes: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024)
-    max_deadline_s: float = Field(default=30.0, gt=0, le=3600)
-    max_stream_deadline_s: float = Field(default=3600.0, gt=0, le=86400)
-    max_concurrent_rpcs: int = Field(default=256, ge=1, le=100_000)
-    storage_threads: int = Field(default=8, ge=1, le=256)
-    page_size_default: int = Field(default=50, ge=1, le=1000)
-    page_size_max: int = Field(default=1000, ge=1, le=10_000)
+    max_message_bytes: int = Field(
+        default=1024 * 1024,
+        ge=4096,
+        le=64 * 1024 * 1024,
+        description="larger requests are refused (RESOURCE_EXHAUSTED); default 1 MiB",
+    )
+    max_deadline_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="unary calls must carry a deadline; longer ones are capped to this",
+    )
+    max_stream_deadline_s: float = Field(
+        default=3600.0,
+        gt=0,
+        le=86400,
+        description=(
+            "the cap for streaming calls (audit streams, key migration); clients reopen a stream "
+            "after it"
+        ),
+    )
+    max_concurrent_rpcs: int = Field(
+        default=256,
+        ge=1,
+        le=100_000,
+        description="beyond it: RESOURCE_EXHAUSTED `CONCURRENCY_LIMITED`",
+    )
+    storage_threads: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="thread pool (and database pool) for blocking I/O off the event loop",
+    )
+    page_size_default: int = Field(
+        default=50, ge=1, le=1000, description="list page size when a request asks for 0"
+    )
+    page_size_max: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="list page size cap; larger requests are cut to it",
+    )
 
 
 class TlsSettings(_Section):
@@ -87,10 +154,24 @@ class TlsSettings(_Section):
     bundle that issues client certificates. Client certificates are always required. Files are
     re-read on change (no restart); the health port and the Unix socket stay plaintext."""
 
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    client_ca_file: Path | None = None
-    reload_interval_s: float = Field(default=5.0, ge=0, le=3600)
+    cert_file: Path | None = Field(
+        default=None,
+        description=(
+            "server certificate chain (PEM) for the TCP data and admin listeners; set with "
+            "`key_file` and `client_ca_file`"
+        ),
+    )
+    key_file: Path | None = Field(default=None, description="server private key (PEM)")
+    client_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle that issues client certificates (always required: mTLS)",
+    )
+    reload_interval_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="how often the three files are re-read (no restart); 0: never",
+    )
 
     @model_validator(mode="after")
     def _together(self) -> TlsSettings:
@@ -107,14 +188,41 @@ class TlsSettings(_Section):
 class IdentitySettings(_Section):
     """Identity sources beside static tokens, policy reload and per-principal rate limits."""
 
-    spiffe_trust_domain: str | None = None  # mTLS SPIFFE IDs (needs tls); e.g. prod.example.com
-    jwt_jwks_file: Path | None = None  # JWT identities (e.g. Kubernetes service-account tokens)
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
-    jwt_max_clock_skew_s: float = Field(default=60.0, ge=0, le=600)
-    jwt_max_lifetime_s: float = Field(default=3600.0, gt=0, le=86_400)
-    reload_interval_s: float = Field(default=5.0, ge=0, le=3600)  # policy + JWKS; 0: never
-    rate_limit_burst_factor: float = Field(default=2.0, gt=0, le=100)
+    spiffe_trust_domain: str | None = Field(
+        default=None,
+        description=(
+            "principals from the client certificate's single SPIFFE URI SAN (needs `tls`), e.g. "
+            "`prod.example.com`"
+        ),
+    )
+    jwt_jwks_file: Path | None = Field(
+        default=None,
+        description=(
+            "principals from JWTs (e.g. Kubernetes projected service-account tokens) verified with "
+            "this JWKS"
+        ),
+    )
+    jwt_audience: str | None = Field(
+        default=None, description="required `aud` of JWTs (required with `jwt_jwks_file`)"
+    )
+    jwt_issuer: str | None = Field(
+        default=None, description="required `iss` of JWTs (none: not checked)"
+    )
+    jwt_max_clock_skew_s: float = Field(
+        default=60.0, ge=0, le=600, description="clock skew allowed on `exp`/`nbf`/`iat`"
+    )
+    jwt_max_lifetime_s: float = Field(
+        default=3600.0, gt=0, le=86_400, description="JWTs valid for longer than this are refused"
+    )
+    reload_interval_s: float = Field(
+        default=5.0, ge=0, le=3600, description="policy file and JWKS reload period; 0: never"
+    )
+    rate_limit_burst_factor: float = Field(
+        default=2.0,
+        gt=0,
+        le=100,
+        description="per-principal rate limits: bucket size as a multiple of the rate",
+    )
 
     @field_validator("spiffe_trust_domain")
     @classmethod
@@ -133,48 +241,203 @@ class KeysSettings(_Section):
     ``vault-transit://mount/keys/name``, ``aws-kms://key``, ``pkcs11://token/key``) and which one
     wraps new data keys. Connection settings per kind below; secrets only by file or variable."""
 
-    providers: dict[str, str] = Field(default_factory=dict)
-    primary: str = "local"
-    wrap_limit: int = Field(default=1 << 30, ge=1, le=(1 << 32) - (1 << 28))
-    transit_address: str | None = None
-    transit_token_env: str = "VAULT_TOKEN"
-    transit_timeout_s: float = Field(default=3.0, gt=0, le=60)
-    transit_ca_file: Path | None = None
+    providers: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "KEK providers by id → URI: `local:///abs/keyring.json` (0600 file), `local+env://VAR` "
+            "(read-only), `vault-transit://<mount>/keys/<name>` (HashiCorp Vault / OpenBao "
+            "transit; a **derived** `aes256-gcm96` key), `aws-kms://<key id, alias/name or ARN>` "
+            "(AWS KMS symmetric key), `pkcs11://<token label>/<key label>` (AES-256 KEK in a "
+            "PKCS#11 token); see [Key providers](#key-providers); dev: the `local` keyring "
+            "`<home>/keyring.json`"
+        ),
+    )
+    primary: str = Field(
+        default="local",
+        description=(
+            "the provider id that wraps new data keys (the others still unwrap what they wrapped)"
+        ),
+    )
+    wrap_limit: int = Field(
+        default=1 << 30,
+        ge=1,
+        le=(1 << 32) - (1 << 28),
+        description=(
+            "data keys wrapped per KEK version before automatic rotation (default 2^30, far below "
+            "the 2^32 GCM bound)"
+        ),
+    )
+    transit_address: str | None = Field(
+        default=None, description="transit server URL; `http://` only on loopback"
+    )
+    transit_token_env: str = Field(
+        default="VAULT_TOKEN",
+        description="`transit_auth: token`: the variable that holds the token",
+    )
+    transit_timeout_s: float = Field(
+        default=3.0, gt=0, le=60, description="timeout per transit call"
+    )
+    transit_ca_file: Path | None = Field(
+        default=None, description="CA bundle for the transit server's certificate"
+    )
     # Transit login: a static token (from transit_token_env), AppRole or Kubernetes.
-    transit_auth: Literal["token", "approle", "kubernetes"] = "token"
-    transit_role_id: str | None = None
-    transit_secret_id_env: str = "VAULT_SECRET_ID"
-    transit_approle_mount: str = "approle"
-    transit_kubernetes_role: str | None = None
-    transit_kubernetes_jwt_path: Path | None = None
-    transit_kubernetes_mount: str = "kubernetes"
+    transit_auth: Literal["token", "approle", "kubernetes"] = Field(
+        default="token",
+        description=(
+            "transit login; tokens are renewed at half their TTL and logged in again when they "
+            "expire"
+        ),
+    )
+    transit_role_id: str | None = Field(
+        default=None, description="`transit_auth: approle`: the role id"
+    )
+    transit_secret_id_env: str = Field(
+        default="VAULT_SECRET_ID",
+        description="`transit_auth: approle`: the variable that holds the secret id",
+    )
+    transit_approle_mount: str = Field(
+        default="approle", description="`transit_auth: approle`: the auth mount"
+    )
+    transit_kubernetes_role: str | None = Field(
+        default=None, description="`transit_auth: kubernetes`: the role"
+    )
+    transit_kubernetes_jwt_path: Path | None = Field(
+        default=None,
+        description=(
+            "`transit_auth: kubernetes`: the projected token (none: the service-account token path)"
+        ),
+    )
+    transit_kubernetes_mount: str = Field(
+        default="kubernetes", description="`transit_auth: kubernetes`: the auth mount"
+    )
     # AWS KMS: credentials from the standard AWS chain (env, web identity / IRSA, files, roles).
-    aws_region: str | None = None
-    aws_endpoint_url: str | None = None  # emulators and VPC endpoints
-    aws_timeout_s: float = Field(default=3.0, gt=0, le=60)
-    aws_max_attempts: int = Field(default=2, ge=1, le=5)
+    aws_region: str | None = Field(
+        default=None,
+        description=(
+            "AWS KMS region (none: from a key ARN, else the AWS config); credentials always come "
+            "from the standard AWS chain"
+        ),
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        description=(
+            "AWS KMS endpoint override for emulators and VPC endpoints (`http://` only on loopback)"
+        ),
+    )
+    aws_timeout_s: float = Field(
+        default=3.0, gt=0, le=60, description="AWS KMS connect and read timeout per call"
+    )
+    aws_max_attempts: int = Field(default=2, ge=1, le=5, description="AWS KMS attempts per call")
     # PKCS#11: the vendor library, the user PIN from a file or a variable, the session pool.
-    pkcs11_module: Path | None = None
-    pkcs11_pin_file: Path | None = None
-    pkcs11_pin_env: str | None = None
-    pkcs11_pool_size: int | None = Field(default=None, ge=1, le=256)  # None: storage_threads
+    pkcs11_module: Path | None = Field(
+        default=None, description="PKCS#11: the vendor library (absolute path)"
+    )
+    pkcs11_pin_file: Path | None = Field(
+        default=None,
+        description=(
+            "PKCS#11: the user PIN from this file (first line); exactly one of the file and the "
+            "variable"
+        ),
+    )
+    pkcs11_pin_env: str | None = Field(
+        default=None, description="PKCS#11: the user PIN from this environment variable"
+    )
+    pkcs11_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="PKCS#11 sessions kept open and logged in (none: `limits.storage_threads`)",
+    )
     # Unwrapped-DEK cache. None = automatic: on (1024 entries) when a remote provider (transit,
     # AWS KMS, PKCS#11) is configured, so steady-state signing never calls it; off for local.
-    dek_cache_max_entries: int | None = Field(default=None, ge=0, le=100_000)
-    dek_cache_max_age_s: float = Field(default=300.0, gt=0)
-    dek_cache_max_uses: int = Field(default=10_000, ge=1)
+    dek_cache_max_entries: int | None = Field(
+        default=None,
+        ge=0,
+        le=100_000,
+        description=(
+            "unwrapped-DEK cache; none = automatic: on (1024) with a transit, AWS KMS or PKCS#11 "
+            "provider so steady-state signing never calls the KMS, off for local keyrings; flushed "
+            "on KEK rotation, revocation, freeze, shutdown"
+        ),
+    )
+    dek_cache_max_age_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="an unwrapped DEK is dropped from the cache after this long",
+    )
+    dek_cache_max_uses: int = Field(
+        default=10_000,
+        ge=1,
+        description="an unwrapped DEK is dropped from the cache after this many uses",
+    )
 
 
 class SigningSettings(_Section):
-    recv_window_cap_ms: int = Field(default=5000, ge=100, le=60_000)
-    routing_ttl_default_s: float = Field(default=300.0, gt=0)
-    routing_ttl_max_s: float = Field(default=3600.0, gt=0, le=86_400)
-    version_grace_period_s: float = Field(default=86_400.0, ge=0)
-    coinbase_strict: bool = False
-    venue_base_urls: dict[str, str] = Field(default_factory=dict)  # venue -> URL override
-    egress_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    recv_window_cap_ms: int = Field(
+        default=5000,
+        ge=100,
+        le=60_000,
+        description="cap on venue freshness windows (Binance `recvWindow`, Bybit)",
+    )
+    routing_ttl_default_s: float = Field(
+        default=300.0, gt=0, description="routing-context lifetime when the request names none"
+    )
+    routing_ttl_max_s: float = Field(
+        default=3600.0, gt=0, le=86_400, description="longest routing-context lifetime"
+    )
+    version_grace_period_s: float = Field(
+        default=86_400.0,
+        ge=0,
+        description=(
+            "how long a PREVIOUS credential version stays usable before its ciphertext is destroyed"
+        ),
+    )
+    coinbase_strict: bool = Field(
+        default=False, description="Coinbase proxy-only (its JWT does not bind the order body)"
+    )
+    venue_base_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "per-venue base-URL override (the egress allow-list), venue name → URL; keys are venue "
+            "names in any accepted spelling (`binance_spot`, `binance-spot`, "
+            "`BROKER_BINANCE_SPOT`, `binance`); config only, never by RPC"
+        ),
+    )
+    egress_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description=(
+            "timeout of the vault's own venue calls (proxy-mode orders, permission attestation)"
+        ),
+    )
     # Re-attest every credential's venue permissions this often (0: only on demand/onboarding).
-    attestation_interval_s: float = Field(default=0.0, ge=0)
+    attestation_interval_s: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "re-ask every venue with a permission API what each key can do (0: only on demand and "
+            "at onboarding); a key that can withdraw or transfer is quarantined (each run is an "
+            "audited, paged read)"
+        ),
+    )
+
+    @field_validator("venue_base_urls", mode="before")
+    @classmethod
+    def _canonical_venues(cls, urls: object) -> object:
+        """Venue keys in any accepted spelling (``binance-spot``, ``BROKER_BINANCE_SPOT``,
+        ``binance``) become the canonical name; unknown keys are left for ``_known_venues``."""
+        if not isinstance(urls, Mapping):
+            return urls
+        out: dict[object, object] = {}
+        for key, url in urls.items():
+            name = key
+            with contextlib.suppress(ValueError, AttributeError):
+                name = parse_venue(key).value
+            if name in out and out[name] != url:
+                raise ValueError(f"venue {name} is given twice ({key!r} is another spelling)")
+            out[name] = url
+        return out
 
     @field_validator("venue_base_urls")
     @classmethod
@@ -199,21 +462,79 @@ class AuditSettings(_Section):
     """The chain HMAC key derives from the server key; checkpoints of all chain heads are signed
     with an Ed25519 key and exported to a sink outside the database (config only, never RPC)."""
 
-    checkpoint_interval_s: float = Field(default=60.0, gt=0)
-    checkpoint_heartbeat_s: float = Field(default=3600.0, gt=0)
-    checkpoint_sink: Literal["file", "stdout", "both"] = "file"
-    checkpoint_file: Path | None = None  # dev default: <home>/audit-checkpoints.jsonl
-    checkpoint_key_file: Path | None = None  # dev default: <home>/audit-checkpoint.key (created)
-    stream_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
-    failures_before_not_serving: int = Field(default=3, ge=1)
-    # Verify every chain (and the latest checkpoint) this often and page a break (0: never;
-    # VerifyAuditLog and `pipvault audit verify` page too).
-    verify_interval_s: float = Field(default=3600.0, ge=0)
+    checkpoint_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="checkpoint period (skipped while no chain head moved, up to the heartbeat)",
+    )
+    checkpoint_heartbeat_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="a checkpoint at least this often, even when nothing moved",
+    )
+    checkpoint_sink: Literal["file", "stdout", "both"] = Field(
+        default="file", description="where signed checkpoints go, outside the database"
+    )
+    checkpoint_file: Path | None = Field(
+        default=None,
+        description=(
+            "the checkpoints file (required in production unless `checkpoint_sink: stdout`); dev: "
+            "`<home>/audit-checkpoints.jsonl`"
+        ),
+    )
+    checkpoint_key_file: Path | None = Field(
+        default=None,
+        description=(
+            "Ed25519 key that signs checkpoints of every chain head (`pipvault keys init-audit`; "
+            "required in production); dev: `<home>/audit-checkpoint.key` (created)"
+        ),
+    )
+    stream_poll_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description=(
+            "how often a following audit stream (`vaultctl audit tail --follow`) looks for new "
+            "events"
+        ),
+    )
+    failures_before_not_serving: int = Field(
+        default=3,
+        ge=1,
+        description=(
+            "audit writes that did not become durable this many times in a row turn readiness "
+            "NOT_SERVING at once (counted at commit)"
+        ),
+    )
+    verify_interval_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description=(
+            "verify every chain (and the latest checkpoint) this often and page a break (0: never; "
+            "`VerifyAuditLog` and `pipvault audit verify` page too)"
+        ),
+    )
     # Every committed audit event as one JSON line, for a log shipper (a follower of the table).
-    event_sink: Literal["none", "stdout", "file"] = "none"
-    event_file: Path | None = None  # required with event_sink=file
-    event_position_file: Path | None = None  # default: <event_file>.position / <home>/...
-    event_sink_interval_s: float = Field(default=1.0, gt=0, le=60)
+    event_sink: Literal["none", "stdout", "file"] = Field(
+        default="none",
+        description=(
+            "every committed audit event as one JSON line, for a log shipper (see [Audit to a "
+            "SIEM](#audit-to-a-siem))"
+        ),
+    )
+    event_file: Path | None = Field(
+        default=None, description="the sink's file (0600; required with `event_sink: file`)"
+    )
+    event_position_file: Path | None = Field(
+        default=None,
+        description=(
+            "where the sink remembers how far it got (required with `stdout` in production); none: "
+            "`<event_file>.position`, dev `<home>/audit-events.position`"
+        ),
+    )
+    event_sink_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="how often the sink picks up newly committed events"
+    )
 
     @model_validator(mode="after")
     def _event_sink(self) -> AuditSettings:
@@ -223,17 +544,58 @@ class AuditSettings(_Section):
 
 
 class PagingSettings(_Section):
-    kind: Literal["none", "pagerduty", "webhook"] = "none"
-    url: str | None = None
-    routing_key_env: str = "PIPVAULT_PAGERDUTY_ROUTING_KEY"
-    dedup_bucket_s: int = Field(default=600, ge=1)
-    source: str = "pipvault"
-    timeout_s: float = Field(default=5.0, gt=0, le=60)
-    retry_base_s: float = Field(default=1.0, gt=0)
-    retry_cap_s: float = Field(default=300.0, gt=0)
-    sender_interval_s: float = Field(default=1.0, gt=0)
-    outbox_retention_s: float = Field(default=2_592_000.0, gt=0)
-    webhook_signing_key_env: str = "PIPVAULT_WEBHOOK_SIGNING_KEY"
+    kind: Literal["none", "pagerduty", "webhook"] = Field(
+        default="none",
+        description=(
+            "`pagerduty` (Events API v2) or `webhook` (JSON POST, optionally signed: see [Signed "
+            "webhooks](#signed-webhooks)); pages queue in the outbox either way"
+        ),
+    )
+    url: str | None = Field(
+        default=None,
+        description=(
+            "webhook URL (required with `webhook`); PagerDuty: the Events API base (none: "
+            "`https://events.pagerduty.com`)"
+        ),
+    )
+    routing_key_env: str = Field(
+        default="PIPVAULT_PAGERDUTY_ROUTING_KEY",
+        description=(
+            "`pagerduty`: the variable that holds the routing key (never in the config or the "
+            "database)"
+        ),
+    )
+    dedup_bucket_s: int = Field(
+        default=600, ge=1, description="one page per credential and bucket of this many seconds"
+    )
+    source: str = Field(default="pipvault", description="the page's `source` field")
+    timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="timeout of one page delivery (connect and read)"
+    )
+    retry_base_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="first retry delay of a page that could not be delivered (doubles per attempt)",
+    )
+    retry_cap_s: float = Field(default=300.0, gt=0, description="longest retry delay")
+    sender_interval_s: float = Field(
+        default=1.0, gt=0, description="how often the outbox is scanned for pages to send"
+    )
+    outbox_retention_s: float = Field(
+        default=2_592_000.0,
+        gt=0,
+        description=(
+            "delivered and given-up pages are deleted from the outbox after this long (default 30 "
+            "days; the audit log stays the record)"
+        ),
+    )
+    webhook_signing_key_env: str = Field(
+        default="PIPVAULT_WEBHOOK_SIGNING_KEY",
+        description=(
+            "`webhook`: the variable that holds the HMAC key that signs each webhook body (unset: "
+            "unsigned); see [Signed webhooks](#signed-webhooks)"
+        ),
+    )
 
 
 ENV_PREFIX = "PIPVAULT_"
@@ -247,19 +609,73 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="forbid", frozen=True
     )
 
-    mode: Literal["dev", "production"] = "production"
-    home: Path = Path(".pipvault")
-    database_url: str = ""
-    policy_file: Path | None = None
+    mode: Literal["dev", "production"] = Field(
+        default="production",
+        description=(
+            "`dev` migrates the schema automatically and generates keys, policy and tokens under "
+            "`home`; `production` requires every file and provider below to be configured"
+        ),
+    )
+    home: Path = Field(
+        default=Path(".pipvault"),
+        description=(
+            "dev-mode state folder (0700): SQLite database, keyring, server key, dev tokens"
+        ),
+    )
+    database_url: str = Field(
+        default="",
+        description=(
+            "`sqlite:///…` or `postgresql://…` (psycopg 3); empty: dev uses "
+            "`sqlite:///<home>/vault.db`, production refuses to start"
+        ),
+    )
+    policy_file: Path | None = Field(
+        default=None,
+        description=(
+            "access policy (principals → roles, workspaces, token hashes); dev generates one under "
+            "`home`"
+        ),
+    )
     # 32+ random bytes (base64) from which the audit chain and page-token keys are derived.
     # Dev mode creates `<home>/server.key`; production reads this file or $PIPVAULT_SERVER_KEY.
-    server_key_file: Path | None = None
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "console"] = "json"
+    server_key_file: Path | None = Field(
+        default=None,
+        description=(
+            "base64, ≥32 bytes; the audit-chain and page-token keys derive from it (or "
+            "`$PIPVAULT_SERVER_KEY`); dev: `<home>/server.key` (created)"
+        ),
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="log threshold"
+    )
+    log_format: Literal["json", "console"] = Field(
+        default="json",
+        description="structured logs; secret fields are dropped by the pipeline",
+    )
     # The event loop the server runs on (core.event_loop): uvloop unless told otherwise.
-    event_loop: EventLoopKind = "uvloop"
-    trusted_proxies: list[str] = Field(default_factory=list)
-    readiness_interval_s: float = Field(default=5.0, gt=0, le=300)
+    event_loop: EventLoopKind = Field(
+        default="uvloop",
+        description=(
+            "the server's event loop: `uvloop` (C; about 28 % more signatures per second at 32 "
+            "callers, see [Performance](#performance)) or `asyncio` (the standard library's); the "
+            "`vault.serving` log line names the loop in use"
+        ),
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "networks (CIDR) whose `x-forwarded-for` names the audited peer; from anyone else the "
+            "header is ignored"
+        ),
+    )
+    readiness_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description=(
+            "how often readiness is re-checked (see [Probes and readiness](#probes-and-readiness))"
+        ),
+    )
     listen: ListenSettings = Field(default_factory=ListenSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     keys: KeysSettings = Field(default_factory=KeysSettings)

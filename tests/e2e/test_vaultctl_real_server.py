@@ -35,7 +35,7 @@ def test_vaultctl_drives_the_admin_plane(vault: RunningVault) -> None:
     canary = new_canary()
     created = _ctl(
         vault, "onboarding", "--json", "--reason", "onboard",
-        "credentials", "create", "ws-a", "binance-main", "--broker", "binance-spot",
+        "credentials", "create", "ws-a", "binance-main", "--broker", "binance_spot",
         "--environment", "live", "--key-algorithm", "hmac-sha256", "--api-key", "A" * 24,
         "--scope", "enableReading", "--scope", "enableSpotAndMarginTrading", "--secret-stdin",
         stdin=canary + "\n",
@@ -44,7 +44,7 @@ def test_vaultctl_drives_the_admin_plane(vault: RunningVault) -> None:
     assert json.loads(created.stdout)["state"] == "STATE_ACTIVE"
     refused = _ctl(
         vault, "onboarding", "--reason", "onboard", "credentials", "create", "ws-a", "w",
-        "--broker", "binance-spot", "--environment", "live", "--key-algorithm", "hmac-sha256",
+        "--broker", "binance_spot", "--environment", "live", "--key-algorithm", "hmac-sha256",
         "--api-key", "B" * 24, "--scope", "Enable Withdrawals", "--secret-stdin", stdin=canary + "\n",
     )  # fmt: skip
     assert refused.returncode == 3 and "WITHDRAWAL_SCOPE_REJECTED" in refused.stderr

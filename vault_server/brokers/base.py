@@ -36,6 +36,29 @@ class Venue(enum.Enum):
     IG = "ig"
 
 
+# Short forms people type -> the canonical venue name. The client distribution keeps an equal
+# table (pipvault_client.VENUE_ALIASES: the server may not import it); a test holds them equal.
+VENUE_ALIASES: Mapping[str, str] = {
+    "binance": "binance_spot",
+    "kraken": "kraken_spot",
+    "coinbase": "coinbase_advanced",
+}
+
+
+def parse_venue(text: str) -> Venue:
+    """Any accepted spelling -> the venue: its canonical name (``binance_spot``), any case,
+    ``-`` for ``_`` (``binance-spot``), the API enum name (``BROKER_BINANCE_SPOT``) or a short
+    form in :data:`VENUE_ALIASES`. Raises ``ValueError`` naming the known venues."""
+    if text.isascii():
+        key = text.strip().lower().replace("-", "_").removeprefix("broker_")
+        key = VENUE_ALIASES.get(key, key)
+        for venue in Venue:
+            if venue.value == key:
+                return venue
+    known = ", ".join(v.value for v in Venue)
+    raise ValueError(f"unknown venue {text!r} (known: {known})")
+
+
 class Environment(enum.Enum):
     LIVE = "live"
     PAPER = "paper"

@@ -137,17 +137,13 @@ def _page(db: Any, result: Any) -> None:
 def verify_document(msg: Any) -> dict[str, Any]:
     """The JSON schema of a verification, shared with ``vaultctl --json audit verify`` (which
     renders the same ``VerifyAuditLogResponse`` the same way; a test compares the two): the
-    proto field names with defaults, counts as JSON numbers, ``checkpoints`` null when unused."""
-    from google.protobuf import json_format
+    message as every ``--json`` prints one (``cli/proto_json``: proto field names with defaults,
+    64-bit counts as JSON numbers), ``checkpoints`` null when unused."""
+    from vault_server.cli.proto_json import to_document
 
-    doc: dict[str, Any] = json_format.MessageToDict(
-        msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-    doc["chains_checked"], doc["events_checked"] = msg.chains_checked, msg.events_checked
-    cps = msg.checkpoints if msg.HasField("checkpoints") else None
-    doc["checkpoints"] = (
-        None if cps is None else {**doc["checkpoints"], "valid": cps.valid, "invalid": cps.invalid}
-    )
+    doc = to_document(msg)
+    if not msg.HasField("checkpoints"):
+        doc["checkpoints"] = None
     return doc
 
 

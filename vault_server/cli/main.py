@@ -1,7 +1,7 @@
 """``pipvault``: run the vault sidecar and operate its storage.
 
 pipvault serve --config FILE          production server
-pipvault dev [--home DIR] [--kms openbao]  dev mode on embedded defaults, until Ctrl-C
+pipvault dev [--home DIR] [--kms openbao [--openbao-port N]]  dev mode, until Ctrl-C
 pipvault db upgrade [--database-url]  apply schema migrations
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vault_server.auth.policy import PolicyError
+from vault_server.cli.dev_openbao import DevOpenBaoError
 from vault_server.config import ConfigError, Settings, load_settings
 from vault_server.core import event_loop
 from vault_server.observability.logging import configure_logging
@@ -95,7 +96,9 @@ def dev_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 def _dev(args: argparse.Namespace) -> int:
     bao = None
     overrides: dict[str, Any] = {}
-    if getattr(args, "kms", "local") == "openbao":
+    if args.openbao_port is not None and args.kms != "openbao":
+        raise ConfigError("--openbao-port: only with --kms openbao")
+    if args.kms == "openbao":
         from vault_server.cli.dev_openbao import start_dev_openbao
 
         if args.entry_point:  # re-execute (process hygiene) now: an exec later would orphan bao
@@ -104,7 +107,7 @@ def _dev(args: argparse.Namespace) -> int:
             hardening.reexec_without(hardening.secret_env_names(dev_settings(args)))
         home = dev_home(args).resolve()
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        bao = start_dev_openbao(home)
+        bao = start_dev_openbao(home, port=args.openbao_port)
         overrides["keys"] = bao.keys_settings(home)
         print(f"dev OpenBao (transit key transit/keys/pipvault) at {bao.address}", flush=True)
     try:
@@ -116,7 +119,7 @@ def _dev(args: argparse.Namespace) -> int:
 
 def _dev_run(args: argparse.Namespace, overrides: dict[str, Any], *, reexec: bool) -> int:
     from vault_server.app import VaultApp, serve_until_signalled
-    from vault_server.cli.dev import banner, ensure_dev_policy
+    from vault_server.cli.dev import banner, ensure_dev_policy, vaultctl_command
     from vault_server.cli.hardening import scrub_environ
     from vault_server.services.call import system_context
     from vault_server.storage.repositories import workspaces as ws_repo
@@ -134,13 +137,29 @@ def _dev_run(args: argparse.Namespace, overrides: dict[str, Any], *, reexec: boo
             exists = ws_repo.by_resource_id(session, "demo") is not None
         if not exists:
             vault.workspaces.create(system_context("dev mode bootstrap"), "demo", "Demo workspace")
-        bound = vault.bound
-        admin = f"127.0.0.1:{bound.admin_port}" if bound.admin_port else "-"
-        data = f"127.0.0.1:{bound.data_port}" if bound.data_port else ""
-        print(banner(admin, str(bound.data_socket), data, tokens), flush=True)
+        print(banner(settings, _endpoints(vault), tokens, vaultctl_command()), flush=True)
 
     event_loop.run(serve_until_signalled(app, started), new_loop)
     return 0
+
+
+def _endpoints(vault: Any) -> Any:
+    """Where a started dev vault listens, as the banner shows it (ports resolved)."""
+    from vault_server.cli.dev import Endpoints
+
+    listen, bound = vault.settings.listen, vault.bound
+
+    def at(address: str | None, port: int | None) -> str:
+        return f"{address.rsplit(':', 1)[0]}:{port}" if address and port else ""
+
+    metrics_port = getattr(vault, "metrics_port", None)
+    return Endpoints(
+        admin=at(listen.admin_address, bound.admin_port),
+        data_socket=str(bound.data_socket) if bound.data_socket else "",
+        data_address=at(listen.data_address, bound.data_port),
+        health=at(listen.health_address, bound.health_port),
+        metrics=at(listen.metrics_address, metrics_port),
+    )
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
@@ -200,11 +219,14 @@ def _keys_init_pkcs11(args: argparse.Namespace) -> int:
     try:
         provider = new_key_provider(uri, args.provider, **options)
         assert isinstance(provider, Pkcs11KeyProvider)
-        version = provider.ensure_key()
+        version, created = provider.provision()
         provider.close()
     except VaultError as exc:
         raise ConfigError(f"keys init-pkcs11: {exc.message}") from exc
-    print(f"{uri}: KEK version {version} is in the token (sensitive, never extractable)")
+    if created:
+        print(f"{uri}: created KEK version {version} in the token (sensitive, never extractable)")
+    else:
+        print(f"{uri}: found KEK version {version} already in the token; nothing created")
     return 0
 
 
@@ -228,8 +250,24 @@ def _demo(args: argparse.Namespace) -> int:
     return demo(args.home, args.json, kms=args.kms)
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r} (1-65535)")
+    return int(text)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pipvault")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pipvault", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"pipvault {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the vault from a config file")
@@ -247,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--kms", choices=["local", "openbao"], default="local",
         help="openbao: start an OpenBao (bao) on loopback and wrap keys with its transit key",
+    )  # fmt: skip
+    dev.add_argument(
+        "--openbao-port", type=_port, default=None, metavar="PORT",
+        help="with --kms openbao: OpenBao's API port on 127.0.0.1 (default: a free port)",
     )  # fmt: skip
     dev.set_defaults(func=_dev)
 
@@ -308,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         args.hardened = harden_process()  # before any file is created or secret is read
     try:
         return int(args.func(args))
-    except (ConfigError, PolicyError, event_loop.EventLoopUnavailable) as exc:
+    except (ConfigError, PolicyError, event_loop.EventLoopUnavailable, DevOpenBaoError) as exc:
         print(f"pipvault: {exc}", file=sys.stderr)
         return 2
     except ListenerConflict as exc:  # another process owns the socket or port: one line, exit 1

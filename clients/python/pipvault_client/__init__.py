@@ -1,7 +1,7 @@
 """Typed Python client for the pipvault credential vault.
 
 >>> from pipvault_client import VaultClient
->>> with VaultClient("unix:///run/pipvault/vault.sock", token="...") as vault:  # doctest: +SKIP
+>>> with VaultClient("unix:///run/pipvault/data.sock", token="...") as vault:  # doctest: +SKIP
 ...     ws = vault.freeze_workspace("workspaces/prod", reason="incident 42")
 
 See the README of the ``pipvault-client`` distribution.
@@ -41,11 +41,14 @@ from pipvault_client._names import (
     routing_context_name,
     workspace_name,
 )
+from pipvault_client._venues import VENUE_ALIASES, VENUES, broker_value, canonical_venue
 from pipvault_client._version import __version__
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "ERROR_DOMAIN",
+    "VENUES",
+    "VENUE_ALIASES",
     "AbortedError",
     "AlreadyExistsError",
     "AsyncVaultClient",
@@ -71,6 +74,8 @@ __all__ = [
     "VaultClient",
     "VaultClientError",
     "__version__",
+    "broker_value",
+    "canonical_venue",
     "credential_name",
     "credential_version_name",
     "routing_context_name",

@@ -14,10 +14,14 @@ from pipsync.vault.v1 import key_service_pb2 as key_svc
 from pipsync.vault.v1 import signing_service_pb2 as sign_svc
 from pipsync.vault.v1 import workspace_service_pb2 as ws_svc
 
+from pipvault_client._venues import broker_value
+
 DurationLike = datetime.timedelta | float | int
 """A duration: a ``timedelta`` or a number of seconds."""
 
 BrokerLike = trading_pb2.Broker | str
+"""A venue: the enum, or any spelling ``canonical_venue`` accepts (``binance_spot``,
+``binance-spot``, ``BROKER_BINANCE_SPOT``, ``binance``)."""
 EnvironmentLike = trading_pb2.Environment | str
 KeyAlgorithmLike = trading_pb2.KeyAlgorithm | str
 OutcomeLike = audit_pb2.AuditEvent.Outcome | str
@@ -98,7 +102,7 @@ def create_credential(
         parent=parent,
         credential_id=credential_id,
         display_name=display_name,
-        broker=broker,
+        broker=broker_value(broker),
         environment=environment,
         key_algorithm=key_algorithm,
         material=material,
@@ -126,7 +130,7 @@ def generate_credential_key(
         parent=parent,
         credential_id=credential_id,
         display_name=display_name,
-        broker=broker,
+        broker=broker_value(broker),
         environment=environment,
         key_algorithm=key_algorithm,
         scopes=_strings(scopes, "scopes"),
@@ -142,7 +146,7 @@ def list_credentials(
         parent=parent,
         page_size=size,
         page_token=token,
-        broker=broker,
+        broker=broker_value(broker),
         show_revoked=show_revoked,
     )
 

@@ -42,7 +42,7 @@ def _register_onboarding(sub: Subparsers, common: SafeArgumentParser) -> None:
     p = sub.add_parser("create", parents=[common], help="import a credential")
     p.add_argument("parent", metavar="PARENT", type=_convert.workspace, help="ws or workspaces/ws")
     p.add_argument("credential_id", metavar="ID", help="credential id, e.g. binance-main")
-    p.add_argument("--broker", required=True, type=_convert.BROKER, help="e.g. binance-spot")
+    p.add_argument("--broker", required=True, type=_convert.BROKER, help="venue, e.g. binance_spot")
     p.add_argument(
         "--environment", required=True, type=_convert.ENVIRONMENT, help="live|paper|testnet"
     )

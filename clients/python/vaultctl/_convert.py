@@ -10,14 +10,14 @@ from collections.abc import Callable
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import timestamp_pb2
 from pipsync.vault.v1 import audit_pb2, trading_pb2
-from pipvault_client import credential_name, workspace_name
+from pipvault_client import VENUES, canonical_venue, credential_name, workspace_name
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
-# Short forms people actually type, on top of the enum names themselves.
+# Short forms people actually type, on top of the enum names themselves (venues: the client's
+# one alias table, pipvault_client.VENUE_ALIASES).
 _ALIASES = {
-    "BROKER": {"kraken": "KRAKEN_SPOT", "coinbase": "COINBASE_ADVANCED", "binance": "BINANCE_SPOT"},
     "KEY_ALGORITHM": {"hmac": "HMAC_SHA256", "ecdsa": "ECDSA_P256", "es256": "ECDSA_P256"},
     "ENVIRONMENT": {"demo": "PAPER", "practice": "PAPER"},
 }
@@ -52,7 +52,28 @@ def enum_parser(enum: _descriptor.EnumDescriptor, prefix: str) -> Callable[[str]
     return parse
 
 
-BROKER = enum_parser(trading_pb2.Broker.DESCRIPTOR, "BROKER_")
+def BROKER(text: str) -> str:  # noqa: N802 (an argparse type, named like its siblings)
+    """Any venue spelling the client accepts (``binance_spot``, ``binance-spot``,
+    ``BROKER_BINANCE_SPOT``, ``binance``) -> the enum value name ``BROKER_BINANCE_SPOT``."""
+    try:
+        return "BROKER_" + canonical_venue(text).upper()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice {text!r} (choose from {', '.join(VENUES)})"
+        ) from None
+
+
+BROKER.__name__ = "broker"
+
+
+def venue(number: int) -> str:
+    """``BROKER_BINANCE_SPOT`` -> ``binance_spot``, the canonical name (unknown: the number)."""
+    try:
+        return canonical_venue(number)
+    except ValueError:
+        return str(number)
+
+
 ENVIRONMENT = enum_parser(trading_pb2.Environment.DESCRIPTOR, "ENVIRONMENT_")
 KEY_ALGORITHM = enum_parser(trading_pb2.KeyAlgorithm.DESCRIPTOR, "KEY_ALGORITHM_")
 ORDER_SIDE = enum_parser(trading_pb2.OrderSide.DESCRIPTOR, "ORDER_SIDE_")

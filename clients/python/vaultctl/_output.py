@@ -13,6 +13,7 @@ import sys
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
+from google.protobuf import descriptor as _descriptor
 from google.protobuf import json_format
 from google.protobuf import message as _message
 from rich.console import Console
@@ -33,12 +34,70 @@ def clean(value: object, *, keep_newlines: bool = False) -> str:
 
 
 def to_dict(message: _message.Message) -> dict[str, Any]:
-    """The proto3 JSON form with the proto field names, defaults included."""
-    return json_format.MessageToDict(
+    """The JSON document of a message, as every ``--json`` output prints it: the proto3 JSON
+    form with the proto field names and defaults included, except that 64-bit integers are JSON
+    numbers (proto3 JSON makes them strings; ``pipvault audit verify --json`` prints numbers
+    too). Enums are their proto names, timestamps RFC 3339 and durations ``"1.5s"`` strings."""
+    doc = json_format.MessageToDict(
         message,
         preserving_proto_field_name=True,
         always_print_fields_with_no_presence=True,
     )
+    return _int64_numbers(message, doc)
+
+
+_INT64 = frozenset(
+    {
+        _descriptor.FieldDescriptor.TYPE_INT64,
+        _descriptor.FieldDescriptor.TYPE_UINT64,
+        _descriptor.FieldDescriptor.TYPE_SINT64,
+        _descriptor.FieldDescriptor.TYPE_FIXED64,
+        _descriptor.FieldDescriptor.TYPE_SFIXED64,
+    }
+)
+
+
+def _int64_numbers(message: _message.Message, doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` (``MessageToDict`` of ``message``) with every 64-bit integer field a number,
+    in nested messages, lists and map values too. Well-known types (``google.protobuf.*``) keep
+    their JSON string forms."""
+    fields: Any = message.DESCRIPTOR.fields  # upb and pure-Python descriptors alike
+    for field in fields:
+        if field.name not in doc:
+            continue
+        value = getattr(message, field.name)
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            entry = field.message_type.fields_by_name["value"]
+            doc[field.name] = {
+                key: _value(entry, value[_map_key(field, key)], item)
+                for key, item in doc[field.name].items()
+            }
+        elif field.is_repeated:
+            doc[field.name] = [
+                _value(field, v, item) for v, item in zip(value, doc[field.name], strict=True)
+            ]
+        else:
+            doc[field.name] = _value(field, value, doc[field.name])
+    return doc
+
+
+def _value(field: Any, value: Any, item: Any) -> Any:
+    if field.type in _INT64:
+        return int(value)
+    message_type = field.message_type
+    if message_type is not None and not message_type.full_name.startswith("google.protobuf."):
+        return _int64_numbers(value, item)
+    return item
+
+
+def _map_key(field: Any, key: str) -> Any:
+    """The map's own key for a JSON object key (JSON keys are strings; integer keys are not)."""
+    key_field = field.message_type.fields_by_name["key"]
+    if key_field.type == _descriptor.FieldDescriptor.TYPE_BOOL:
+        return key == "true"
+    if key_field.cpp_type == _descriptor.FieldDescriptor.CPPTYPE_STRING:
+        return key
+    return int(key)
 
 
 class Output:
@@ -85,19 +144,26 @@ class Output:
         rows: Iterable[Sequence[object]],
         *,
         no_wrap: Collection[str] = (),
+        right: Collection[str] = (),
     ) -> None:
-        """A table with one row per item (long cells fold; ``no_wrap`` columns never do)."""
+        """A table with one row per item. Long cells fold; ``no_wrap`` columns (numbers, times,
+        short words) are never cut, the other columns give way to them; ``right`` columns are
+        right-aligned (numbers)."""
+        cells = [[Text(_display(cell)) for cell in row] for row in rows]
+        if not cells:
+            self.console.print(Text(f"{clean(title)}: none"))
+            return
         table = Table(title=clean(title), title_justify="left")
         for column in columns:
-            table.add_column(column, overflow="fold", no_wrap=column in no_wrap)
-        count = 0
-        for row in rows:
-            table.add_row(*(Text(_display(cell)) for cell in row))
-            count += 1
-        if count:
-            self.console.print(table)
-        else:
-            self.console.print(Text(f"{clean(title)}: none"))
+            table.add_column(
+                column,
+                overflow="fold",
+                no_wrap=column in no_wrap,
+                justify="right" if column in right else "left",
+            )
+        for row in cells:
+            table.add_row(*row)
+        self.console.print(table)
 
     def line(self, text: str, style: str | None = None) -> None:
         """One line of plain text (never interpreted as markup)."""

@@ -15,7 +15,7 @@ from pipsync.vault.v1 import (
     workspace_pb2,
 )
 
-from vaultctl._convert import format_timestamp, friendly
+from vaultctl._convert import format_timestamp, friendly, venue
 from vaultctl._output import Output
 
 
@@ -84,7 +84,7 @@ def credential(out: Output, cred: credential_pb2.Credential) -> None:
         [
             ("name", cred.name),
             ("display name", cred.display_name),
-            ("broker", _enum(trading_pb2.Broker, cred.broker, "BROKER_")),
+            ("broker", venue(cred.broker)),
             ("environment", _enum(trading_pb2.Environment, cred.environment, "ENVIRONMENT_")),
             (
                 "key algorithm",
@@ -135,7 +135,7 @@ def credentials(out: Output, items: Iterable[credential_pb2.Credential]) -> None
         (
             [
                 c.name,
-                _enum(trading_pb2.Broker, c.broker, "BROKER_"),
+                venue(c.broker),
                 _enum(trading_pb2.Environment, c.environment, "ENVIRONMENT_"),
                 _state(credential_pb2.Credential.State, c.state),
                 c.api_key_hint,
@@ -263,20 +263,24 @@ def key_status(out: Output, status: key_service_pb2.GetKeyStatusResponse) -> Non
             "healthy" if provider.healthy else "UNHEALTHY",
         ]
         if not provider.versions:
-            rows.append([*head, "", "", "", ""])
+            rows.append([*head, "", "", "", "", ""])
         for version in provider.versions:
             rows.append(
                 [
                     *head,
                     version.version,
                     _state(key_service_pb2.KekVersion.State, version.state),
-                    f"{version.wrap_count}/{version.wrap_limit}",
+                    version.wrap_count,
+                    version.wrap_limit,
                     version.ciphertext_count,
                 ]
             )
             head = ["", "", ""]
+    numbers = ("kek", "wraps", "wrap limit", "ciphertexts")
     out.table(
         "key providers",
-        ["provider", "kind", "health", "kek version", "state", "wraps/limit", "ciphertexts"],
+        ["provider", "kind", "health", "kek", "state", *numbers[1:]],
         rows,
+        no_wrap=numbers,  # a number is never cut between two lines; the words give way
+        right=numbers,
     )

@@ -239,10 +239,14 @@ def test_init_pkcs11_command_provisions_version_1_once(
     )
     command = [sys.executable, "-m", "vault_server.cli.main", "keys", "init-pkcs11",
                "--config", str(config), "--provider", "hsm"]  # fmt: skip
-    for _ in range(2):  # the second run finds the key and creates nothing
+    said = []
+    for _ in range(2):  # the second run finds the key and creates nothing, and says so
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr[-2000:]
-        assert "KEK version 1 is in the token" in done.stdout
+        said.append(done.stdout)
+    assert "created KEK version 1 in the token" in said[0] and "found" not in said[0]
+    assert "found KEK version 1 already in the token; nothing created" in said[1]
+    assert "created KEK" not in said[1]
     provider = new_key_provider(
         f"pkcs11://{hsm_token.label}/ops-kek", "hsm", **hsm_token.options()
     )  # made by another process, seen here

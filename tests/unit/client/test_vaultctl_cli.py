@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 import io
 import json
+import re
 import secrets
 import sys
 from collections.abc import Callable, Iterator
@@ -236,7 +237,7 @@ def test_secret_from_stdin_reaches_the_server_and_nowhere_else(run: Run, vault: 
     assert request.environment == trading_pb2.ENVIRONMENT_LIVE
     assert request.key_algorithm == trading_pb2.KEY_ALGORITHM_HMAC_SHA256
     assert list(request.scopes) == ["read", "trade"]
-    assert "bin1" in result.out and "binance-spot" in result.out
+    assert "bin1" in result.out and "binance_spot" in result.out
     for form in _leak_forms(canary):
         assert form not in result.out and form not in result.err
 
@@ -627,7 +628,11 @@ def test_audit_list_filters_and_limit(run: Run, vault: FakeVault) -> None:
         "3",
     )
     assert result.code == 0, result.err
-    assert [e["sequence"] for e in json.loads(result.out)["events"]] == ["1", "2", "3"]
+    assert [e["sequence"] for e in json.loads(result.out)["events"]] == [
+        1,
+        2,
+        3,
+    ]  # numbers, like every --json int64
     calls = vault.calls_to("ListAuditEvents")
     assert len(calls) == 1  # the limit was reached on the first page
     flt = calls[0].request.filter
@@ -662,7 +667,7 @@ def test_audit_tail_json(run: Run, vault: FakeVault) -> None:
     )
     result = run("--json", "audit", "tail", "--workspace", "desk")
     assert result.code == 0, result.err
-    assert [e["sequence"] for e in json.loads(result.out)["events"]] == ["1", "2"]
+    assert [e["sequence"] for e in json.loads(result.out)["events"]] == [1, 2]
     assert not vault.last("StreamAuditEvents").request.follow
 
 
@@ -687,7 +692,7 @@ def test_audit_tail_follow_reopens_without_duplicates(run: Run, vault: FakeVault
     assert result.code != 0  # ends on the permission error, not on the restart
     assert "resuming" in result.err
     lines = [json.loads(line) for line in result.out.splitlines()]
-    assert [e["sequence"] for e in lines] == ["1", "2", "3", "4"]
+    assert [e["sequence"] for e in lines] == [1, 2, 3, 4]
     calls = vault.calls_to("StreamAuditEvents")
     assert len(calls) == 3 and all(c.request.follow for c in calls)
     # Each reopen resumes strictly after the last event printed per chain, same filters.
@@ -716,7 +721,7 @@ def test_audit_export_continues_after_a_window_and_gives_up_on_an_empty_one(
     vault.script("StreamAuditEvents", window, rest, stuck)
     done = run("audit", "export")
     assert done.code == 0, done.err
-    assert [json.loads(x)["sequence"] for x in done.out.splitlines()] == ["1", "2"]
+    assert [json.loads(x)["sequence"] for x in done.out.splitlines()] == [1, 2]
     assert list(vault.calls_to("StreamAuditEvents")[1].request.resume_after) == [
         "workspaces/desk/auditEvents/1"
     ]
@@ -798,7 +803,8 @@ def test_keys_status_rotate_migrate(run: Run, vault: FakeVault) -> None:
     )
     status = run("keys", "status")
     assert status.code == 0, status.err
-    assert "local (primary)" in status.out and "transit" in status.out and "5/1000" in status.out
+    assert "local (primary)" in status.out and "transit" in status.out
+    assert re.search(r"│\s+5 │\s+1000 │\s+4 │", status.out), status.out
 
     vault.on(
         "RotateKeyEncryptionKey",
@@ -831,6 +837,41 @@ def test_keys_status_rotate_migrate(run: Run, vault: FakeVault) -> None:
 
     as_json = run("--json", "--reason", "launch gate", "keys", "migrate", "--to", "transit")
     assert json.loads(as_json.out)["done"] is True
+
+
+@pytest.mark.parametrize("columns", [200, 80, 60])
+def test_keys_status_never_cuts_a_number(
+    columns: int, run: Run, vault: FakeVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    numbers = {"kek": 12, "wraps": 123456789, "limit": 1073741824, "census": 987654321}
+    provider = key_service_pb2.KeyProviderStatus(
+        provider_id="transit-prod-eu-west-1", kind="vault-transit", primary=True, healthy=True,
+        versions=[
+            key_service_pb2.KekVersion(
+                version=numbers["kek"], state=1, wrap_count=numbers["wraps"],
+                wrap_limit=numbers["limit"], ciphertext_count=numbers["census"],
+            )
+        ],
+    )  # fmt: skip
+    vault.on("GetKeyStatus", reply(key_service_pb2.GetKeyStatusResponse(providers=[provider])))
+    monkeypatch.setenv("COLUMNS", str(columns))
+    status = run("keys", "status")
+    assert status.code == 0, status.err
+    assert max(len(line) for line in status.out.splitlines()) <= columns
+    for value in numbers.values():  # each on one line, whole, between cell borders
+        assert re.search(rf"│\s*{value}\s*│", status.out), (value, status.out)
+
+
+def test_keys_status_json_prints_numbers(run: Run, vault: FakeVault) -> None:
+    vault.on("GetKeyStatus", reply(key_service_pb2.GetKeyStatusResponse(providers=[_provider()])))
+    doc = json.loads(run("--json", "keys", "status").out)
+    version = doc["providers"][0]["versions"][0]
+    assert version == {
+        "version": 2, "state": "STATE_ACTIVE", "wrap_count": 5, "wrap_limit": 1000,
+        "ciphertext_count": 4, **{k: v for k, v in version.items() if k not in (
+            "version", "state", "wrap_count", "wrap_limit", "ciphertext_count")},
+    }  # fmt: skip
+    assert all(type(version[k]) is int for k in ("wrap_count", "wrap_limit", "ciphertext_count"))
 
 
 def test_incomplete_migration_exits_1(run: Run, vault: FakeVault) -> None:

@@ -14,6 +14,7 @@ from vaultctl._output import clean
     ("parser", "text", "want"),
     [
         (_convert.BROKER, "binance-spot", "BROKER_BINANCE_SPOT"),
+        (_convert.BROKER, "binance_spot", "BROKER_BINANCE_SPOT"),
         (_convert.BROKER, "BROKER_OKX", "BROKER_OKX"),
         (_convert.BROKER, "kraken", "BROKER_KRAKEN_SPOT"),
         (_convert.BROKER, "Coinbase-Advanced", "BROKER_COINBASE_ADVANCED"),

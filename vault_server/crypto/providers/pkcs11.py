@@ -136,14 +136,19 @@ class Pkcs11KeyProvider:
 
     def ensure_key(self) -> int:
         """Generate version 1 in the token when no version exists yet (provisioning)."""
+        return self.provision()[0]
 
-        def run(session: Any) -> int:
+    def provision(self) -> tuple[int, bool]:
+        """:meth:`ensure_key`, also saying whether this call generated the key (True) or found
+        one already in the token (False), decided under the token session and rotate lock."""
+
+        def run(session: Any) -> tuple[int, bool]:
             with self._rotate_lock:
                 versions = self._versions(session)
                 if versions:
-                    return max(versions)
+                    return max(versions), False
                 self._generate(session, 1)
-                return 1
+                return 1, True
 
         return self._with_session("generate", run)
 
