@@ -170,7 +170,10 @@ class SigningSettings(_Section):
     version_grace_period_s: float = Field(default=86_400.0, ge=0)
     coinbase_strict: bool = False
     venue_base_urls: dict[str, str] = Field(default_factory=dict)  # venue -> URL override
+    # Bounds the whole venue exchange (connect, send, full answer), never beyond the deadline.
     egress_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Proxied venue requests one workspace may have in flight; one more is CONCURRENCY_LIMITED.
+    egress_max_in_flight_per_workspace: int = Field(default=16, ge=1, le=1024)
     # Re-attest every credential's venue permissions this often (0: only on demand/onboarding).
     attestation_interval_s: float = Field(default=0.0, ge=0)
 
