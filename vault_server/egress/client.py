@@ -80,6 +80,7 @@ class EgressClient:
             verify=True, follow_redirects=False, limits=self._limits, trust_env=False
         )
         self._pools: dict[str, httpx.AsyncClient] = {}  # one per venue origin
+        self._async_transport: httpx.AsyncBaseTransport | None = None  # tests: a fake DNS
         self._in_flight = InFlight(max_in_flight_per_workspace)
         logs.install()
 
@@ -119,8 +120,9 @@ class EgressClient:
         pool = self._pools.get(where)
         if pool is None:
             pool = self._pools[where] = httpx.AsyncClient(
-                verify=True, follow_redirects=False, limits=self._limits, trust_env=False
-            )
+                verify=True, follow_redirects=False, limits=self._limits, trust_env=False,
+                transport=self._async_transport,
+            )  # fmt: skip
         try:
             async with asyncio.timeout(bound):
                 async with pool.stream(
