@@ -93,6 +93,7 @@ def relay(
         clean_value, hit_value = scrubber.scrub_text(value)
         redacted = redacted or hit_name or hit_value
         kept.append((clean_name, clean_value))
-    data, hit = scrubber.scrub(body.raw())
-    truncated = body.more or len(body.raw()) > body.cap or len(data) > body.cap
+    raw = body.raw()
+    data, hit = scrubber.scrub(raw)
+    truncated = body.more or len(raw) > body.cap or len(data) > body.cap
     return VenueResponse(status, tuple(kept), data[: body.cap], redacted or hit, truncated)
