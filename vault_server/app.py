@@ -302,7 +302,10 @@ class VaultApp:
         )
         strict = signing_cfg.coinbase_strict
         grace = signing_cfg.version_grace_period_s
-        self.egress = EgressClient(timeout_s=signing_cfg.egress_timeout_s)
+        self.egress = EgressClient(
+            timeout_s=signing_cfg.egress_timeout_s,
+            max_in_flight_per_workspace=signing_cfg.egress_max_in_flight_per_workspace,
+        )
         self.pager = Pager(
             self.clock, bucket_s=settings.paging.dedup_bucket_s, source=settings.paging.source
         )
@@ -798,6 +801,7 @@ class VaultApp:
         self.metrics.stop()
         self.run.shutdown()
         self.egress.close()
+        await self.egress.aclose()
         self.db.dispose()
         _log.info("vault.stopped")
 

@@ -408,7 +408,18 @@ class SigningSettings(_Section):
         gt=0,
         le=60,
         description=(
-            "timeout of the vault's own venue calls (proxy-mode orders, permission attestation)"
+            "bound on the whole venue exchange of the vault's own calls (proxy-mode orders, "
+            "permission attestation): connect, send and the full answer, never beyond the "
+            "caller's deadline"
+        ),
+    )
+    egress_max_in_flight_per_workspace: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description=(
+            "proxied venue requests one workspace may have in flight; one more is refused "
+            "`CONCURRENCY_LIMITED` before its use is recorded"
         ),
     )
     # Re-attest every credential's venue permissions this often (0: only on demand/onboarding).

@@ -32,12 +32,12 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -72,6 +72,14 @@ class LoopbackVenueStub:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Misbehaviour a test switches on (issue 19 section 7), after the answer is decided:
+        # request headers echoed back (in ``X-Echo-*`` headers and an ``echo`` body field, in
+        # several encodings), a body padded with filler to ``pad_to`` bytes, and a body dripped
+        # out ``drip_bytes`` at a time every ``drip_interval_s``.
+        self.echo_headers: tuple[str, ...] = ()
+        self.pad_to = 0
+        self.drip_interval_s = 0.0
+        self.drip_bytes = 1
 
     @property
     def base_url(self) -> str:
@@ -110,7 +118,68 @@ class LoopbackVenueStub:
             status, reply = self.handle(request)
             request.status, request.reply = status, reply
             self.requests.append(request)
-        return status, json.dumps(reply).encode("utf-8")
+        if self.echo_headers and isinstance(reply, dict):
+            reply = {**reply, "echo": {n: echo_forms(request.headers.get(n, ""))
+                                       for n in self.echo_headers}}  # fmt: skip
+        body = json.dumps(reply)
+        while JSON_U in body:  # every character as a JSON \\uXXXX escape: decodes to the value
+            head, _, tail = body.partition(JSON_U)
+            value, quote_, rest = tail.partition('"')
+            body = head + "".join(f"\\u{ord(c):04x}" for c in value) + quote_ + rest
+        return status, body.encode("utf-8")
+
+    def extra_headers(self, request: ReceivedRequest) -> list[tuple[str, str]]:
+        """``X-Echo-<name>`` (raw) and ``X-Echo-<name>-B64`` for every echoed request header."""
+        out = []
+        for name in self.echo_headers:
+            value = request.headers.get(name, "")
+            out += [(f"X-Echo-{name}", value),
+                    (f"X-Echo-{name}-B64", base64.b64encode(value.encode()).decode())]  # fmt: skip
+        return out
+
+    def body_chunks(self, payload: bytes) -> Iterator[bytes]:
+        """The body as written: padded, then whole or dripped."""
+        if self.pad_to > len(payload):
+            filler = self.pad_to - len(payload)
+            payload += b" " * min(filler, 1 << 16)
+            filler -= min(filler, 1 << 16)
+            yield from self._drip(payload)
+            while filler > 0:
+                step = min(filler, 1 << 16)
+                filler -= step
+                yield b" " * step
+            return
+        yield from self._drip(payload)
+
+    def _drip(self, payload: bytes) -> Iterator[bytes]:
+        if not self.drip_interval_s:
+            yield payload
+            return
+        for at in range(0, len(payload), self.drip_bytes):
+            yield payload[at : at + self.drip_bytes]
+            time.sleep(self.drip_interval_s)
+
+    def body_length(self, payload: bytes) -> int:
+        return max(len(payload), self.pad_to)
+
+
+JSON_U = "@@json-u@@"
+
+
+def echo_forms(value: str) -> dict[str, str]:
+    """A request header value the way a careless venue might echo it."""
+    raw = value.encode()
+    user, _, secret = value.partition(" ")
+    return {
+        "raw": value,
+        "url": quote(value, safe=""),
+        "b64": base64.b64encode(raw).decode(),
+        "b64url": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        "basic": base64.b64encode(f"user:{secret or user}".encode()).decode(),
+        "hex": raw.hex(),
+        "json_u": JSON_U + value,  # replaced in the serialized body (single backslashes)
+        "nested": json.dumps({"authorization": value}),
+    }
 
 
 def _handler_for(stub: LoopbackVenueStub) -> type[BaseHTTPRequestHandler]:
@@ -122,12 +191,20 @@ def _handler_for(stub: LoopbackVenueStub) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             path, _, query = self.path.partition("?")
             headers = {name.lower(): value for name, value in self.headers.items()}
-            status, payload = stub.serve(ReceivedRequest(self.command, path, query, headers, body))
+            received = ReceivedRequest(self.command, path, query, headers, body)
+            status, payload = stub.serve(received)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
+            for name, value in stub.extra_headers(received):
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(stub.body_length(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            try:
+                for chunk in stub.body_chunks(payload):
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client stopped reading (a capped relay)
 
         do_GET = do_POST = do_PUT = do_DELETE = _dispatch
 

@@ -6,6 +6,7 @@ Pure: no clock, no I/O, no randomness. Generic order checks and signing primitiv
 * :class:`RedactedHeader`: header values that carry secret material (OANDA bearer token, Alpaca
   secret key, OKX passphrase) would otherwise be printed by ``PreparedRequest``'s dataclass
   ``repr``. The value is still an ordinary ``str`` on the wire; only its ``repr`` is masked.
+  The type also marks what proxy mode scrubs from a venue's answer (``brokers.revealed``).
 * :func:`path_id`: identifiers that are placed *inside a URL path* (OANDA order specifiers,
   Alpaca and Coinbase order ids) must not be able to form ``.``/``..`` segments, slashes or
   percent-escapes, so they get a stricter alphabet than ``_signing_common.order_id``.

@@ -108,7 +108,9 @@ class AlpacaAdapter:
         method, path, query, payload = self._operation(order)
         self.check_endpoint(method, path)
         headers: list[tuple[str, str]] = [
-            ("APCA-API-KEY-ID", credential.api_key),
+            # The key id is marked too: callers see only the masked hint, so an echo of it is
+            # scrubbed from the answer like the secret.
+            ("APCA-API-KEY-ID", hc.RedactedHeader(credential.api_key)),
             ("APCA-API-SECRET-KEY", hc.secret_header(credential.secret, "credential.secret")),
         ]
         body = b""

@@ -290,6 +290,15 @@ class VenueUnavailable(VaultError):
     reason = "VENUE_UNAVAILABLE"
 
 
+class VenueTimeout(VenueUnavailable):
+    """The venue did not finish answering within the egress bound (the smaller of
+    ``signing.egress_timeout_s`` and what was left of the caller's deadline). The request may
+    have reached the venue, so this is DEADLINE_EXCEEDED (outcome unknown), not UNAVAILABLE."""
+
+    kind = ErrorKind.DEADLINE_EXCEEDED
+    reason = "VENUE_TIMEOUT"
+
+
 class IntegrityCheckFailed(VaultError):
     """A ciphertext, wrapped key or envelope failed authentication: tampering or a copied row."""
 

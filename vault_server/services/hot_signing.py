@@ -30,6 +30,7 @@ from vault_server.brokers.base import (
     SigningContext,
 )
 from vault_server.brokers.registry import adapter_for
+from vault_server.brokers.revealed import secret_values
 from vault_server.core.clock import Clock, Random, to_millis
 from vault_server.core.errors import (
     CredentialNotActive,
@@ -50,7 +51,7 @@ from vault_server.services.call import CallContext
 from vault_server.services.hot_state import HotState, UseState
 from vault_server.services.keys import KeyManager
 from vault_server.services.material import open_material
-from vault_server.services.names import workspace_name
+from vault_server.services.names import workspace_name, workspace_of_name
 from vault_server.services.order_checks import check_client_order_id, check_policy
 from vault_server.services.sign_batch import Claim, PendingUse, Stale, UseWritten
 from vault_server.services.signing import (
@@ -113,10 +114,33 @@ class HotSigner:
     async def execute(
         self, ctx: CallContext, routing_context: str, order: OrderSpec, credential: str = ""
     ) -> Executed:
+        """Proxy mode. The venue is awaited on the event loop (no storage thread or database
+        connection is held meanwhile), within the workspace's in-flight cap, and its answer is
+        capped and scrubbed of the request's secrets before it is returned (egress)."""
+        ws = workspace_of_name(routing_context) or workspace_of_name(credential) or ""
+        try:
+            # Claimed before the use commits: a refused call burns no client order id. A
+            # workspace the caller may not see shares one bucket (its call is refused anyway).
+            slot = self._egress.claim(ws if ctx.may_see(ws) else "")
+        except VaultError as err:
+            self._count("unknown", "refused")
+            await self._offload(
+                self._signing.refused, ctx, routing_context, credential, order, err, proxy=True
+            )
+            raise
+        with slot:
+            return await self._execute(ctx, routing_context, order, credential)
+
+    async def _execute(
+        self, ctx: CallContext, routing_context: str, order: OrderSpec, credential: str
+    ) -> Executed:
         use = await self._use(ctx, routing_context, credential, order, proxy=True)
         origins = self._signing.origins(use.venue, use.environment)
+        secrets = secret_values(use.request.headers)
         try:
-            response = await self._offload(self._egress.send, use.request, origins, ctx.remaining())
+            response = await self._egress.execute(
+                use.request, origins, ctx.remaining(), secrets=secrets
+            )
         except VaultError as err:
             self._count(use.venue.value, "failed")
             await self._offload(
@@ -125,6 +149,10 @@ class HotSigner:
             )  # fmt: skip
             raise
         self._count(use.venue.value, "sent")
+        if response.redacted or response.body_truncated:
+            await self._offload(
+                self._signing.record_relayed, ctx, routing_context, use.audit_event, response
+            )
         return Executed(response, use.version, use.audit_event)
 
     # --- the use -----------------------------------------------------------------------------

@@ -117,9 +117,12 @@ class SigningService:
         self._settings = settings
         self._page = page_hook
 
-    def _record_send_failure(
-        self, ctx: CallContext, rc_name: str, use: Use, err: VaultError
-    ) -> None:
+    def _record_result(
+        self, ctx: CallContext, rc_name: str, outcome: str, err: VaultError | None,
+        details: dict[str, str],
+    ) -> None:  # fmt: skip
+        """A ``credential.use_result`` event after a proxied send (the use itself was committed
+        before the send). Best effort: the send happened whether or not this is recorded."""
         ws_id = workspace_of_name(rc_name)
         try:
             with self._db.transaction(timeout_s=None) as session:
@@ -133,13 +136,13 @@ class SigningService:
                     ctx,
                     AuditRecord(
                         action="credential.use_result",
-                        outcome=Outcome.FAILED,
+                        outcome=outcome,
                         workspace_id=ws.id,
                         workspace=f"workspaces/{ws.resource_id}",
                         credential=cred,
                         routing_context=rc_name,
-                        error_reason=err.reason,
-                        details={"useEvent": use.audit_event},
+                        error_reason=err.reason if err is not None else "",
+                        details=details,
                     ),
                 )
         except VaultError:
@@ -202,8 +205,19 @@ class SigningService:
         self, ctx: CallContext, rc_name: str, version: int, event: str, venue: Venue,
         env: Environment, err: VaultError,
     ) -> None:  # fmt: skip
-        use = Use(PreparedRequest("", "", (), b""), version, event, venue, env)
-        self._record_send_failure(ctx, rc_name, use, err)
+        self._record_result(ctx, rc_name, Outcome.FAILED, err, {"useEvent": event})
+
+    def record_relayed(
+        self, ctx: CallContext, rc_name: str, event: str, response: VenueResponse
+    ) -> None:
+        """The venue's answer was altered before relaying: secret material scrubbed from it
+        (``responseRedacted``) or its body cut at the cap (``bodyTruncated``)."""
+        details = {
+            "useEvent": event,
+            "responseRedacted": str(response.redacted).lower(),
+            "bodyTruncated": str(response.body_truncated).lower(),
+        }
+        self._record_result(ctx, rc_name, Outcome.SUCCESS, None, details)
 
     def _sign_in(
         self, session: Session, ctx: CallContext, ws: Workspace, cred: Credential, rc_name: str,

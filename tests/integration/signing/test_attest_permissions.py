@@ -230,23 +230,32 @@ def test_revoked_credential_is_not_attested(wired: Wired) -> None:
     assert wired.venues.okx.requests == []
 
 
-class _VenueDns(httpx.BaseTransport):
-    """Resolves the venues' real hosts to the loopback stub (no network in tests)."""
+class _VenueDns(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Resolves the venues' real hosts to the loopback stub (no network in tests), for the
+    blocking client (attestation) and the proxy's async pools alike."""
 
     def __init__(self, hosts: set[str], stub_url: str) -> None:
         self._hosts = hosts
         self._stub = httpx.URL(stub_url)
         self._inner = httpx.HTTPTransport()
+        self._inner_async = httpx.AsyncHTTPTransport()
         self.seen: list[str] = []
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def _route(self, request: httpx.Request) -> None:
         self.seen.append(f"{request.url.scheme}://{request.url.host}")
         if request.url.host not in self._hosts:
             raise httpx.ConnectError("no route to host", request=request)
         request.url = request.url.copy_with(
             scheme=self._stub.scheme, host=self._stub.host, port=self._stub.port
         )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self._route(request)
         return self._inner.handle_request(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._route(request)
+        return await self._inner_async.handle_async_request(request)
 
 
 def test_binance_usdm_attestation_reaches_the_spot_permission_host(tmp_path: Path) -> None:
@@ -261,6 +270,7 @@ def test_binance_usdm_attestation_reaches_the_spot_permission_host(tmp_path: Pat
         try:
             dns = _VenueDns({"api.binance.com", "fapi.binance.com"}, venues.binance.base_url)
             vault.app.egress._client = httpx.Client(transport=dns)  # the DNS, not the allow-list
+            vault.app.egress._async_transport = dns
             cred = sf.onboard(vault, key, "um")
             rc = sf.begin(vault, cred.name).name
             placed = sf.execute(vault, rc, sf.place_for(key))

@@ -62,4 +62,6 @@ class SigningServicer(rpc.SigningServiceServicer):
             body=done.response.body,
             credential_version=done.version,
             audit_event=done.audit_event,
+            redacted=done.response.redacted,
+            body_truncated=done.response.body_truncated,
         )

@@ -139,15 +139,19 @@ class ExecuteOrderRequest(_message.Message):
     def __init__(self, routing_context: _Optional[str] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., reason: _Optional[str] = ..., credential: _Optional[str] = ...) -> None: ...
 
 class ExecuteOrderResponse(_message.Message):
-    __slots__ = ("http_status", "headers", "body", "credential_version", "audit_event")
+    __slots__ = ("http_status", "headers", "body", "credential_version", "audit_event", "redacted", "body_truncated")
     HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
     HEADERS_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_VERSION_FIELD_NUMBER: _ClassVar[int]
     AUDIT_EVENT_FIELD_NUMBER: _ClassVar[int]
+    REDACTED_FIELD_NUMBER: _ClassVar[int]
+    BODY_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     http_status: int
     headers: _containers.RepeatedCompositeFieldContainer[_trading_pb2.HttpHeader]
     body: bytes
     credential_version: int
     audit_event: str
-    def __init__(self, http_status: _Optional[int] = ..., headers: _Optional[_Iterable[_Union[_trading_pb2.HttpHeader, _Mapping]]] = ..., body: _Optional[bytes] = ..., credential_version: _Optional[int] = ..., audit_event: _Optional[str] = ...) -> None: ...
+    redacted: bool
+    body_truncated: bool
+    def __init__(self, http_status: _Optional[int] = ..., headers: _Optional[_Iterable[_Union[_trading_pb2.HttpHeader, _Mapping]]] = ..., body: _Optional[bytes] = ..., credential_version: _Optional[int] = ..., audit_event: _Optional[str] = ..., redacted: _Optional[bool] = ..., body_truncated: _Optional[bool] = ...) -> None: ...
