@@ -24,6 +24,21 @@ from typing import Any
 from vault_server.alerts.checkpoint_sinks import FileSink, StdoutSink
 from vault_server.alerts.notifiers import Notifier, PagerDutyNotifier, WebhookNotifier
 from vault_server.alerts.pager_sender import Backoff, PagerSender
+from vault_server.audit import (
+    AuditCheckpointer,
+    AuditEventSink,
+    AuditLog,
+    AuditReader,
+    AuditRecord,
+    AuditVerifier,
+    CheckpointKeyError,
+    CheckpointSigner,
+    Position,
+    build_writer,
+    create_signing_key,
+    file_checkpoints,
+    load_signing_key,
+)
 from vault_server.auth.identity import IdentitySource, StaticTokenSource
 from vault_server.auth.jwt_source import JwksError, JwtSource
 from vault_server.auth.policy import Policy, PolicyError
@@ -41,10 +56,28 @@ from vault_server.core.secret import Secret
 from vault_server.crypto.dek_cache import DekCache
 from vault_server.crypto.metered import MeteredKeyProvider
 from vault_server.crypto.providers import KeyProvider, init_local_keyring, new_key_provider
+from vault_server.custody import (
+    Attestor,
+    CredentialLifecycle,
+    CredentialManager,
+    CredentialQueries,
+    ScheduledAttestation,
+)
+from vault_server.domain import PageTokens, system_context
 from vault_server.egress.client import EgressClient
+from vault_server.health import COMPONENTS, ReadinessCheck, ReadinessReport
 from vault_server.key_settings import key_provider_options, key_setting_name
+from vault_server.keys import KeyAdmin, KeyManager
 from vault_server.observability.logging import get_logger
 from vault_server.observability.metrics import Metrics
+from vault_server.paging import (
+    AuditIntegrityPager,
+    IntegrityPager,
+    Pager,
+    ScheduledVerification,
+    SqlOutbox,
+)
+from vault_server.paging import _audit_breaks as audit_integrity
 from vault_server.rpc.admission import Admission, Limits
 from vault_server.rpc.interceptor import CallInterceptor
 from vault_server.rpc.listeners import ListenerConflict
@@ -56,43 +89,23 @@ from vault_server.rpc.servicers.keys import KeyServicer
 from vault_server.rpc.servicers.signing import SigningServicer
 from vault_server.rpc.servicers.workspaces import WorkspaceServicer
 from vault_server.rpc.tls_credentials import mtls_server_credentials
-from vault_server.services import audit_integrity
-from vault_server.services.attestation import Attestor, ScheduledAttestation
-from vault_server.services.audit_checkpoints import (
-    AuditCheckpointer,
-    CheckpointKeyError,
-    CheckpointSigner,
-    create_signing_key,
-    file_checkpoints,
-    load_signing_key,
+from vault_server.signing import (
+    HotSigner,
+    HotState,
+    PendingUse,
+    RoutingContexts,
+    SignBatch,
+    SigningService,
+    SigningSettings,
+    Stale,
+    UseWritten,
 )
-from vault_server.services.audit_integrity import AuditIntegrityPager, ScheduledVerification
-from vault_server.services.audit_log import AuditLog, AuditRecord
-from vault_server.services.audit_reader import AuditReader
-from vault_server.services.audit_sink import AuditEventSink, Position, build_writer
-from vault_server.services.audit_verify import AuditVerifier
-from vault_server.services.call import system_context
-from vault_server.services.credential_lifecycle import CredentialLifecycle
-from vault_server.services.credential_views import CredentialQueries
-from vault_server.services.credentials import CredentialManager
-from vault_server.services.denials import DenialRecorder
-from vault_server.services.hot_signing import HotSigner
-from vault_server.services.hot_state import HotState
-from vault_server.services.integrity_pages import IntegrityPager
-from vault_server.services.key_admin import KeyAdmin
-from vault_server.services.keys import KeyManager
-from vault_server.services.pagination import PageTokens
-from vault_server.services.paging import Pager, SqlOutbox
-from vault_server.services.readiness import COMPONENTS, ReadinessCheck, ReadinessReport
-from vault_server.services.routing import RoutingContexts
-from vault_server.services.sign_batch import PendingUse, SignBatch, Stale, UseWritten
-from vault_server.services.signing import SigningService, SigningSettings
-from vault_server.services.workspaces import WorkspaceManager
 from vault_server.storage import invalidation, migrate, roles
 from vault_server.storage.conflicts import lost_a_race
 from vault_server.storage.database import Database
 from vault_server.storage.group_commit import BatchReport, GroupCommitter
 from vault_server.storage.wal_checkpoint import COMMITTER_AUTOCHECKPOINT_PAGES, WalCheckpointer
+from vault_server.workspaces import DenialRecorder, WorkspaceManager
 
 _log = get_logger("pipvault.app")
 SERVER_KEY_ENV = "PIPVAULT_SERVER_KEY"

@@ -1,4 +1,4 @@
-"""Atheris target: the page-token decoder (``vault_server.services.pagination.PageTokens``).
+"""Atheris target: the page-token decoder (``vault_server.domain._pagination.PageTokens``).
 
 Arbitrary text as a token only ever yields ``InvalidPageToken`` (or the first page for an empty
 token); a genuine token with any byte changed is refused, never resumed at another key.
@@ -13,7 +13,7 @@ import atheris
 
 with atheris.instrument_imports():
     from vault_server.core.errors import InvalidPageToken
-    from vault_server.services.pagination import PageTokens
+    from vault_server.domain._pagination import PageTokens
 
 TOKENS = PageTokens(b"k" * 32)
 PARAMS = {"parent": "workspaces/ws-a", "filter": "x"}

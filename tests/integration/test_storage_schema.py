@@ -10,9 +10,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from vault_server.audit._log import AuditLog, AuditRecord, chain_hash
 from vault_server.core.clock import FixedClock
-from vault_server.services.audit_log import AuditLog, AuditRecord, chain_hash
-from vault_server.services.call import system_context
+from vault_server.domain._call import system_context
 from vault_server.storage import migrate
 from vault_server.storage.database import Database
 from vault_server.storage.models import AuditEvent, Base

@@ -17,13 +17,13 @@ from tests.integration.audit.audit_harness import (
     write_key_file,
 )
 from vault_server.alerts.checkpoint_sinks import FileSink
-from vault_server.core.clock import SystemClock
-from vault_server.services.audit_checkpoints import (
+from vault_server.audit._checkpoints import (
     AuditCheckpointer,
     CheckpointSigner,
     create_signing_key,
 )
-from vault_server.services.audit_reader import ChainStore
+from vault_server.audit._reader import ChainStore
+from vault_server.core.clock import SystemClock
 
 WS_A = "workspaces/ws-a/auditEvents"
 Attack = Callable[[Attacker, str], None]

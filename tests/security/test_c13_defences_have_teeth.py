@@ -34,17 +34,18 @@ from tests.support.canary import find, new_canary
 from tests.support.custody import creds, make_workspace, onboard
 from tests.support.errors import call_error
 from tests.support.vault import ROLES, RunningVault, start_vault
+from vault_server.audit import _verify as audit_verify
 from vault_server.auth.principal import Principal
 from vault_server.core.errors import VaultError
+from vault_server.custody._views import CredentialQueries
+from vault_server.domain._call import CallContext
+from vault_server.domain._names import parse_routing_context
 from vault_server.observability import logging as vault_logging
 from vault_server.rpc import interceptor
 from vault_server.rpc.status import to_status
-from vault_server.services import audit_verify, hot_signing
-from vault_server.services.call import CallContext
-from vault_server.services.credential_views import CredentialQueries
-from vault_server.services.names import parse_routing_context
-from vault_server.services.workspaces import load_visible
+from vault_server.signing import _hot_path as hot_signing
 from vault_server.storage.models import Credential, RoutingContext
+from vault_server.workspaces._manager import load_visible
 
 # --- cross-workspace access -------------------------------------------------------------------
 

@@ -12,10 +12,10 @@ from vault_server.auth.policy import parse_policy
 from vault_server.brokers.base import Environment, KeyAlgorithm, Venue
 from vault_server.config import load_settings
 from vault_server.core.secret import Secret
-from vault_server.services.call import system_context
-from vault_server.services.credentials import NewCredential
-from vault_server.services.material import MaterialInput
-from vault_server.services.order_policy import OrderPolicy
+from vault_server.custody._material import MaterialInput
+from vault_server.custody._onboarding import NewCredential
+from vault_server.domain._call import system_context
+from vault_server.orders._policy import OrderPolicy
 
 
 def build(home: Path) -> VaultApp:

@@ -76,14 +76,14 @@ def _check_sqlite_path(url: str) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from vault_server.core.errors import VaultError
-    from vault_server.services.audit_checkpoints import (
+    from vault_server.audit import (
+        ChainStore,
         CheckpointKeyError,
         load_public_key,
         read_checkpoints,
+        verify_chains,
     )
-    from vault_server.services.audit_reader import ChainStore
-    from vault_server.services.audit_verify import verify_chains
+    from vault_server.core.errors import VaultError
     from vault_server.storage.database import Database
 
     url = args.database_url or os.environ.get(DATABASE_URL_ENV, "")
@@ -122,8 +122,7 @@ def _page(db: Any, result: Any) -> None:
     write to is said on stderr: the verdict and the exit status stay the same."""
     from vault_server.core.clock import SystemClock
     from vault_server.observability.logging import configure_logging
-    from vault_server.services.audit_integrity import CLI, AuditIntegrityPager
-    from vault_server.services.paging import Pager
+    from vault_server.paging import CLI, AuditIntegrityPager, Pager
 
     configure_logging("WARNING", "console")  # stderr: stdout holds only the verdict
     try:

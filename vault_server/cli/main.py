@@ -121,7 +121,7 @@ def _dev_run(args: argparse.Namespace, overrides: dict[str, Any], *, reexec: boo
     from vault_server.app import VaultApp, serve_until_signalled
     from vault_server.cli.dev import banner, ensure_dev_policy, vaultctl_command
     from vault_server.cli.hardening import scrub_environ
-    from vault_server.services.call import system_context
+    from vault_server.domain import system_context
     from vault_server.storage.repositories import workspaces as ws_repo
 
     settings = dev_settings(args, **overrides)
@@ -231,7 +231,7 @@ def _keys_init_pkcs11(args: argparse.Namespace) -> int:
 
 
 def _keys_init_audit(args: argparse.Namespace) -> int:
-    from vault_server.services.audit_checkpoints import CheckpointKeyError, create_signing_key
+    from vault_server.audit import CheckpointKeyError, create_signing_key
 
     path: Path = args.path.resolve()
     try:

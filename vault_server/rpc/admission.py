@@ -27,8 +27,7 @@ from vault_server.core.errors import (
     ReasonRequired,
     Unauthenticated,
 )
-from vault_server.services.call import Actor, ActorType, CallContext
-from vault_server.services.names import workspace_of_name
+from vault_server.domain import Actor, ActorType, CallContext, workspace_of_name
 
 REASON_HEADER = "x-pipvault-reason"
 REQUEST_ID_HEADER = "x-request-id"

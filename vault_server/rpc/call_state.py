@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 
 from vault_server.core.errors import InternalError
-from vault_server.services.call import CallContext
+from vault_server.domain import CallContext
 
 _CURRENT: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(
     "pipvault_call", default=None

@@ -7,10 +7,9 @@ import datetime as dt
 from google.protobuf import timestamp_pb2
 from pipsync.vault.v1 import workspace_pb2
 
-from vault_server.services.etags import etag
-from vault_server.services.names import workspace_name
-from vault_server.services.workspaces import is_frozen
+from vault_server.domain import etag, workspace_name
 from vault_server.storage.models import Workspace
+from vault_server.workspaces import is_frozen
 
 
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:

@@ -7,12 +7,10 @@ from pathlib import Path
 from pipsync.vault.v1 import audit_pb2
 from pipsync.vault.v1 import audit_service_pb2 as pb
 
+from vault_server.audit import AuditQuery, Outcome, VerifyResult, event_name
 from vault_server.core.errors import InvalidArgument
 from vault_server.rpc import wellknown as wk
 from vault_server.rpc.convert import timestamp
-from vault_server.services.audit_log import Outcome, event_name
-from vault_server.services.audit_reader import AuditQuery
-from vault_server.services.audit_verify import VerifyResult
 from vault_server.storage.models import AuditEvent
 
 _Msg = audit_pb2.AuditEvent

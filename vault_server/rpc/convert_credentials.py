@@ -11,13 +11,11 @@ from pipsync.vault.v1 import credential_pb2, trading_pb2
 from vault_server.brokers.base import Environment, KeyAlgorithm, Scope, Venue
 from vault_server.core.errors import InvalidArgument
 from vault_server.core.secret import Secret
+from vault_server.custody import CredentialView, MaterialInput
+from vault_server.domain import etag, version_name
+from vault_server.orders import OrderPolicy
 from vault_server.rpc import wellknown as wk
 from vault_server.rpc.convert import timestamp
-from vault_server.services.credential_views import CredentialView
-from vault_server.services.etags import etag
-from vault_server.services.material import MaterialInput
-from vault_server.services.names import version_name
-from vault_server.services.order_policy import OrderPolicy
 from vault_server.storage.models import CredentialVersion
 
 T = TypeVar("T")

@@ -14,9 +14,9 @@ from vault_server.brokers.base import (
 )
 from vault_server.core.errors import InvalidArgument
 from vault_server.egress.client import VenueResponse
+from vault_server.orders import parse_decimal
 from vault_server.rpc.convert import timestamp
-from vault_server.services.order_policy import parse_decimal
-from vault_server.services.routing import RoutingView
+from vault_server.signing import RoutingView
 
 MAX_EXTRAS = 16
 OPERATIONS = {

@@ -34,6 +34,7 @@ from vault_server.core.errors import (
     RateLimited,
     VaultError,
 )
+from vault_server.domain import CallContext
 from vault_server.observability.logging import get_logger
 from vault_server.observability.metrics import Metrics
 from vault_server.rpc import call_state
@@ -49,8 +50,7 @@ from vault_server.rpc.admission import (
 from vault_server.rpc.headers import read_headers
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.rpc.status import CODES, internal_status, to_status
-from vault_server.services.call import CallContext
-from vault_server.services.denials import DenialRecorder
+from vault_server.workspaces import DenialRecorder
 
 API_PREFIX = "/pipsync.vault.v1."
 _CRED = f"{API_PREFIX}CredentialService/"

@@ -21,29 +21,29 @@ from pipsync.vault.v1 import audit_service_pb2_grpc
 from sqlalchemy import Engine, create_engine, text
 
 from vault_server.app import derive_key
+from vault_server.audit._log import AuditLog, AuditRecord, Outcome
+from vault_server.audit._reader import AuditReader
+from vault_server.audit._verify import AuditVerifier
 from vault_server.auth.identity import StaticTokenSource
 from vault_server.auth.policy import hash_token, parse_policy
 from vault_server.auth.policy_store import PolicyStore
 from vault_server.auth.rpc_roles import Plane
 from vault_server.core.clock import SystemClock
 from vault_server.core.event_loop import new_event_loop
+from vault_server.domain._call import Actor, ActorType, CallContext, system_context
+from vault_server.domain._pagination import PageTokens
 from vault_server.observability.metrics import Metrics
 from vault_server.rpc.admission import Admission, Limits
 from vault_server.rpc.interceptor import CallInterceptor
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.rpc.servicers.audit import AuditServicer
-from vault_server.services.audit_log import AuditLog, AuditRecord, Outcome
-from vault_server.services.audit_reader import AuditReader
-from vault_server.services.audit_verify import AuditVerifier
-from vault_server.services.call import Actor, ActorType, CallContext, system_context
-from vault_server.services.denials import DenialRecorder
-from vault_server.services.pagination import PageTokens
-from vault_server.services.workspaces import WorkspaceManager
 from vault_server.storage import migrate
 from vault_server.storage.database import Database, normalize_url
 from vault_server.storage.models import Workspace
 from vault_server.storage.repositories import workspaces as ws_repo
 from vault_server.storage.tenant import bind_workspace
+from vault_server.workspaces._denials import DenialRecorder
+from vault_server.workspaces._manager import WorkspaceManager
 
 ROOT = Path(__file__).resolve().parents[3]
 

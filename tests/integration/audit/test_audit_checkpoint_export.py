@@ -13,16 +13,16 @@ import pytest
 
 from tests.integration.audit.audit_harness import Attacker, Log, make_log, run_cli, write_key_file
 from vault_server.alerts.checkpoint_sinks import FileSink, StdoutSink
-from vault_server.core.clock import FixedClock
-from vault_server.services.audit_checkpoints import (
+from vault_server.audit._checkpoints import (
     AuditCheckpointer,
     CheckpointSigner,
     create_signing_key,
     load_public_key,
     read_checkpoints,
 )
-from vault_server.services.audit_reader import ChainStore
-from vault_server.services.audit_verify import verify_chains
+from vault_server.audit._reader import ChainStore
+from vault_server.audit._verify import verify_chains
+from vault_server.core.clock import FixedClock
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def keyfile(tmp_path: Path) -> Path:
 
 
 def checkpointer(log: Log, keyfile: Path, path: Path, clock: FixedClock) -> AuditCheckpointer:
-    from vault_server.services.audit_checkpoints import load_signing_key
+    from vault_server.audit._checkpoints import load_signing_key
 
     signer = CheckpointSigner(load_signing_key(keyfile))
     stdout = io.StringIO()

@@ -27,15 +27,15 @@ from tests.integration.audit.audit_harness import (
 from tests.support import pg
 from tests.support.errors import expect_error
 from vault_server.alerts.checkpoint_sinks import FileSink
-from vault_server.core.clock import SystemClock
-from vault_server.services.audit_checkpoints import (
+from vault_server.audit._checkpoints import (
     AuditCheckpointer,
     CheckpointSigner,
     create_signing_key,
     file_checkpoints,
 )
-from vault_server.services.audit_log import AuditRecord
-from vault_server.services.audit_reader import ChainStore
+from vault_server.audit._log import AuditRecord
+from vault_server.audit._reader import ChainStore
+from vault_server.core.clock import SystemClock
 from vault_server.storage.tenant import bind_workspace
 
 DENIED = audit_pb2.AuditEvent.OUTCOME_DENIED

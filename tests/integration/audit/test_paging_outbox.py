@@ -24,11 +24,11 @@ from sqlalchemy import select
 from tests.integration.audit.audit_harness import ROOT, Log, make_log
 from vault_server.alerts.notifiers import PagerDutyNotifier, WebhookNotifier
 from vault_server.alerts.pager_sender import Backoff, PagerSender
+from vault_server.audit._log import AuditRecord, Outcome
 from vault_server.core.clock import FixedClock, SystemClock, SystemRandom
 from vault_server.core.secret import Secret
 from vault_server.observability.metrics import Metrics
-from vault_server.services.audit_log import AuditRecord, Outcome
-from vault_server.services.paging import Pager, SqlOutbox
+from vault_server.paging._outbox import Pager, SqlOutbox
 from vault_server.storage.models import PagerOutbox
 from vault_server.storage.tenant import bind_workspace
 
@@ -250,9 +250,9 @@ WRITER = """
 import base64, os, sys, time
 sys.path.insert(0, os.environ["ROOT"])
 from vault_server.core.clock import SystemClock
-from vault_server.services.audit_log import AuditLog, AuditRecord, Outcome
-from vault_server.services.call import Actor, ActorType, CallContext
-from vault_server.services.paging import Pager
+from vault_server.audit._log import AuditLog, AuditRecord, Outcome
+from vault_server.domain._call import Actor, ActorType, CallContext
+from vault_server.paging._outbox import Pager
 from vault_server.storage.database import Database
 from vault_server.storage.tenant import bind_workspace
 

@@ -9,7 +9,7 @@ import pytest
 from tests.support import signing_flow as sf
 from tests.support.errors import call_error
 from tests.support.vault import RunningVault, iter_audit
-from vault_server.services import hot_signing
+from vault_server.signing import _hot_path as hot_signing
 
 
 def test_the_locked_path_signs_audits_and_refuses(

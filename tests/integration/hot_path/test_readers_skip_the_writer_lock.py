@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 
 from tests.support.vault import RunningVault
-from vault_server.services.kek_guard import kek_lag
+from vault_server.keys._guard import kek_lag
 from vault_server.storage.invalidation import read_epochs
 
 

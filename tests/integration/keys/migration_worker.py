@@ -15,7 +15,7 @@ from tests.support.rotation_worker import onboard
 from vault_server.app import VaultApp
 from vault_server.auth.policy import parse_policy
 from vault_server.config import load_settings
-from vault_server.services.call import system_context
+from vault_server.domain._call import system_context
 
 
 def build(home: Path, keys: dict[str, object]) -> VaultApp:

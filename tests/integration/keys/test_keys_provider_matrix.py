@@ -210,7 +210,7 @@ def test_kill_9_mid_migration_then_resume(
 
 
 def _ctx() -> Any:
-    from vault_server.services.call import system_context
+    from vault_server.domain._call import system_context
 
     return system_context("resume migration")
 

@@ -15,9 +15,9 @@ from sqlalchemy import event, select
 from tests.support.custody import make_workspace, onboard
 from tests.support.vault import RunningVault, iter_audit
 from vault_server.crypto.envelope import EnvelopeBinding
-from vault_server.services.call import system_context
-from vault_server.services.keys import Sealed
-from vault_server.services.rewrap import Progress
+from vault_server.domain._call import system_context
+from vault_server.keys._manager import Sealed
+from vault_server.keys._rewrap import Progress
 from vault_server.storage import invalidation
 from vault_server.storage.models import CredentialVersion, KekState
 from vault_server.storage.repositories import workspaces as ws_repo
@@ -224,7 +224,7 @@ def test_a_key_that_fails_is_counted_once_and_the_rest_is_rewrapped(
 def test_workspaces_per_transaction_is_bounded_and_empty_stretches_are_skipped(
     vault_any_db: RunningVault, monkeypatch: Any
 ) -> None:
-    from vault_server.services import rewrap
+    from vault_server.keys import _rewrap as rewrap
 
     app = vault_any_db.app
     for w in range(5):

@@ -129,6 +129,6 @@ def test_kill_9_in_the_middle_of_rewrap_loses_nothing_and_resumes(tmp_path: Path
 
 
 def _ctx():  # type: ignore[no-untyped-def]
-    from vault_server.services.call import system_context
+    from vault_server.domain._call import system_context
 
     return system_context("resume rotation")

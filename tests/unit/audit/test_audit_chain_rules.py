@@ -7,10 +7,10 @@ import datetime as dt
 
 import pytest
 
-from vault_server.services.audit_checkpoints import CheckpointHead
-from vault_server.services.audit_log import GENESIS, chain_hash
-from vault_server.services.audit_reader import Chain, Head
-from vault_server.services.audit_verify import ChainReport, ChainVerifier
+from vault_server.audit._checkpoints import CheckpointHead
+from vault_server.audit._log import GENESIS, chain_hash
+from vault_server.audit._reader import Chain, Head
+from vault_server.audit._verify import ChainReport, ChainVerifier
 from vault_server.storage.models import AuditEvent
 
 KEY = b"k" * 32

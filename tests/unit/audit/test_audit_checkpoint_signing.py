@@ -13,8 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vault_server.alerts.checkpoint_sinks import FileSink, StdoutSink
 from vault_server.alerts.pager_sender import Backoff
-from vault_server.core.secret import Secret
-from vault_server.services.audit_checkpoints import (
+from vault_server.audit._checkpoints import (
     Checkpoint,
     CheckpointHead,
     CheckpointInvalid,
@@ -26,6 +25,7 @@ from vault_server.services.audit_checkpoints import (
     parse_line,
     read_checkpoints,
 )
+from vault_server.core.secret import Secret
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 HEADS = {"system": CheckpointHead(3, "a" * 64), "u-1": CheckpointHead(9, "b" * 64, "workspaces/x")}

@@ -16,8 +16,8 @@ import pytest
 from tests.unit.brokers.test_size_units import CASES, Case
 from vault_server.brokers.base import Operation, OrderSpec, OrderType, Side
 from vault_server.core.errors import OrderPolicyViolation
-from vault_server.services.order_checks import check_policy
-from vault_server.services.order_policy import OrderPolicy
+from vault_server.orders._checks import check_policy
+from vault_server.orders._policy import OrderPolicy
 
 
 def order(**fields: Any) -> OrderSpec:

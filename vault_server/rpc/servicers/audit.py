@@ -9,11 +9,10 @@ from typing import Any
 from pipsync.vault.v1 import audit_service_pb2 as pb
 from pipsync.vault.v1 import audit_service_pb2_grpc as rpc
 
+from vault_server.audit import AuditReader, AuditVerifier
 from vault_server.rpc import convert_audit as convert
 from vault_server.rpc.call_state import current
 from vault_server.rpc.runner import BlockingRunner
-from vault_server.services.audit_reader import AuditReader
-from vault_server.services.audit_verify import AuditVerifier
 
 
 class AuditServicer(rpc.AuditServiceServicer):

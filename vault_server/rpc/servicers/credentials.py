@@ -7,14 +7,17 @@ from typing import Any
 from pipsync.vault.v1 import credential_service_pb2 as pb
 from pipsync.vault.v1 import credential_service_pb2_grpc as rpc
 
+from vault_server.custody import (
+    Attestor,
+    CredentialLifecycle,
+    CredentialManager,
+    CredentialQueries,
+    NewCredential,
+)
 from vault_server.rpc import convert_credentials as cv
 from vault_server.rpc.call_state import current
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.rpc.servicers.unimplemented import fill_unimplemented
-from vault_server.services.attestation import Attestor
-from vault_server.services.credential_lifecycle import CredentialLifecycle
-from vault_server.services.credential_views import CredentialQueries
-from vault_server.services.credentials import CredentialManager, NewCredential
 
 
 def _new(request: Any, *, with_material: bool) -> NewCredential:

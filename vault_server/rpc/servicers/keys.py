@@ -8,11 +8,10 @@ from typing import Any
 from pipsync.vault.v1 import key_service_pb2 as pb
 from pipsync.vault.v1 import key_service_pb2_grpc as rpc
 
+from vault_server.keys import KeyAdmin, ProviderReport
 from vault_server.rpc.call_state import current
 from vault_server.rpc.convert import timestamp
 from vault_server.rpc.runner import BlockingRunner
-from vault_server.services.key_admin import KeyAdmin
-from vault_server.services.keys import ProviderReport
 
 _STATES = {
     "active": pb.KekVersion.STATE_ACTIVE,

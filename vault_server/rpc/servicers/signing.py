@@ -11,8 +11,7 @@ from vault_server.rpc import convert_signing as cv
 from vault_server.rpc import wellknown as wk
 from vault_server.rpc.call_state import current
 from vault_server.rpc.runner import BlockingRunner
-from vault_server.services.hot_signing import HotSigner
-from vault_server.services.routing import RoutingContexts
+from vault_server.signing import HotSigner, RoutingContexts
 
 
 def _ttl(request: Any) -> float | None:

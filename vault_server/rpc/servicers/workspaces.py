@@ -10,7 +10,7 @@ from vault_server.rpc import convert
 from vault_server.rpc import wellknown as wk
 from vault_server.rpc.call_state import current
 from vault_server.rpc.runner import BlockingRunner
-from vault_server.services.workspaces import WorkspaceManager
+from vault_server.workspaces import WorkspaceManager
 
 
 class WorkspaceServicer(rpc.WorkspaceServiceServicer):

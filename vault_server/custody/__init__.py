@@ -1,0 +1,26 @@
+"""Custody of credentials: onboarding (scopes, attestation, generated keys), versions
+and their lifecycle, the sealed material, and what may be shown of a credential.
+"""
+
+from __future__ import annotations
+
+from vault_server.custody._attestation import Attestor, ScheduledAttestation
+from vault_server.custody._lifecycle import CredentialLifecycle
+from vault_server.custody._material import MaterialInput, open_material
+from vault_server.custody._onboarding import CredentialManager, NewCredential
+from vault_server.custody._venue_nonce import next_nonce
+from vault_server.custody._views import CredentialQueries, CredentialView, load_credential
+
+__all__ = [
+    "Attestor",
+    "CredentialLifecycle",
+    "CredentialManager",
+    "CredentialQueries",
+    "CredentialView",
+    "MaterialInput",
+    "NewCredential",
+    "ScheduledAttestation",
+    "load_credential",
+    "next_nonce",
+    "open_material",
+]

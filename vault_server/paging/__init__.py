@@ -1,0 +1,18 @@
+"""Paging the on-call: the outbox pages are queued in (in the transaction that
+decides them), and the decisions to page for integrity failures.
+"""
+
+from __future__ import annotations
+
+from vault_server.paging._audit_breaks import CLI, AuditIntegrityPager, ScheduledVerification
+from vault_server.paging._integrity_pages import IntegrityPager
+from vault_server.paging._outbox import Pager, SqlOutbox
+
+__all__ = [
+    "CLI",
+    "AuditIntegrityPager",
+    "IntegrityPager",
+    "Pager",
+    "ScheduledVerification",
+    "SqlOutbox",
+]

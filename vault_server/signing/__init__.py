@@ -1,0 +1,25 @@
+"""Signing: routing contexts, the signing service, the hot path (cached use state,
+group-committed audit events) and proxy-mode execution.
+"""
+
+from __future__ import annotations
+
+from vault_server.signing._batch import PendingUse, SignBatch, Stale, UseWritten
+from vault_server.signing._hot_path import HotSigner
+from vault_server.signing._hot_state import HotState
+from vault_server.signing._routing import RoutingContexts, RoutingView
+from vault_server.signing._service import PageHook, SigningService, SigningSettings
+
+__all__ = [
+    "HotSigner",
+    "HotState",
+    "PageHook",
+    "PendingUse",
+    "RoutingContexts",
+    "RoutingView",
+    "SignBatch",
+    "SigningService",
+    "SigningSettings",
+    "Stale",
+    "UseWritten",
+]
