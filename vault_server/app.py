@@ -62,6 +62,7 @@ from vault_server.custody import (
     CredentialManager,
     CredentialQueries,
     ScheduledAttestation,
+    SigningSettings,
 )
 from vault_server.domain import PageTokens, system_context
 from vault_server.egress.client import EgressClient
@@ -71,13 +72,13 @@ from vault_server.keys import KeyAdmin, KeyManager
 from vault_server.observability.logging import get_logger
 from vault_server.observability.metrics import Metrics
 from vault_server.paging import (
+    FOUND_BY_RPC,
     AuditIntegrityPager,
     IntegrityPager,
     Pager,
     ScheduledVerification,
     SqlOutbox,
 )
-from vault_server.paging import _audit_breaks as audit_integrity
 from vault_server.rpc.admission import Admission, Limits
 from vault_server.rpc.interceptor import CallInterceptor
 from vault_server.rpc.listeners import ListenerConflict
@@ -96,7 +97,6 @@ from vault_server.signing import (
     RoutingContexts,
     SignBatch,
     SigningService,
-    SigningSettings,
     Stale,
     UseWritten,
 )
@@ -412,7 +412,7 @@ class VaultApp:
             self.audit_reader,
             derive_key(server_key, "audit-chain"),
             checkpoints=checkpoints,
-            on_broken=self.audit_alarm.reporter(audit_integrity.RPC),
+            on_broken=self.audit_alarm.reporter(FOUND_BY_RPC),
         )
         self.scheduled_verification = ScheduledVerification(
             self.audit_reader.store,

@@ -21,6 +21,7 @@ from vault_server.audit._reader import AuditQuery, AuditReader, ChainStore
 from vault_server.audit._records import credential_record
 from vault_server.audit._sink import AuditEventSink, Position, build_writer
 from vault_server.audit._verify import AuditVerifier, Finding, VerifyResult, verify_chains
+from vault_server.audit._view import EventView
 
 __all__ = [
     "GENESIS",
@@ -35,6 +36,7 @@ __all__ = [
     "CheckpointKeyError",
     "CheckpointLog",
     "CheckpointSigner",
+    "EventView",
     "Finding",
     "HeadRegression",
     "Outcome",

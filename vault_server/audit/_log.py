@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from vault_server.audit._view import EventView
 from vault_server.core.clock import Clock
 from vault_server.core.errors import AuditUnavailable
 from vault_server.domain import CallContext
@@ -206,7 +207,7 @@ class AuditLog:
         return head
 
 
-def event_name(row: AuditEvent, workspace_resource: str = "") -> str:
+def event_name(row: EventView, workspace_resource: str = "") -> str:
     base = workspace_resource or row.workspace
     if row.chain_id == SYSTEM_CHAIN or not base:
         return f"system/auditEvents/{row.seq}"

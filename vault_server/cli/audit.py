@@ -122,11 +122,11 @@ def _page(db: Any, result: Any) -> None:
     write to is said on stderr: the verdict and the exit status stay the same."""
     from vault_server.core.clock import SystemClock
     from vault_server.observability.logging import configure_logging
-    from vault_server.paging import CLI, AuditIntegrityPager, Pager
+    from vault_server.paging import FOUND_BY_CLI, AuditIntegrityPager, Pager
 
     configure_logging("WARNING", "console")  # stderr: stdout holds only the verdict
     try:
-        queued = AuditIntegrityPager(db, Pager(SystemClock())).report(result, CLI)
+        queued = AuditIntegrityPager(db, Pager(SystemClock())).report(result, FOUND_BY_CLI)
     except Exception as exc:
         print(f"pipvault audit: could not queue a page: {type(exc).__name__}", file=sys.stderr)
         return

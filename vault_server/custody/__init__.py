@@ -8,7 +8,9 @@ from vault_server.custody._attestation import Attestor, ScheduledAttestation
 from vault_server.custody._lifecycle import CredentialLifecycle
 from vault_server.custody._material import MaterialInput, open_material
 from vault_server.custody._onboarding import CredentialManager, NewCredential
+from vault_server.custody._venue_calls import PageHook, SigningSettings
 from vault_server.custody._venue_nonce import next_nonce
+from vault_server.custody._version_view import VersionView
 from vault_server.custody._views import CredentialQueries, CredentialView, load_credential
 
 __all__ = [
@@ -19,7 +21,10 @@ __all__ = [
     "CredentialView",
     "MaterialInput",
     "NewCredential",
+    "PageHook",
     "ScheduledAttestation",
+    "SigningSettings",
+    "VersionView",
     "load_credential",
     "next_nonce",
     "open_material",

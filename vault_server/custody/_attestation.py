@@ -25,12 +25,12 @@ from vault_server.core.clock import Clock, Random, to_millis
 from vault_server.core.errors import CredentialRevoked, VaultError, VenueUnavailable
 from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.custody._material import open_material
+from vault_server.custody._venue_calls import PageHook, SigningSettings
 from vault_server.custody._venue_nonce import next_nonce
 from vault_server.custody._views import CredentialView, load_credential, view_of
 from vault_server.domain import CallContext, credential_name, parse_credential, system_context
 from vault_server.egress.client import EgressClient, allowed_origins
 from vault_server.keys import KeyManager
-from vault_server.signing import PageHook, SigningSettings
 from vault_server.storage.database import Database
 from vault_server.storage.repositories import credentials as repo
 from vault_server.storage.repositories import workspaces as ws_repo

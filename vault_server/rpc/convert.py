@@ -8,8 +8,7 @@ from google.protobuf import timestamp_pb2
 from pipsync.vault.v1 import workspace_pb2
 
 from vault_server.domain import etag, workspace_name
-from vault_server.storage.models import Workspace
-from vault_server.workspaces import is_frozen
+from vault_server.workspaces import WorkspaceView, is_frozen
 
 
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -20,7 +19,7 @@ def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     return ts
 
 
-def workspace(row: Workspace, now: dt.datetime) -> workspace_pb2.Workspace:
+def workspace(row: WorkspaceView, now: dt.datetime) -> workspace_pb2.Workspace:
     frozen = is_frozen(row, now)
     msg = workspace_pb2.Workspace(
         name=workspace_name(row.resource_id),

@@ -7,11 +7,10 @@ from pathlib import Path
 from pipsync.vault.v1 import audit_pb2
 from pipsync.vault.v1 import audit_service_pb2 as pb
 
-from vault_server.audit import AuditQuery, Outcome, VerifyResult, event_name
+from vault_server.audit import AuditQuery, EventView, Outcome, VerifyResult, event_name
 from vault_server.core.errors import InvalidArgument
 from vault_server.rpc import wellknown as wk
 from vault_server.rpc.convert import timestamp
-from vault_server.storage.models import AuditEvent
 
 _Msg = audit_pb2.AuditEvent
 _OUTCOMES = {
@@ -48,7 +47,7 @@ def query(flt: pb.AuditFilter) -> AuditQuery:
     )
 
 
-def event(row: AuditEvent) -> audit_pb2.AuditEvent:
+def event(row: EventView) -> audit_pb2.AuditEvent:
     msg = audit_pb2.AuditEvent(
         name=event_name(row),
         sequence=row.seq,

@@ -11,12 +11,11 @@ from pipsync.vault.v1 import credential_pb2, trading_pb2
 from vault_server.brokers.base import Environment, KeyAlgorithm, Scope, Venue
 from vault_server.core.errors import InvalidArgument
 from vault_server.core.secret import Secret
-from vault_server.custody import CredentialView, MaterialInput
+from vault_server.custody import CredentialView, MaterialInput, VersionView
 from vault_server.domain import etag, version_name
 from vault_server.orders import OrderPolicy
 from vault_server.rpc import wellknown as wk
 from vault_server.rpc.convert import timestamp
-from vault_server.storage.models import CredentialVersion
 
 T = TypeVar("T")
 
@@ -142,7 +141,7 @@ def policy_msg(policy: OrderPolicy) -> credential_pb2.OrderPolicy:
     return msg
 
 
-def version_msg(ws: str, cred: str, v: CredentialVersion) -> credential_pb2.CredentialVersion:
+def version_msg(ws: str, cred: str, v: VersionView) -> credential_pb2.CredentialVersion:
     msg = credential_pb2.CredentialVersion(
         name=version_name(ws, cred, v.version),
         version=v.version,

@@ -8,18 +8,16 @@ from vault_server.signing._batch import PendingUse, SignBatch, Stale, UseWritten
 from vault_server.signing._hot_path import HotSigner
 from vault_server.signing._hot_state import HotState
 from vault_server.signing._routing import RoutingContexts, RoutingView
-from vault_server.signing._service import PageHook, SigningService, SigningSettings
+from vault_server.signing._service import SigningService
 
 __all__ = [
     "HotSigner",
     "HotState",
-    "PageHook",
     "PendingUse",
     "RoutingContexts",
     "RoutingView",
     "SignBatch",
     "SigningService",
-    "SigningSettings",
     "Stale",
     "UseWritten",
 ]

@@ -45,7 +45,7 @@ from vault_server.core.errors import (
     WorkspaceFrozen,
 )
 from vault_server.crypto.envelope import EnvelopeBinding
-from vault_server.custody import open_material
+from vault_server.custody import SigningSettings, open_material
 from vault_server.domain import CallContext, workspace_name, workspace_of_name
 from vault_server.egress.client import EgressClient
 from vault_server.keys import KeyManager
@@ -57,7 +57,6 @@ from vault_server.signing._service import (
     Executed,
     Signed,
     SigningService,
-    SigningSettings,
     Use,
     use_details,
 )

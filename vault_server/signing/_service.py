@@ -13,7 +13,6 @@ and the ``credential.use`` audit event; nothing claimed and no signature if any 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -39,7 +38,7 @@ from vault_server.core.errors import (
     VaultError,
 )
 from vault_server.crypto.envelope import EnvelopeBinding
-from vault_server.custody import next_nonce, open_material
+from vault_server.custody import PageHook, SigningSettings, next_nonce, open_material
 from vault_server.domain import CallContext, credential_name, workspace_of_name
 from vault_server.egress.client import EgressClient, VenueResponse, allowed_origins
 from vault_server.keys import KeyManager
@@ -57,9 +56,6 @@ from vault_server.storage.repositories import credentials as cred_repo
 from vault_server.storage.repositories import workspaces as ws_repo
 from vault_server.storage.tenant import bind_workspace
 from vault_server.workspaces import ensure_not_frozen
-
-# Called in the refusal's audit transaction when a read happened outside a routing context.
-PageHook = Callable[[Session, CallContext, AuditRecord, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -83,13 +79,6 @@ class Use:
     audit_event: str
     venue: Venue
     environment: Environment
-
-
-@dataclass(frozen=True)
-class SigningSettings:
-    recv_window_cap_ms: int
-    coinbase_strict: bool
-    venue_base_urls: Mapping[str, str]
 
 
 class SigningService:

@@ -11,10 +11,12 @@ from vault_server.workspaces._manager import (
     is_frozen,
     load_visible,
 )
+from vault_server.workspaces._view import WorkspaceView
 
 __all__ = [
     "DenialRecorder",
     "WorkspaceManager",
+    "WorkspaceView",
     "ensure_not_frozen",
     "is_frozen",
     "load_visible",

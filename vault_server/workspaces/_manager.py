@@ -33,13 +33,14 @@ from vault_server.storage.database import Database
 from vault_server.storage.models import Workspace
 from vault_server.storage.repositories import workspaces as repo
 from vault_server.storage.tenant import bind_workspace
+from vault_server.workspaces._view import WorkspaceView
 
 ACTIVE = "active"
 FROZEN = "frozen"
 MAX_FREEZE_S = 366 * 86_400
 
 
-def is_frozen(ws: Workspace, now: dt.datetime) -> bool:
+def is_frozen(ws: WorkspaceView, now: dt.datetime) -> bool:
     """Frozen and not past its automatic expiry."""
     if ws.state != FROZEN:
         return False

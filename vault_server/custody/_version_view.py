@@ -1,0 +1,29 @@
+"""What the edge may read of a credential version: never its envelope."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol
+
+
+class VersionView(Protocol):
+    """A credential version as the domain shows it: metadata only, no sealed material."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def api_key_hint(self) -> str: ...
+    @property
+    def provider_id(self) -> str: ...
+    @property
+    def kek_version(self) -> int: ...
+    @property
+    def create_time(self) -> dt.datetime: ...
+    @property
+    def promote_time(self) -> dt.datetime | None: ...
+    @property
+    def destroy_after(self) -> dt.datetime | None: ...
+    @property
+    def destroy_time(self) -> dt.datetime | None: ...
