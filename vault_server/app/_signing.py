@@ -1,0 +1,129 @@
+"""Wiring of custody and signing: credentials (onboarding, lifecycle, queries, attestation),
+routing contexts, the signing service and its hot path with the group committer that makes
+every signature's audit event durable before the signature leaves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vault_server.audit import AuditLog
+from vault_server.config import Settings
+from vault_server.core.clock import Clock, Random
+from vault_server.core.errors import AuditUnavailable
+from vault_server.custody import (
+    Attestor,
+    CredentialLifecycle,
+    CredentialManager,
+    CredentialQueries,
+    SigningSettings,
+)
+from vault_server.domain import PageTokens
+from vault_server.egress.client import EgressClient
+from vault_server.keys import KeyManager
+from vault_server.observability.logging import get_logger
+from vault_server.observability.metrics import Metrics
+from vault_server.paging import Pager
+from vault_server.rpc.runner import BlockingRunner
+from vault_server.signing import (
+    HotSigner,
+    HotState,
+    PendingUse,
+    RoutingContexts,
+    SignBatch,
+    SigningService,
+    Stale,
+    UseWritten,
+)
+from vault_server.storage.conflicts import lost_a_race
+from vault_server.storage.database import Database
+from vault_server.storage.group_commit import BatchReport, GroupCommitter
+from vault_server.storage.wal_checkpoint import COMMITTER_AUTOCHECKPOINT_PAGES, WalCheckpointer
+
+_log = get_logger("pipvault.app")
+
+
+@dataclass(frozen=True)
+class SigningParts:
+    attestor: Attestor
+    credentials: CredentialManager
+    lifecycle: CredentialLifecycle
+    queries: CredentialQueries
+    routing: RoutingContexts
+    signing: SigningService
+    hot_state: HotState
+    committer: GroupCommitter[PendingUse, UseWritten | Stale]
+    wal_checkpointer: WalCheckpointer
+    hot_signer: HotSigner
+
+
+def build_signing(
+    settings: Settings,
+    *,
+    db: Database,
+    audit: AuditLog,
+    keys: KeyManager,
+    pages: PageTokens,
+    pager: Pager,
+    egress: EgressClient,
+    run: BlockingRunner,
+    metrics: Metrics,
+    clock: Clock,
+    random: Random,
+    on_batch: Callable[[BatchReport], None],
+) -> SigningParts:
+    cfg = settings.signing
+    strict = cfg.coinbase_strict
+    venue = SigningSettings(
+        recv_window_cap_ms=cfg.recv_window_cap_ms,
+        coinbase_strict=strict,
+        venue_base_urls=dict(cfg.venue_base_urls),
+    )
+    attestor = Attestor(db, audit, keys, egress, clock, random, venue, page_hook=pager.hook)
+    credentials = CredentialManager(
+        db, audit, keys, clock, coinbase_strict=strict, attestor=attestor
+    )
+    lifecycle = CredentialLifecycle(
+        db, audit, keys, clock, coinbase_strict=strict, grace_period_s=cfg.version_grace_period_s
+    )
+    queries = CredentialQueries(db, audit, pages, coinbase_strict=strict)
+    routing = RoutingContexts(
+        db,
+        audit,
+        clock,
+        default_ttl_s=cfg.routing_ttl_default_s,
+        max_ttl_s=cfg.routing_ttl_max_s,
+    )
+    signing = SigningService(
+        db, audit, keys, routing, egress, clock, random, venue, page_hook=pager.hook
+    )
+    hot_state = HotState()
+    committer: GroupCommitter[PendingUse, UseWritten | Stale] = GroupCommitter(
+        db.engine,
+        SignBatch(audit, clock),
+        on_batch_failure=_audit_unavailable,
+        on_batch=on_batch,
+        sqlite_autocheckpoint_pages=COMMITTER_AUTOCHECKPOINT_PAGES,
+        retry=lost_a_race,
+    )
+    hot_signer = HotSigner(
+        signing, keys, hot_state, committer.submit, run, egress, clock, random, venue, metrics
+    )
+    return SigningParts(
+        attestor,
+        credentials,
+        lifecycle,
+        queries,
+        routing,
+        signing,
+        hot_state,
+        committer,
+        WalCheckpointer(db.engine),
+        hot_signer,
+    )
+
+
+def _audit_unavailable(exc: BaseException) -> BaseException:
+    """What every signature of a failed batch gets: nothing of the batch was written."""
+    _log.warning("audit.batch_error", error=type(exc).__name__)
+    return AuditUnavailable("the audit event could not be written")
