@@ -214,7 +214,7 @@ def test_dockerignore_keeps_tests_and_secrets_out_of_the_build_context() -> None
                 keep = negate
         return keep
 
-    for path in ("pyproject.toml", "vault_server/app.py", "clients/python/pyproject.toml"):
+    for path in ("pyproject.toml", "vault_server/app/_vault.py", "clients/python/pyproject.toml"):
         assert included(path), path
     for path in (
         "tests/conftest.py",
