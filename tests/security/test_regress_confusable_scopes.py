@@ -11,7 +11,7 @@ import unicodedata
 from collections import defaultdict
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.custody import binance_request, creds, make_workspace
@@ -75,6 +75,7 @@ def disguised(draw: st.DrawFn) -> str:
     return draw(st.sampled_from([scope, unicodedata.normalize("NFC", scope)]))
 
 
+@example(scope="ṗȧyంut")  # a spacing mark the data reads as "o" (found by this test in CI)
 @settings(max_examples=400, deadline=None)
 @given(scope=disguised())
 def test_any_confusable_disguise_is_a_withdrawal_scope(scope: str) -> None:

@@ -245,11 +245,11 @@ _SEPARATORS = str.maketrans(dict.fromkeys(" \t\r\n_-./:&+|'\"`", ""))
 
 
 def _skeleton(text: str) -> str:
-    """UTS #39 order: decompose (NFD), then map confusables (here also dropping marks)."""
-    decomposed = unicodedata.normalize("NFD", text)
-    return "".join(ch for ch in decomposed if unicodedata.category(ch)[0] != "M").translate(
-        _CONFUSABLES
-    )
+    """UTS #39 order: decompose (NFD), map confusables, then drop the marks left over. Marks the
+    data reads as letters (Telugu anusvara U+0C02 reads "o") are mapped before any mark is
+    dropped, so "payంut" is still "payout"."""
+    mapped = unicodedata.normalize("NFD", text).translate(_CONFUSABLES)
+    return "".join(ch for ch in mapped if unicodedata.category(ch)[0] != "M")
 
 
 def _fold_once(text: str) -> str:

@@ -1,28 +1,26 @@
-"""What the sync and async clients share: settings, metadata, deadlines and the retry plan."""
+"""The one client core: settings, channel, stubs and the preparation of each call.
+
+Both transports (``_sync_transport``, ``_aio_transport``) are this core plus I/O.
+"""
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import random
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any, TypedDict
-
-import grpc  # type: ignore[import-untyped]
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, TypedDict
 
 from pipvault_client._channel import (
     Endpoint,
+    open_channel,
     parse_address,
     require_secure_or_local,
 )
-from pipvault_client._config import RetryPolicy, TlsConfig, check_timeout
-from pipvault_client._errors import VaultClientError
+from pipvault_client._config import DEFAULT_TIMEOUT, RetryPolicy, TlsConfig, check_timeout
+from pipvault_client._retry import Attempt, CallContext
 from pipvault_client._rpc import RpcSpec
-
-logger = logging.getLogger("pipvault_client")
-
-Metadata = tuple[tuple[str, str], ...]
 
 AUTHORIZATION_KEY = "authorization"
 REASON_KEY = "x-pipvault-reason"
@@ -31,7 +29,6 @@ ON_BEHALF_OF_KEY = "x-pipvault-on-behalf-of"
 
 _MAX_REQUEST_ID = 128
 _MAX_REASON_METADATA = 1024
-_CONCURRENCY_LIMITED = "CONCURRENCY_LIMITED"
 
 
 class CallOptions(TypedDict, total=False):
@@ -68,92 +65,22 @@ def new_request_id() -> str:
     return str(uuid.uuid4())
 
 
-class CallContext:
-    """One logical call: its request id, metadata, deadline and retry plan.
-
-    The deadline is fixed when the call starts; retries only spend what is left of it.
-    """
-
-    __slots__ = (
-        "_attempt",
-        "_clock",
-        "_deadline",
-        "_policy",
-        "_rng",
-        "metadata",
-        "request_id",
-        "spec",
-        "timeout",
-    )
-
-    def __init__(
-        self,
-        spec: RpcSpec[Any, Any],
-        *,
-        metadata: Metadata,
-        request_id: str,
-        timeout: float,
-        policy: RetryPolicy,
-        clock: Callable[[], float],
-        rng: random.Random,
-    ) -> None:
-        self.spec = spec
-        self.metadata = metadata
-        self.request_id = request_id
-        self.timeout = timeout
-        self._policy = policy
-        self._clock = clock
-        self._rng = rng
-        self._deadline = clock() + timeout
-        self._attempt = 0
-
-    def attempt_timeout(self) -> float:
-        """The deadline for the next attempt: all that is left of the call's deadline."""
-        self._attempt += 1
-        if self._attempt == 1:
-            return self.timeout
-        return max(self._deadline - self._clock(), 0.001)
-
-    def retry_delay(self, error: VaultClientError) -> float | None:
-        """Seconds to sleep before retrying, or ``None`` when the error must be raised."""
-        if not self.spec.read_only or not is_retryable(error):
-            return None
-        if self._attempt >= self._policy.max_attempts:
-            return None
-        delay = self._rng.uniform(0, self._policy.backoff_bound(self._attempt))
-        remaining = self._deadline - self._clock()
-        if delay + self._policy.min_attempt_time >= remaining:
-            return None
-        logger.debug(
-            "retrying %s after %s in %.3fs (attempt %d, request id %s)",
-            self.spec.name,
-            error.code_name,
-            delay,
-            self._attempt + 1,
-            self.request_id,
-        )
-        return delay
-
-
-def is_retryable(error: VaultClientError) -> bool:
-    """UNAVAILABLE, or RESOURCE_EXHAUSTED because the server is at its concurrency cap."""
-    if error.code == grpc.StatusCode.UNAVAILABLE:
-        return True
-    return error.code == grpc.StatusCode.RESOURCE_EXHAUSTED and error.reason == _CONCURRENCY_LIMITED
-
-
 class ClientCore:
-    """Settings and per-call preparation shared by :class:`VaultClient` and the async client."""
+    """Settings, channel and per-call preparation shared by :class:`VaultClient` and
+    :class:`AsyncVaultClient`; a transport subclass names its gRPC API and adds the I/O."""
+
+    _grpc_api: ClassVar[Any]
+    """``grpc`` or ``grpc.aio``: both have the same channel factories and multi-callables."""
 
     def __init__(
         self,
         address: str,
         *,
-        token: str | None,
-        tls: TlsConfig | None,
-        timeout: float,
-        retry: RetryPolicy | None,
-        on_behalf_of: str | None,
+        token: str | None = None,
+        tls: TlsConfig | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        on_behalf_of: str | None = None,
     ) -> None:
         self._endpoint: Endpoint = parse_address(address)
         require_secure_or_local(self._endpoint, tls)
@@ -166,6 +93,8 @@ class ClientCore:
         self._on_behalf_of = _check_on_behalf_of(on_behalf_of)
         self._clock: Callable[[], float] = time.monotonic
         self._rng = random.Random()
+        self._channel: Any = open_channel(self._grpc_api, self.address, tls)
+        self._callables: dict[str, Any] = {}
 
     @property
     def address(self) -> str:
@@ -182,6 +111,34 @@ class ClientCore:
             f"{type(self).__name__}(address={self.address!r}, tls={self._tls is not None}, "
             f"token={'<set>' if self.__token else None}, timeout={self._timeout})"
         )
+
+    def _callable(self, spec: RpcSpec[Any, Any]) -> Any:
+        """The channel's multi-callable for ``spec`` (made once per RPC)."""
+        found = self._callables.get(spec.path)
+        if found is None:
+            channel = self._channel
+            factory = channel.unary_stream if spec.server_streaming else channel.unary_unary
+            found = factory(
+                spec.path,
+                request_serializer=spec.request_type.SerializeToString,
+                response_deserializer=spec.response_type.FromString,
+            )
+            self._callables[spec.path] = found
+        return found
+
+    @contextlib.contextmanager
+    def _stream_attempt(self, call: CallContext, request: Any) -> Iterator[tuple[Attempt, Any]]:
+        """One attempt of a server stream: opens it, and cancels it however the block is left.
+        A gRPC failure inside means what :class:`Attempt` says (raised, or swallowed with a
+        delay before the next attempt)."""
+        attempt = call.attempt()
+        method = self._callable(call.spec)
+        responses = method(request, timeout=attempt.timeout, metadata=call.metadata)
+        try:
+            with attempt:
+                yield attempt, responses
+        finally:
+            responses.cancel()
 
     def _start(
         self,

@@ -15,7 +15,7 @@ from pipvault_client._config import (
 )
 from pipvault_client._version import USER_AGENT
 
-__all__ = ["Endpoint", "channel_options", "parse_address", "ssl_credentials"]
+__all__ = ["Endpoint", "channel_options", "open_channel", "parse_address", "ssl_credentials"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -87,6 +87,14 @@ def ssl_credentials(tls: TlsConfig) -> Any:
     return grpc.ssl_channel_credentials(
         root_certificates=root, private_key=key, certificate_chain=chain
     )
+
+
+def open_channel(api: Any, target: str, tls: TlsConfig | None) -> Any:
+    """A channel to ``target`` from ``api`` (``grpc`` or ``grpc.aio``): TLS when ``tls`` is set."""
+    options = channel_options(tls)
+    if tls is None:
+        return api.insecure_channel(target, options=options)
+    return api.secure_channel(target, ssl_credentials(tls), options)
 
 
 def require_secure_or_local(endpoint: Endpoint, tls: TlsConfig | None) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from pipvault_client._sync_admin import AdminMethods
-from pipvault_client._sync_credentials import CredentialMethods
-from pipvault_client._sync_signing import SigningMethods
+from pipvault_client._admin import AdminMethods
+from pipvault_client._credentials import CredentialMethods
+from pipvault_client._signing import SigningMethods
+from pipvault_client._sync_transport import SyncTransport
 
 __all__ = ["VaultClient"]
 
 
-class VaultClient(AdminMethods, CredentialMethods, SigningMethods):
+class VaultClient(AdminMethods, CredentialMethods, SigningMethods, SyncTransport):
     """Synchronous client for the pipvault gRPC API: one method per RPC of WorkspaceService,
     CredentialService, SigningService, AuditService and KeyService.
 

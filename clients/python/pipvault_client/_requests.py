@@ -1,4 +1,4 @@
-"""Request builders shared by the sync and async clients (pure: no I/O, no logging)."""
+"""Argument checks and conversions the RPC methods share (pure: no I/O, no logging)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ import math
 from collections.abc import Iterable
 
 from google.protobuf import duration_pb2, timestamp_pb2
-from pipsync.vault.v1 import audit_pb2, credential_pb2, trading_pb2, workspace_pb2
+from pipsync.vault.v1 import audit_pb2, credential_pb2, trading_pb2
 from pipsync.vault.v1 import audit_service_pb2 as audit_svc
-from pipsync.vault.v1 import credential_service_pb2 as cred_svc
-from pipsync.vault.v1 import key_service_pb2 as key_svc
-from pipsync.vault.v1 import signing_service_pb2 as sign_svc
-from pipsync.vault.v1 import workspace_service_pb2 as ws_svc
-
-from pipvault_client._venues import broker_value
 
 DurationLike = datetime.timedelta | float | int
 """A duration: a ``timedelta`` or a number of seconds."""
@@ -57,134 +51,6 @@ def page_size(value: int) -> int:
     return value
 
 
-# WorkspaceService ----------------------------------------------------------------------------
-
-
-def create_workspace(
-    workspace_id: str, display_name: str, reason: str
-) -> ws_svc.CreateWorkspaceRequest:
-    return ws_svc.CreateWorkspaceRequest(
-        workspace_id=workspace_id,
-        workspace=workspace_pb2.Workspace(display_name=display_name),
-        reason=reason,
-    )
-
-
-def freeze_workspace(
-    name: str, reason: str, ttl: DurationLike | None, etag: str
-) -> ws_svc.FreezeWorkspaceRequest:
-    return ws_svc.FreezeWorkspaceRequest(
-        name=name, reason=reason, ttl=duration(ttl, "ttl"), etag=etag
-    )
-
-
-# CredentialService ---------------------------------------------------------------------------
-
-
-def create_credential(
-    *,
-    parent: str,
-    credential_id: str,
-    broker: BrokerLike,
-    environment: EnvironmentLike,
-    key_algorithm: KeyAlgorithmLike,
-    material: credential_pb2.SecretMaterial,
-    scopes: Iterable[str],
-    reason: str,
-    display_name: str,
-    acknowledge_single_permission_tier: bool,
-    policy: credential_pb2.OrderPolicy | None,
-    attest_on_create: bool,
-) -> cred_svc.CreateCredentialRequest:
-    if not isinstance(material, credential_pb2.SecretMaterial):
-        raise TypeError("material must be a pipsync.vault.v1.SecretMaterial")
-    return cred_svc.CreateCredentialRequest(
-        parent=parent,
-        credential_id=credential_id,
-        display_name=display_name,
-        broker=broker_value(broker),
-        environment=environment,
-        key_algorithm=key_algorithm,
-        material=material,
-        scopes=_strings(scopes, "scopes"),
-        acknowledge_single_permission_tier=acknowledge_single_permission_tier,
-        policy=policy,
-        attest_on_create=attest_on_create,
-        reason=reason,
-    )
-
-
-def generate_credential_key(
-    *,
-    parent: str,
-    credential_id: str,
-    broker: BrokerLike,
-    environment: EnvironmentLike,
-    key_algorithm: KeyAlgorithmLike,
-    scopes: Iterable[str],
-    reason: str,
-    display_name: str,
-    policy: credential_pb2.OrderPolicy | None,
-) -> cred_svc.GenerateCredentialKeyRequest:
-    return cred_svc.GenerateCredentialKeyRequest(
-        parent=parent,
-        credential_id=credential_id,
-        display_name=display_name,
-        broker=broker_value(broker),
-        environment=environment,
-        key_algorithm=key_algorithm,
-        scopes=_strings(scopes, "scopes"),
-        policy=policy,
-        reason=reason,
-    )
-
-
-def list_credentials(
-    parent: str, size: int, broker: BrokerLike, show_revoked: bool, token: str
-) -> cred_svc.ListCredentialsRequest:
-    return cred_svc.ListCredentialsRequest(
-        parent=parent,
-        page_size=size,
-        page_token=token,
-        broker=broker_value(broker),
-        show_revoked=show_revoked,
-    )
-
-
-def rotate_credential(
-    name: str,
-    material: credential_pb2.SecretMaterial | None,
-    reason: str,
-    generate_key: bool,
-    etag: str,
-) -> cred_svc.RotateCredentialRequest:
-    if material is not None and not isinstance(material, credential_pb2.SecretMaterial):
-        raise TypeError("material must be a pipsync.vault.v1.SecretMaterial")
-    if (material is None) == (not generate_key):
-        raise ValueError("rotate_credential needs exactly one of material or generate_key")
-    return cred_svc.RotateCredentialRequest(
-        name=name, material=material, generate_key=generate_key, etag=etag, reason=reason
-    )
-
-
-# SigningService ------------------------------------------------------------------------------
-
-
-def begin_routing(
-    credential: str, strategy_id: str, reason: str, ttl: DurationLike | None
-) -> sign_svc.BeginRoutingRequest:
-    return sign_svc.BeginRoutingRequest(
-        credential=credential, strategy_id=strategy_id, ttl=duration(ttl, "ttl"), reason=reason
-    )
-
-
-def renew_routing(name: str, reason: str, ttl: DurationLike | None) -> sign_svc.RenewRoutingRequest:
-    return sign_svc.RenewRoutingRequest(name=name, ttl=duration(ttl, "ttl"), reason=reason)
-
-
-# AuditService --------------------------------------------------------------------------------
-
-
 def audit_filter(
     *,
     workspace: str,
@@ -195,6 +61,7 @@ def audit_filter(
     start_time: datetime.datetime | None,
     end_time: datetime.datetime | None,
 ) -> audit_svc.AuditFilter:
+    """The filter of ``ListAuditEvents`` and ``StreamAuditEvents``."""
     return audit_svc.AuditFilter(
         workspace=workspace,
         credential=credential,
@@ -206,22 +73,14 @@ def audit_filter(
     )
 
 
-# KeyService ----------------------------------------------------------------------------------
+def check_material(material: object) -> None:
+    """Secret material is only ever a ``SecretMaterial`` message (never a dict or bytes)."""
+    if not isinstance(material, credential_pb2.SecretMaterial):
+        raise TypeError("material must be a pipsync.vault.v1.SecretMaterial")
 
 
-def migrate_keys(
-    target_provider_id: str, batch_size: int, reason: str
-) -> key_svc.MigrateKeysRequest:
-    if isinstance(batch_size, bool) or not 0 <= batch_size <= 1000:
-        raise ValueError("batch_size must be between 0 and 1000")
-    if not target_provider_id:
-        raise ValueError("target_provider_id is required")
-    return key_svc.MigrateKeysRequest(
-        target_provider_id=target_provider_id, batch_size=batch_size, reason=reason
-    )
-
-
-def _strings(values: Iterable[str], what: str) -> list[str]:
+def strings(values: Iterable[str], what: str) -> list[str]:
+    """A repeated string field; a lone string (an iterable of characters) is refused."""
     if isinstance(values, str):
         raise TypeError(f"{what} must be an iterable of strings, not a string")
     return list(values)

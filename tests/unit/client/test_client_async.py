@@ -17,7 +17,7 @@ from pipsync.vault.v1 import (
     workspace_pb2,
     workspace_service_pb2,
 )
-from test_client_fakes import FakeVault, fail, reply, running_fake_vault
+from test_client_fakes import FakeVault, abort, fail, reply, running_fake_vault
 
 FAST_RETRY = pv.RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.02)
 
@@ -170,3 +170,82 @@ async def test_routing_context(client: pv.AsyncVaultClient, vault: FakeVault) ->
 async def test_plaintext_refused_off_loopback() -> None:
     with pytest.raises(ValueError, match="plaintext"):
         pv.AsyncVaultClient("192.0.2.10:8201")
+
+
+# The retry plan and the page walk are shared with VaultClient; these pin that the asyncio
+# transport drives them the same way.
+
+
+async def test_retries_spend_one_deadline(vault: FakeVault) -> None:
+    now = [0.0]
+
+    async def sleep(delay: float) -> None:
+        now[0] += delay
+
+    def slow_failure(request, context):
+        now[0] += 4.0  # each attempt "takes" 4 s of the 10 s budget
+        abort(context, grpc.StatusCode.UNAVAILABLE, "STORAGE_UNAVAILABLE", "busy")
+
+    vault.on("GetWorkspace", slow_failure)
+    retry = pv.RetryPolicy(max_attempts=4, initial_backoff=0.001, max_backoff=0.001)
+    async with pv.AsyncVaultClient(vault.address, retry=retry) as client:
+        client._clock = lambda: now[0]
+        client._sleep = sleep
+        with pytest.raises(pv.UnavailableError):
+            await client.get_workspace("workspaces/a")
+    budgets = [c.time_remaining for c in vault.calls_to("GetWorkspace")]
+    assert len(budgets) == 3  # the fourth attempt would start after the deadline
+    for got, want in zip(budgets, [10.0, 6.0, 2.0], strict=True):
+        assert want - 0.1 <= got <= want + 0.1
+    assert now[0] > 12.0  # the asyncio sleep was awaited between attempts
+
+
+async def test_a_repeated_page_token_stops_the_iteration(
+    client: pv.AsyncVaultClient, vault: FakeVault
+) -> None:
+    vault.on(
+        "ListAuditEvents",
+        reply(
+            audit_service_pb2.ListAuditEventsResponse(
+                events=[audit_pb2.AuditEvent(sequence=1)], next_page_token="loop"
+            )
+        ),
+    )
+    got = []
+    with pytest.raises(pv.InternalError, match="repeated a page token"):
+        async for event in client.list_audit_events(workspace="workspaces/a"):
+            got.append(event.sequence)
+    assert got == [1, 1]
+    assert len(vault.calls_to("ListAuditEvents")) == 2
+
+
+async def test_stream_retries_only_the_opening(
+    client: pv.AsyncVaultClient, vault: FakeVault
+) -> None:
+    def stream(request, context):
+        for n in (1, 2, 3):
+            yield audit_service_pb2.StreamAuditEventsResponse(
+                event=audit_pb2.AuditEvent(sequence=n)
+            )
+
+    vault.script("StreamAuditEvents", fail(grpc.StatusCode.UNAVAILABLE, "STORAGE_UNAVAILABLE"))
+    vault.on("StreamAuditEvents", stream)
+    got = [e.sequence async for e in client.stream_audit_events(workspace="workspaces/a")]
+    assert got == [1, 2, 3]
+    assert len(vault.calls_to("StreamAuditEvents")) == 2
+
+
+async def test_stream_failing_midway_is_not_replayed(
+    client: pv.AsyncVaultClient, vault: FakeVault
+) -> None:
+    def stream(request, context):
+        yield audit_service_pb2.StreamAuditEventsResponse(event=audit_pb2.AuditEvent(sequence=1))
+        abort(context, grpc.StatusCode.UNAVAILABLE, "STORAGE_UNAVAILABLE", "db down")
+
+    vault.on("StreamAuditEvents", stream)
+    got = []
+    with pytest.raises(pv.UnavailableError):
+        async for event in client.stream_audit_events(follow=True):
+            got.append(event.sequence)
+    assert got == [1]
+    assert len(vault.calls_to("StreamAuditEvents")) == 1

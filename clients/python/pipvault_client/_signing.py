@@ -1,4 +1,4 @@
-"""Asyncio SigningService methods (data plane). None of them is ever retried."""
+"""SigningService methods (data plane), written once for both clients. None is ever retried."""
 
 from __future__ import annotations
 
@@ -9,53 +9,65 @@ from pipsync.vault.v1 import trading_pb2
 
 from pipvault_client import _requests as build
 from pipvault_client import _rpc
-from pipvault_client._aio_core import AsyncTransport
 from pipvault_client._base import CallOptions
+from pipvault_client._calls import Unary, whole
+from pipvault_client._methods import unary_rpc
 from pipvault_client._requests import DurationLike
 
 
-class SigningMethods(AsyncTransport):
+class SigningMethods:
     """Routing contexts, detached signing and proxy execution."""
 
-    async def begin_routing(
+    @unary_rpc
+    def begin_routing(
         self,
         credential: str,
         strategy_id: str,
         reason: str = "",
         ttl: DurationLike | None = None,
         **options: Unpack[CallOptions],
-    ) -> sign_svc.RoutingContext:
+    ) -> Unary[sign_svc.RoutingContext]:
         """Opens a routing context on ``credential`` for ``strategy_id``. ``reason`` is
         required."""
-        request = build.begin_routing(credential, strategy_id, reason, ttl)
-        return (await self._unary(_rpc.BEGIN_ROUTING, request, options, reason)).routing_context
+        request = sign_svc.BeginRoutingRequest(
+            credential=credential,
+            strategy_id=strategy_id,
+            ttl=build.duration(ttl, "ttl"),
+            reason=reason,
+        )
+        return Unary(_rpc.BEGIN_ROUTING, request, _routing_context, options, reason)
 
-    async def renew_routing(
+    @unary_rpc
+    def renew_routing(
         self,
         name: str,
         reason: str = "",
         ttl: DurationLike | None = None,
         **options: Unpack[CallOptions],
-    ) -> sign_svc.RoutingContext:
+    ) -> Unary[sign_svc.RoutingContext]:
         """Extends a routing context. ``reason`` is required."""
-        request = build.renew_routing(name, reason, ttl)
-        return (await self._unary(_rpc.RENEW_ROUTING, request, options, reason)).routing_context
+        request = sign_svc.RenewRoutingRequest(
+            name=name, ttl=build.duration(ttl, "ttl"), reason=reason
+        )
+        return Unary(_rpc.RENEW_ROUTING, request, _routing_context, options, reason)
 
-    async def end_routing(
+    @unary_rpc
+    def end_routing(
         self, name: str, reason: str = "", **options: Unpack[CallOptions]
-    ) -> sign_svc.RoutingContext:
+    ) -> Unary[sign_svc.RoutingContext]:
         """Ends a routing context. ``reason`` is required."""
         request = sign_svc.EndRoutingRequest(name=name, reason=reason)
-        return (await self._unary(_rpc.END_ROUTING, request, options, reason)).routing_context
+        return Unary(_rpc.END_ROUTING, request, _routing_context, options, reason)
 
-    async def sign_order(
+    @unary_rpc
+    def sign_order(
         self,
         routing_context: str,
         order: trading_pb2.Order,
         reason: str = "",
         credential: str = "",
         **options: Unpack[CallOptions],
-    ) -> sign_svc.SignOrderResponse:
+    ) -> Unary[sign_svc.SignOrderResponse]:
         """Detached mode: a signed request to send before its ``expire_time``. ``reason`` is
         required.
 
@@ -67,19 +79,29 @@ class SigningMethods(AsyncTransport):
         request = sign_svc.SignOrderRequest(
             routing_context=routing_context, order=order, reason=reason, credential=credential
         )
-        return await self._unary(_rpc.SIGN_ORDER, request, options, reason)
+        return Unary(_rpc.SIGN_ORDER, request, whole, options, reason)
 
-    async def execute_order(
+    @unary_rpc
+    def execute_order(
         self,
         routing_context: str,
         order: trading_pb2.Order,
         reason: str = "",
         credential: str = "",
         **options: Unpack[CallOptions],
-    ) -> sign_svc.ExecuteOrderResponse:
+    ) -> Unary[sign_svc.ExecuteOrderResponse]:
         """Proxy mode: the vault sends the order and returns the venue's answer. ``reason`` is
         required. Order sizes and ``credential`` (optional) as in ``sign_order``."""
         request = sign_svc.ExecuteOrderRequest(
             routing_context=routing_context, order=order, reason=reason, credential=credential
         )
-        return await self._unary(_rpc.EXECUTE_ORDER, request, options, reason)
+        return Unary(_rpc.EXECUTE_ORDER, request, whole, options, reason)
+
+
+_RoutingResponse = (
+    sign_svc.BeginRoutingResponse | sign_svc.RenewRoutingResponse | sign_svc.EndRoutingResponse
+)
+
+
+def _routing_context(response: _RoutingResponse) -> sign_svc.RoutingContext:
+    return response.routing_context
