@@ -1,7 +1,7 @@
 """Signing and proxying: the parts of a routing service's use of a credential that read or
 write the database through the ORM.
 
-``HotSigner`` (services/hot_signing.py) serves SignOrder/ExecuteOrder; it uses this service to
+``HotSigner`` (signing/_hot_path.py) serves SignOrder/ExecuteOrder; it uses this service to
 load a routing context's ``UseState``, to audit refusals in their own transaction (a refusal
 without a routing context also pages: it is a read outside an active context, DESIGN.md §6), to
 record a proxied request the venue never answered, and - when the cached state keeps moving - for
