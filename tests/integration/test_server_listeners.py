@@ -114,8 +114,8 @@ def test_unimplemented_rpc_carries_error_info(tmp_path, monkeypatch: pytest.Monk
     real pipeline (every v1 RPC is implemented today, so serve a servicer with none filled in)."""
     from pipsync.vault.v1 import key_service_pb2, key_service_pb2_grpc
 
-    from vault_server.app import _servers as app_module
     from tests.support.vault import start_vault
+    from vault_server.app import _servers as app_module
     from vault_server.rpc.servicers.unimplemented import fill_unimplemented
 
     class Bare(key_service_pb2_grpc.KeyServiceServicer):

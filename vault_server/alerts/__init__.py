@@ -2,5 +2,5 @@
 the outbox, and the sinks that export signed audit checkpoints.
 
 This layer sits beside ``storage`` and never imports it: the pager sender works against the small
-``OutboxStore`` protocol that ``services.paging`` implements over the ``pager_outbox`` table.
+``OutboxStore`` protocol that ``vault_server.paging`` implements over the ``pager_outbox`` table.
 """

@@ -6,7 +6,7 @@ transit, and any added later) reports ``pipvault_kms_request_seconds`` and
 ``local`` or ``vault-transit``, never an id, address or key name) and the operation name.
 
 It also tells a stale key ring from tampering: an unwrap that fails for a KEK version *newer*
-than the provider's active one means this replica missed a rotation (``services/kek_guard.py``),
+than the provider's active one means this replica missed a rotation (``keys/_guard.py``),
 so it answers ``KeyProviderUnavailable`` instead of ``IntegrityCheckFailed``.
 """
 

@@ -1,4 +1,4 @@
-"""Plain SQLAlchemy Core statements for rewrapping data keys (``services/rewrap.py``).
+"""Plain SQLAlchemy Core statements for rewrapping data keys (``keys/_rewrap.py``).
 
 A rewrap reads batches of wrapped keys (only the columns it needs, never ORM objects; a batch may
 span workspaces) and writes each batch back in one transaction with one ``executemany``
