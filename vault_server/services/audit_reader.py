@@ -32,7 +32,8 @@ from vault_server.services.call import CallContext
 from vault_server.services.names import parse_credential, parse_workspace, workspace_name
 from vault_server.services.pagination import PageTokens
 from vault_server.storage.database import Database
-from vault_server.storage.models import AuditChainHead, AuditEvent, Workspace
+from vault_server.storage.models import AuditChainHead, AuditEvent
+from vault_server.storage.repositories import workspaces as ws_repo
 from vault_server.storage.tenant import bind_workspace
 
 _ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.?$")
@@ -145,7 +146,7 @@ class ChainStore:
         then the system chain too). ``only`` narrows to one workspace (NOT_FOUND if invisible or
         missing); ``discover`` adds chains found only in the audit tables (offline verify)."""
         with self.txn(None) as s:
-            rows = s.execute(select(Workspace.id, Workspace.resource_id)).all()
+            rows = ws_repo.all_ids(s)
             orphans: dict[str, str] = {}
             if discover and grant is None:
                 orphans = dict.fromkeys(s.scalars(select(AuditChainHead.chain_id)), "")
