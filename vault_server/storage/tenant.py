@@ -58,6 +58,14 @@ def bind_workspace(session: Session, workspace_id: str) -> None:
         session.execute(_BIND, {"ws": workspace_id})
 
 
+def scope_connection(conn: Connection, workspace_id: str | None) -> None:
+    """Scope the rest of a Core-level read to one workspace's rows (``None``: to none), for
+    readers that visit workspaces one at a time inside one snapshot (PostgreSQL only; the ORM
+    guard is unaffected and filters nothing these readers query)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_BIND, {"ws": workspace_id or ""})
+
+
 def cross_workspace_job(session: Session, job: CrossWorkspaceJob) -> None:
     """Declare this unit of work (bound to no workspace) the cross-workspace ``job`` for the rest
     of its transaction, or until it binds a workspace."""
