@@ -203,6 +203,7 @@ class VaultServers:
             self._socket_lock = None
 
     async def start(self) -> Bound:
+        self._servicers.audit.open_follow_streams()
         await self.set_serving(False)
         # Liveness: SERVING for as long as the process serves at all, whatever readiness says
         # (a kubelet liveness probe on service "liveness" never restarts a pod for an outage).

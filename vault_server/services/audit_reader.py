@@ -261,7 +261,7 @@ class _Merge:
     #: looks for workspaces created since, in the snapshot it reads the chains in.
     grant: frozenset[str] | None = None
     rediscover: bool = False
-    _poll_pending: bool = False
+    _poll_pending: bool = field(default=False, init=False)
 
     def add(self, chain: Chain, after: int) -> None:
         if chain.id not in self.chains:
@@ -323,6 +323,8 @@ class AuditStream:
         self.follow = follow
         self.poll_interval_s = reader.poll_interval_s
         merge.grant, merge.rediscover = ctx.workspaces, follow and rediscover
+        if merge.rediscover:
+            merge.rearm()  # the first fetch looks for workspaces created since the chains were read
 
     def next_batch(self) -> list[AuditEvent]:
         """Up to one batch in insertion order; ``[]`` when caught up (then poll again later:
