@@ -775,6 +775,8 @@ class VaultApp:
     async def stop(self) -> None:
         self.metrics.ready.set(0)
         self._ready = False
+        if self.servers is not None:
+            self.servers.end_follow_streams()  # first: nothing below waits for a follower
         self.audit.alarm = None
         for job in list(self._jobs):
             job.cancel()
