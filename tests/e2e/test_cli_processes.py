@@ -138,7 +138,7 @@ def test_db_upgrade_on_postgres_then_production_refuses_an_old_schema(tmp_path: 
             text=True,
             timeout=60,
         )
-        assert up.returncode == 0 and "schema at 0004" in up.stdout and "pipvault_app" in up.stdout
+        assert up.returncode == 0 and "schema at 0005" in up.stdout and "pipvault_app" in up.stdout
     finally:
         pg.drop_database(url)
 

@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -115,25 +116,45 @@ def test_a_socket_left_by_a_killed_process_is_reclaimed(tmp_path: Path) -> None:
     assert again.returncode == 0
 
 
+def _frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
+    return (
+        len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+    )
+
+
+def _half_sent_call(port: int) -> socket.socket:
+    """A slow client: an HTTP/2 call whose headers arrived but whose request never does (an
+    in-flight call the drain waits for; a follow stream no longer does, it ends at SIGTERM)."""
+
+    def literal(name: str, value: str) -> bytes:  # HPACK literal, not indexed, no Huffman
+        return bytes([0, len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
+
+    headers = b"".join(
+        literal(n, v)
+        for n, v in (
+            (":method", "POST"), (":scheme", "http"), (":authority", "vault"),
+            (":path", "/pipsync.vault.v1.WorkspaceService/ListWorkspaces"),
+            ("content-type", "application/grpc"), ("te", "trailers"),
+        )
+    )  # fmt: skip
+    conn = socket.create_connection(("127.0.0.1", port))
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    conn.sendall(preface + _frame(4, 0, 0) + _frame(1, 4, 1, headers))  # SETTINGS, HEADERS
+    conn.recv(4096)  # the server's SETTINGS
+    conn.sendall(_frame(4, 1, 0))  # SETTINGS ACK: the connection stays up
+    return conn
+
+
 def test_a_restart_inside_the_drain_window_leaves_the_draining_instance_alone(
     tmp_path: Path,
 ) -> None:
-    from pipsync.vault.v1 import audit_service_pb2 as apb
-    from pipsync.vault.v1 import audit_service_pb2_grpc as agrpc
-
     home = tmp_path / "home"
     ports = _ports()
     first = _start(home, ports, grace_s=60)
-    tokens = json.loads((home / "dev-tokens.json").read_text())
-    channel = grpc.insecure_channel(f"127.0.0.1:{ports['admin']}")
+    slow = _half_sent_call(ports["admin"])
     try:
-        # An in-flight follow stream keeps the first process draining after SIGTERM.
-        stream = agrpc.AuditServiceStub(channel).StreamAuditEvents(
-            apb.StreamAuditEventsRequest(follow=True),
-            metadata=[("authorization", f"Bearer {tokens['dev-security']}")],
-            timeout=60,
-        )
-        next(stream)
+        # An in-flight call keeps the first process draining after SIGTERM.
+        time.sleep(0.3)
         first.send_signal(signal.SIGTERM)
         time.sleep(1.0)
         assert first.poll() is None  # still draining (grace period)
@@ -149,9 +170,9 @@ def test_a_restart_inside_the_drain_window_leaves_the_draining_instance_alone(
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         finally:
             os.close(fd)
-        stream.cancel()  # the last in-flight call ends: the drain finishes early
+        slow.close()  # the last in-flight call ends: the drain finishes early
     finally:
-        channel.close()
+        slow.close()
         out, _ = first.communicate(timeout=30)
     assert first.returncode == 0, out
     assert not (home / "data.sock").exists()

@@ -237,6 +237,8 @@ class VaultApp:
 
     async def stop(self) -> None:
         self.metrics.ready.set(0)
+        if self.servers is not None:
+            self.servers.end_follow_streams()  # first: nothing below waits for a follower
         self.readiness_watch.stop()
         for job in list(self._jobs):
             job.cancel()

@@ -1,15 +1,19 @@
 """Reading the audit log: the chains a caller may see, filtered lists with page tokens, and
 streams that follow new events.
 
-On PostgreSQL a workspace's audit rows are visible only in a transaction bound to it (RLS), so
-reads touch one chain per transaction; on SQLite the chains of one fetch share one short
-transaction. No transaction is ever held while a caller consumes rows: a stream fetches a bounded
-batch, returns it, and fetches again only when asked, so a slow or stalled consumer holds no lock
-and cannot delay writers.
+On PostgreSQL a workspace's audit rows are visible only while the transaction is bound to it
+(RLS), so a fetch binds each chain's workspace in turn, all inside one read-only snapshot
+(REPEATABLE READ; on SQLite one read transaction is one snapshot). No transaction is ever held
+while a caller consumes rows: a stream fetches a bounded batch, returns it, and fetches again only
+when asked, so a slow or stalled consumer holds no lock and cannot delay writers.
 
 Order is the log's insertion order (``id``). Within a chain ``id`` follows ``seq`` (appends hold
 the chain head lock), so per-chain ``id`` cursors never skip an event even when transactions of
-different chains commit out of ``id`` order; a following stream keeps one cursor per chain.
+different chains commit out of ``id`` order; a following stream keeps one cursor per chain. Each
+poll of a following stream reads the workspace directory and every chain in the same snapshot, so
+a workspace created since the last poll is followed from its first event on, merged in ``id``
+order with the events read beside it: events committed one after another reach the follower in
+that order, whichever chains they are on.
 
 Reads are audited once per call (``audit.list``, ``audit.stream``), never per event returned.
 """
@@ -36,8 +40,9 @@ from vault_server.domain import (
     workspace_name,
 )
 from vault_server.storage.database import Database
-from vault_server.storage.models import AuditChainHead, AuditEvent, Workspace
-from vault_server.storage.tenant import bind_workspace
+from vault_server.storage.models import AuditChainHead, AuditEvent
+from vault_server.storage.repositories import workspaces as ws_repo
+from vault_server.storage.tenant import bind_workspace, scope_connection
 
 _ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.?$")
 OUTCOMES = frozenset({Outcome.SUCCESS, Outcome.DENIED, Outcome.FAILED})
@@ -58,6 +63,14 @@ class Chain:
 
 
 SYSTEM = Chain(SYSTEM_CHAIN, None, "system")
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One snapshot's rows per chain, and the chains it found that the reader did not know."""
+
+    rows: dict[str, list[AuditEvent]]
+    found: list[Chain]
 
 
 @dataclass(frozen=True)
@@ -149,13 +162,20 @@ class ChainStore:
         then the system chain too). ``only`` narrows to one workspace (NOT_FOUND if invisible or
         missing); ``discover`` adds chains found only in the audit tables (offline verify)."""
         with self.txn(None) as s:
-            rows = s.execute(select(Workspace.id, Workspace.resource_id)).all()
-            orphans: dict[str, str] = {}
-            if discover and grant is None:
-                orphans = dict.fromkeys(s.scalars(select(AuditChainHead.chain_id)), "")
-                names = select(AuditEvent.chain_id, func.min(AuditEvent.workspace))
-                for c, n in s.execute(names.group_by(AuditEvent.chain_id)):
-                    orphans[c] = n or ""
+            return self._chains(s, grant, only=only, discover=discover)
+
+    @staticmethod
+    def _chains(
+        s: Session, grant: frozenset[str] | None, *, only: str | None, discover: bool
+    ) -> list[Chain]:
+        """``chains`` inside an open transaction bound to no workspace (the directory job)."""
+        rows = ws_repo.all_ids(s)
+        orphans: dict[str, str] = {}
+        if discover and grant is None:
+            orphans = dict.fromkeys(s.scalars(select(AuditChainHead.chain_id)), "")
+            names = select(AuditEvent.chain_id, func.min(AuditEvent.workspace))
+            for c, n in s.execute(names.group_by(AuditEvent.chain_id)):
+                orphans[c] = n or ""
         mine = (Chain(w, w, workspace_name(r)) for w, r in rows if grant is None or r in grant)
         visible = sorted(mine, key=lambda c: c.name)
         if only is not None:
@@ -191,23 +211,41 @@ class ChainStore:
         limit: int,
         timeout_s: float,
     ) -> dict[str, list[AuditEvent]]:
-        """Matching rows of each chain after its cursor, in ``id`` order, ``limit`` per chain."""
+        """Matching rows of each chain after its cursor, in ``id`` order, ``limit`` per chain,
+        all read in one snapshot."""
+        return self.fetch(chains, after, query, limit, timeout_s).rows
+
+    def fetch(
+        self,
+        chains: Sequence[Chain],
+        after: Mapping[str, int],
+        query: AuditQuery,
+        limit: int,
+        timeout_s: float,
+        *,
+        discover: bool = False,
+        grant: frozenset[str] | None = None,
+        known: frozenset[str] = frozenset(),
+    ) -> Fetched:
+        """``by_id``; with ``discover`` it first reads, in the same snapshot, the chains
+        ``grant`` sees (see ``chains``), and reads those not in ``known`` from their first event
+        on (``Fetched.found``)."""
         conds = query.conditions()
-
-        def rows(s: Session, c: Chain) -> list[AuditEvent]:
-            stmt = select(AuditEvent).where(
-                AuditEvent.chain_id == c.id, AuditEvent.id > after[c.id], *conds
-            )
-            return list(s.scalars(stmt.order_by(AuditEvent.id).limit(limit)))
-
-        if self._db.is_postgres:
+        with self._db.transaction(timeout_s=timeout_s, read_only=True, snapshot=True) as s:
+            found: list[Chain] = []
+            if discover:  # first: the directory is read bound to no workspace
+                visible = self._chains(s, grant, only=None, discover=False)
+                found = [c for c in visible if c.id not in known]
+            cursors = {**after, **{c.id: 0 for c in found}}
             out: dict[str, list[AuditEvent]] = {}
-            for c in chains:
-                with self.txn(c, timeout_s) as s:
-                    out[c.id] = rows(s, c)
-            return out
-        with self.txn(None, timeout_s) as s:
-            return {c.id: rows(s, c) for c in chains}
+            for c in (*chains, *found):
+                if self._db.is_postgres:
+                    scope_connection(s.connection(), c.workspace_id)
+                stmt = select(AuditEvent).where(
+                    AuditEvent.chain_id == c.id, AuditEvent.id > cursors[c.id], *conds
+                )
+                out[c.id] = list(s.scalars(stmt.order_by(AuditEvent.id).limit(limit)))
+        return Fetched(out, found)
 
 
 @dataclass
@@ -223,14 +261,22 @@ class _Merge:
     buf: dict[str, deque[AuditEvent]] = field(default_factory=dict)
     more: dict[str, bool] = field(default_factory=dict)
 
+    #: Following every chain the caller's grant covers (no workspace filter): each poll also
+    #: looks for workspaces created since, in the snapshot it reads the chains in.
+    grant: frozenset[str] | None = None
+    rediscover: bool = False
+    _poll_pending: bool = field(default=False, init=False)
+
     def add(self, chain: Chain, after: int) -> None:
         if chain.id not in self.chains:
             self.chains[chain.id] = chain
             self.cursor[chain.id], self.buf[chain.id], self.more[chain.id] = after, deque(), True
 
     def rearm(self) -> None:
-        """Caught up: every chain may have new rows by the next poll."""
+        """Caught up: every chain, and any workspace created since, may have new rows by the
+        next poll."""
         self.more = dict.fromkeys(self.more, True)
+        self._poll_pending = self.rediscover
 
     def take(self, n: int) -> list[AuditEvent]:
         out: list[AuditEvent] = []
@@ -245,13 +291,19 @@ class _Merge:
 
     def _refill(self) -> None:
         need = [self.chains[k] for k, b in self.buf.items() if not b and self.more[k]]
-        if not need:
+        poll, self._poll_pending = self._poll_pending, False
+        if not need and not poll:
             return
         left = self.ctx.remaining()
         timeout = READ_TIMEOUT_S if left is None else max(0.05, min(left, READ_TIMEOUT_S))
-        got = self.store.by_id(need, self.cursor, self.query, self.chunk, timeout)
-        for c in need:
-            rows = got[c.id]
+        got = self.store.fetch(
+            need, self.cursor, self.query, self.chunk, timeout,
+            discover=poll, grant=self.grant, known=frozenset(self.chains),
+        )  # fmt: skip
+        for c in got.found:  # a workspace created since: all of its chain is new
+            self.add(c, 0)
+        for c in (*need, *got.found):
+            rows = got.rows[c.id]
             self.buf[c.id].extend(rows)
             self.more[c.id] = len(rows) == self.chunk
             if rows:
@@ -274,18 +326,16 @@ class AuditStream:
         self._reader, self._ctx, self._merge = reader, ctx, merge
         self.follow = follow
         self.poll_interval_s = reader.poll_interval_s
-        self._rediscover = rediscover
-        self._idle_polls = 0
+        merge.grant, merge.rediscover = ctx.workspaces, follow and rediscover
+        if merge.rediscover:
+            merge.rearm()  # the first fetch looks for workspaces created since the chains were read
 
     def next_batch(self) -> list[AuditEvent]:
-        """Up to one batch in insertion order; ``[]`` when caught up (then poll again later)."""
+        """Up to one batch in insertion order; ``[]`` when caught up (then poll again later:
+        the next call reads every chain, and looks for new workspaces, in one snapshot)."""
         rows = self._merge.take(self._reader.batch_size)
         if len(rows) < self._reader.batch_size and self.follow:
             self._merge.rearm()
-            self._idle_polls += 1
-            if self._rediscover and self._idle_polls % 20 == 0:
-                for chain in self._reader.store.chains(self._ctx.workspaces):
-                    self._merge.add(chain, 0)  # a workspace created since: all of it is new
         return rows
 
 

@@ -224,10 +224,10 @@ class CredentialLifecycle:
             workspaces = ws_repo.all_ids(session)
         for uid, _rid in workspaces:  # one workspace per unit of work (tenant guard, RLS)
             with self._db.transaction() as session:
+                bind_workspace(session, uid)  # first: row-level security shows the bound row only
                 ws = ws_repo.by_uid(session, uid)
                 if ws is None:
                     continue
-                bind_workspace(session, ws.id)
                 prune_claims(session, self._clock.now())  # replay claims past every window
                 for v in repo.expired_previous(session, self._clock.now(), batch):
                     cred = session.get(Credential, v.credential_id)

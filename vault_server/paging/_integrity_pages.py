@@ -50,7 +50,7 @@ class IntegrityPager:
                 )
                 self._pager.page_integrity_failure(
                     session,
-                    workspace_id=binding.workspace_id if ws is not None else None,
+                    workspace_id=binding.workspace_id,  # the bound workspace (row-level security)
                     workspace=workspace,
                     credential=credential,
                     credential_version=binding.credential_version,

@@ -25,6 +25,7 @@ from vault_server.core.clock import Clock
 from vault_server.domain import CallContext, workspace_of_name
 from vault_server.storage.database import Database
 from vault_server.storage.models import PagerOutbox
+from vault_server.storage.tenant import CrossWorkspaceJob, cross_workspace_job
 
 FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # next attempt of a page given up on
 GAVE_UP = "gave up: "
@@ -191,7 +192,9 @@ class Pager:
 
 
 class SqlOutbox:
-    """``alerts.pager_sender.OutboxStore`` over the ``pager_outbox`` table."""
+    """``alerts.pager_sender.OutboxStore`` over the ``pager_outbox`` table: every workspace's
+    pages, so each transaction is a named cross-workspace job (``pager_sender``; pruning is
+    ``pager_prune``) that row-level security admits for exactly those commands."""
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
@@ -204,6 +207,7 @@ class SqlOutbox:
         now = self._clock.now()
         items: list[OutboxItem] = []
         with self._db.transaction() as s:
+            cross_workspace_job(s, CrossWorkspaceJob.PAGER_SENDER)
             due = (
                 select(PagerOutbox)
                 .where(PagerOutbox.delivered_time.is_(None), PagerOutbox.next_attempt_time <= now)
@@ -233,6 +237,7 @@ class SqlOutbox:
 
     def _set(self, item_id: int, **values: Any) -> None:
         with self._db.transaction() as s:
+            cross_workspace_job(s, CrossWorkspaceJob.PAGER_SENDER)
             s.execute(update(PagerOutbox).where(PagerOutbox.id == item_id).values(**values))
 
     def delivered(self, item_id: int) -> None:
@@ -253,12 +258,14 @@ class SqlOutbox:
             PagerOutbox.delivered_time.is_not(None), PagerOutbox.next_attempt_time >= FAR_FUTURE
         )
         with self._db.transaction() as s:
+            cross_workspace_job(s, CrossWorkspaceJob.PAGER_PRUNE)
             gone = s.execute(delete(PagerOutbox).where(done, PagerOutbox.create_time < cutoff))
             return int(getattr(gone, "rowcount", 0) or 0)
 
     def pending(self) -> int:
         """Pages not yet delivered and not given up on (readiness, metrics, tests)."""
         with self._db.transaction() as s:
+            cross_workspace_job(s, CrossWorkspaceJob.PAGER_SENDER)
             stmt = select(func.count(PagerOutbox.id)).where(
                 PagerOutbox.delivered_time.is_(None), PagerOutbox.next_attempt_time < FAR_FUTURE
             )

@@ -125,6 +125,7 @@ class VaultServers:
         server_credentials: Callable[[], grpc.ServerCredentials] | None = None,
     ) -> None:
         self.plan = plan
+        self._servicers = servicers
         self.health = health.aio.HealthServicer()
         self.bound = Bound()
         self._servers: list[grpc.aio.Server] = []
@@ -202,6 +203,7 @@ class VaultServers:
             self._socket_lock = None
 
     async def start(self) -> Bound:
+        self._servicers.audit.open_follow_streams()
         await self.set_serving(False)
         # Liveness: SERVING for as long as the process serves at all, whatever readiness says
         # (a kubelet liveness probe on service "liveness" never restarts a pod for an outage).
@@ -227,9 +229,16 @@ class VaultServers:
         for name in ("", *API_SERVICES):
             await self.health.set(name, status)
 
+    def end_follow_streams(self) -> None:
+        """End every following audit stream now (shutdown): they would otherwise hold the grace
+        period until their deadlines; their clients resume from their cursors."""
+        self._servicers.audit.end_follow_streams()
+
     async def stop(self, grace: float) -> None:
-        """NOT_SERVING first (probes drain traffic), then let in-flight RPCs finish."""
+        """NOT_SERVING first (probes drain traffic), end following streams, then let in-flight
+        RPCs finish."""
         await self.set_serving(False)
+        self.end_follow_streams()
         for server in self._servers:
             await server.stop(grace)
         self.release()  # only the owner (lock holder) ever removes the socket

@@ -33,6 +33,7 @@ from vault_server.domain import (
 )
 from vault_server.storage.database import Database
 from vault_server.storage.models import Credential, RoutingContext, Workspace
+from vault_server.storage.repositories import workspaces as ws_repo
 from vault_server.workspaces import ensure_not_frozen, load_visible
 
 ACTIVE, ENDED = "active", "ended"
@@ -173,10 +174,7 @@ class RoutingContexts:
     def epoch_of(self, session: Session, name: str) -> int:
         """The cache epoch of the routing context's workspace (read before anything else)."""
         ref = parse_routing_context("name", name)
-        epoch = session.execute(
-            select(Workspace.cache_epoch).where(Workspace.resource_id == ref.workspace)
-        ).scalar_one_or_none()
-        return int(epoch or 0)
+        return ws_repo.epoch_by_resource_id(session, ref.workspace) or 0
 
     def load_for_use(
         self, session: Session, ctx: CallContext, name: str

@@ -65,6 +65,7 @@ class Database:
         *,
         timeout_s: float | None = None,
         read_only: bool = False,
+        snapshot: bool = False,
     ) -> Iterator[Session]:
         """Open a session in one transaction; commit on success, roll back on any error.
 
@@ -72,6 +73,9 @@ class Database:
             timeout_s: remaining request deadline; bounds every statement.
             read_only: the transaction only reads (on SQLite it then does not take the writer
                 lock; a write in it may fail with SQLITE_BUSY).
+            snapshot: every statement sees the same snapshot (PostgreSQL REPEATABLE READ; a
+                SQLite transaction reads one snapshot anyway), e.g. to read several workspaces,
+                binding each in turn, as of one moment.
 
         Raises:
             StorageUnavailable: the database failed or timed out (wrapped, never leaked).
@@ -79,8 +83,11 @@ class Database:
         session = self._sessions()
         try:
             with session.begin():
-                if read_only:  # before any statement: the connection begins with the option
-                    session.connection(execution_options=READ_ONLY)
+                options: dict[str, Any] = dict(READ_ONLY) if read_only else {}
+                if snapshot and self.is_postgres:
+                    options["isolation_level"] = "REPEATABLE READ"
+                if options:  # before any statement: the connection begins with the options
+                    session.connection(execution_options=options)
                 if self.is_postgres:
                     _set_local(session, timeout_s)
                 yield session

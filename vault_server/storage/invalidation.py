@@ -28,6 +28,7 @@ from sqlalchemy.orm.attributes import get_history
 from vault_server.observability.logging import get_logger
 from vault_server.storage.database import READ_ONLY
 from vault_server.storage.models import Credential, CredentialVersion, RoutingContext, Workspace
+from vault_server.storage.tenant import CrossWorkspaceJob, bound_workspace, declare_job
 
 _log = get_logger("pipvault.cache")
 CHANNEL = "pipvault_cache"
@@ -50,6 +51,7 @@ _BUMP = (
 )
 
 Listener = Callable[[frozenset[str]], None]
+_BIND = text("SELECT set_config('app.workspace_id', :ws, true)")
 _listeners: weakref.WeakKeyDictionary[Engine, list[Listener]] = weakref.WeakKeyDictionary()
 _listeners_lock = threading.Lock()
 
@@ -76,7 +78,14 @@ def bump(session: Session, workspace_ids: Iterable[str], *, keys: bool = True) -
     if not ids:
         return
     conn = session.connection()
-    conn.execute(_BUMP, {"ids": ids})
+    bound = bound_workspace(session)
+    if conn.dialect.name != "postgresql" or ids == [bound]:
+        conn.execute(_BUMP, {"ids": ids})
+    else:  # row-level security: each workspace's row changes only while it is bound
+        for ws_id in ids:
+            conn.execute(_BIND, {"ws": ws_id})
+            conn.execute(_BUMP, {"ids": [ws_id]})
+        conn.execute(_BIND, {"ws": bound or ""})
     if conn.dialect.name == "postgresql":
         for ws_id in ids:
             payload = f"{ws_id}{KEYS_SUFFIX}" if keys else ws_id
@@ -132,8 +141,9 @@ def _discard(session: Session) -> None:
 
 
 def read_epochs(engine: Engine) -> dict[str, int]:
-    """Every workspace's epoch (the polling fallback; workspaces is a global table)."""
+    """Every workspace's epoch (the polling fallback; through the workspace directory)."""
     with engine.connect().execution_options(**READ_ONLY) as conn:
+        declare_job(conn, CrossWorkspaceJob.WORKSPACE_DIRECTORY)
         rows = conn.execute(select(_workspaces.c.id, _workspaces.c.cache_epoch)).all()
     return {str(r[0]): int(r[1]) for r in rows}
 

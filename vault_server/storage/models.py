@@ -2,8 +2,10 @@
 
 Every tenant table carries ``workspace_id`` (the workspace's UUID) as the first column of its
 composite unique keys, so uniqueness errors never reveal another tenant's rows, and PostgreSQL
-row-level security filters on it (``storage/rls.py``). Global tables: ``workspaces`` (its own
-policy), ``kek_state``, ``audit_chain_heads`` for the system chain.
+row-level security filters on it (migrations 0002 and 0005). ``workspaces`` (its own row) and
+``pager_outbox`` (a workspace's pages; ``workspace_id`` NULL for system pages) are bound to the
+session's workspace as well, except for the named cross-workspace jobs (``storage.tenant``).
+Global tables: ``kek_state``, and ``audit_chain_heads`` / ``audit_events`` for the system chain.
 """
 
 from __future__ import annotations

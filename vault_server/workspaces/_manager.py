@@ -60,10 +60,14 @@ def load_visible(
     """The workspace if it exists and the caller's grant covers it; NOT_FOUND otherwise."""
     if not ctx.may_see(ws_id):
         raise NotFound(workspace_name(ws_id))
-    ws = repo.by_resource_id(session, ws_id, lock=lock)
+    ws = repo.by_resource_id(session, ws_id)
     if ws is None:
         raise NotFound(workspace_name(ws_id))
     bind_workspace(session, ws.id)
+    if lock:  # locked once bound: row-level security lets only the bound row be changed
+        ws = repo.lock(session, ws.id)
+        if ws is None:
+            raise NotFound(workspace_name(ws_id))
     return ws
 
 
@@ -131,8 +135,8 @@ class WorkspaceManager:
             frozen_by="",
         )
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
+            bind_workspace(session, row.id)  # first: row-level security admits only its own row
             repo.insert(session, row)
-            bind_workspace(session, row.id)
             self._record(session, ctx, row, "workspace.create")
         return row
 

@@ -308,3 +308,40 @@ def test_kill_9_between_commit_and_delivery_still_pages_exactly_once(
     details = receiver.bodies()[0]["payload"]["custom_details"]
     assert details["kind"] == "attestation" and details["actor"] == "router-7"
     assert details["audit_event"] == "workspaces/ws-a/auditEvents/2"
+
+
+@pytest.mark.postgres
+def test_the_sender_works_as_the_rls_bound_app_role(receiver: Receiver) -> None:
+    """Row-level security binds pages to their workspace (migration 0005): a workspace's page and
+    a system page are written by the app role, then claimed, delivered, counted and pruned by it
+    through the named jobs (``pager_sender``, ``pager_prune``); a deduplicated second read finds
+    the first page in its workspace's transaction."""
+    from tests.support import pg
+    from vault_server.domain._call import system_context
+
+    admin, app = pg.provisioned_database()
+    log = make_log(app)
+    try:
+        pager = Pager(SystemClock())
+        read_outside_context(log, pager)
+        read_outside_context(log, pager)  # same bucket: deduplicated in ws-a's transaction
+        with log.db.transaction() as s:  # a refused call about no visible workspace
+            record = AuditRecord(action="credential.read", outcome=Outcome.DENIED)
+            row = log.audit.append(s, system_context("test"), record)
+            pager.hook(s, system_context("test"), record, row.seq, row.hash)
+        outbox = SqlOutbox(log.db, SystemClock())
+        assert outbox.pending() == 2
+        deliver_until_settled(sender(log, receiver.url), outbox)
+        assert len(receiver.requests) == 2
+        assert outbox.prune(0) == 2
+        with pg_connect(admin) as conn:
+            assert conn.execute("SELECT count(*) FROM pager_outbox").fetchone() == (0,)
+    finally:
+        log.close()
+        pg.drop_database(admin)
+
+
+def pg_connect(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))

@@ -185,8 +185,11 @@ def _kill_switch_holds(
     assert fleet.verify_chains()["intact"] is True
 
 
-@pytest.mark.parametrize("run", range(3))
-def test_freeze_on_one_replica_while_the_other_signs(tmp_path: Path, run: int) -> None:
+def _kill_switch_race(
+    tmp_path: Path, run: int, event: str, refusals: set[str], kill: Callable[..., object]
+) -> None:
+    """Replica b signs in all four workspaces (and one more caller only in the target) while
+    replica a pulls the kill switch ``kill(a, target, credentials)`` half-way."""
     fleet, a, b, credentials = _fleet_with_workspaces(tmp_path)
     try:
         target = WORKSPACES[run % len(WORKSPACES)]
@@ -195,50 +198,39 @@ def test_freeze_on_one_replica_while_the_other_signs(tmp_path: Path, run: int) -
         assignments.append((b, [(target, targets[WORKSPACES.index(target)][1])]))
         returned: list[float] = []
 
-        def freeze() -> None:
-            wgrpc.WorkspaceServiceStub(a.channel(a.admin)).FreezeWorkspace(
-                wpb.FreezeWorkspaceRequest(name=f"workspaces/{target}", reason="incident"),
-                metadata=a.md("security"),
-                timeout=15,
-            )
+        def pull() -> None:
+            kill(a, target, credentials)
             returned.append(time.monotonic())
 
-        attempts = _hammer(assignments, seconds=4, during=freeze)
-        assert returned, "the freeze did not return"
-        _kill_switch_holds(
-            fleet, attempts, returned[0], target, "workspace.freeze", {"WORKSPACE_FROZEN"}
-        )
+        attempts = _hammer(assignments, seconds=4, during=pull)
+        assert returned, f"the {event} did not return"
+        _kill_switch_holds(fleet, attempts, returned[0], target, event, refusals)
     finally:
         fleet.close()
+
+
+def _freeze(a: Replica, target: str, _credentials: dict[str, str]) -> None:
+    wgrpc.WorkspaceServiceStub(a.channel(a.admin)).FreezeWorkspace(
+        wpb.FreezeWorkspaceRequest(name=f"workspaces/{target}", reason="incident"),
+        metadata=a.md("security"),
+        timeout=15,
+    )
+
+
+def _revoke(a: Replica, target: str, credentials: dict[str, str]) -> None:
+    cgrpc.CredentialServiceStub(a.channel(a.admin)).RevokeCredential(
+        cpb.RevokeCredentialRequest(name=credentials[target], reason="compromised"),
+        metadata=a.md("security"),
+        timeout=15,
+    )
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_freeze_on_one_replica_while_the_other_signs(tmp_path: Path, run: int) -> None:
+    _kill_switch_race(tmp_path, run, "workspace.freeze", {"WORKSPACE_FROZEN"}, _freeze)
 
 
 @pytest.mark.parametrize("run", range(3))
 def test_revoke_on_one_replica_while_the_other_signs(tmp_path: Path, run: int) -> None:
-    fleet, a, b, credentials = _fleet_with_workspaces(tmp_path)
-    try:
-        target = WORKSPACES[run % len(WORKSPACES)]
-        targets = [(ws, b.begin_routing(credentials[ws])) for ws in WORKSPACES]
-        assignments = [(b, targets[k:] + targets[:k]) for k in range(4)]
-        assignments.append((b, [(target, targets[WORKSPACES.index(target)][1])]))
-        returned: list[float] = []
-
-        def revoke() -> None:
-            cgrpc.CredentialServiceStub(a.channel(a.admin)).RevokeCredential(
-                cpb.RevokeCredentialRequest(name=credentials[target], reason="compromised"),
-                metadata=a.md("security"),
-                timeout=15,
-            )
-            returned.append(time.monotonic())
-
-        attempts = _hammer(assignments, seconds=4, during=revoke)
-        assert returned, "the revoke did not return"
-        _kill_switch_holds(
-            fleet,
-            attempts,
-            returned[0],
-            target,
-            "credential.revoke",
-            {"CREDENTIAL_REVOKED", "ROUTING_CONTEXT_ENDED"},
-        )
-    finally:
-        fleet.close()
+    refusals = {"CREDENTIAL_REVOKED", "ROUTING_CONTEXT_ENDED"}
+    _kill_switch_race(tmp_path, run, "credential.revoke", refusals, _revoke)

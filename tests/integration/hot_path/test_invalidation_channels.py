@@ -17,6 +17,7 @@ from tests.support import pg
 from vault_server.storage import invalidation, migrate
 from vault_server.storage.database import Database
 from vault_server.storage.models import Workspace
+from vault_server.storage.tenant import bind_workspace
 
 
 @pytest.fixture
@@ -33,6 +34,7 @@ def _workspace(db: Database) -> str:
     now = dt.datetime.now(dt.UTC)
     ws_id = str(uuid.uuid4())
     with db.transaction() as session:
+        bind_workspace(session, ws_id)  # row-level security: a workspace row is its own
         session.add(
             Workspace(
                 id=ws_id, resource_id=f"ws-{ws_id[:8]}", state="active", create_time=now,
@@ -44,6 +46,7 @@ def _workspace(db: Database) -> str:
 
 def _epoch(db: Database, ws_id: str) -> int:
     with db.transaction() as session:
+        bind_workspace(session, ws_id)
         return int(
             session.execute(select(Workspace.cache_epoch).where(Workspace.id == ws_id)).scalar_one()
         )
@@ -55,6 +58,7 @@ def _set_state(db: Database, ws_id: str, state: str, *, fail: bool = False) -> N
 
     try:
         with db.transaction() as session:
+            bind_workspace(session, ws_id)
             ws = session.get(Workspace, ws_id)
             assert ws is not None
             ws.state = state
@@ -75,6 +79,7 @@ def test_a_relevant_change_bumps_the_epoch_in_its_own_transaction(db: Database) 
     _set_state(db, ws_id, "frozen")
     assert _epoch(db, ws_id) == 1 and heard == [frozenset({ws_id})]
     with db.transaction() as session:
+        bind_workspace(session, ws_id)
         ws = session.get(Workspace, ws_id)
         assert ws is not None
         ws.display_name = "renamed"  # not something a signature depends on
