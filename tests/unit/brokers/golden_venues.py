@@ -435,7 +435,10 @@ def orders_for(venue: Venue) -> Iterator[tuple[str, OrderSpec]]:
 
 # --- adapters -----------------------------------------------------------------------------------
 def adapters() -> dict[str, tuple[Venue, VenueAdapter]]:
-    from vault_server.brokers import binance_spot, binance_usdm, kraken
+    try:
+        from vault_server.brokers.venues import binance_spot, binance_usdm, kraken
+    except ImportError:  # the layout before venue specs (to re-record from that code)
+        from vault_server.brokers import binance_spot, binance_usdm, kraken  # type: ignore
 
     out: dict[str, tuple[Venue, VenueAdapter]] = {}
     for venue in Venue:
@@ -574,7 +577,7 @@ EXTRA_PATHS = [
 def endpoint_paths() -> list[str]:
     """Every path any venue allows (from the modules' tables at recording time; the list is kept
     in the golden file, so the check does not depend on those tables) plus hostile variants."""
-    from vault_server.brokers import (
+    from vault_server.brokers.venues import (
         alpaca,
         binance_spot,
         binance_usdm,
@@ -582,12 +585,12 @@ def endpoint_paths() -> list[str]:
         coinbase,
         kraken,
         okx,
-    )  # fmt: skip
+    )
 
     paths: set[str] = set(EXTRA_PATHS)
     for module in (binance_spot, binance_usdm, bybit, okx, coinbase, alpaca):
-        paths |= {path for _, path in module._ALLOWED}  # type: ignore[attr-defined]
-    paths |= {kraken.PRIVATE + name for name in kraken._ALLOWED_METHODS}
+        paths |= {path for _, path in module.ALLOWED}
+    paths |= {kraken.PRIVATE + name for name in kraken.ALLOWED_METHODS}
     return sorted(paths)
 
 
@@ -686,7 +689,6 @@ def _report(adapter: VenueAdapter, status: int, body: bytes) -> Any:
 
 def venue_record(venue: Venue, adapter: VenueAdapter, paths: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "repr": repr(adapter),
         "attributes": {
             "venue": adapter.venue.value, "proxy_only": adapter.proxy_only,
             "single_permission_tier": adapter.single_permission_tier,
@@ -703,9 +705,12 @@ def venue_record(venue: Venue, adapter: VenueAdapter, paths: list[str]) -> dict[
             urls[env.value] = adapter.default_base_url(env)
         except Exception as exc:
             urls[env.value] = error(exc)
-        permission_url = getattr(adapter, "permission_base_url", None)
-        if permission_url is not None:
+        # Where attestation sends the permission query (services/attestation.py reads it so).
+        permission_url = getattr(adapter, "permission_base_url", adapter.default_base_url)
+        try:
             urls[f"permission:{env.value}"] = permission_url(env)
+        except Exception as exc:
+            urls[f"permission:{env.value}"] = error(exc)
     out["base_urls"] = urls
     builds: dict[str, Any] = {}
     for index, (label, alg, form) in enumerate(key_forms(venue, adapter)):
@@ -802,5 +807,6 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--record"]:
         raise SystemExit("usage: golden_venues.py --record")
     GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(dumps(compute(endpoint_paths())))
+    paths = json.loads(GOLDEN.read_text())["endpoint_paths"] if GOLDEN.exists() else None
+    GOLDEN.write_text(dumps(compute(paths or endpoint_paths())))
     print(f"wrote {GOLDEN}")

@@ -17,7 +17,7 @@ from golden_venues import GOLDEN, adapters, venue_record
 RECORDED: dict[str, Any] = json.loads(GOLDEN.read_text())
 PATHS: list[str] = RECORDED["endpoint_paths"]
 NAMES = sorted(set(RECORDED) - {"endpoint_paths"})
-SECTIONS = ("repr", "attributes", "scope_vocabulary", "base_urls", "builds", "endpoints",
+SECTIONS = ("attributes", "scope_vocabulary", "base_urls", "builds", "endpoints",
             "normalize_scopes", "permissions")  # fmt: skip
 
 
