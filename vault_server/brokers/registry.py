@@ -9,11 +9,11 @@ from vault_server.brokers.base import Venue, VenueAdapter
 from vault_server.core.errors import OperationNotSupported
 
 _MODULES = {
-    Venue.BINANCE_SPOT: "vault_server.brokers.binance_spot",
-    Venue.BINANCE_USDM: "vault_server.brokers.binance_usdm",
-    Venue.KRAKEN_SPOT: "vault_server.brokers.kraken",
-    Venue.BYBIT: "vault_server.brokers.bybit",
-    Venue.OKX: "vault_server.brokers.okx",
+    Venue.BINANCE_SPOT: "vault_server.brokers.venues.binance_spot",
+    Venue.BINANCE_USDM: "vault_server.brokers.venues.binance_usdm",
+    Venue.KRAKEN_SPOT: "vault_server.brokers.venues.kraken",
+    Venue.BYBIT: "vault_server.brokers.venues.bybit",
+    Venue.OKX: "vault_server.brokers.venues.okx",
     Venue.COINBASE_ADVANCED: "vault_server.brokers.coinbase",
     Venue.OANDA: "vault_server.brokers.oanda",
     Venue.ALPACA: "vault_server.brokers.alpaca",
