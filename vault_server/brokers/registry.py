@@ -14,10 +14,10 @@ _MODULES = {
     Venue.KRAKEN_SPOT: "vault_server.brokers.venues.kraken",
     Venue.BYBIT: "vault_server.brokers.venues.bybit",
     Venue.OKX: "vault_server.brokers.venues.okx",
-    Venue.COINBASE_ADVANCED: "vault_server.brokers.coinbase",
-    Venue.OANDA: "vault_server.brokers.oanda",
-    Venue.ALPACA: "vault_server.brokers.alpaca",
-    Venue.IG: "vault_server.brokers.ig",
+    Venue.COINBASE_ADVANCED: "vault_server.brokers.venues.coinbase",
+    Venue.OANDA: "vault_server.brokers.venues.oanda",
+    Venue.ALPACA: "vault_server.brokers.venues.alpaca",
+    Venue.IG: "vault_server.brokers.venues.ig",
 }
 
 

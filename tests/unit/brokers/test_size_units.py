@@ -23,7 +23,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from vault_server.brokers import alpaca, coinbase, oanda
 from vault_server.brokers.base import (
     Environment,
     KeyAlgorithm,
@@ -37,7 +36,16 @@ from vault_server.brokers.base import (
     VenueAdapter,
     VenueCredential,
 )
-from vault_server.brokers.venues import binance_spot, binance_usdm, bybit, kraken, okx
+from vault_server.brokers.venues import (
+    alpaca,
+    binance_spot,
+    binance_usdm,
+    bybit,
+    coinbase,
+    kraken,
+    oanda,
+    okx,
+)
 from vault_server.core.errors import InvalidArgument
 from vault_server.core.secret import Secret
 

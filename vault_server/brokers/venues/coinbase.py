@@ -13,6 +13,8 @@ So the adapter comes in two flavours:
 * ``STRICT_ADAPTER`` (``strict=True``): ``proxy_only`` is True, so only ExecuteOrder may use it
   and the vault itself sends exactly the bytes it approved.
 
+Scheme: ``schemes/cdp_jwt.py``.
+
 =================  ==================================================  ========================
 operation          request                                             body / query
 =================  ==================================================  ========================
@@ -45,8 +47,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from vault_server.brokers import _http_common as hc
-from vault_server.brokers import _jwt_coinbase as cj
 from vault_server.brokers import _signing_common as sc
+from vault_server.brokers import permissions as pm
 from vault_server.brokers.base import (
     Environment,
     KeyAlgorithm,
@@ -54,36 +56,26 @@ from vault_server.brokers.base import (
     OrderSpec,
     OrderType,
     PermissionReport,
-    PreparedRequest,
     Scope,
     Side,
-    SigningContext,
     TimeInForce,
     Venue,
     VenueCredential,
-    deny_endpoint,
     normalize_scope_token,
 )
+from vault_server.brokers.endpoints import Endpoints, methods
+from vault_server.brokers.schemes.cdp_jwt import CdpJwt
+from vault_server.brokers.spec import Call, Permissions, SpecAdapter, VenueSpec
 from vault_server.core.errors import InvalidArgument, OperationNotSupported
 
-URLS = {
-    Environment.LIVE: "https://api.coinbase.com",
-    # Coinbase's static Advanced Trade sandbox: unauthenticated, mocked, production-shaped.
-    Environment.PAPER: "https://api-sandbox.coinbase.com",
-    Environment.TESTNET: "https://api-sandbox.coinbase.com",
-}
 P = "/api/v3/brokerage"
 PERMISSION_PATH = P + "/key_permissions"
-_ALLOWED = frozenset(
+ALLOWED = frozenset(
     {("POST", P + p) for p in ("/orders", "/orders/batch_cancel", "/orders/edit",
                                "/orders/edit_preview", "/orders/preview", "/orders/close_position")}
     | {("GET", P + p) for p in ("/orders/historical/batch", "/orders/historical/fills",
                                 "/accounts", "/key_permissions")}
 )  # fmt: skip
-_GET_PATTERNS = (re.compile(P + r"/orders/historical/[A-Za-z0-9-]{1,64}"),
-                 re.compile(P + r"/accounts/[A-Za-z0-9-]{1,64}"))  # fmt: skip
-_BLOCKED_WORDS = ("/v2/", "move_funds", "portfolios", "allocate", "sweeps", "convert", "withdraw",
-                  "deposit", "transfer", "transaction", "payment", "address")  # fmt: skip
 _PLACE_EXTRAS: Mapping[str, sc.ExtraRule] = {
     "post_only": frozenset({"true", "false"}), "end_time": hc.is_rfc3339_utc,
 }  # fmt: skip
@@ -98,138 +90,48 @@ SCOPE_VOCABULARY: Mapping[str, frozenset[Scope]] = {
 }  # fmt: skip
 
 
-class CoinbaseAdvancedAdapter:
-    """Coinbase Advanced Trade with CDP API keys (ES256 or EdDSA JWT)."""
+def orders(order: OrderSpec, credential: VenueCredential) -> Call:
+    op = order.operation
+    if op is Operation.PLACE_ORDER:
+        return Call("POST", P + "/orders", json=_place(order))
+    sc.no_extras(order)
+    if op is Operation.QUERY_ACCOUNT:
+        return Call("GET", P + "/accounts")
+    if op is Operation.QUERY_OPEN_ORDERS:
+        query = [("order_status", "OPEN")]
+        if (name := sc.symbol(order, required=False)) is not None:
+            query.append(("product_ids", name))
+        return Call("GET", P + "/orders/historical/batch", tuple(query))
+    venue_id = hc.path_id(order.venue_order_id, "order.venue_order_id")
+    assert venue_id is not None  # required=True
+    if op is Operation.QUERY_ORDER:
+        return Call("GET", f"{P}/orders/historical/{venue_id}")
+    if op is Operation.CANCEL_ORDER:
+        return Call("POST", P + "/orders/batch_cancel", json={"order_ids": [venue_id]})
+    if op is Operation.AMEND_ORDER:
+        edit: dict[str, Any] = {"order_id": venue_id}
+        if order.price is not None:
+            edit["price"] = sc.positive_decimal(order.price, "order.price")
+        if order.quantity is not None:
+            edit["size"] = sc.positive_decimal(order.quantity, "order.quantity")
+        if len(edit) == 1:
+            raise InvalidArgument("order.quantity", "or order.price is required to amend")
+        return Call("POST", P + "/orders/edit", json=edit)
+    raise OperationNotSupported("operation not supported", metadata={"operation": op.value})
 
-    venue = Venue.COINBASE_ADVANCED
-    single_permission_tier = False
-    needs_nonce = False
-    algorithms = frozenset({KeyAlgorithm.ECDSA_P256, KeyAlgorithm.ED25519})
-    generatable: frozenset[KeyAlgorithm] = frozenset()
-    scope_vocabulary = SCOPE_VOCABULARY
 
-    def __init__(self, *, strict: bool = False) -> None:
-        self.strict = strict
-        self.proxy_only: bool = strict  # the JWT does not bind the body (reference §4.3)
-
-    def __repr__(self) -> str:
-        return f"CoinbaseAdvancedAdapter(strict={self.strict})"
-
-    def default_base_url(self, environment: Environment) -> str:
-        return URLS[environment]
-
-    def check_endpoint(self, method: str, path: str) -> None:
-        clean, verb = path.split("?", 1)[0], method.upper()
-        folded = clean.lower()
-        listed = (verb, clean) in _ALLOWED or (
-            verb == "GET" and any(p.fullmatch(clean) for p in _GET_PATTERNS)
-        )
-        if not listed or any(word in folded for word in _BLOCKED_WORDS):
-            raise deny_endpoint(method, path)
-
-    # --- signing ------------------------------------------------------------------------------
-    def build(
-        self, order: OrderSpec, credential: VenueCredential, ctx: SigningContext
-    ) -> PreparedRequest:
-        sc.check_credential(self.venue, self.algorithms, credential)
-        method, path, query, payload = self._operation(order)
-        return self._signed(method, path, query, payload, credential=credential, ctx=ctx)
-
-    def _signed(
-        self,
-        method: str,
-        path: str,
-        query: list[tuple[str, str]],
-        payload: Mapping[str, Any] | None,
-        *,
-        credential: VenueCredential,
-        ctx: SigningContext,
-    ) -> PreparedRequest:
-        self.check_endpoint(method, path)
-        nbf = sc.now_ms(ctx) // 1000
-        alg, key = cj.load_signing_key(credential)
-        token = cj.mint(
-            credential.api_key, alg, key, method=method, path=path, nbf=nbf, nonce=ctx.random_hex
-        )
-        url = sc.base_url(ctx, self.default_base_url(credential.environment)) + path
-        if query:
-            url += "?" + sc.percent_encode(query)
-        headers = (
-            ("Authorization", hc.RedactedHeader(f"Bearer {token}")),
-            ("Content-Type", "application/json"),
-        )
-        body = hc.compact_json(payload) if payload is not None else b""
-        return PreparedRequest(
-            method, url, headers, body, expire_at_ms=(nbf + cj.LIFETIME_S) * 1000
-        )
-
-    # --- operations ---------------------------------------------------------------------------
-    def _operation(
-        self, order: OrderSpec
-    ) -> tuple[str, str, list[tuple[str, str]], dict[str, Any] | None]:
-        op = order.operation
-        if op is Operation.PLACE_ORDER:
-            return "POST", P + "/orders", [], self._place(order)
-        sc.no_extras(order)
-        if op is Operation.QUERY_ACCOUNT:
-            return "GET", P + "/accounts", [], None
-        if op is Operation.QUERY_OPEN_ORDERS:
-            query = [("order_status", "OPEN")]
-            if (name := sc.symbol(order, required=False)) is not None:
-                query.append(("product_ids", name))
-            return "GET", P + "/orders/historical/batch", query, None
-        venue_id = hc.path_id(order.venue_order_id, "order.venue_order_id")
-        assert venue_id is not None  # required=True
-        if op is Operation.QUERY_ORDER:
-            return "GET", f"{P}/orders/historical/{venue_id}", [], None
-        if op is Operation.CANCEL_ORDER:
-            return "POST", P + "/orders/batch_cancel", [], {"order_ids": [venue_id]}
-        if op is Operation.AMEND_ORDER:
-            edit: dict[str, Any] = {"order_id": venue_id}
-            if order.price is not None:
-                edit["price"] = sc.positive_decimal(order.price, "order.price")
-            if order.quantity is not None:
-                edit["size"] = sc.positive_decimal(order.quantity, "order.quantity")
-            if len(edit) == 1:
-                raise InvalidArgument("order.quantity", "or order.price is required to amend")
-            return "POST", P + "/orders/edit", [], edit
-        raise OperationNotSupported("operation not supported", metadata={"operation": op.value})
-
-    @staticmethod
-    def _place(order: OrderSpec) -> dict[str, Any]:
-        kind = sc.check_place_shape(order)
-        extras = dict(sc.checked_extras(order.extras, _PLACE_EXTRAS, ()))
-        client_id = sc.order_id(order.client_order_id, "order.client_order_id")
-        if client_id is None:
-            raise InvalidArgument("order.client_order_id", "is required by Coinbase")
-        return {
-            "client_order_id": client_id,
-            "product_id": sc.symbol(order),
-            "side": "BUY" if order.side is Side.BUY else "SELL",
-            "order_configuration": _configuration(order, kind, extras),
-        }
-
-    # --- permissions --------------------------------------------------------------------------
-    def permission_request(
-        self, credential: VenueCredential, ctx: SigningContext
-    ) -> PreparedRequest | None:
-        sc.check_credential(self.venue, self.algorithms, credential)
-        return self._signed("GET", PERMISSION_PATH, [], None, credential=credential, ctx=ctx)
-
-    def parse_permissions(self, status: int, body: bytes) -> PermissionReport:
-        data = sc.json_object(status, body)
-        if status != 200:
-            raise sc.venue_error("venue refused the permission query", status)
-        flags = {name: sc.flag(data, name, status) for name in (
-            "can_view", "can_trade", "can_transfer")}  # fmt: skip
-        named = (("can_view", Scope.READ), ("can_trade", Scope.TRADE),
-                 ("can_transfer", Scope.TRANSFER))  # fmt: skip
-        scopes = {scope for name, scope in named if flags[name]}
-        raw = {name: str(value).lower() for name, value in flags.items()}
-        for key in ("portfolio_uuid", "portfolio_type"):
-            if isinstance(data.get(key), str):
-                raw[key] = data[key][:128]
-        return PermissionReport(scopes=frozenset(scopes), raw=raw)
+def _place(order: OrderSpec) -> dict[str, Any]:
+    kind = sc.check_place_shape(order)
+    extras = dict(sc.checked_extras(order.extras, _PLACE_EXTRAS, ()))
+    client_id = sc.order_id(order.client_order_id, "order.client_order_id")
+    if client_id is None:
+        raise InvalidArgument("order.client_order_id", "is required by Coinbase")
+    return {
+        "client_order_id": client_id,
+        "product_id": sc.symbol(order),
+        "side": "BUY" if order.side is Side.BUY else "SELL",
+        "order_configuration": _configuration(order, kind, extras),
+    }
 
 
 def _size(order: OrderSpec, kind: OrderType) -> dict[str, str]:
@@ -280,5 +182,51 @@ def _no_post_only(post_only: str | None) -> dict[str, Any]:
     return {}
 
 
-ADAPTER = CoinbaseAdvancedAdapter()
-STRICT_ADAPTER = CoinbaseAdvancedAdapter(strict=True)
+def parse_permissions(
+    status: int, body: bytes, vocabulary: Mapping[str, frozenset[Scope]]
+) -> PermissionReport:
+    """``key_permissions``: three boolean flags and the key's portfolio."""
+    data = pm.json_object(status, body)
+    if status != 200:
+        raise pm.refused(status)
+    scopes, flags = pm.flag_scopes(
+        data, (("can_view", Scope.READ), ("can_trade", Scope.TRADE),
+               ("can_transfer", Scope.TRANSFER)), status,
+    )  # fmt: skip
+    raw = {name: str(value).lower() for name, value in flags.items()}
+    pm.copy_fields(raw, data, ("portfolio_uuid", "portfolio_type"), str, 128)
+    return PermissionReport(scopes=frozenset(scopes), raw=raw)
+
+
+SPEC = VenueSpec(
+    venue=Venue.COINBASE_ADVANCED,
+    label="Coinbase Advanced",
+    urls={
+        Environment.LIVE: "https://api.coinbase.com",
+        # Coinbase's static Advanced Trade sandbox: unauthenticated, mocked, production-shaped.
+        Environment.PAPER: "https://api-sandbox.coinbase.com",
+        Environment.TESTNET: "https://api-sandbox.coinbase.com",
+    },
+    missing_environment="",
+    endpoints=Endpoints(
+        allowed=ALLOWED,
+        patterns=((methods("GET"), re.compile(P + r"/orders/historical/[A-Za-z0-9-]{1,64}")),
+                  (methods("GET"), re.compile(P + r"/accounts/[A-Za-z0-9-]{1,64}"))),
+        blocked_words=("/v2/", "move_funds", "portfolios", "allocate", "sweeps", "convert",
+                       "withdraw", "deposit", "transfer", "transaction", "payment", "address"),
+    ),
+    scope_vocabulary=SCOPE_VOCABULARY,
+    algorithms=frozenset({KeyAlgorithm.ECDSA_P256, KeyAlgorithm.ED25519}),
+    scheme=CdpJwt(),
+    mapping=orders,
+    permissions=Permissions(Call("GET", PERMISSION_PATH), parse_permissions),
+    options={"strict": False},
+)  # fmt: skip
+ADAPTER = SpecAdapter(SPEC)
+# The JWT does not bind the body (reference §4.3): strict mode sends only what the vault built.
+STRICT_ADAPTER = ADAPTER.variant(proxy_only=True, options={"strict": True})
+
+
+def CoinbaseAdvancedAdapter(*, strict: bool = False) -> SpecAdapter:  # noqa: N802 - was a class
+    """Coinbase Advanced; ``strict=True`` is proxy-only (ExecuteOrder alone may use it)."""
+    return STRICT_ADAPTER if strict else ADAPTER
