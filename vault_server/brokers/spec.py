@@ -33,6 +33,7 @@ from vault_server.brokers.base import (
     SigningContext,
     Venue,
     VenueCredential,
+    normalize_scope_token,
 )
 from vault_server.brokers.endpoints import Endpoints
 from vault_server.brokers.schemes import Scheme
@@ -77,12 +78,38 @@ class Permissions:
     environments: frozenset[Environment] | None = None  # where the query exists (None: all)
 
 
+def vocabulary(
+    *,
+    read: tuple[str, ...] = (),
+    trade: tuple[str, ...] = (),
+    withdraw: tuple[str, ...] = (),
+    transfer: tuple[str, ...] = (),
+    combined: Mapping[str, frozenset[Scope]] | None = None,
+) -> Mapping[str, frozenset[Scope]]:
+    """A scope vocabulary: the venue's tokens, as it spells them, keyed by their folded form.
+
+    List the fund-moving tokens too (``withdraw``, ``transfer``): onboarding then refuses them
+    by name, and a permission answer that reports them counts them. ``combined`` maps tokens
+    that grant more than one scope.
+    """
+    tokens: dict[str, frozenset[Scope]] = {}
+    for names, scope in ((read, Scope.READ), (trade, Scope.TRADE),
+                         (withdraw, Scope.WITHDRAW), (transfer, Scope.TRANSFER)):  # fmt: skip
+        tokens |= dict.fromkeys(names, frozenset({scope}))
+    tokens |= combined or {}
+    return {normalize_scope_token(token): scopes for token, scopes in tokens.items()}
+
+
+def live_and_practice(live: str, practice: str) -> Mapping[Environment, str]:
+    """Base URLs of a venue with one practice host that serves both PAPER and TESTNET."""
+    return {Environment.LIVE: live, Environment.PAPER: practice, Environment.TESTNET: practice}
+
+
 @dataclass(frozen=True)
 class VenueSpec:
     venue: Venue
     label: str  # the venue's name in messages ("Kraken Spot")
     urls: Mapping[Environment, str]
-    missing_environment: str  # the refusal when ``urls`` lacks an environment
     endpoints: Endpoints
     scope_vocabulary: Mapping[str, frozenset[Scope]]
     algorithms: frozenset[KeyAlgorithm]
@@ -94,6 +121,7 @@ class VenueSpec:
     single_permission_tier: bool = False
     needs_nonce: bool = False  # SigningContext.nonce must be set (vault-owned, per key)
     options: Mapping[str, object] = field(default_factory=dict)  # shown in repr (variants)
+    missing_environment: str = ""  # the refusal when ``urls`` lacks an environment
 
 
 class SpecAdapter:
@@ -121,7 +149,8 @@ class SpecAdapter:
         url = self.spec.urls.get(environment)
         if url is None:
             raise OperationNotSupported(
-                self.spec.missing_environment,
+                self.spec.missing_environment
+                or f"{self.spec.label} has no {environment.value} environment",
                 metadata={"venue": self.venue.value, "environment": environment.value},
             )
         return url

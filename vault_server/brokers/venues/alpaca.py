@@ -40,7 +40,6 @@ from typing import Any
 from vault_server.brokers import _http_common as hc
 from vault_server.brokers import _signing_common as sc
 from vault_server.brokers.base import (
-    Environment,
     KeyAlgorithm,
     Operation,
     OrderSpec,
@@ -52,7 +51,7 @@ from vault_server.brokers.base import (
 )
 from vault_server.brokers.endpoints import Endpoints, methods
 from vault_server.brokers.schemes.static_headers import StaticHeaders
-from vault_server.brokers.spec import Call, SpecAdapter, VenueSpec
+from vault_server.brokers.spec import Call, SpecAdapter, VenueSpec, live_and_practice
 from vault_server.core.errors import InvalidArgument, OperationNotSupported
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -153,12 +152,7 @@ def _replace(order: OrderSpec) -> dict[str, Any]:
 SPEC = VenueSpec(
     venue=Venue.ALPACA,
     label="Alpaca",
-    urls={
-        Environment.LIVE: "https://api.alpaca.markets",
-        Environment.PAPER: "https://paper-api.alpaca.markets",
-        Environment.TESTNET: "https://paper-api.alpaca.markets",
-    },
-    missing_environment="",
+    urls=live_and_practice("https://api.alpaca.markets", "https://paper-api.alpaca.markets"),
     endpoints=Endpoints(
         allowed=ALLOWED,
         patterns=((methods("GET", "PATCH", "DELETE"), re.compile(rf"/v2/orders/{_UUID}")),),

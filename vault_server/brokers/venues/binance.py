@@ -30,11 +30,10 @@ from vault_server.brokers.base import (
     TimeInForce,
     Venue,
     VenueCredential,
-    normalize_scope_token,
 )
 from vault_server.brokers.endpoints import Endpoints
 from vault_server.brokers.schemes.hmac_query import HmacQuery
-from vault_server.brokers.spec import Call, Permissions, SpecAdapter, VenueSpec
+from vault_server.brokers.spec import Call, Permissions, SpecAdapter, VenueSpec, vocabulary
 from vault_server.core.errors import InvalidArgument, OperationNotSupported
 
 PERMISSION_PATH = "/sapi/v1/account/apiRestrictions"
@@ -49,19 +48,15 @@ BLOCKED_WORDS = ("withdraw", "transfer", "sub-account", "subaccount", "giftcard"
                  "capital", "apirestrictions/", "/asset/")  # fmt: skip
 DECIMAL = r"(0|[1-9][0-9]{0,19})(\.[0-9]{1,18})?"
 
-_S, _T, _W, _X = (frozenset({Scope.READ}), frozenset({Scope.TRADE}),
-                  frozenset({Scope.WITHDRAW}), frozenset({Scope.TRANSFER}))  # fmt: skip
-SCOPE_VOCABULARY: Mapping[str, frozenset[Scope]] = {
-    normalize_scope_token(token): scopes
-    for token, scopes in {
-        "read": _S, "enableReading": _S, "enableFixReadOnly": _S,
-        "trade": _T, "enableSpotAndMarginTrading": _T, "Enable Spot & Margin Trading": _T,
-        "enableFutures": _T, "enableMargin": _T, "enableVanillaOptions": _T,
-        "Enable European Options": _T, "enablePortfolioMarginTrading": _T, "enableFixApiTrade": _T,
-        "enableWithdrawals": _W, "enableInternalTransfer": _X, "permitsUniversalTransfer": _X,
-        "Enable Margin Loan, Repay & Transfer": _X,
-    }.items()
-}  # fmt: skip
+SCOPE_VOCABULARY = vocabulary(
+    read=("read", "enableReading", "enableFixReadOnly"),
+    trade=("trade", "enableSpotAndMarginTrading", "Enable Spot & Margin Trading", "enableFutures",
+           "enableMargin", "enableVanillaOptions", "Enable European Options",
+           "enablePortfolioMarginTrading", "enableFixApiTrade"),
+    withdraw=("enableWithdrawals",),
+    transfer=("enableInternalTransfer", "permitsUniversalTransfer",
+              "Enable Margin Loan, Repay & Transfer"),
+)  # fmt: skip
 
 
 def market_spec(

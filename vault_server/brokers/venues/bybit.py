@@ -59,11 +59,10 @@ from vault_server.brokers.base import (
     TimeInForce,
     Venue,
     VenueCredential,
-    normalize_scope_token,
 )
 from vault_server.brokers.endpoints import Endpoints
 from vault_server.brokers.schemes import prehash_headers as ph
-from vault_server.brokers.spec import Call, Permissions, SpecAdapter, VenueSpec
+from vault_server.brokers.spec import Call, Permissions, SpecAdapter, VenueSpec, vocabulary
 from vault_server.core.errors import InvalidArgument, OperationNotSupported
 
 PERMISSION_PATH = "/v5/user/query-api"
@@ -101,23 +100,19 @@ RESERVED = frozenset(
      "sign", "api_key", "recv_window"}
 )  # fmt: skip
 
-_R, _T, _W, _X = (frozenset({Scope.READ}), frozenset({Scope.TRADE}),
-                  frozenset({Scope.WITHDRAW}), frozenset({Scope.TRANSFER}))  # fmt: skip
 # Tokens from GET /v5/user/query-api (bybit-exchange/docs v5/user/apikey-info and update-api):
 # category names and their permission values.
-SCOPE_VOCABULARY: Mapping[str, frozenset[Scope]] = {
-    normalize_scope_token(token): scopes
-    for token, scopes in {
-        "read": _R, "readOnly": _R, "Read-Only": _R, "Exchange": _R, "ExchangeHistory": _R,
-        "NFT": _R, "NFTQueryProductList": _R, "Affiliate": _R,
-        "trade": _T, "Read-Write": _R | _T, "ContractTrade": _T, "Order": _T, "Position": _T,
-        "Spot": _T, "SpotTrade": _T, "Options": _T, "OptionsTrade": _T, "Derivatives": _T,
-        "DerivativesTrade": _T, "CopyTrading": _T, "BlockTrade": _T,
-        "Withdraw": _W, "Wallet": _W | _X, "AccountTransfer": _X, "SubMemberTransfer": _X,
-        "SubMemberTransferList": _X, "Earn": _X, "FiatP2P": _X, "FiatBybitPay": _X,
-        "FiatConvertBroker": _X,
-    }.items()
-}  # fmt: skip
+SCOPE_VOCABULARY = vocabulary(
+    read=("read", "readOnly", "Read-Only", "Exchange", "ExchangeHistory", "NFT",
+          "NFTQueryProductList", "Affiliate"),
+    trade=("trade", "ContractTrade", "Order", "Position", "Spot", "SpotTrade", "Options",
+           "OptionsTrade", "Derivatives", "DerivativesTrade", "CopyTrading", "BlockTrade"),
+    withdraw=("Withdraw",),
+    transfer=("AccountTransfer", "SubMemberTransfer", "SubMemberTransferList", "Earn", "FiatP2P",
+              "FiatBybitPay", "FiatConvertBroker"),
+    combined={"Read-Write": frozenset({Scope.READ, Scope.TRADE}),
+              "Wallet": frozenset({Scope.WITHDRAW, Scope.TRANSFER})},
+)  # fmt: skip
 
 
 def orders(order: OrderSpec, credential: VenueCredential) -> Call:
@@ -249,7 +244,6 @@ SPEC = VenueSpec(
         Environment.TESTNET: "https://api-testnet.bybit.com",
         Environment.PAPER: "https://api-demo.bybit.com",  # Bybit demo trading
     },
-    missing_environment="",
     endpoints=Endpoints(
         allowed=ALLOWED,
         blocked_words=("/v5/asset/", "withdraw", "transfer", "/v5/earn", "fiat", "loan",

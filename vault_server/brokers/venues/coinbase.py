@@ -50,7 +50,6 @@ from vault_server.brokers import _http_common as hc
 from vault_server.brokers import _signing_common as sc
 from vault_server.brokers import permissions as pm
 from vault_server.brokers.base import (
-    Environment,
     KeyAlgorithm,
     Operation,
     OrderSpec,
@@ -61,11 +60,17 @@ from vault_server.brokers.base import (
     TimeInForce,
     Venue,
     VenueCredential,
-    normalize_scope_token,
 )
 from vault_server.brokers.endpoints import Endpoints, methods
 from vault_server.brokers.schemes.cdp_jwt import CdpJwt
-from vault_server.brokers.spec import Call, Permissions, SpecAdapter, VenueSpec
+from vault_server.brokers.spec import (
+    Call,
+    Permissions,
+    SpecAdapter,
+    VenueSpec,
+    live_and_practice,
+    vocabulary,
+)
 from vault_server.core.errors import InvalidArgument, OperationNotSupported
 
 P = "/api/v3/brokerage"
@@ -81,13 +86,9 @@ _PLACE_EXTRAS: Mapping[str, sc.ExtraRule] = {
 }  # fmt: skip
 _LIMITS = (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
 
-SCOPE_VOCABULARY: Mapping[str, frozenset[Scope]] = {
-    normalize_scope_token(token): frozenset(scopes)
-    for token, scopes in {
-        "view": {Scope.READ}, "can_view": {Scope.READ}, "trade": {Scope.TRADE},
-        "can_trade": {Scope.TRADE}, "transfer": {Scope.TRANSFER}, "can_transfer": {Scope.TRANSFER},
-    }.items()
-}  # fmt: skip
+SCOPE_VOCABULARY = vocabulary(
+    read=("view", "can_view"), trade=("trade", "can_trade"), transfer=("transfer", "can_transfer")
+)
 
 
 def orders(order: OrderSpec, credential: VenueCredential) -> Call:
@@ -201,13 +202,8 @@ def parse_permissions(
 SPEC = VenueSpec(
     venue=Venue.COINBASE_ADVANCED,
     label="Coinbase Advanced",
-    urls={
-        Environment.LIVE: "https://api.coinbase.com",
-        # Coinbase's static Advanced Trade sandbox: unauthenticated, mocked, production-shaped.
-        Environment.PAPER: "https://api-sandbox.coinbase.com",
-        Environment.TESTNET: "https://api-sandbox.coinbase.com",
-    },
-    missing_environment="",
+    # Coinbase's static Advanced Trade sandbox: unauthenticated, mocked, production-shaped.
+    urls=live_and_practice("https://api.coinbase.com", "https://api-sandbox.coinbase.com"),
     endpoints=Endpoints(
         allowed=ALLOWED,
         patterns=((methods("GET"), re.compile(P + r"/orders/historical/[A-Za-z0-9-]{1,64}")),

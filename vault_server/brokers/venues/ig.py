@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from vault_server.brokers import _http_common as hc
 from vault_server.brokers.base import (
-    Environment,
     KeyAlgorithm,
     OrderSpec,
     PreparedRequest,
@@ -29,7 +28,7 @@ from vault_server.brokers.base import (
 )
 from vault_server.brokers.endpoints import Endpoints
 from vault_server.brokers.schemes.static_headers import StaticHeaders
-from vault_server.brokers.spec import Call, SpecAdapter, VenueSpec
+from vault_server.brokers.spec import Call, SpecAdapter, VenueSpec, live_and_practice
 from vault_server.core.errors import OperationNotSupported
 
 
@@ -53,12 +52,9 @@ class CustodyOnlyAdapter(SpecAdapter):
 SPEC = VenueSpec(
     venue=Venue.IG,
     label="IG",
-    urls={
-        Environment.LIVE: "https://api.ig.com/gateway/deal",
-        Environment.PAPER: "https://demo-api.ig.com/gateway/deal",
-        Environment.TESTNET: "https://demo-api.ig.com/gateway/deal",
-    },
-    missing_environment="",
+    urls=live_and_practice(
+        "https://api.ig.com/gateway/deal", "https://demo-api.ig.com/gateway/deal"
+    ),
     endpoints=Endpoints(),  # nothing is sent to IG until sessions exist
     scope_vocabulary=hc.single_tier_vocabulary(),
     algorithms=frozenset({KeyAlgorithm.SESSION_LOGIN}),

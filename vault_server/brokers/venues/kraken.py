@@ -41,11 +41,10 @@ from vault_server.brokers.base import (
     TimeInForce,
     Venue,
     VenueCredential,
-    normalize_scope_token,
 )
 from vault_server.brokers.endpoints import Endpoints
 from vault_server.brokers.schemes.hmac_nonce import HmacNonce
-from vault_server.brokers.spec import Call, Permissions, SpecAdapter, VenueSpec
+from vault_server.brokers.spec import Call, Permissions, SpecAdapter, VenueSpec, vocabulary
 from vault_server.core.errors import InvalidArgument, OperationNotSupported
 
 PRIVATE = "/0/private/"
@@ -86,25 +85,19 @@ RESERVED = frozenset(
      "cl_ord_id", "deadline", "txid", "order_qty", "limit_price", "trigger_price"}
 )  # fmt: skip
 
-_R, _T, _W, _X = (frozenset({Scope.READ}), frozenset({Scope.TRADE}),
-                  frozenset({Scope.WITHDRAW}), frozenset({Scope.TRANSFER}))  # fmt: skip
 # GetApiKeyInfo tokens (docs.kraken.com/api-reference/account-data/get-api-key-info) and the
 # names the Kraken UI shows for the same permissions.
-SCOPE_VOCABULARY: Mapping[str, frozenset[Scope]] = {
-    normalize_scope_token(token): scopes
-    for token, scopes in {
-        "read": _R, "trade": _T,
-        "query-funds": _R, "Query Funds": _R, "query-open-trades": _R,
-        "Query Open Orders & Trades": _R, "query-closed-trades": _R,
-        "Query Closed Orders & Trades": _R, "query-ledger": _R, "Query Ledger Entries": _R,
-        "export-data": _R, "Export Data": _R, "create-ws-token": _R, "Access WebSockets API": _R,
-        "modify-trades": _T, "Create & Modify Orders": _T, "Modify Orders": _T,
-        "close-trades": _T, "Cancel/Close Orders": _T,
-        "withdraw-funds": _W, "Withdraw Funds": _W, "add-withdraw-address": _W,
-        "update-withdraw-address": _W,
-        "add-funds": _X, "Deposit Funds": _X, "earn-funds": _X, "Earn Funds": _X,
-    }.items()
-}  # fmt: skip
+SCOPE_VOCABULARY = vocabulary(
+    read=("read", "query-funds", "Query Funds", "query-open-trades", "Query Open Orders & Trades",
+          "query-closed-trades", "Query Closed Orders & Trades", "query-ledger",
+          "Query Ledger Entries", "export-data", "Export Data", "create-ws-token",
+          "Access WebSockets API"),
+    trade=("trade", "modify-trades", "Create & Modify Orders", "Modify Orders", "close-trades",
+           "Cancel/Close Orders"),
+    withdraw=("withdraw-funds", "Withdraw Funds", "add-withdraw-address",
+              "update-withdraw-address"),
+    transfer=("add-funds", "Deposit Funds", "earn-funds", "Earn Funds"),
+)  # fmt: skip
 
 Params = tuple[tuple[str, str], ...]
 

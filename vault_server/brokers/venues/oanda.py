@@ -42,7 +42,6 @@ from typing import Any
 from vault_server.brokers import _http_common as hc
 from vault_server.brokers import _signing_common as sc
 from vault_server.brokers.base import (
-    Environment,
     KeyAlgorithm,
     Operation,
     OrderSpec,
@@ -54,7 +53,7 @@ from vault_server.brokers.base import (
 )
 from vault_server.brokers.endpoints import Endpoints, methods
 from vault_server.brokers.schemes.static_headers import StaticHeaders
-from vault_server.brokers.spec import Call, SpecAdapter, VenueSpec
+from vault_server.brokers.spec import Call, SpecAdapter, VenueSpec, live_and_practice
 from vault_server.core.errors import InvalidArgument, OperationNotSupported
 
 _ACCOUNT = r"[0-9]{1,4}(?:-[0-9]{1,12}){3}"
@@ -150,12 +149,7 @@ def _order_request(order: OrderSpec, *, with_client_id: bool) -> dict[str, Any]:
 SPEC = VenueSpec(
     venue=Venue.OANDA,
     label="OANDA",
-    urls={
-        Environment.LIVE: "https://api-fxtrade.oanda.com",
-        Environment.PAPER: "https://api-fxpractice.oanda.com",
-        Environment.TESTNET: "https://api-fxpractice.oanda.com",
-    },
-    missing_environment="",
+    urls=live_and_practice("https://api-fxtrade.oanda.com", "https://api-fxpractice.oanda.com"),
     endpoints=Endpoints(patterns=(
         (methods("POST"), re.compile(rf"/v3/accounts/{_ACCOUNT}/orders")),
         (methods("PUT", "GET"), re.compile(rf"/v3/accounts/{_ACCOUNT}/orders/{_SPECIFIER}")),

@@ -62,12 +62,11 @@ from vault_server.brokers.base import (
     TimeInForce,
     Venue,
     VenueCredential,
-    normalize_scope_token,
 )
 from vault_server.brokers.endpoints import Endpoints
 from vault_server.brokers.schemes import keys
 from vault_server.brokers.schemes import prehash_headers as ph
-from vault_server.brokers.spec import Call, Permissions, SpecAdapter, VenueSpec
+from vault_server.brokers.spec import Call, Permissions, SpecAdapter, VenueSpec, vocabulary
 from vault_server.core.errors import InvalidArgument, OperationNotSupported
 from vault_server.core.secret import Secret
 
@@ -107,13 +106,9 @@ _LIMIT_ORD_TYPES = {None: "limit", TimeInForce.GTC: "limit", TimeInForce.IOC: "i
                     TimeInForce.FOK: "fok"}  # fmt: skip
 
 # Tokens of ``perm`` in GET /api/v5/account/config ("read_only,withdraw,trade") and UI names.
-SCOPE_VOCABULARY: Mapping[str, frozenset[Scope]] = {
-    normalize_scope_token(token): frozenset(scopes)
-    for token, scopes in {
-        "read_only": {Scope.READ}, "read": {Scope.READ}, "trade": {Scope.TRADE},
-        "withdraw": {Scope.WITHDRAW}, "transfer": {Scope.TRANSFER},
-    }.items()
-}  # fmt: skip
+SCOPE_VOCABULARY = vocabulary(
+    read=("read_only", "read"), trade=("trade",), withdraw=("withdraw",), transfer=("transfer",)
+)
 
 okx_timestamp = ph.iso_ms
 
@@ -267,7 +262,6 @@ SPEC = VenueSpec(
     venue=Venue.OKX,
     label="OKX",
     urls=dict.fromkeys(Environment, URL),
-    missing_environment="",
     endpoints=Endpoints(
         allowed=ALLOWED,
         blocked_words=("/asset/", "withdraw", "transfer", "/users/", "subaccount", "/finance/",
