@@ -21,8 +21,29 @@ _MODULES = {
 }
 
 
+# In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
+PLANNED = frozenset(
+    {Venue.DERIBIT, Venue.KUCOIN, Venue.BITGET, Venue.GATE, Venue.KRAKEN_FUTURES,
+     Venue.HYPERLIQUID}
+)  # fmt: skip
+
+
+def supported_venues() -> tuple[Venue, ...]:
+    """The venues this build implements, in the API's order."""
+    return tuple(venue for venue in Venue if venue in _MODULES)
+
+
 def adapter_for(venue: Venue, *, coinbase_strict: bool = False) -> VenueAdapter:
-    """The adapter for ``venue`` (Coinbase: the proxy-only one when configured strict)."""
+    """The adapter for ``venue`` (Coinbase: the proxy-only one when configured strict).
+
+    Raises ``OperationNotSupported`` for a venue this build does not implement (the planned
+    ones among them), so onboarding refuses it before anything is stored.
+    """
+    if venue in PLANNED:
+        raise OperationNotSupported(
+            "this broker is declared in the API but not implemented yet",
+            metadata={"broker": venue.value},
+        )
     try:
         module = importlib.import_module(_MODULES[venue])
     except (KeyError, ModuleNotFoundError) as exc:

@@ -434,6 +434,13 @@ def orders_for(venue: Venue) -> Iterator[tuple[str, OrderSpec]]:
 
 
 # --- adapters -----------------------------------------------------------------------------------
+def implemented() -> tuple[Venue, ...]:
+    """The venues with a module (the planned ones are refused by the registry)."""
+    from vault_server.brokers import registry
+
+    return tuple(getattr(registry, "supported_venues", lambda: tuple(Venue))())
+
+
 def adapters() -> dict[str, tuple[Venue, VenueAdapter]]:
     try:
         from vault_server.brokers.venues import binance_spot, binance_usdm, kraken
@@ -441,7 +448,7 @@ def adapters() -> dict[str, tuple[Venue, VenueAdapter]]:
         from vault_server.brokers import binance_spot, binance_usdm, kraken  # type: ignore
 
     out: dict[str, tuple[Venue, VenueAdapter]] = {}
-    for venue in Venue:
+    for venue in implemented():
         out[venue.value] = (venue, adapter_for(venue))
     out["binance_spot+body"] = (
         Venue.BINANCE_SPOT,
@@ -609,7 +616,7 @@ def scope_tokens() -> list[str]:
         "view",
         "wallet",
     }
-    for venue in Venue:
+    for venue in implemented():
         tokens |= set(adapter_for(venue).scope_vocabulary)
     return sorted(tokens)
 
