@@ -58,7 +58,7 @@ SPEC = VenueSpec(
     endpoints=Endpoints(),  # nothing is sent to IG until sessions exist
     scope_vocabulary=hc.single_tier_vocabulary(),
     algorithms=frozenset({KeyAlgorithm.SESSION_LOGIN}),
-    scheme=StaticHeaders(headers=()),
+    scheme=StaticHeaders(headers=()),  # never reached: a session scheme comes with the login flow
     mapping=_not_yet,
     proxy_only=True,
     single_permission_tier=True,
