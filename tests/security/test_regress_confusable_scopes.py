@@ -18,14 +18,14 @@ from tests.support.custody import binance_request, creds, make_workspace
 from tests.support.errors import expect_error
 from tests.support.vault import RunningVault
 from vault_server.brokers import _confusables
-from vault_server.brokers.base import Venue, normalize_scopes
-from vault_server.brokers.registry import adapter_for
+from vault_server.brokers.base import normalize_scopes
+from vault_server.brokers.registry import adapter_for, supported_venues
 from vault_server.core.errors import WithdrawalScopeRejected
 
 FOUND = ["ᴡithdraw", "wi\u0307thdraw", "WİTHDRAW"]
 WORDS = ["withdraw", "withdrawals", "enableWithdrawals", "transfer", "universal_transfer",
          "wallet", "payout", "deposit", "sweep"]  # fmt: skip
-VENUES = list(Venue)
+VENUES = list(supported_venues())  # planned venues are refused before any vocabulary
 
 
 def _lookalikes() -> dict[str, list[str]]:

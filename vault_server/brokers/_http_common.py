@@ -1,7 +1,7 @@
-"""Helpers shared by the OKX, Coinbase, OANDA, Alpaca and IG venue modules.
+"""HTTP-level helpers shared by venue mappings and schemes (JSON bodies, secret headers, path ids).
 
-Pure: no clock, no I/O, no randomness. Generic order checks and signing primitives live in
-``_signing_common``; this module adds what those five venues need on top:
+Pure: no clock, no I/O, no randomness. Generic order checks live in ``_signing_common``, key
+primitives in ``schemes/keys.py``; this module adds:
 
 * :class:`RedactedHeader`: header values that carry secret material (OANDA bearer token, Alpaca
   secret key, OKX passphrase) would otherwise be printed by ``PreparedRequest``'s dataclass
@@ -23,6 +23,7 @@ from typing import Any
 
 from vault_server.brokers import _signing_common as sc
 from vault_server.brokers.base import OrderSpec, OrderType, Scope, normalize_scope_token
+from vault_server.brokers.schemes import keys
 from vault_server.core.errors import InvalidArgument
 from vault_server.core.secret import Secret
 
@@ -42,7 +43,7 @@ class RedactedHeader(str):
 
 def secret_header(secret: Secret | None, field: str) -> RedactedHeader:
     """Reveal ``secret`` as a header value: printable ASCII without spaces, never echoed."""
-    value = sc.require_secret(secret, field).reveal()
+    value = keys.require_secret(secret, field).reveal()
     if not _HEADER_SECRET.fullmatch(value):
         raise InvalidArgument(field, "must be printable ASCII without spaces")
     return RedactedHeader(value.decode("ascii"))

@@ -1,47 +1,25 @@
-"""Primitives and input checks shared by the Binance, Kraken and Bybit venue modules.
+"""Order-field and context checks shared by every venue's order mapping and scheme.
 
-Everything here is pure (no clock, no I/O, no randomness). Secrets are revealed only inside the
-``sign_*`` functions, at the point of use, and no error built here carries secret material:
-third-party exceptions are replaced (``from None``) by errors that name a field only.
+Everything here is pure (no clock, no I/O, no randomness) and reveals no secret: key primitives
+live in ``schemes/keys.py``, permission-answer helpers in ``permissions.py``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
 from urllib.parse import quote
-
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from vault_server.brokers.base import (
     KeyAlgorithm,
     OrderSpec,
     OrderType,
-    Scope,
     SigningContext,
     Venue,
     VenueCredential,
-    normalize_scope_token,
-    normalize_scopes,
 )
-from vault_server.core.errors import (
-    InternalError,
-    InvalidArgument,
-    OperationNotSupported,
-    UnknownScope,
-    VenueUnavailable,
-    WithdrawalScopeRejected,
-)
-from vault_server.core.secret import Secret
+from vault_server.core.errors import InternalError, InvalidArgument, OperationNotSupported
 
 MAX_RECV_WINDOW_MS = 60_000  # Binance's documented maximum; the vault applies it to Bybit too
 MAX_EXTRAS = 16  # the API contract's cap on ``Order.extras``
@@ -93,12 +71,6 @@ def header_token(value: str, field: str) -> str:
     if not isinstance(value, str) or not _HEADER_SAFE.fullmatch(value):
         raise InvalidArgument(field, "must be 1-256 printable ASCII characters without spaces")
     return value
-
-
-def require_secret(secret: Secret | None, field: str) -> Secret:
-    if secret is None or not secret:
-        raise InvalidArgument(field, "is required for this key algorithm")
-    return secret
 
 
 # --- order fields ---------------------------------------------------------------------------------
@@ -224,86 +196,3 @@ def matches(pattern: str) -> Callable[[str], bool]:
 def percent_encode(params: Iterable[tuple[str, str]]) -> str:
     """``k=v&k=v`` with every byte outside RFC 3986 unreserved characters percent-encoded."""
     return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params)
-
-
-# --- signatures -----------------------------------------------------------------------------------
-def hmac_sha256_hex(secret: Secret, message: bytes) -> str:
-    return hmac.digest(secret.reveal(), message, "sha256").hex()  # one-shot (OpenSSL)
-
-
-def hmac_sha512_base64_key(secret_b64: Secret, message: bytes) -> str:
-    """Kraken: HMAC-SHA512 keyed with the base64-decoded secret, result base64."""
-    try:
-        key = base64.b64decode(secret_b64.reveal(), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidArgument("credential.secret", "must be the venue's base64 secret") from None
-    return base64.b64encode(hmac.new(key, message, hashlib.sha512).digest()).decode("ascii")
-
-
-def _private_key(pem: Secret) -> Any:
-    try:
-        return serialization.load_pem_private_key(pem.reveal(), password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise InvalidArgument(
-            "credential.private_key_pem", "must be an unencrypted PKCS#8 PEM private key"
-        ) from None
-
-
-def rsa_pkcs1_sha256(pem: Secret, message: bytes) -> bytes:
-    key = _private_key(pem)
-    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048:
-        raise InvalidArgument("credential.private_key_pem", "must be an RSA key of 2048+ bits")
-    return key.sign(message, padding.PKCS1v15(), hashes.SHA256())
-
-
-def ed25519_sign(pem: Secret, message: bytes) -> bytes:
-    key = _private_key(pem)
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise InvalidArgument("credential.private_key_pem", "must be an Ed25519 private key")
-    return key.sign(message)
-
-
-# --- venue answers --------------------------------------------------------------------------------
-def venue_error(message: str, status: int, code: str = "") -> VenueUnavailable:
-    metadata = {"venueStatus": str(status)}
-    if code:
-        metadata["venueCode"] = code[:80]
-    return VenueUnavailable(message, metadata=metadata)
-
-
-def json_object(status: int, body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise venue_error("venue answered the permission query with non-JSON", status) from None
-    if not isinstance(data, dict):
-        raise venue_error("venue answered the permission query with an unexpected shape", status)
-    return data
-
-
-def flag(data: Mapping[str, Any], name: str, status: int) -> bool:
-    value = data.get(name)
-    if not isinstance(value, bool):
-        raise venue_error(f"permission answer lacks boolean field {name}", status)
-    return value
-
-
-def scopes_for_tokens(
-    tokens: Iterable[str], vocabulary: Mapping[str, frozenset[Scope]]
-) -> tuple[set[Scope], list[str]]:
-    """Scopes a venue reports for a key, and the tokens no vocabulary entry explains.
-
-    Uses the same folding and fund-moving stems as onboarding (``base.normalize_scopes``): a token
-    that smells of withdraw/transfer but is not in the vocabulary still counts as TRANSFER.
-    """
-    scopes: set[Scope] = set()
-    unknown: list[str] = []
-    for token in tokens:
-        try:
-            scopes |= normalize_scopes([token], vocabulary)
-        except WithdrawalScopeRejected:
-            known = vocabulary.get(normalize_scope_token(token))
-            scopes |= known if known else {Scope.TRANSFER}
-        except UnknownScope:
-            unknown.append(token[:64])
-    return scopes, unknown

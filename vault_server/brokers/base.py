@@ -34,6 +34,13 @@ class Venue(enum.Enum):
     OANDA = "oanda"
     ALPACA = "alpaca"
     IG = "ig"
+    # Declared in the API (issue 20 item 6), not implemented yet: the registry refuses them.
+    DERIBIT = "deribit"
+    KUCOIN = "kucoin"
+    BITGET = "bitget"
+    GATE = "gate"
+    KRAKEN_FUTURES = "kraken_futures"
+    HYPERLIQUID = "hyperliquid"
 
 
 # Short forms people type -> the canonical venue name. The client distribution keeps an equal
@@ -42,6 +49,9 @@ VENUE_ALIASES: Mapping[str, str] = {
     "binance": "binance_spot",
     "kraken": "kraken_spot",
     "coinbase": "coinbase_advanced",
+    "gateio": "gate",
+    "gate_io": "gate",
+    "krakenfutures": "kraken_futures",
 }
 
 
@@ -76,6 +86,7 @@ class KeyAlgorithm(enum.Enum):
     BEARER = "bearer"  # OANDA personal access token
     STATIC_HEADERS = "static_headers"  # Alpaca key id + secret headers
     SESSION_LOGIN = "session_login"  # IG (username/password + API key)
+    SECP256K1 = "secp256k1"  # Hyperliquid EIP-712 agent keys (no venue accepts it yet)
 
 
 class Scope(enum.Enum):

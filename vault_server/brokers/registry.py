@@ -9,20 +9,41 @@ from vault_server.brokers.base import Venue, VenueAdapter
 from vault_server.core.errors import OperationNotSupported
 
 _MODULES = {
-    Venue.BINANCE_SPOT: "vault_server.brokers.binance_spot",
-    Venue.BINANCE_USDM: "vault_server.brokers.binance_usdm",
-    Venue.KRAKEN_SPOT: "vault_server.brokers.kraken",
-    Venue.BYBIT: "vault_server.brokers.bybit",
-    Venue.OKX: "vault_server.brokers.okx",
-    Venue.COINBASE_ADVANCED: "vault_server.brokers.coinbase",
-    Venue.OANDA: "vault_server.brokers.oanda",
-    Venue.ALPACA: "vault_server.brokers.alpaca",
-    Venue.IG: "vault_server.brokers.ig",
+    Venue.BINANCE_SPOT: "vault_server.brokers.venues.binance_spot",
+    Venue.BINANCE_USDM: "vault_server.brokers.venues.binance_usdm",
+    Venue.KRAKEN_SPOT: "vault_server.brokers.venues.kraken",
+    Venue.BYBIT: "vault_server.brokers.venues.bybit",
+    Venue.OKX: "vault_server.brokers.venues.okx",
+    Venue.COINBASE_ADVANCED: "vault_server.brokers.venues.coinbase",
+    Venue.OANDA: "vault_server.brokers.venues.oanda",
+    Venue.ALPACA: "vault_server.brokers.venues.alpaca",
+    Venue.IG: "vault_server.brokers.venues.ig",
 }
 
 
+# In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
+PLANNED = frozenset(
+    {Venue.DERIBIT, Venue.KUCOIN, Venue.BITGET, Venue.GATE, Venue.KRAKEN_FUTURES,
+     Venue.HYPERLIQUID}
+)  # fmt: skip
+
+
+def supported_venues() -> tuple[Venue, ...]:
+    """The venues this build implements, in the API's order."""
+    return tuple(venue for venue in Venue if venue in _MODULES)
+
+
 def adapter_for(venue: Venue, *, coinbase_strict: bool = False) -> VenueAdapter:
-    """The adapter for ``venue`` (Coinbase: the proxy-only one when configured strict)."""
+    """The adapter for ``venue`` (Coinbase: the proxy-only one when configured strict).
+
+    Raises ``OperationNotSupported`` for a venue this build does not implement (the planned
+    ones among them), so onboarding refuses it before anything is stored.
+    """
+    if venue in PLANNED:
+        raise OperationNotSupported(
+            "this broker is declared in the API but not implemented yet",
+            metadata={"broker": venue.value},
+        )
     try:
         module = importlib.import_module(_MODULES[venue])
     except (KeyError, ModuleNotFoundError) as exc:

@@ -29,6 +29,12 @@ BROKERS = {
     trading_pb2.BROKER_OANDA: Venue.OANDA,
     trading_pb2.BROKER_ALPACA: Venue.ALPACA,
     trading_pb2.BROKER_IG: Venue.IG,
+    trading_pb2.BROKER_DERIBIT: Venue.DERIBIT,
+    trading_pb2.BROKER_KUCOIN: Venue.KUCOIN,
+    trading_pb2.BROKER_BITGET: Venue.BITGET,
+    trading_pb2.BROKER_GATE: Venue.GATE,
+    trading_pb2.BROKER_KRAKEN_FUTURES: Venue.KRAKEN_FUTURES,
+    trading_pb2.BROKER_HYPERLIQUID: Venue.HYPERLIQUID,
 }
 ENVIRONMENTS = {
     trading_pb2.ENVIRONMENT_LIVE: Environment.LIVE,
@@ -44,6 +50,7 @@ ALGORITHMS = {
     trading_pb2.KEY_ALGORITHM_BEARER: KeyAlgorithm.BEARER,
     trading_pb2.KEY_ALGORITHM_STATIC_HEADERS: KeyAlgorithm.STATIC_HEADERS,
     trading_pb2.KEY_ALGORITHM_SESSION_LOGIN: KeyAlgorithm.SESSION_LOGIN,
+    trading_pb2.KEY_ALGORITHM_SECP256K1: KeyAlgorithm.SECP256K1,
 }
 SCOPES = {
     Scope.READ: trading_pb2.SCOPE_READ,

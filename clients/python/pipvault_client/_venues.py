@@ -4,7 +4,8 @@ surface accepts (the server's config parser, vaultctl and this client):
 
 - any case, ``-`` or ``_`` (``binance-spot``, ``Binance_Spot``),
 - the proto enum name, with or without its prefix (``BROKER_BINANCE_SPOT``),
-- the short forms in :data:`VENUE_ALIASES` (``binance``, ``kraken``, ``coinbase``).
+- the short forms in :data:`VENUE_ALIASES` (``binance``, ``kraken``, ``coinbase``, ``gateio``,
+  ``krakenfutures``).
 
 The server keeps an equal table (``vault_server.brokers.base``; it may not import this
 distribution); a test holds the two equal.
@@ -28,7 +29,14 @@ VENUES: tuple[str, ...] = tuple(
 """Every canonical venue name, in the API's order."""
 
 VENUE_ALIASES: Mapping[str, str] = MappingProxyType(
-    {"binance": "binance_spot", "kraken": "kraken_spot", "coinbase": "coinbase_advanced"}
+    {
+        "binance": "binance_spot",
+        "kraken": "kraken_spot",
+        "coinbase": "coinbase_advanced",
+        "gateio": "gate",
+        "gate_io": "gate",
+        "krakenfutures": "kraken_futures",
+    }
 )
 """Short forms people type -> the canonical name."""
 

@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pytest
 
-from vault_server.brokers.alpaca import ADAPTER
 from vault_server.brokers.base import (
     Environment,
     KeyAlgorithm,
@@ -22,6 +21,7 @@ from vault_server.brokers.base import (
     VenueCredential,
     normalize_scopes,
 )
+from vault_server.brokers.venues.alpaca import ADAPTER
 from vault_server.core.errors import (
     EndpointNotAllowed,
     InvalidArgument,

@@ -8,7 +8,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from vault_server.brokers._binance import BinanceAdapter
 from vault_server.brokers.base import (
     Environment,
     KeyAlgorithm,
@@ -24,8 +23,9 @@ from vault_server.brokers.base import (
     VenueCredential,
     normalize_scopes,
 )
-from vault_server.brokers.binance_spot import ADAPTER as SPOT
-from vault_server.brokers.binance_usdm import ADAPTER as USDM
+from vault_server.brokers.spec import SpecAdapter as BinanceAdapter
+from vault_server.brokers.venues.binance_spot import ADAPTER as SPOT
+from vault_server.brokers.venues.binance_usdm import ADAPTER as USDM
 from vault_server.core.errors import (
     EndpointNotAllowed,
     InternalError,

@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.hashes import SHA256
 
 from vault_server.brokers import _signing_common as sc
-from vault_server.brokers._binance import BinanceAdapter
 from vault_server.brokers.base import (
     Environment,
     KeyAlgorithm,
@@ -33,9 +32,11 @@ from vault_server.brokers.base import (
     Venue,
     VenueCredential,
 )
-from vault_server.brokers.binance_spot import ADAPTER as SPOT
-from vault_server.brokers.binance_usdm import ADAPTER as USDM
-from vault_server.brokers.binance_usdm import BinanceUsdmAdapter
+from vault_server.brokers.schemes import keys
+from vault_server.brokers.spec import SpecAdapter as BinanceAdapter
+from vault_server.brokers.venues.binance_spot import ADAPTER as SPOT
+from vault_server.brokers.venues.binance_usdm import ADAPTER as USDM
+from vault_server.brokers.venues.binance_usdm import BinanceUsdmAdapter
 from vault_server.core.errors import InvalidArgument
 from vault_server.core.secret import Secret
 
@@ -138,8 +139,8 @@ def test_usdm_example_3_mixed_placement_via_primitive() -> None:
     corrected = query + "quantity=1&price=9000&recvWindow=5000&timestamp=1591702613943"
     published = "f9d0ae5e813ef6ccf15c2b5a434047a0181cb5a342b903b367ca6d27a66e36f2"
     derived = "30baaf0fab549bbeda7f5ef201898b34122da25fd23c646cac2c529aebe670a4"
-    assert sc.hmac_sha256_hex(secret, as_published.encode()) == published
-    assert sc.hmac_sha256_hex(secret, corrected.encode()) == derived
+    assert keys.hmac_sha256_hex(secret, as_published.encode()) == published
+    assert keys.hmac_sha256_hex(secret, corrected.encode()) == derived
 
 
 # --- asymmetric keys -----------------------------------------------------------------------------
@@ -167,11 +168,11 @@ def rsa_key() -> rsa.RSAPrivateKey:
 
 def test_ed25519_derived_vector_and_rfc8032_via_primitive() -> None:
     pem = pkcs8(ed25519.Ed25519PrivateKey.from_private_bytes(RFC8032_SEED))
-    assert sc.ed25519_sign(pem, b"").hex() == (
+    assert keys.ed25519_sign(pem, b"").hex() == (
         "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bac"
         "c61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
     )
-    assert base64.b64encode(sc.ed25519_sign(pem, RSA_EXAMPLE_PAYLOAD)).decode() == (
+    assert base64.b64encode(keys.ed25519_sign(pem, RSA_EXAMPLE_PAYLOAD)).decode() == (
         "XtZirsmmi0noRzUfkqktvkVfxpkq/WtbLg2UOL3QGYdUBZVlqOBEMuEVw8zioY93N54NcKj9UuAXQEa9zgTDBg=="
     )
 

@@ -15,7 +15,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from vault_server.brokers import _signing_common as sc
 from vault_server.brokers.base import (
     Environment,
     KeyAlgorithm,
@@ -32,7 +31,8 @@ from vault_server.brokers.base import (
     VenueCredential,
     normalize_scopes,
 )
-from vault_server.brokers.bybit import ADAPTER
+from vault_server.brokers.schemes import keys
+from vault_server.brokers.venues.bybit import ADAPTER
 from vault_server.core.errors import (
     EndpointNotAllowed,
     InvalidArgument,
@@ -85,7 +85,7 @@ def test_adapter_satisfies_the_protocol() -> None:
     ids=["get", "post-spaced", "post-compact"],
 )  # fmt: skip
 def test_derived_vectors_via_the_primitive(prehash: str, expected: str) -> None:
-    assert sc.hmac_sha256_hex(Secret(DOC_SECRET), prehash.encode()) == expected
+    assert keys.hmac_sha256_hex(Secret(DOC_SECRET), prehash.encode()) == expected
 
 
 def test_derived_get_vector_reproduces_through_build() -> None:

@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from vault_server.brokers import _jwt_coinbase as cj
 from vault_server.brokers.base import (
     Environment,
     KeyAlgorithm,
@@ -33,7 +32,8 @@ from vault_server.brokers.base import (
     VenueCredential,
     normalize_scopes,
 )
-from vault_server.brokers.coinbase import ADAPTER, STRICT_ADAPTER, CoinbaseAdvancedAdapter
+from vault_server.brokers.schemes import cdp_jwt as cj
+from vault_server.brokers.venues.coinbase import ADAPTER, STRICT_ADAPTER, CoinbaseAdvancedAdapter
 from vault_server.core.errors import (
     EndpointNotAllowed,
     InternalError,

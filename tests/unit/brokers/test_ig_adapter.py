@@ -20,7 +20,7 @@ from vault_server.brokers.base import (
     VenueCredential,
     normalize_scopes,
 )
-from vault_server.brokers.ig import ADAPTER
+from vault_server.brokers.venues.ig import ADAPTER
 from vault_server.core.errors import (
     EndpointNotAllowed,
     OperationNotSupported,

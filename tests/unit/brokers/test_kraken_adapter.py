@@ -28,7 +28,7 @@ from vault_server.brokers.base import (
     VenueCredential,
     normalize_scopes,
 )
-from vault_server.brokers.kraken import ADAPTER, KrakenSpotAdapter
+from vault_server.brokers.venues.kraken import ADAPTER, KrakenSpotAdapter
 from vault_server.core.errors import (
     EndpointNotAllowed,
     InternalError,

@@ -24,7 +24,7 @@ from vault_server.brokers.base import (
     VenueCredential,
     normalize_scopes,
 )
-from vault_server.brokers.oanda import ADAPTER
+from vault_server.brokers.venues.oanda import ADAPTER
 from vault_server.core.errors import (
     EndpointNotAllowed,
     InvalidArgument,

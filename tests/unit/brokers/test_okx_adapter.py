@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from vault_server.brokers import okx
 from vault_server.brokers.base import (
     Environment,
     KeyAlgorithm,
@@ -29,7 +28,8 @@ from vault_server.brokers.base import (
     VenueCredential,
     normalize_scopes,
 )
-from vault_server.brokers.okx import ADAPTER
+from vault_server.brokers.venues import okx
+from vault_server.brokers.venues.okx import ADAPTER
 from vault_server.core.errors import (
     EndpointNotAllowed,
     InvalidArgument,

@@ -23,16 +23,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from vault_server.brokers import (
-    alpaca,
-    binance_spot,
-    binance_usdm,
-    bybit,
-    coinbase,
-    kraken,
-    oanda,
-    okx,
-)
 from vault_server.brokers.base import (
     Environment,
     KeyAlgorithm,
@@ -45,6 +35,16 @@ from vault_server.brokers.base import (
     Venue,
     VenueAdapter,
     VenueCredential,
+)
+from vault_server.brokers.venues import (
+    alpaca,
+    binance_spot,
+    binance_usdm,
+    bybit,
+    coinbase,
+    kraken,
+    oanda,
+    okx,
 )
 from vault_server.core.errors import InvalidArgument
 from vault_server.core.secret import Secret

@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from tests.venue_stubs.alpaca_stub import AlpacaStub
-from vault_server.brokers.alpaca import ADAPTER
 from vault_server.brokers.base import (
     Environment,
     KeyAlgorithm,
@@ -26,6 +25,7 @@ from vault_server.brokers.base import (
     Venue,
     VenueCredential,
 )
+from vault_server.brokers.venues.alpaca import ADAPTER
 from vault_server.core.secret import Secret
 
 KEY_ID, SECRET = "PKSTUB0001", "stub-secret-key-0001"

@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from tests.venue_stubs.binance_stub import BinanceStub
-from vault_server.brokers._binance import BinanceAdapter
 from vault_server.brokers.base import (
     Environment,
     KeyAlgorithm,
@@ -26,9 +25,10 @@ from vault_server.brokers.base import (
     TimeInForce,
     VenueCredential,
 )
-from vault_server.brokers.binance_spot import ADAPTER as SPOT
-from vault_server.brokers.binance_usdm import ADAPTER as USDM
-from vault_server.brokers.binance_usdm import BinanceUsdmAdapter
+from vault_server.brokers.spec import SpecAdapter as BinanceAdapter
+from vault_server.brokers.venues.binance_spot import ADAPTER as SPOT
+from vault_server.brokers.venues.binance_usdm import ADAPTER as USDM
+from vault_server.brokers.venues.binance_usdm import BinanceUsdmAdapter
 from vault_server.core.secret import Secret
 
 NOW = 1_700_000_000_000

@@ -29,7 +29,8 @@ from vault_server.brokers.base import (
     Venue,
     VenueCredential,
 )
-from vault_server.brokers.bybit import ADAPTER
+from vault_server.brokers.spec import Call
+from vault_server.brokers.venues.bybit import ADAPTER
 from vault_server.core.secret import Secret
 
 NOW = 1_700_000_000_000
@@ -189,5 +190,7 @@ def test_the_stub_reads_sizes_as_documented_and_refuses_a_misplaced_market_unit(
     assert bybit_stub.documented_size(without) == (Decimal("0.01"), "quote")
     linear = ADAPTER.build(ORDER, HMAC_CRED, ctx(stub))
     misplaced = json.loads(linear.body) | {"marketUnit": "baseCoin"}
-    reply = send(ADAPTER._signed("POST", "/v5/order/create", misplaced, HMAC_CRED, ctx(stub)))
+    reply = send(
+        ADAPTER._sign(Call("POST", "/v5/order/create", json=misplaced), HMAC_CRED, ctx(stub))
+    )
     assert reply["retCode"] == 10001 and len(stub.placed) == 1

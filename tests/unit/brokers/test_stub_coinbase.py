@@ -27,7 +27,7 @@ from vault_server.brokers.base import (
     Venue,
     VenueCredential,
 )
-from vault_server.brokers.coinbase import ADAPTER, STRICT_ADAPTER
+from vault_server.brokers.venues.coinbase import ADAPTER, STRICT_ADAPTER
 from vault_server.core.secret import Secret
 
 NOW = 1_700_000_000_000

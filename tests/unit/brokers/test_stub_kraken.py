@@ -23,7 +23,7 @@ from vault_server.brokers.base import (
     Venue,
     VenueCredential,
 )
-from vault_server.brokers.kraken import ADAPTER
+from vault_server.brokers.venues.kraken import ADAPTER
 from vault_server.core.secret import Secret
 
 SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="

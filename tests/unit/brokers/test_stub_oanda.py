@@ -23,7 +23,7 @@ from vault_server.brokers.base import (
     Venue,
     VenueCredential,
 )
-from vault_server.brokers.oanda import ADAPTER
+from vault_server.brokers.venues.oanda import ADAPTER
 from vault_server.core.secret import Secret
 
 TOKEN = "practice-token-0123456789abcdef"

@@ -25,7 +25,8 @@ from vault_server.brokers.base import (
     Venue,
     VenueCredential,
 )
-from vault_server.brokers.okx import ADAPTER
+from vault_server.brokers.spec import Call
+from vault_server.brokers.venues.okx import ADAPTER
 from vault_server.core.secret import Secret
 
 NOW = 1_700_000_000_000
@@ -170,5 +171,7 @@ def test_the_stub_reads_sizes_as_documented_and_refuses_an_unknown_tgtccy(stub: 
     without = {k: v for k, v in body.items() if k != "tgtCcy"}
     assert okx_stub.documented_size(without) == (Decimal("0.01"), "quote")
     assert okx_stub.documented_size(without | {"side": "sell"}) == (Decimal("0.01"), "base")
-    bad = ADAPTER._signed("POST", "/api/v5/trade/order", body | {"tgtCcy": "usd"}, CRED, ctx(stub))
+    bad = ADAPTER._sign(
+        Call("POST", "/api/v5/trade/order", json=body | {"tgtCcy": "usd"}), CRED, ctx(stub)
+    )
     assert send(bad)[1]["code"] == "51000" and len(stub.placed) == 1

@@ -19,6 +19,12 @@ class Broker(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BROKER_OANDA: _ClassVar[Broker]
     BROKER_ALPACA: _ClassVar[Broker]
     BROKER_IG: _ClassVar[Broker]
+    BROKER_DERIBIT: _ClassVar[Broker]
+    BROKER_KUCOIN: _ClassVar[Broker]
+    BROKER_BITGET: _ClassVar[Broker]
+    BROKER_GATE: _ClassVar[Broker]
+    BROKER_KRAKEN_FUTURES: _ClassVar[Broker]
+    BROKER_HYPERLIQUID: _ClassVar[Broker]
 
 class Environment(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -38,6 +44,7 @@ class KeyAlgorithm(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     KEY_ALGORITHM_BEARER: _ClassVar[KeyAlgorithm]
     KEY_ALGORITHM_STATIC_HEADERS: _ClassVar[KeyAlgorithm]
     KEY_ALGORITHM_SESSION_LOGIN: _ClassVar[KeyAlgorithm]
+    KEY_ALGORITHM_SECP256K1: _ClassVar[KeyAlgorithm]
 
 class Scope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -91,6 +98,12 @@ BROKER_COINBASE_ADVANCED: Broker
 BROKER_OANDA: Broker
 BROKER_ALPACA: Broker
 BROKER_IG: Broker
+BROKER_DERIBIT: Broker
+BROKER_KUCOIN: Broker
+BROKER_BITGET: Broker
+BROKER_GATE: Broker
+BROKER_KRAKEN_FUTURES: Broker
+BROKER_HYPERLIQUID: Broker
 ENVIRONMENT_UNSPECIFIED: Environment
 ENVIRONMENT_LIVE: Environment
 ENVIRONMENT_PAPER: Environment
@@ -104,6 +117,7 @@ KEY_ALGORITHM_ECDSA_P256: KeyAlgorithm
 KEY_ALGORITHM_BEARER: KeyAlgorithm
 KEY_ALGORITHM_STATIC_HEADERS: KeyAlgorithm
 KEY_ALGORITHM_SESSION_LOGIN: KeyAlgorithm
+KEY_ALGORITHM_SECP256K1: KeyAlgorithm
 SCOPE_UNSPECIFIED: Scope
 SCOPE_READ: Scope
 SCOPE_TRADE: Scope

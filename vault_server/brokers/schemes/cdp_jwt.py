@@ -1,5 +1,10 @@
 """Coinbase CDP API-key JWTs (reference §4.1), minted with PyJWT over ``cryptography`` keys.
 
+Every request carries ``Authorization: Bearer <JWT>`` (a ``RedactedHeader``) and
+``Content-Type: application/json``; ``expire_at_ms = (nbf + 120) * 1000``. **The JWT does not
+bind the body or the query** (reference §4.3): a venue using this scheme for orders should offer
+a strict, proxy-only variant.
+
 ::
 
     header = {"alg": "ES256" | "EdDSA", "kid": key_name, "nonce": <random hex>, "typ": "JWT"}
@@ -22,16 +27,27 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from vault_server.brokers.base import KeyAlgorithm, VenueCredential
+from vault_server.brokers import _http_common as hc
+from vault_server.brokers import _signing_common as sc
+from vault_server.brokers.base import (
+    KeyAlgorithm,
+    PreparedRequest,
+    SigningContext,
+    VenueCredential,
+)
 from vault_server.core.errors import InternalError, InvalidArgument
 from vault_server.core.secret import Secret
+
+if TYPE_CHECKING:
+    from vault_server.brokers.spec import Call
 
 HOST = "api.coinbase.com"
 LIFETIME_S = 120
@@ -105,3 +121,29 @@ def _ed25519_from_base64(raw: bytes, field: str) -> ed25519.Ed25519PrivateKey:
     if len(decoded) == 64 and decoded[32:] != public:
         raise InvalidArgument(field, "public half does not match the Ed25519 seed")
     return key
+
+
+@dataclass(frozen=True)
+class CdpJwt:
+    """The scheme: one JWT per request, minted for ``METHOD host path`` at ``now``."""
+
+    def sign(
+        self, call: Call, base: str, credential: VenueCredential, ctx: SigningContext
+    ) -> PreparedRequest:
+        nbf = sc.now_ms(ctx) // 1000
+        alg, key = load_signing_key(credential)
+        token = mint(
+            credential.api_key, alg, key, method=call.method, path=call.path, nbf=nbf,
+            nonce=ctx.random_hex,
+        )  # fmt: skip
+        url = base + call.path
+        if call.params:
+            url += "?" + sc.percent_encode(call.params)
+        headers = (
+            ("Authorization", hc.RedactedHeader(f"Bearer {token}")),
+            ("Content-Type", "application/json"),
+        )
+        body = hc.compact_json(call.json) if call.json is not None else b""
+        return PreparedRequest(
+            call.method, url, headers, body, expire_at_ms=(nbf + LIFETIME_S) * 1000
+        )

@@ -1,7 +1,5 @@
 """Binance USD-M Futures (``fapi.binance.com``): HMAC-SHA256 and RSA keys, detached signing.
 
-Operations and endpoints (all parameters in the query string, see ``_binance``):
-
 =================  =========================================  ===========================
 operation          request                                    parameters (in this order)
 =================  =========================================  ===========================
@@ -23,18 +21,18 @@ permissions        ``GET /sapi/v1/account/apiRestrictions``   - (on api.binance.
 The parameter order of ``place`` is the one of the official USD-M vectors (§2.2). Ed25519 on
 ``fapi`` is not confirmed by the futures documentation, so Ed25519 keys are not accepted here.
 Leverage, margin-type and position-mode settings are deliberately not on the allow-list.
-
-Units (USD-M "New Order" docs): ``quantity`` is in base units for every type and side (BTCUSDT:
-BTC). USD-M has no quote-sized order, so ``OrderSpec.quote_quantity`` is refused.
+Units (USD-M "New Order"): ``quantity`` is base units for every type and side (BTCUSDT: BTC);
+USD-M has no quote-sized order, so ``OrderSpec.quote_quantity`` is refused.
 """
 
 from __future__ import annotations
 
 from vault_server.brokers import _signing_common as sc
-from vault_server.brokers._binance import PERMISSION_PATH, BinanceAdapter, BinanceMarket
 from vault_server.brokers.base import KeyAlgorithm, OrderType, TimeInForce, Venue
+from vault_server.brokers.spec import SpecAdapter
+from vault_server.brokers.venues import binance as bn
 
-_ALLOWED = frozenset(
+ALLOWED = frozenset(
     {
         ("POST", "/fapi/v1/order"), ("PUT", "/fapi/v1/order"), ("DELETE", "/fapi/v1/order"),
         ("POST", "/fapi/v1/batchOrders"), ("PUT", "/fapi/v1/batchOrders"),
@@ -43,14 +41,11 @@ _ALLOWED = frozenset(
         ("GET", "/fapi/v1/openOrder"), ("GET", "/fapi/v1/openOrders"),
         ("GET", "/fapi/v3/account"), ("GET", "/fapi/v2/account"), ("GET", "/fapi/v3/balance"),
         ("GET", "/fapi/v2/balance"), ("GET", "/fapi/v3/positionRisk"),
-        ("GET", "/fapi/v2/positionRisk"), ("GET", PERMISSION_PATH),
+        ("GET", "/fapi/v2/positionRisk"),
     }
 )  # fmt: skip
 
-USDM = BinanceMarket(
-    venue=Venue.BINANCE_USDM,
-    live_url="https://fapi.binance.com",
-    testnet_url="https://testnet.binancefuture.com",
+ORDERS = bn.BinanceOrders(
     order_path="/fapi/v1/order",
     open_orders_path="/fapi/v1/openOrders",
     account_path="/fapi/v3/account",
@@ -77,18 +72,21 @@ USDM = BinanceMarket(
         "priceProtect": frozenset({"TRUE", "FALSE"}),
         "goodTillDate": sc.matches(r"[1-9][0-9]{12}"),
     },
-    trade_flag="enableFutures",
-    algorithms=frozenset({KeyAlgorithm.HMAC_SHA256, KeyAlgorithm.RSA}),
-    generatable=frozenset({KeyAlgorithm.RSA}),
-    allowed=_ALLOWED,
 )  # fmt: skip
 
+SPEC = bn.market_spec(
+    Venue.BINANCE_USDM,
+    live_url="https://fapi.binance.com",
+    testnet_url="https://testnet.binancefuture.com",
+    allowed=ALLOWED,
+    orders=ORDERS,
+    algorithms=frozenset({KeyAlgorithm.HMAC_SHA256, KeyAlgorithm.RSA}),
+    generatable=frozenset({KeyAlgorithm.RSA}),
+    trade_flag="enableFutures",
+)
+ADAPTER = SpecAdapter(SPEC)
 
-class BinanceUsdmAdapter(BinanceAdapter):
-    """Binance USD-M Futures. ``body_params=True`` moves POST/PUT parameters into a form body."""
 
-    def __init__(self, *, body_params: bool = False) -> None:
-        super().__init__(USDM, body_params=body_params)
-
-
-ADAPTER = BinanceUsdmAdapter()
+def BinanceUsdmAdapter(*, body_params: bool = False) -> SpecAdapter:  # noqa: N802 - was a class
+    """Binance USD-M; ``body_params=True`` moves POST/PUT parameters into a form body."""
+    return bn.with_body_params(ADAPTER, body_params)

@@ -6,7 +6,7 @@ the secret, grants full trading on every sub-account, and cannot be narrowed or 
 short-lived one. So the venue is ``proxy_only`` (only the vault's own egress sends what ``build``
 returns; the header value's ``repr`` is masked) and ``single_permission_tier``. There is no API
 to ask what a token may do: ``permission_request`` returns None. ``expire_at_ms`` is the vault's
-own freshness window (``now + recv_window``): OANDA itself has none.
+own freshness window (``now + recv_window``): OANDA itself has none (``schemes/static_headers``).
 
 The account comes from ``credential.account_id`` (required). Practice serves PAPER and TESTNET.
 
@@ -42,38 +42,23 @@ from typing import Any
 from vault_server.brokers import _http_common as hc
 from vault_server.brokers import _signing_common as sc
 from vault_server.brokers.base import (
-    Environment,
     KeyAlgorithm,
     Operation,
     OrderSpec,
     OrderType,
-    PermissionReport,
-    PreparedRequest,
     Side,
-    SigningContext,
     TimeInForce,
     Venue,
     VenueCredential,
-    deny_endpoint,
 )
+from vault_server.brokers.endpoints import Endpoints, methods
+from vault_server.brokers.schemes.static_headers import StaticHeaders
+from vault_server.brokers.spec import Call, SpecAdapter, VenueSpec, live_and_practice
 from vault_server.core.errors import InvalidArgument, OperationNotSupported
 
-URLS = {
-    Environment.LIVE: "https://api-fxtrade.oanda.com",
-    Environment.PAPER: "https://api-fxpractice.oanda.com",
-    Environment.TESTNET: "https://api-fxpractice.oanda.com",
-}
 _ACCOUNT = r"[0-9]{1,4}(?:-[0-9]{1,12}){3}"
 _SPECIFIER = r"(?:[0-9]{1,20}|@[A-Za-z0-9_:-]{1,64})"
 _ACCOUNT_ID = re.compile(_ACCOUNT)
-_ENDPOINTS = (
-    ("POST", re.compile(rf"/v3/accounts/{_ACCOUNT}/orders")),
-    ("PUT", re.compile(rf"/v3/accounts/{_ACCOUNT}/orders/{_SPECIFIER}")),
-    ("PUT", re.compile(rf"/v3/accounts/{_ACCOUNT}/orders/{_SPECIFIER}/cancel")),
-    ("GET", re.compile(rf"/v3/accounts/{_ACCOUNT}/orders/{_SPECIFIER}")),
-    ("GET", re.compile(rf"/v3/accounts/{_ACCOUNT}/pendingOrders")),
-    ("GET", re.compile(rf"/v3/accounts/{_ACCOUNT}/summary")),
-)
 _INSTRUMENT = re.compile(r"[A-Z0-9]{1,16}_[A-Z0-9]{1,16}")
 _VENUE_ID = re.compile(r"[0-9]{1,20}")
 _MARKET_TIFS = {None: "FOK", TimeInForce.FOK: "FOK", TimeInForce.IOC: "IOC"}
@@ -88,83 +73,28 @@ RESERVED = frozenset({"type", "instrument", "units", "price", "timeInForce", "cl
                       "tradeClientExtensions", "priceBound"})  # fmt: skip
 
 
-class OandaAdapter:
-    """OANDA v20 with a personal access token (proxy mode only)."""
-
-    venue = Venue.OANDA
-    proxy_only = True
-    single_permission_tier = True
-    needs_nonce = False
-    algorithms = frozenset({KeyAlgorithm.BEARER})
-    generatable: frozenset[KeyAlgorithm] = frozenset()
-    scope_vocabulary = hc.single_tier_vocabulary()
-
-    def __repr__(self) -> str:
-        return "OandaAdapter()"
-
-    def default_base_url(self, environment: Environment) -> str:
-        return URLS[environment]
-
-    def check_endpoint(self, method: str, path: str) -> None:
-        clean, verb = path.split("?", 1)[0], method.upper()
-        if not any(verb == m and pattern.fullmatch(clean) for m, pattern in _ENDPOINTS):
-            raise deny_endpoint(method, path)
-
-    def build(
-        self, order: OrderSpec, credential: VenueCredential, ctx: SigningContext
-    ) -> PreparedRequest:
-        sc.check_credential(self.venue, self.algorithms, credential)
-        account = credential.account_id
-        if not isinstance(account, str) or not _ACCOUNT_ID.fullmatch(account):
-            raise InvalidArgument("credential.account_id", "must be an OANDA v20 account id")
-        method, tail, payload = self._operation(order)
-        path = f"/v3/accounts/{account}{tail}"
-        self.check_endpoint(method, path)
-        headers: list[tuple[str, str]] = [
-            ("Authorization", hc.RedactedHeader("Bearer " + _token(credential))),
-            ("Accept-Datetime-Format", "RFC3339"),
-        ]
-        body = b""
-        if payload is not None:
-            body = hc.compact_json(payload)
-            headers.append(("Content-Type", "application/json"))
-        now = sc.now_ms(ctx)
-        url = sc.base_url(ctx, self.default_base_url(credential.environment)) + path
-        return PreparedRequest(
-            method, url, tuple(headers), body, expire_at_ms=now + sc.recv_window_ms(ctx)
-        )
-
-    def _operation(self, order: OrderSpec) -> tuple[str, str, dict[str, Any] | None]:
-        op = order.operation
-        if op is Operation.PLACE_ORDER:
-            return "POST", "/orders", {"order": _order_request(order, with_client_id=True)}
-        if op is Operation.AMEND_ORDER:
-            body = {"order": _order_request(order, with_client_id=False)}
-            return "PUT", f"/orders/{_specifier(order)}", body
-        sc.no_extras(order)
-        if op is Operation.QUERY_ACCOUNT:
-            return "GET", "/summary", None
-        if op is Operation.QUERY_OPEN_ORDERS:
-            return "GET", "/pendingOrders", None
-        if op is Operation.CANCEL_ORDER:
-            return "PUT", f"/orders/{_specifier(order)}/cancel", None
-        if op is Operation.QUERY_ORDER:
-            return "GET", f"/orders/{_specifier(order)}", None
-        raise OperationNotSupported("operation not supported", metadata={"operation": op.value})
-
-    def permission_request(
-        self, credential: VenueCredential, ctx: SigningContext
-    ) -> PreparedRequest | None:
-        return None  # OANDA has no API that reports a token's permissions (single tier)
-
-    def parse_permissions(self, status: int, body: bytes) -> PermissionReport:
-        raise OperationNotSupported(
-            "OANDA has no permission query", metadata={"venue": self.venue.value}
-        )
-
-
-def _token(credential: VenueCredential) -> str:
-    return hc.secret_header(credential.secret, "credential.secret")
+def orders(order: OrderSpec, credential: VenueCredential) -> Call:
+    account = credential.account_id
+    if not isinstance(account, str) or not _ACCOUNT_ID.fullmatch(account):
+        raise InvalidArgument("credential.account_id", "must be an OANDA v20 account id")
+    acct = f"/v3/accounts/{account}"
+    op = order.operation
+    if op is Operation.PLACE_ORDER:
+        body = {"order": _order_request(order, with_client_id=True)}
+        return Call("POST", acct + "/orders", json=body)
+    if op is Operation.AMEND_ORDER:
+        body = {"order": _order_request(order, with_client_id=False)}
+        return Call("PUT", f"{acct}/orders/{_specifier(order)}", json=body)
+    sc.no_extras(order)
+    if op is Operation.QUERY_ACCOUNT:
+        return Call("GET", acct + "/summary")
+    if op is Operation.QUERY_OPEN_ORDERS:
+        return Call("GET", acct + "/pendingOrders")
+    if op is Operation.CANCEL_ORDER:
+        return Call("PUT", f"{acct}/orders/{_specifier(order)}/cancel")
+    if op is Operation.QUERY_ORDER:
+        return Call("GET", f"{acct}/orders/{_specifier(order)}")
+    raise OperationNotSupported("operation not supported", metadata={"operation": op.value})
 
 
 def _specifier(order: OrderSpec) -> str:
@@ -216,4 +146,22 @@ def _order_request(order: OrderSpec, *, with_client_id: bool) -> dict[str, Any]:
     return request
 
 
-ADAPTER = OandaAdapter()
+SPEC = VenueSpec(
+    venue=Venue.OANDA,
+    label="OANDA",
+    urls=live_and_practice("https://api-fxtrade.oanda.com", "https://api-fxpractice.oanda.com"),
+    endpoints=Endpoints(patterns=(
+        (methods("POST"), re.compile(rf"/v3/accounts/{_ACCOUNT}/orders")),
+        (methods("PUT", "GET"), re.compile(rf"/v3/accounts/{_ACCOUNT}/orders/{_SPECIFIER}")),
+        (methods("PUT"), re.compile(rf"/v3/accounts/{_ACCOUNT}/orders/{_SPECIFIER}/cancel")),
+        (methods("GET"), re.compile(rf"/v3/accounts/{_ACCOUNT}/(?:pendingOrders|summary)")),
+    )),
+    scope_vocabulary=hc.single_tier_vocabulary(),
+    algorithms=frozenset({KeyAlgorithm.BEARER}),
+    scheme=StaticHeaders(headers=(("Authorization", "bearer_secret"),),
+                         fixed=(("Accept-Datetime-Format", "RFC3339"),)),
+    mapping=orders,
+    proxy_only=True,
+    single_permission_tier=True,
+)  # fmt: skip
+ADAPTER = SpecAdapter(SPEC)

@@ -40,33 +40,23 @@ from typing import Any
 from vault_server.brokers import _http_common as hc
 from vault_server.brokers import _signing_common as sc
 from vault_server.brokers.base import (
-    Environment,
     KeyAlgorithm,
     Operation,
     OrderSpec,
     OrderType,
-    PermissionReport,
-    PreparedRequest,
     Side,
-    SigningContext,
     TimeInForce,
     Venue,
     VenueCredential,
-    deny_endpoint,
 )
+from vault_server.brokers.endpoints import Endpoints, methods
+from vault_server.brokers.schemes.static_headers import StaticHeaders
+from vault_server.brokers.spec import Call, SpecAdapter, VenueSpec, live_and_practice
 from vault_server.core.errors import InvalidArgument, OperationNotSupported
 
-URLS = {
-    Environment.LIVE: "https://api.alpaca.markets",
-    Environment.PAPER: "https://paper-api.alpaca.markets",
-    Environment.TESTNET: "https://paper-api.alpaca.markets",
-}
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _ORDER_ID = re.compile(_UUID)
-_ORDER_PATH = re.compile(rf"/v2/orders/{_UUID}")
-_ALLOWED = frozenset({("POST", "/v2/orders"), ("GET", "/v2/orders"), ("GET", "/v2/account")})
-_BLOCKED_WORDS = ("/v2/wallets", "transfer", "withdraw", "/configurations", "/v2/account/",
-                  "/v1/")  # fmt: skip
+ALLOWED = frozenset({("POST", "/v2/orders"), ("GET", "/v2/orders"), ("GET", "/v2/account")})
 _TYPES = {OrderType.MARKET: "market", OrderType.LIMIT: "limit", OrderType.STOP_LOSS: "stop",
           OrderType.STOP_LIMIT: "stop_limit"}  # fmt: skip
 _TIFS = {None: "day", TimeInForce.DAY: "day", TimeInForce.GTC: "gtc", TimeInForce.IOC: "ioc",
@@ -76,86 +66,25 @@ RESERVED = frozenset({"symbol", "qty", "notional", "side", "type", "time_in_forc
                       "stop_price", "client_order_id", "order_class", "trail_price"})  # fmt: skip
 
 
-class AlpacaAdapter:
-    """Alpaca Trading API with personal API keys (proxy mode only)."""
-
-    venue = Venue.ALPACA
-    proxy_only = True
-    single_permission_tier = True
-    needs_nonce = False
-    algorithms = frozenset({KeyAlgorithm.STATIC_HEADERS})
-    generatable: frozenset[KeyAlgorithm] = frozenset()
-    scope_vocabulary = hc.single_tier_vocabulary()
-
-    def __repr__(self) -> str:
-        return "AlpacaAdapter()"
-
-    def default_base_url(self, environment: Environment) -> str:
-        return URLS[environment]
-
-    def check_endpoint(self, method: str, path: str) -> None:
-        clean, verb = path.split("?", 1)[0], method.upper()
-        listed = (verb, clean) in _ALLOWED or (
-            verb in ("GET", "PATCH", "DELETE") and _ORDER_PATH.fullmatch(clean) is not None
-        )
-        if not listed or any(word in clean.lower() for word in _BLOCKED_WORDS):
-            raise deny_endpoint(method, path)
-
-    def build(
-        self, order: OrderSpec, credential: VenueCredential, ctx: SigningContext
-    ) -> PreparedRequest:
-        sc.check_credential(self.venue, self.algorithms, credential)
-        method, path, query, payload = self._operation(order)
-        self.check_endpoint(method, path)
-        headers: list[tuple[str, str]] = [
-            # The key id is marked too: callers see only the masked hint, so an echo of it is
-            # scrubbed from the answer like the secret.
-            ("APCA-API-KEY-ID", hc.RedactedHeader(credential.api_key)),
-            ("APCA-API-SECRET-KEY", hc.secret_header(credential.secret, "credential.secret")),
-        ]
-        body = b""
-        if payload is not None:
-            body = hc.compact_json(payload)
-            headers.append(("Content-Type", "application/json"))
-        url = sc.base_url(ctx, self.default_base_url(credential.environment)) + path
-        if query:
-            url += "?" + sc.percent_encode(query)
-        now = sc.now_ms(ctx)
-        return PreparedRequest(
-            method, url, tuple(headers), body, expire_at_ms=now + sc.recv_window_ms(ctx)
-        )
-
-    def _operation(
-        self, order: OrderSpec
-    ) -> tuple[str, str, list[tuple[str, str]], dict[str, Any] | None]:
-        op = order.operation
-        if op is Operation.PLACE_ORDER:
-            return "POST", "/v2/orders", [], _place(order)
-        if op is Operation.AMEND_ORDER:
-            return "PATCH", f"/v2/orders/{_order_id(order)}", [], _replace(order)
-        sc.no_extras(order)
-        if op is Operation.QUERY_ACCOUNT:
-            return "GET", "/v2/account", [], None
-        if op is Operation.QUERY_OPEN_ORDERS:
-            query = [("status", "open")]
-            if (name := sc.symbol(order, required=False)) is not None:
-                query.append(("symbols", name))
-            return "GET", "/v2/orders", query, None
-        if op is Operation.CANCEL_ORDER:
-            return "DELETE", f"/v2/orders/{_order_id(order)}", [], None
-        if op is Operation.QUERY_ORDER:
-            return "GET", f"/v2/orders/{_order_id(order)}", [], None
-        raise OperationNotSupported("operation not supported", metadata={"operation": op.value})
-
-    def permission_request(
-        self, credential: VenueCredential, ctx: SigningContext
-    ) -> PreparedRequest | None:
-        return None  # personal keys have one tier and no introspection endpoint
-
-    def parse_permissions(self, status: int, body: bytes) -> PermissionReport:
-        raise OperationNotSupported(
-            "Alpaca has no permission query", metadata={"venue": self.venue.value}
-        )
+def orders(order: OrderSpec, credential: VenueCredential) -> Call:
+    op = order.operation
+    if op is Operation.PLACE_ORDER:
+        return Call("POST", "/v2/orders", json=_place(order))
+    if op is Operation.AMEND_ORDER:
+        return Call("PATCH", f"/v2/orders/{_order_id(order)}", json=_replace(order))
+    sc.no_extras(order)
+    if op is Operation.QUERY_ACCOUNT:
+        return Call("GET", "/v2/account")
+    if op is Operation.QUERY_OPEN_ORDERS:
+        query = [("status", "open")]
+        if (name := sc.symbol(order, required=False)) is not None:
+            query.append(("symbols", name))
+        return Call("GET", "/v2/orders", tuple(query))
+    if op is Operation.CANCEL_ORDER:
+        return Call("DELETE", f"/v2/orders/{_order_id(order)}")
+    if op is Operation.QUERY_ORDER:
+        return Call("GET", f"/v2/orders/{_order_id(order)}")
+    raise OperationNotSupported("operation not supported", metadata={"operation": op.value})
 
 
 def _order_id(order: OrderSpec) -> str:
@@ -220,4 +149,22 @@ def _replace(order: OrderSpec) -> dict[str, Any]:
     return body
 
 
-ADAPTER = AlpacaAdapter()
+SPEC = VenueSpec(
+    venue=Venue.ALPACA,
+    label="Alpaca",
+    urls=live_and_practice("https://api.alpaca.markets", "https://paper-api.alpaca.markets"),
+    endpoints=Endpoints(
+        allowed=ALLOWED,
+        patterns=((methods("GET", "PATCH", "DELETE"), re.compile(rf"/v2/orders/{_UUID}")),),
+        blocked_words=("/v2/wallets", "transfer", "withdraw", "/configurations", "/v2/account/",
+                       "/v1/"),
+    ),
+    scope_vocabulary=hc.single_tier_vocabulary(),
+    algorithms=frozenset({KeyAlgorithm.STATIC_HEADERS}),
+    scheme=StaticHeaders(headers=(("APCA-API-KEY-ID", "api_key"),
+                                  ("APCA-API-SECRET-KEY", "secret"))),
+    mapping=orders,
+    proxy_only=True,
+    single_permission_tier=True,
+)  # fmt: skip
+ADAPTER = SpecAdapter(SPEC)

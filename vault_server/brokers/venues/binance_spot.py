@@ -1,12 +1,11 @@
 """Binance Spot (``api.binance.com``): HMAC-SHA256, Ed25519 and RSA keys, detached signing.
 
-Operations and endpoints (all parameters in the query string, see ``_binance``):
-
 =================  =========================================  ===========================
 operation          request                                    parameters (in this order)
 =================  =========================================  ===========================
 place              ``POST /api/v3/order``                     symbol, side, type,
-                                                              timeInForce, quantity, price,
+                                                              timeInForce, quantity,
+                                                              quoteOrderQty, price,
                                                               stopPrice, newClientOrderId
 cancel             ``DELETE /api/v3/order``                   symbol, orderId,
                                                               origClientOrderId
@@ -21,20 +20,18 @@ permissions        ``GET /sapi/v1/account/apiRestrictions``   -
 
 Every request then carries the sorted extras (place only), ``recvWindow``, ``timestamp`` and
 ``signature``. ``timeInForce`` defaults to GTC for limit-priced orders (Binance requires one).
-
-Units (Binance "New order" docs): the parameter name is the unit. ``quantity`` is always base
-units, for every type and side; a quote-sized order (``OrderSpec.quote_quantity``) is a MARKET
-order with ``quoteOrderQty`` instead of ``quantity`` (buy: spend that much quote; sell: receive
-that much quote); any other type refuses it.
+Units (Binance "New order"): ``quantity`` is base units for every type and side; a quote-sized
+order is a MARKET order with ``quoteOrderQty`` (buy: spend that much quote; sell: receive it).
 """
 
 from __future__ import annotations
 
 from vault_server.brokers import _signing_common as sc
-from vault_server.brokers._binance import PERMISSION_PATH, BinanceAdapter, BinanceMarket
 from vault_server.brokers.base import KeyAlgorithm, OrderType, TimeInForce, Venue
+from vault_server.brokers.spec import SpecAdapter
+from vault_server.brokers.venues import binance as bn
 
-_ALLOWED = frozenset(
+ALLOWED = frozenset(
     {
         ("POST", "/api/v3/order"), ("POST", "/api/v3/order/test"), ("DELETE", "/api/v3/order"),
         ("DELETE", "/api/v3/openOrders"), ("POST", "/api/v3/order/cancelReplace"),
@@ -43,14 +40,11 @@ _ALLOWED = frozenset(
         ("POST", "/api/v3/orderList/opo"), ("POST", "/api/v3/orderList/opoco"),
         ("DELETE", "/api/v3/orderList"), ("POST", "/api/v3/sor/order"),
         ("GET", "/api/v3/order"), ("GET", "/api/v3/openOrders"), ("GET", "/api/v3/account"),
-        ("GET", "/api/v3/order/amendments"), ("GET", PERMISSION_PATH),
+        ("GET", "/api/v3/order/amendments"),
     }
 )  # fmt: skip
 
-SPOT = BinanceMarket(
-    venue=Venue.BINANCE_SPOT,
-    live_url="https://api.binance.com",
-    testnet_url="https://testnet.binance.vision",
+ORDERS = bn.BinanceOrders(
     order_path="/api/v3/order",
     open_orders_path="/api/v3/openOrders",
     account_path="/api/v3/account",
@@ -70,22 +64,25 @@ SPOT = BinanceMarket(
         "selfTradePreventionMode": frozenset(
             {"NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"}
         ),
-        "icebergQty": sc.matches(r"(0|[1-9][0-9]{0,19})(\.[0-9]{1,18})?"),
+        "icebergQty": sc.matches(bn.DECIMAL),
         "strategyId": sc.matches(r"[1-9][0-9]{0,18}"),
         "strategyType": sc.matches(r"[1-9][0-9]{6,18}"),  # Binance: values below 1000000 reserved
     },
-    trade_flag="enableSpotAndMarginTrading",
-    algorithms=frozenset({KeyAlgorithm.HMAC_SHA256, KeyAlgorithm.ED25519, KeyAlgorithm.RSA}),
-    generatable=frozenset({KeyAlgorithm.ED25519, KeyAlgorithm.RSA}),
-    allowed=_ALLOWED,
 )  # fmt: skip
 
+SPEC = bn.market_spec(
+    Venue.BINANCE_SPOT,
+    live_url="https://api.binance.com",
+    testnet_url="https://testnet.binance.vision",
+    allowed=ALLOWED,
+    orders=ORDERS,
+    algorithms=frozenset({KeyAlgorithm.HMAC_SHA256, KeyAlgorithm.ED25519, KeyAlgorithm.RSA}),
+    generatable=frozenset({KeyAlgorithm.ED25519, KeyAlgorithm.RSA}),
+    trade_flag="enableSpotAndMarginTrading",
+)
+ADAPTER = SpecAdapter(SPEC)
 
-class BinanceSpotAdapter(BinanceAdapter):
-    """Binance Spot. ``body_params=True`` moves POST/PUT parameters into a form body."""
 
-    def __init__(self, *, body_params: bool = False) -> None:
-        super().__init__(SPOT, body_params=body_params)
-
-
-ADAPTER = BinanceSpotAdapter()
+def BinanceSpotAdapter(*, body_params: bool = False) -> SpecAdapter:  # noqa: N802 - was a class
+    """Binance Spot; ``body_params=True`` moves POST/PUT parameters into a form body."""
+    return bn.with_body_params(ADAPTER, body_params)

@@ -1,0 +1,45 @@
+"""A venue's endpoint allow-list and fund-moving block-list, declared as data.
+
+An endpoint passes only if it is listed (exactly, or by a per-method pattern), no blocked word
+occurs in its decoded, lower-cased path, and no guarded word occurs in it unless the endpoint
+is one of that word's exceptions (Binance's ``/sapi/`` except ``apiRestrictions``). Only the
+path counts: a query string never changes the verdict, and the error names the path alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from vault_server.brokers.base import deny_endpoint
+
+Endpoint = tuple[str, str]  # (METHOD, path)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    allowed: frozenset[Endpoint] = frozenset()
+    # (methods, pattern): paths with identifiers in them (order ids, account ids).
+    patterns: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = ()
+    blocked_words: tuple[str, ...] = ()
+    guarded: Mapping[str, frozenset[Endpoint]] = field(default_factory=dict)
+
+    def check(self, method: str, path: str) -> None:
+        """Raise ``EndpointNotAllowed`` unless ``method path`` passes (see the module doc)."""
+        clean, verb = path.split("?", 1)[0], method.upper()
+        folded = unquote(clean).lower()
+        key = (verb, clean)
+        listed = key in self.allowed or any(
+            verb in methods and pattern.fullmatch(clean) for methods, pattern in self.patterns
+        )
+        blocked = any(word in folded for word in self.blocked_words) or any(
+            word in folded and key not in exceptions for word, exceptions in self.guarded.items()
+        )
+        if blocked or not listed:
+            raise deny_endpoint(method, path)
+
+
+def methods(*names: str) -> frozenset[str]:
+    return frozenset(names)
