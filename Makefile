@@ -27,17 +27,17 @@ softhsm:
 # Every environment installs from a lock file with hashes (requirements/*.lock, made by
 # `make lock`): pip runs with --require-hashes, so nothing a registry released since the lock
 # can reach .venv. The two local distributions are installed from the checkout with --no-deps
-# and without build isolation (their build backend comes from bootstrap.lock too).
+# and without build isolation (their build backend comes from requirements-bootstrap.lock too).
 # PIP_CONFIG_FILE=/dev/null: a machine's own pip settings (extra indexes, wheel folders,
 # constraints) cannot change what is installed; only the lock decides.
 PIP_ENV := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_DISABLE_PIP_VERSION_CHECK=1
 LOCKED := install --quiet --require-hashes --no-deps --only-binary=:all:
 LOCAL := install --quiet --no-deps --no-build-isolation --no-index
 
-$(STAMP): requirements/bootstrap.lock requirements/dev.lock pyproject.toml clients/python/pyproject.toml
+$(STAMP): requirements/requirements-bootstrap.lock requirements/requirements-dev.lock pyproject.toml clients/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP_ENV) $(BIN)/python -m pip $(LOCKED) -r requirements/bootstrap.lock
-	$(PIP_ENV) $(BIN)/python -m pip $(LOCKED) -r requirements/dev.lock
+	$(PIP_ENV) $(BIN)/python -m pip $(LOCKED) -r requirements/requirements-bootstrap.lock
+	$(PIP_ENV) $(BIN)/python -m pip $(LOCKED) -r requirements/requirements-dev.lock
 	$(PIP_ENV) $(BIN)/python -m pip $(LOCAL) -e clients/python -e .
 	$(PIP_ENV) $(BIN)/python -m pip check
 	@touch $(STAMP)
@@ -51,12 +51,12 @@ LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --only-binary 
 lock:
 	@test -x $(UV_VENV)/bin/uv || { $(PYTHON) -m venv $(UV_VENV) && \
 	  $(UV_VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION); }
-	$(UV_VENV)/bin/uv pip compile $(LOCK_FLAGS) requirements/bootstrap.in -o requirements/bootstrap.lock
+	$(UV_VENV)/bin/uv pip compile $(LOCK_FLAGS) requirements/bootstrap.in -o requirements/requirements-bootstrap.lock
 	$(UV_VENV)/bin/uv pip compile $(LOCK_FLAGS) --no-emit-package pipvault \
-	  --no-emit-package pipvault-client requirements/dev.in -o requirements/dev.lock
+	  --no-emit-package pipvault-client requirements/dev.in -o requirements/requirements-dev.lock
 	$(UV_VENV)/bin/uv pip compile $(LOCK_FLAGS) --no-emit-package pipvault \
-	  --no-emit-package pipvault-client requirements/image.in -o requirements/image.lock
-	$(UV_VENV)/bin/uv pip compile $(LOCK_FLAGS) requirements/manifests.in -o requirements/manifests.lock
+	  --no-emit-package pipvault-client requirements/image.in -o requirements/requirements-image.lock
+	$(UV_VENV)/bin/uv pip compile $(LOCK_FLAGS) requirements/manifests.in -o requirements/requirements-manifests.lock
 	$(UV_VENV)/bin/python tools/lock_digest.py --write
 	@echo "locks refreshed: run \`make proto\` if grpcio-tools moved, then \`make test\`"
 
@@ -141,10 +141,10 @@ KUBE_OVERLAYS := dev prod
 
 install: $(MANIFESTS_STAMP)
 
-$(MANIFESTS_STAMP): requirements/bootstrap.lock requirements/manifests.lock
+$(MANIFESTS_STAMP): requirements/requirements-bootstrap.lock requirements/requirements-manifests.lock
 	@test -x $(MANIFESTS_VENV)/bin/python || $(PYTHON) -m venv $(MANIFESTS_VENV)
-	$(PIP_ENV) $(MANIFESTS_VENV)/bin/python -m pip $(LOCKED) -r requirements/bootstrap.lock
-	$(PIP_ENV) $(MANIFESTS_VENV)/bin/python -m pip $(LOCKED) -r requirements/manifests.lock
+	$(PIP_ENV) $(MANIFESTS_VENV)/bin/python -m pip $(LOCKED) -r requirements/requirements-bootstrap.lock
+	$(PIP_ENV) $(MANIFESTS_VENV)/bin/python -m pip $(LOCKED) -r requirements/requirements-manifests.lock
 	@touch $(MANIFESTS_STAMP)
 
 ## manifests: render each kustomize overlay and validate it (kubernetes-validate --strict, checkov);

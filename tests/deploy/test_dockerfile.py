@@ -95,22 +95,25 @@ def test_multi_stage_on_slim_python_311(parsed: tuple[dict[str, str], list[Stage
 def test_builder_installs_only_from_the_lock_files(
     parsed: tuple[dict[str, str], list[Stage]],
 ) -> None:
-    """Issue 19: third-party packages come from requirements/image.lock with hashes checked; the
+    """Issue 19: third-party packages come from requirements/requirements-image.lock with hashes checked; the
     local distributions are installed with --no-deps (nothing unlocked is resolved)."""
     _, stages = parsed
     build = stages[0]
     copies = " ".join(build.all("COPY"))
-    assert "requirements/image.lock" in copies and "requirements/bootstrap.lock" in copies
+    assert (
+        "requirements/requirements-image.lock" in copies
+        and "requirements/requirements-bootstrap.lock" in copies
+    )
     installs = [
         part for run in build.all("RUN") for part in run.split("&&") if "pip install" in part
     ]
     assert installs
     for install in installs:
         if "--require-hashes" in install:
-            assert re.search(r"-r requirements/(image|bootstrap)\.lock", install), install
+            assert re.search(r"-r requirements/requirements-(image|bootstrap)\.lock", install), install
         else:
             assert "--no-deps" in install and "--no-index" in install, install
-    assert any("-r requirements/image.lock" in i for i in installs)
+    assert any("-r requirements/requirements-image.lock" in i for i in installs)
     assert any("--no-build-isolation" in r for r in build.all("RUN")), "setuptools from the lock"
 
 
@@ -118,11 +121,11 @@ def test_image_lock_holds_every_key_provider() -> None:
     """The image can use every key provider: transit (hvac), AWS KMS (boto3), PKCS#11."""
     names = {
         line.split("==", 1)[0].strip().lower()
-        for line in (REPO / "requirements/image.lock").read_text().splitlines()
+        for line in (REPO / "requirements/requirements-image.lock").read_text().splitlines()
         if "==" in line and not line.startswith((" ", "#"))
     }
     for package in ("hvac", "boto3", "python-pkcs11", "grpcio", "cryptography", "uvloop"):
-        assert package in names, f"{package} missing from requirements/image.lock"
+        assert package in names, f"{package} missing from requirements/requirements-image.lock"
     for developer_tool in ("pytest", "grpcio-tools", "mypy", "moto"):
         assert developer_tool not in names, f"{developer_tool} does not belong in the image"
     image_in = (REPO / "requirements/image.in").read_text()
@@ -135,7 +138,10 @@ def test_dockerignore_lets_the_lock_files_in() -> None:
         for line in DOCKERIGNORE.read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    assert "!requirements/image.lock" in patterns and "!requirements/bootstrap.lock" in patterns
+    assert (
+        "!requirements/requirements-image.lock" in patterns
+        and "!requirements/requirements-bootstrap.lock" in patterns
+    )
 
 
 def test_final_stage_has_only_the_installed_virtualenv(

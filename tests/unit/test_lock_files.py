@@ -57,7 +57,15 @@ def _declared(pyproject: Path, extras: list[str]) -> list[Requirement]:
     return [Requirement(r) for r in raw]
 
 
-@pytest.mark.parametrize("name", ["bootstrap.lock", "dev.lock", "image.lock", "manifests.lock"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "requirements-bootstrap.lock",
+        "requirements-dev.lock",
+        "requirements-image.lock",
+        "requirements-manifests.lock",
+    ],
+)
 def test_every_entry_is_pinned_and_hashed(name: str) -> None:
     entries = _lock(name)
     assert entries, f"{name} is empty"
@@ -69,7 +77,10 @@ def test_every_entry_is_pinned_and_hashed(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("lock", "extras"),
-    [("dev.lock", ["dev", "transit", "aws", "hsm"]), ("image.lock", ["transit", "aws", "hsm"])],
+    [
+        ("requirements-dev.lock", ["dev", "transit", "aws", "hsm"]),
+        ("requirements-image.lock", ["transit", "aws", "hsm"]),
+    ],
 )
 def test_lock_satisfies_every_declared_dependency(lock: str, extras: list[str]) -> None:
     entries = _lock(lock)
@@ -98,10 +109,10 @@ def test_lock_inputs_have_not_changed_since_make_lock() -> None:
 
 
 def test_installed_environment_is_the_lock() -> None:
-    """What is in .venv is exactly what dev.lock says (versions of every locked package)."""
+    """What is in .venv is exactly what requirements-dev.lock says (versions of every locked package)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    for package, (pinned, _) in _lock("dev.lock").items():
+    for package, (pinned, _) in _lock("requirements-dev.lock").items():
         if package.startswith("~"):
             continue  # an entry for another platform or Python
         try:
@@ -112,7 +123,7 @@ def test_installed_environment_is_the_lock() -> None:
 
 
 def test_committed_stubs_were_made_by_the_locked_grpcio_tools() -> None:
-    locked = _lock("dev.lock")["grpcio-tools"][0]
+    locked = _lock("requirements-dev.lock")["grpcio-tools"][0]
     for stub in (ROOT / "clients/python/pipsync/vault/v1").glob("*_pb2_grpc.py"):
         match = re.search(r"GRPC_GENERATED_VERSION = '([^']+)'", stub.read_text())
         assert match is not None, stub
@@ -124,7 +135,7 @@ def test_make_installs_only_from_lock_files() -> None:
     installs = [line for line in makefile.splitlines() if "pip $(LOCKED)" in line]
     assert installs, "the Makefile installs through the locked pip command"
     for line in installs:
-        assert re.search(r"-r requirements/\w+\.lock", line), line
+        assert re.search(r"-r requirements/requirements-\w+\.lock", line), line
     assert re.search(r"^LOCKED := install .*--require-hashes", makefile, re.M)
     assert re.search(r"^LOCAL := install .*--no-deps.*--no-index", makefile, re.M)
     unlocked = [
