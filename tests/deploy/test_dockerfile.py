@@ -110,7 +110,9 @@ def test_builder_installs_only_from_the_lock_files(
     assert installs
     for install in installs:
         if "--require-hashes" in install:
-            assert re.search(r"-r requirements/requirements-(image|bootstrap)\.lock", install), install
+            assert re.search(r"-r requirements/requirements-(image|bootstrap)\.lock", install), (
+                install
+            )
         else:
             assert "--no-deps" in install and "--no-index" in install, install
     assert any("-r requirements/requirements-image.lock" in i for i in installs)
