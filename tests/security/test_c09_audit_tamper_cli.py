@@ -22,7 +22,7 @@ from vault_server.audit._checkpoints import (
     CheckpointSigner,
     create_signing_key,
 )
-from vault_server.audit._reader import ChainStore
+from vault_server.audit._store import ChainStore
 from vault_server.core.clock import SystemClock
 
 WS_A = "workspaces/ws-a/auditEvents"

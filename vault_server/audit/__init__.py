@@ -17,9 +17,11 @@ from vault_server.audit._checkpoints import (
     read_checkpoints,
 )
 from vault_server.audit._log import GENESIS, AuditLog, AuditRecord, Outcome, event_name
-from vault_server.audit._reader import AuditQuery, AuditReader, ChainStore
+from vault_server.audit._query import AuditQuery
+from vault_server.audit._reader import AuditReader
 from vault_server.audit._records import credential_record
 from vault_server.audit._sink import AuditEventSink, Position, build_writer
+from vault_server.audit._store import ChainStore
 from vault_server.audit._verify import AuditVerifier, Finding, VerifyResult, verify_chains
 from vault_server.audit._view import EventView
 

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from vault_server.alerts.checkpoint_sinks import CheckpointSink, read_lines
-from vault_server.audit._reader import ChainStore
+from vault_server.audit._store import ChainStore
 from vault_server.core.clock import Clock
 from vault_server.core.secret import Secret
 

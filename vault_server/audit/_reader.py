@@ -20,232 +20,25 @@ Reads are audited once per call (``audit.list``, ``audit.stream``), never per ev
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import re
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
 
-from vault_server.audit._log import SYSTEM_CHAIN, AuditLog, AuditRecord, Outcome
+from vault_server.audit._log import AuditLog, AuditRecord
+from vault_server.audit._query import AuditQuery
+from vault_server.audit._store import READ_TIMEOUT_S, SYSTEM, Chain, ChainStore
 from vault_server.core.errors import InvalidArgument, InvalidPageToken, NotFound
 from vault_server.domain import (
     CallContext,
     PageTokens,
-    parse_credential,
-    parse_workspace,
     workspace_name,
 )
 from vault_server.storage.database import Database
-from vault_server.storage.models import AuditChainHead, AuditEvent
-from vault_server.storage.repositories import workspaces as ws_repo
-from vault_server.storage.tenant import bind_workspace, scope_connection
+from vault_server.storage.models import AuditEvent
 
-_ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.?$")
-OUTCOMES = frozenset({Outcome.SUCCESS, Outcome.DENIED, Outcome.FAILED})
-READ_TIMEOUT_S = 10.0
 MAX_RESUME = 1000
-
-
-@dataclass(frozen=True)
-class Chain:
-    """One hash chain: a workspace's (``id`` = its UUID) or the ``system`` chain."""
-
-    id: str
-    workspace_id: str | None
-    name: str  # `workspaces/{ws}` or `system`
-
-    def event(self, seq: int) -> str:
-        return f"{self.name}/auditEvents/{seq}"
-
-
-SYSTEM = Chain(SYSTEM_CHAIN, None, "system")
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """One snapshot's rows per chain, and the chains it found that the reader did not know."""
-
-    rows: dict[str, list[AuditEvent]]
-    found: list[Chain]
-
-
-@dataclass(frozen=True)
-class Head:
-    seq: int
-    hash: str
-
-
-@dataclass(frozen=True)
-class AuditQuery:
-    """Filters shared by list and stream (empty fields do not filter)."""
-
-    workspace: str = ""
-    credential: str = ""
-    actor: str = ""
-    action: str = ""  # exact, or a prefix ending in `.`
-    outcome: str = ""
-    start_time: dt.datetime | None = None
-    end_time: dt.datetime | None = None
-
-    def workspace_id(self) -> str | None:
-        """The one workspace the filters pin down, validated; None for all visible ones."""
-        ws = parse_workspace("filter.workspace", self.workspace) if self.workspace else None
-        if self.credential:
-            cred_ws = parse_credential("filter.credential", self.credential).workspace
-            if ws is not None and cred_ws != ws:
-                raise InvalidArgument("filter.credential", "must be in filter.workspace")
-            ws = cred_ws
-        if self.action and (len(self.action) > 64 or not _ACTION.match(self.action)):
-            raise InvalidArgument("filter.action", "an action like credential.use or credential.")
-        if len(self.actor) > 255:
-            raise InvalidArgument("filter.actor", "at most 255 characters")
-        if self.outcome and self.outcome not in OUTCOMES:
-            raise InvalidArgument("filter.outcome", "unknown outcome")
-        if self.start_time and self.end_time and self.end_time <= self.start_time:
-            raise InvalidArgument("filter.end_time", "must be after filter.start_time")
-        return ws
-
-    def params(self) -> dict[str, str]:
-        """The non-empty filters (page-token binding, audit details)."""
-        out: dict[str, str | dt.datetime | None] = {"start": self.start_time, "end": self.end_time}
-        out |= {k: getattr(self, k) for k in ("workspace", "credential", "actor", "action")}
-        out["outcome"] = self.outcome
-        return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in out.items() if v}
-
-    def conditions(self) -> list[ColumnElement[bool]]:
-        e, out = AuditEvent, []
-        for column, value in ((e.credential, self.credential), (e.actor_id, self.actor),
-                              (e.outcome, self.outcome)):  # fmt: skip
-            if value:
-                out.append(column == value)
-        if self.action:
-            prefix = self.action.endswith(".")
-            out.append(e.action.startswith(self.action, autoescape=True) if prefix
-                       else e.action == self.action)  # fmt: skip
-        if self.start_time is not None:
-            out.append(e.event_time >= self.start_time)
-        if self.end_time is not None:
-            out.append(e.event_time < self.end_time)
-        return out
-
-
-class ChainStore:
-    """Chain-at-a-time access to the audit tables (shared by reader, verifier, checkpoints)."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    @contextlib.contextmanager
-    def txn(
-        self,
-        chain: Chain | None,
-        timeout_s: float | None = READ_TIMEOUT_S,
-        *,
-        read_only: bool = True,
-    ) -> Iterator[Session]:
-        """A short transaction, bound to ``chain``'s workspace on PostgreSQL (RLS). Read-only
-        unless told otherwise: on SQLite, streaming and exporting the audit log then never take
-        (or wait for) the writer lock the signing path's group committer needs."""
-        with self._db.transaction(timeout_s=timeout_s, read_only=read_only) as session:
-            if chain is not None and chain.workspace_id and self._db.is_postgres:
-                bind_workspace(session, chain.workspace_id)
-            yield session
-
-    def chains(
-        self, grant: frozenset[str] | None, *, only: str | None = None, discover: bool = False
-    ) -> list[Chain]:
-        """Chains visible to a caller whose grant is ``grant`` (workspace ids; None: all, and
-        then the system chain too). ``only`` narrows to one workspace (NOT_FOUND if invisible or
-        missing); ``discover`` adds chains found only in the audit tables (offline verify)."""
-        with self.txn(None) as s:
-            return self._chains(s, grant, only=only, discover=discover)
-
-    @staticmethod
-    def _chains(
-        s: Session, grant: frozenset[str] | None, *, only: str | None, discover: bool
-    ) -> list[Chain]:
-        """``chains`` inside an open transaction bound to no workspace (the directory job)."""
-        rows = ws_repo.all_ids(s)
-        orphans: dict[str, str] = {}
-        if discover and grant is None:
-            orphans = dict.fromkeys(s.scalars(select(AuditChainHead.chain_id)), "")
-            names = select(AuditEvent.chain_id, func.min(AuditEvent.workspace))
-            for c, n in s.execute(names.group_by(AuditEvent.chain_id)):
-                orphans[c] = n or ""
-        mine = (Chain(w, w, workspace_name(r)) for w, r in rows if grant is None or r in grant)
-        visible = sorted(mine, key=lambda c: c.name)
-        if only is not None:
-            visible = [c for c in visible if c.name == workspace_name(only)]
-            if not visible:
-                raise NotFound(workspace_name(only))
-            return visible
-        if grant is None:
-            known = {c.id for c in visible} | {SYSTEM_CHAIN}
-            extra = [Chain(c, c, n or f"workspaces/{c}") for c, n in sorted(orphans.items())]
-            visible = [SYSTEM, *visible, *(c for c in extra if c.id not in known)]
-        return visible
-
-    def head(self, chain: Chain) -> Head | None:
-        with self.txn(chain) as s:
-            stmt = select(AuditChainHead.seq, AuditChainHead.hash)
-            row = s.execute(stmt.where(AuditChainHead.chain_id == chain.id)).first()
-        return Head(int(row[0]), str(row[1])) if row is not None else None
-
-    def by_seq(self, chain: Chain, after: tuple[int, int], limit: int) -> list[AuditEvent]:
-        """Rows in ``(seq, id)`` order after ``after`` (duplicates of a seq stay visible)."""
-        seq, rid = after
-        later = or_(AuditEvent.seq > seq, and_(AuditEvent.seq == seq, AuditEvent.id > rid))
-        stmt = select(AuditEvent).where(AuditEvent.chain_id == chain.id, later)
-        with self.txn(chain) as s:
-            return list(s.scalars(stmt.order_by(AuditEvent.seq, AuditEvent.id).limit(limit)))
-
-    def by_id(
-        self,
-        chains: Sequence[Chain],
-        after: Mapping[str, int],
-        query: AuditQuery,
-        limit: int,
-        timeout_s: float,
-    ) -> dict[str, list[AuditEvent]]:
-        """Matching rows of each chain after its cursor, in ``id`` order, ``limit`` per chain,
-        all read in one snapshot."""
-        return self.fetch(chains, after, query, limit, timeout_s).rows
-
-    def fetch(
-        self,
-        chains: Sequence[Chain],
-        after: Mapping[str, int],
-        query: AuditQuery,
-        limit: int,
-        timeout_s: float,
-        *,
-        discover: bool = False,
-        grant: frozenset[str] | None = None,
-        known: frozenset[str] = frozenset(),
-    ) -> Fetched:
-        """``by_id``; with ``discover`` it first reads, in the same snapshot, the chains
-        ``grant`` sees (see ``chains``), and reads those not in ``known`` from their first event
-        on (``Fetched.found``)."""
-        conds = query.conditions()
-        with self._db.transaction(timeout_s=timeout_s, read_only=True, snapshot=True) as s:
-            found: list[Chain] = []
-            if discover:  # first: the directory is read bound to no workspace
-                visible = self._chains(s, grant, only=None, discover=False)
-                found = [c for c in visible if c.id not in known]
-            cursors = {**after, **{c.id: 0 for c in found}}
-            out: dict[str, list[AuditEvent]] = {}
-            for c in (*chains, *found):
-                if self._db.is_postgres:
-                    scope_connection(s.connection(), c.workspace_id)
-                stmt = select(AuditEvent).where(
-                    AuditEvent.chain_id == c.id, AuditEvent.id > cursors[c.id], *conds
-                )
-                out[c.id] = list(s.scalars(stmt.order_by(AuditEvent.id).limit(limit)))
-        return Fetched(out, found)
 
 
 @dataclass

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from vault_server.audit._reader import AuditQuery, Chain, ChainStore
+from vault_server.audit._query import AuditQuery
+from vault_server.audit._store import Chain, ChainStore
 from vault_server.observability.logging import get_logger
 from vault_server.storage.models import AuditEvent
 

@@ -26,7 +26,8 @@ from sqlalchemy import inspect
 
 from vault_server.audit._checkpoints import CheckpointHead, CheckpointLog
 from vault_server.audit._log import GENESIS, SYSTEM_CHAIN, chain_hash
-from vault_server.audit._reader import SYSTEM, AuditReader, Chain, ChainStore, Head
+from vault_server.audit._reader import AuditReader
+from vault_server.audit._store import SYSTEM, Chain, ChainStore, Head
 from vault_server.domain import CallContext, parse_workspace, workspace_of_name
 from vault_server.storage.models import AuditEvent
 

@@ -20,7 +20,7 @@ from vault_server.audit._checkpoints import (
     load_public_key,
     read_checkpoints,
 )
-from vault_server.audit._reader import ChainStore
+from vault_server.audit._store import ChainStore
 from vault_server.audit._verify import verify_chains
 from vault_server.core.clock import FixedClock
 

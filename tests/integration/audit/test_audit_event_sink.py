@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.audit.audit_harness import Log, make_log
-from vault_server.audit._reader import ChainStore
 from vault_server.audit._sink import AuditEventSink, LineFile, LineStream, Position
+from vault_server.audit._store import ChainStore
 
 
 @pytest.fixture

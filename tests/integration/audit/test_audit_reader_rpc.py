@@ -34,7 +34,7 @@ from vault_server.audit._checkpoints import (
     file_checkpoints,
 )
 from vault_server.audit._log import AuditRecord
-from vault_server.audit._reader import ChainStore
+from vault_server.audit._store import ChainStore
 from vault_server.core.clock import SystemClock
 from vault_server.storage.tenant import bind_workspace
 

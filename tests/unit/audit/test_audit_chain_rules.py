@@ -9,7 +9,7 @@ import pytest
 
 from vault_server.audit._checkpoints import CheckpointHead
 from vault_server.audit._log import GENESIS, chain_hash
-from vault_server.audit._reader import Chain, Head
+from vault_server.audit._store import Chain, Head
 from vault_server.audit._verify import ChainReport, ChainVerifier
 from vault_server.storage.models import AuditEvent
 
