@@ -185,7 +185,7 @@ SYMBOL = {
     Venue.BINANCE_SPOT: "BTCUSDT", Venue.BINANCE_USDM: "BTCUSDT", Venue.KRAKEN_SPOT: "XBTUSD",
     Venue.BYBIT: "BTCUSDT", Venue.OKX: "BTC-USDT", Venue.COINBASE_ADVANCED: "BTC-USD",
     Venue.OANDA: "EUR_USD", Venue.ALPACA: "AAPL", Venue.IG: "CS.D.EURUSD.CFD.IP",
-    Venue.BITGET: "BTCUSDT",
+    Venue.BITGET: "BTCUSDT", Venue.DERIBIT: "BTC-PERPETUAL",
 }  # fmt: skip
 VENUE_ID = {
     Venue.KRAKEN_SPOT: "OQCLML-BW3P3-BUCMWZ",
@@ -394,6 +394,11 @@ SPECIFIC: dict[Venue, list[tuple[str, dict[str, Any]]]] = {
         ("non-uuid", {"operation": Q, "venue_order_id": "12345"}),
     ],
     Venue.IG: [],
+    Venue.DERIBIT: [
+        ("account-currency", {"operation": ACC, "symbol": None, "extras": {"currency": "BTC"}}),
+        ("reduce-only", {"operation": P, "side": S, "order_type": M, "quantity": D("1"),
+                         "extras": {"reduce_only": "true"}}),
+    ],
     Venue.BITGET: [
         ("futures-limit", {"operation": P, "side": B, "order_type": L, "quantity": D("2"),
                            "price": D("3"), "extras": {"productType": "USDT-FUTURES",
@@ -600,12 +605,13 @@ def endpoint_paths() -> list[str]:
         bitget,
         bybit,
         coinbase,
+        deribit,
         kraken,
         okx,
     )
 
     paths: set[str] = set(EXTRA_PATHS)
-    for module in (binance_spot, binance_usdm, bybit, okx, coinbase, alpaca, bitget):
+    for module in (binance_spot, binance_usdm, bybit, okx, coinbase, alpaca, bitget, deribit):
         paths |= {path for _, path in module.ALLOWED}
     paths |= {kraken.PRIVATE + name for name in kraken.ALLOWED_METHODS}
     return sorted(paths)
@@ -689,6 +695,14 @@ PERMISSION_BODIES: dict[Venue, list[tuple[int, bytes]]] = {
     Venue.ALPACA: [(200, b"{}")],
     Venue.IG: [(200, b"{}")],
     Venue.BINANCE_USDM: [],
+    Venue.DERIBIT: [
+        (200, b'{"jsonrpc":"2.0","result":{"access_token":"golden-tok","expires_in":900,'
+              b'"refresh_token":"golden-ref","scope":"account:read trade:read_write '
+              b'wallet:none mainaccount expires:900","token_type":"bearer"}}'),
+        (200, b'{"result":{"scope":"trade:read_write wallet:read_write odd:thing"}}'),
+        (400, b'{"error":{"code":13004,"message":"invalid_credentials"}}'),
+        (200, b'{"result":{"scope":5}}'),
+    ],
     Venue.BITGET: [
         (200, b'{"code":"00000","msg":"success","requestTime":1695808949356,"data":{"userId":'
               b'"1","inviterId":"2","ips":"127.0.0.1","authorities":["stor","stow","coow"],'
