@@ -18,12 +18,14 @@ _MODULES = {
     Venue.OANDA: "vault_server.brokers.venues.oanda",
     Venue.ALPACA: "vault_server.brokers.venues.alpaca",
     Venue.IG: "vault_server.brokers.venues.ig",
+    Venue.BITGET: "vault_server.brokers.venues.bitget",
+    Venue.DERIBIT: "vault_server.brokers.venues.deribit",
 }
 
 
 # In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
 PLANNED = frozenset(
-    {Venue.DERIBIT, Venue.KUCOIN, Venue.BITGET, Venue.GATE, Venue.KRAKEN_FUTURES,
+    {Venue.KUCOIN, Venue.GATE, Venue.KRAKEN_FUTURES,
      Venue.HYPERLIQUID}
 )  # fmt: skip
 

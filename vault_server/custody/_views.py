@@ -33,6 +33,11 @@ OKX_PASSPHRASE_WARNING = (
     "a request from SignOrder carries it to the router (the HMAC secret never leaves). Use "
     "ExecuteOrder to keep the passphrase inside the vault too."
 )
+BITGET_PASSPHRASE_WARNING = (
+    "Bitget's protocol sends the passphrase in the ACCESS-PASSPHRASE header of every request, so "
+    "a request from SignOrder carries it to the router (the HMAC secret never leaves). Use "
+    "ExecuteOrder to keep the passphrase inside the vault too."
+)
 PROXY_ONLY_WARNING = (
     "proxy only: this broker's scheme puts the secret on the wire, so the vault sends requests "
     "itself (ExecuteOrder) and never returns a signed request."
@@ -59,6 +64,8 @@ class CredentialView:
             out.append(PROXY_ONLY_WARNING)
         elif self.credential.broker == Venue.OKX.value:
             out.append(OKX_PASSPHRASE_WARNING)
+        elif self.credential.broker == Venue.BITGET.value:
+            out.append(BITGET_PASSPHRASE_WARNING)
         return out
 
 

@@ -149,7 +149,7 @@ def credential(venue: Venue, algorithm: KeyAlgorithm, env: Environment, form: st
         secret, pem = None, _pem(RSA_KEY)
     elif algorithm is KeyAlgorithm.ECDSA_P256:
         secret, pem = None, _pem(EC_KEY)
-    if venue is Venue.OKX:
+    if venue in (Venue.OKX, Venue.BITGET):
         passphrase = b"golden-test-passphrase"
     if venue is Venue.OANDA:
         account, api_key = "101-004-1234567-001", ""
@@ -185,6 +185,7 @@ SYMBOL = {
     Venue.BINANCE_SPOT: "BTCUSDT", Venue.BINANCE_USDM: "BTCUSDT", Venue.KRAKEN_SPOT: "XBTUSD",
     Venue.BYBIT: "BTCUSDT", Venue.OKX: "BTC-USDT", Venue.COINBASE_ADVANCED: "BTC-USD",
     Venue.OANDA: "EUR_USD", Venue.ALPACA: "AAPL", Venue.IG: "CS.D.EURUSD.CFD.IP",
+    Venue.BITGET: "BTCUSDT", Venue.DERIBIT: "BTC-PERPETUAL",
 }  # fmt: skip
 VENUE_ID = {
     Venue.KRAKEN_SPOT: "OQCLML-BW3P3-BUCMWZ",
@@ -393,6 +394,19 @@ SPECIFIC: dict[Venue, list[tuple[str, dict[str, Any]]]] = {
         ("non-uuid", {"operation": Q, "venue_order_id": "12345"}),
     ],
     Venue.IG: [],
+    Venue.DERIBIT: [
+        ("account-currency", {"operation": ACC, "symbol": None, "extras": {"currency": "BTC"}}),
+        ("reduce-only", {"operation": P, "side": S, "order_type": M, "quantity": D("1"),
+                         "extras": {"reduce_only": "true"}}),
+    ],
+    Venue.BITGET: [
+        ("futures-limit", {"operation": P, "side": B, "order_type": L, "quantity": D("2"),
+                           "price": D("3"), "extras": {"productType": "USDT-FUTURES",
+                           "marginMode": "crossed", "marginCoin": "USDT"}}),
+        ("futures-open-orders", {"operation": OO, "extras": {"productType": "USDT-FUTURES"}}),
+        ("post-only", {"operation": P, "side": S, "order_type": L, "quantity": D("1"),
+                       "price": D("9"), "extras": {"postOnly": "true"}}),
+    ],
 }
 
 # Bybit needs the product line as an extra on every order operation.
@@ -588,14 +602,16 @@ def endpoint_paths() -> list[str]:
         alpaca,
         binance_spot,
         binance_usdm,
+        bitget,
         bybit,
         coinbase,
+        deribit,
         kraken,
         okx,
     )
 
     paths: set[str] = set(EXTRA_PATHS)
-    for module in (binance_spot, binance_usdm, bybit, okx, coinbase, alpaca):
+    for module in (binance_spot, binance_usdm, bybit, okx, coinbase, alpaca, bitget, deribit):
         paths |= {path for _, path in module.ALLOWED}
     paths |= {kraken.PRIVATE + name for name in kraken.ALLOWED_METHODS}
     return sorted(paths)
@@ -679,6 +695,22 @@ PERMISSION_BODIES: dict[Venue, list[tuple[int, bytes]]] = {
     Venue.ALPACA: [(200, b"{}")],
     Venue.IG: [(200, b"{}")],
     Venue.BINANCE_USDM: [],
+    Venue.DERIBIT: [
+        (200, b'{"jsonrpc":"2.0","result":{"access_token":"golden-tok","expires_in":900,'
+              b'"refresh_token":"golden-ref","scope":"account:read trade:read_write '
+              b'wallet:none mainaccount expires:900","token_type":"bearer"}}'),
+        (200, b'{"result":{"scope":"trade:read_write wallet:read_write odd:thing"}}'),
+        (400, b'{"error":{"code":13004,"message":"invalid_credentials"}}'),
+        (200, b'{"result":{"scope":5}}'),
+    ],
+    Venue.BITGET: [
+        (200, b'{"code":"00000","msg":"success","requestTime":1695808949356,"data":{"userId":'
+              b'"1","inviterId":"2","ips":"127.0.0.1","authorities":["stor","stow","coow"],'
+              b'"parentId":1,"traderType":"not_trader","regisTime":"1246566789345"}}'),
+        (200, b'{"code":"00000","data":{"authorities":["trade","readonly","wwow","wtow","zz"]}}'),
+        (400, b'{"code":"40009","msg":"sign signature error","data":null}'),
+        (200, b'{"code":"00000","data":{"authorities":"stor"}}'),
+    ],
 }
 
 
