@@ -185,6 +185,7 @@ SYMBOL = {
     Venue.BINANCE_SPOT: "BTCUSDT", Venue.BINANCE_USDM: "BTCUSDT", Venue.KRAKEN_SPOT: "XBTUSD",
     Venue.BYBIT: "BTCUSDT", Venue.OKX: "BTC-USDT", Venue.COINBASE_ADVANCED: "BTC-USD",
     Venue.OANDA: "EUR_USD", Venue.ALPACA: "AAPL", Venue.IG: "CS.D.EURUSD.CFD.IP",
+    Venue.KRAKEN_FUTURES: "PF_XBTUSD",
 }  # fmt: skip
 VENUE_ID = {
     Venue.KRAKEN_SPOT: "OQCLML-BW3P3-BUCMWZ",
@@ -393,6 +394,12 @@ SPECIFIC: dict[Venue, list[tuple[str, dict[str, Any]]]] = {
         ("non-uuid", {"operation": Q, "venue_order_id": "12345"}),
     ],
     Venue.IG: [],
+    Venue.KRAKEN_FUTURES: [
+        ("post-only", {"operation": P, "side": B, "order_type": L, "quantity": D("1"),
+                       "price": D("2"), "extras": {"post_only": "true", "reduceOnly": "false"}}),
+        ("stop-mark", {"operation": P, "side": S, "order_type": SL, "quantity": D("1"),
+                       "stop_price": D("3"), "extras": {"triggerSignal": "mark"}}),
+    ],
 }
 
 # Bybit needs the product line as an extra on every order operation.
@@ -591,11 +598,12 @@ def endpoint_paths() -> list[str]:
         bybit,
         coinbase,
         kraken,
+        kraken_futures,
         okx,
     )
 
     paths: set[str] = set(EXTRA_PATHS)
-    for module in (binance_spot, binance_usdm, bybit, okx, coinbase, alpaca):
+    for module in (binance_spot, binance_usdm, bybit, okx, coinbase, alpaca, kraken_futures):
         paths |= {path for _, path in module.ALLOWED}
     paths |= {kraken.PRIVATE + name for name in kraken.ALLOWED_METHODS}
     return sorted(paths)
@@ -679,6 +687,7 @@ PERMISSION_BODIES: dict[Venue, list[tuple[int, bytes]]] = {
     Venue.ALPACA: [(200, b"{}")],
     Venue.IG: [(200, b"{}")],
     Venue.BINANCE_USDM: [],
+    Venue.KRAKEN_FUTURES: [],
 }
 
 
