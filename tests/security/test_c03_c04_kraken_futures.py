@@ -123,6 +123,8 @@ def test_canary_never_leaves_the_vault(
         "PF_XBTUSD", qty="0.01", price="50000")), metadata=router, timeout=10)  # fmt: skip
     assert done.http_status == 200 and b'"success"' in done.body, done
     responses.append(done.SerializeToString())
+    attested = sf.attest(vault, cred.name)  # no permission API at Kraken Futures
+    responses.append(attested.SerializeToString())
     errors: list[bytes] = []
     for bad in (order, sf.place("XRPEUR", qty="1", price="1"),
                 sf.place("PF_XBTUSD", extras={"withdrawAddress": "x"})):  # fmt: skip
