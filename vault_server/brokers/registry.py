@@ -20,12 +20,13 @@ _MODULES = {
     Venue.IG: "vault_server.brokers.venues.ig",
     Venue.BITGET: "vault_server.brokers.venues.bitget",
     Venue.DERIBIT: "vault_server.brokers.venues.deribit",
+    Venue.KRAKEN_FUTURES: "vault_server.brokers.venues.kraken_futures",
 }
 
 
 # In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
 PLANNED = frozenset(
-    {Venue.KUCOIN, Venue.GATE, Venue.KRAKEN_FUTURES,
+    {Venue.KUCOIN, Venue.GATE,
      Venue.HYPERLIQUID}
 )  # fmt: skip
 

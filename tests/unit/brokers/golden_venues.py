@@ -186,6 +186,7 @@ SYMBOL = {
     Venue.BYBIT: "BTCUSDT", Venue.OKX: "BTC-USDT", Venue.COINBASE_ADVANCED: "BTC-USD",
     Venue.OANDA: "EUR_USD", Venue.ALPACA: "AAPL", Venue.IG: "CS.D.EURUSD.CFD.IP",
     Venue.BITGET: "BTCUSDT", Venue.DERIBIT: "BTC-PERPETUAL",
+    Venue.KRAKEN_FUTURES: "PF_XBTUSD",
 }  # fmt: skip
 VENUE_ID = {
     Venue.KRAKEN_SPOT: "OQCLML-BW3P3-BUCMWZ",
@@ -407,6 +408,12 @@ SPECIFIC: dict[Venue, list[tuple[str, dict[str, Any]]]] = {
         ("post-only", {"operation": P, "side": S, "order_type": L, "quantity": D("1"),
                        "price": D("9"), "extras": {"postOnly": "true"}}),
     ],
+    Venue.KRAKEN_FUTURES: [
+        ("post-only", {"operation": P, "side": B, "order_type": L, "quantity": D("1"),
+                       "price": D("2"), "extras": {"post_only": "true", "reduceOnly": "false"}}),
+        ("stop-mark", {"operation": P, "side": S, "order_type": SL, "quantity": D("1"),
+                       "stop_price": D("3"), "extras": {"triggerSignal": "mark"}}),
+    ],
 }
 
 # Bybit needs the product line as an extra on every order operation.
@@ -607,11 +614,22 @@ def endpoint_paths() -> list[str]:
         coinbase,
         deribit,
         kraken,
+        kraken_futures,
         okx,
     )
 
     paths: set[str] = set(EXTRA_PATHS)
-    for module in (binance_spot, binance_usdm, bybit, okx, coinbase, alpaca, bitget, deribit):
+    for module in (
+        binance_spot,
+        binance_usdm,
+        bybit,
+        okx,
+        coinbase,
+        alpaca,
+        bitget,
+        deribit,
+        kraken_futures,
+    ):
         paths |= {path for _, path in module.ALLOWED}
     paths |= {kraken.PRIVATE + name for name in kraken.ALLOWED_METHODS}
     return sorted(paths)
@@ -711,6 +729,7 @@ PERMISSION_BODIES: dict[Venue, list[tuple[int, bytes]]] = {
         (400, b'{"code":"40009","msg":"sign signature error","data":null}'),
         (200, b'{"code":"00000","data":{"authorities":"stor"}}'),
     ],
+    Venue.KRAKEN_FUTURES: [],
 }
 
 

@@ -13,6 +13,9 @@ scheme                 what is signed                                           
 ``PrehashHeaders``     a prehash string of timestamp, method, path, body (...),    Bybit, OKX
                        signature and timestamp in headers, hex or base64
 ``HmacNonce``          path + SHA-256(nonce + form body), base64-keyed HMAC-SHA512  Kraken Spot
+``Authent``            SHA-256(postData + nonce + path), base64-keyed HMAC-SHA512   Kraken Futures
+``eip712_agent``       keccak(msgpack(action) + nonce + vault + expiry) as an       Hyperliquid
+                       EIP-712 phantom agent, secp256k1 (functions; no adapter)    (planned)
 ``CdpJwt``             a per-request ES256/EdDSA JWT binding method and path       Coinbase
 ``StaticHeaders``      nothing: the secret itself is a header (proxy mode only)    OANDA, Alpaca
 =====================  ==========================================================  ===========
