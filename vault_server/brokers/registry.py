@@ -18,12 +18,13 @@ _MODULES = {
     Venue.OANDA: "vault_server.brokers.venues.oanda",
     Venue.ALPACA: "vault_server.brokers.venues.alpaca",
     Venue.IG: "vault_server.brokers.venues.ig",
+    Venue.GATE: "vault_server.brokers.venues.gate",
 }
 
 
 # In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
 PLANNED = frozenset(
-    {Venue.DERIBIT, Venue.KUCOIN, Venue.BITGET, Venue.GATE, Venue.KRAKEN_FUTURES,
+    {Venue.DERIBIT, Venue.KUCOIN, Venue.BITGET, Venue.KRAKEN_FUTURES,
      Venue.HYPERLIQUID}
 )  # fmt: skip
 

@@ -185,6 +185,7 @@ SYMBOL = {
     Venue.BINANCE_SPOT: "BTCUSDT", Venue.BINANCE_USDM: "BTCUSDT", Venue.KRAKEN_SPOT: "XBTUSD",
     Venue.BYBIT: "BTCUSDT", Venue.OKX: "BTC-USDT", Venue.COINBASE_ADVANCED: "BTC-USD",
     Venue.OANDA: "EUR_USD", Venue.ALPACA: "AAPL", Venue.IG: "CS.D.EURUSD.CFD.IP",
+    Venue.GATE: "BTC_USDT",
 }  # fmt: skip
 VENUE_ID = {
     Venue.KRAKEN_SPOT: "OQCLML-BW3P3-BUCMWZ",
@@ -393,6 +394,13 @@ SPECIFIC: dict[Venue, list[tuple[str, dict[str, Any]]]] = {
         ("non-uuid", {"operation": Q, "venue_order_id": "12345"}),
     ],
     Venue.IG: [],
+    Venue.GATE: [
+        ("market-buy-quote", {"operation": P, "side": B, "order_type": M,
+                              "quote_quantity": D("25")}),
+        ("post-only", {"operation": P, "side": S, "order_type": L, "quantity": D("1"),
+                       "price": D("2"), "extras": {"postOnly": "true", "account": "unified"}}),
+        ("client-id-target", {"operation": C, "client_order_id": "t-abc"}),
+    ],
 }
 
 # Bybit needs the product line as an extra on every order operation.
@@ -678,6 +686,7 @@ PERMISSION_BODIES: dict[Venue, list[tuple[int, bytes]]] = {
     Venue.OANDA: [(200, b"{}")],
     Venue.ALPACA: [(200, b"{}")],
     Venue.IG: [(200, b"{}")],
+    Venue.GATE: [(200, b"{}")],  # Gate has no permission query: refused
     Venue.BINANCE_USDM: [],
 }
 
