@@ -38,7 +38,7 @@ from vault_server.brokers.base import (
     VenueCredential,
 )
 from vault_server.brokers.spec import Call
-from vault_server.brokers.venues import gate
+from vault_server.brokers.venues import gate, kucoin
 from vault_server.core.errors import EndpointNotAllowed, VaultError
 from vault_server.core.secret import Secret
 from vault_server.observability.logging import configure_logging
@@ -53,6 +53,15 @@ VENUES: list[tuple[ModuleType, int, int, str, list[tuple[str, str]]]] = [
         ("POST", "/api/v4/spot/orders/../../withdrawals"), ("POST", "/api/v4/spot/%2E%2E/wallet"),
         ("POST", "/api/v4/WITHDRAWALS"), ("POST", "/api/v4/earn/uni/lends"),
         ("POST", "/api/v4/loan/collateral/orders"),
+    ]),
+    (kucoin, trading_pb2.BROKER_KUCOIN, trading_pb2.KEY_ALGORITHM_HMAC_SHA256, "BTC-USDT", [
+        ("POST", "/api/v1/withdrawals"), ("POST", "/api/v3/withdrawals"),
+        ("DELETE", "/api/v1/withdrawals/1"), ("POST", "/api/v2/accounts/inner-transfer"),
+        ("POST", "/api/v3/accounts/universal-transfer"), ("POST", "/api/v2/accounts/sub-transfer"),
+        ("POST", "/api/v1/accounts/sub-transfer"), ("POST", "/api/v1/sub/api-key"),
+        ("POST", "/api/v1/sub/api-key/update"), ("POST", "/api/v1/user/api-key"),
+        ("POST", "/api/v1/hf/orders/../../withdrawals"), ("POST", "/api/v1/%77ithdrawals"),
+        ("POST", "/api/v1/transfer-out"), ("POST", "/api/v3/margin/borrow"),
     ]),
 ]  # fmt: skip
 IDS = [module.__name__.rsplit(".", 1)[1] for module, *_ in VENUES]

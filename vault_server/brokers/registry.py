@@ -19,12 +19,13 @@ _MODULES = {
     Venue.ALPACA: "vault_server.brokers.venues.alpaca",
     Venue.IG: "vault_server.brokers.venues.ig",
     Venue.GATE: "vault_server.brokers.venues.gate",
+    Venue.KUCOIN: "vault_server.brokers.venues.kucoin",
 }
 
 
 # In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
 PLANNED = frozenset(
-    {Venue.DERIBIT, Venue.KUCOIN, Venue.BITGET, Venue.KRAKEN_FUTURES,
+    {Venue.DERIBIT, Venue.BITGET, Venue.KRAKEN_FUTURES,
      Venue.HYPERLIQUID}
 )  # fmt: skip
 
