@@ -167,3 +167,31 @@ def test_canary_never_leaves(
     for label, value in (("secret", canary), ("passphrase", phrase)):
         assert find(value, blob) == [], f"the {label} leaked"
         assert base64.b64encode(value.encode()) not in blob
+
+
+@pytest.mark.parametrize(("module", "broker", "algorithm", "symbol", "paths"), VENUES, ids=IDS)
+def test_trade_keys_onboard_and_kucoin_needs_its_passphrase(
+    vault: RunningVault, module: ModuleType, broker: int, algorithm: int, symbol: str,
+    paths: object,
+) -> None:  # fmt: skip
+    make_workspace(vault, "ws-a")
+    scopes = ["read", "spot"] if module is gate else ["General", "Spot"]
+    for cred_id, phrase in (("c-no-phrase", ""), ("c-ok", secrets.token_hex(8))):
+        request = cpb.CreateCredentialRequest(
+            parent="workspaces/ws-a", credential_id=cred_id, broker=broker,
+            environment=trading_pb2.ENVIRONMENT_LIVE, key_algorithm=algorithm,
+            material=credential_pb2.SecretMaterial(
+                api_key="k" * 20, secret=secrets.token_hex(32), passphrase=phrase),
+            scopes=scopes, reason="onboarding",
+        )  # fmt: skip
+        if module is kucoin and not phrase:
+            err = expect_error(
+                creds(vault).CreateCredential, request, metadata=vault.md("onboarding"),
+                timeout=10,
+            )  # fmt: skip
+            assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+            continue
+        if not phrase:
+            continue
+        made = creds(vault).CreateCredential(request, metadata=vault.md("onboarding"), timeout=10)
+        assert not made.credential.single_permission_tier
