@@ -206,7 +206,7 @@ def _handler_for(stub: LoopbackVenueStub) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True  # the client stopped reading (a capped relay)
 
-        do_GET = do_POST = do_PUT = do_DELETE = _dispatch
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
         def log_message(self, format: str, *args: Any) -> None:
             return

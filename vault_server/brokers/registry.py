@@ -21,14 +21,13 @@ _MODULES = {
     Venue.BITGET: "vault_server.brokers.venues.bitget",
     Venue.DERIBIT: "vault_server.brokers.venues.deribit",
     Venue.KRAKEN_FUTURES: "vault_server.brokers.venues.kraken_futures",
+    Venue.GATE: "vault_server.brokers.venues.gate",
+    Venue.KUCOIN: "vault_server.brokers.venues.kucoin",
 }
 
 
 # In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
-PLANNED = frozenset(
-    {Venue.KUCOIN, Venue.GATE,
-     Venue.HYPERLIQUID}
-)  # fmt: skip
+PLANNED = frozenset({Venue.HYPERLIQUID})
 
 
 def supported_venues() -> tuple[Venue, ...]:

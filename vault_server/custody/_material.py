@@ -110,7 +110,7 @@ def validate_material(
     else:
         _require("material.private_key", bool(m.private_key))
         _check_private_key(algorithm, m.private_key, venue)
-    if venue in (Venue.OKX, Venue.BITGET):
+    if venue in (Venue.OKX, Venue.BITGET, Venue.KUCOIN):
         _require("material.passphrase", bool(m.passphrase))
     if venue is Venue.OANDA:
         _require("material.account_id", bool(m.account_id))

@@ -149,7 +149,7 @@ def credential(venue: Venue, algorithm: KeyAlgorithm, env: Environment, form: st
         secret, pem = None, _pem(RSA_KEY)
     elif algorithm is KeyAlgorithm.ECDSA_P256:
         secret, pem = None, _pem(EC_KEY)
-    if venue in (Venue.OKX, Venue.BITGET):
+    if venue in (Venue.OKX, Venue.BITGET, Venue.KUCOIN):
         passphrase = b"golden-test-passphrase"
     if venue is Venue.OANDA:
         account, api_key = "101-004-1234567-001", ""
@@ -187,6 +187,7 @@ SYMBOL = {
     Venue.OANDA: "EUR_USD", Venue.ALPACA: "AAPL", Venue.IG: "CS.D.EURUSD.CFD.IP",
     Venue.BITGET: "BTCUSDT", Venue.DERIBIT: "BTC-PERPETUAL",
     Venue.KRAKEN_FUTURES: "PF_XBTUSD",
+    Venue.GATE: "BTC_USDT", Venue.KUCOIN: "BTC-USDT",
 }  # fmt: skip
 VENUE_ID = {
     Venue.KRAKEN_SPOT: "OQCLML-BW3P3-BUCMWZ",
@@ -413,6 +414,20 @@ SPECIFIC: dict[Venue, list[tuple[str, dict[str, Any]]]] = {
                        "price": D("2"), "extras": {"post_only": "true", "reduceOnly": "false"}}),
         ("stop-mark", {"operation": P, "side": S, "order_type": SL, "quantity": D("1"),
                        "stop_price": D("3"), "extras": {"triggerSignal": "mark"}}),
+    ],
+    Venue.GATE: [
+        ("market-buy-quote", {"operation": P, "side": B, "order_type": M,
+                              "quote_quantity": D("25")}),
+        ("post-only", {"operation": P, "side": S, "order_type": L, "quantity": D("1"),
+                       "price": D("2"), "extras": {"postOnly": "true", "account": "unified"}}),
+        ("client-id-target", {"operation": C, "client_order_id": "t-abc"}),
+    ],
+    Venue.KUCOIN: [
+        ("market-funds", {"operation": P, "side": S, "order_type": M,
+                          "quote_quantity": D("25")}),
+        ("post-only", {"operation": P, "side": B, "order_type": L, "quantity": D("1"),
+                       "price": D("2"), "extras": {"postOnly": "true", "stp": "CN"}}),
+        ("client-id-target", {"operation": Q, "client_order_id": "abc-1"}),
     ],
 }
 
@@ -712,6 +727,16 @@ PERMISSION_BODIES: dict[Venue, list[tuple[int, bytes]]] = {
     Venue.OANDA: [(200, b"{}")],
     Venue.ALPACA: [(200, b"{}")],
     Venue.IG: [(200, b"{}")],
+    Venue.GATE: [(200, b"{}")],  # Gate has no permission query: refused
+    Venue.KUCOIN: [
+        (200, b'{"code":"200000","data":{"remark":"bot","apiKey":"k","apiVersion":3,'
+              b'"permission":"General,Spot","ipWhitelist":"","createdAt":1,"uid":1,'
+              b'"isMaster":true}}'),
+        (200, b'{"code":"200000","data":{"permission":"General,Spot,Withdrawal,InnerTransfer,'
+              b'LeadtradeFutures"}}'),
+        (200, b'{"code":"400003","msg":"KC-API-KEY not exists"}'),
+        (401, b'{"code":"400005","msg":"Invalid KC-API-SIGN"}'),
+    ],
     Venue.BINANCE_USDM: [],
     Venue.DERIBIT: [
         (200, b'{"jsonrpc":"2.0","result":{"access_token":"golden-tok","expires_in":900,'

@@ -73,7 +73,8 @@ def test_supported_venues_are_every_other_venue() -> None:
         for number in NEW
         if BROKERS[number] in PLANNED
     ]
-    + [(trading_pb2.BROKER_HYPERLIQUID, trading_pb2.KEY_ALGORITHM_SECP256K1)],
+    + [(trading_pb2.BROKER_HYPERLIQUID, trading_pb2.KEY_ALGORITHM_SECP256K1)]
+    * (Venue.HYPERLIQUID in PLANNED),
 )
 def test_onboarding_refuses_them_and_stores_nothing(
     vault: RunningVault, broker: int, algorithm: int

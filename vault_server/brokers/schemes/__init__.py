@@ -10,8 +10,8 @@ bytes come from the ``SigningContext``.
 scheme                 what is signed                                              venues
 =====================  ==========================================================  ===========
 ``HmacQuery``          the percent-encoded parameters + recvWindow + timestamp     Binance
-``PrehashHeaders``     a prehash string of timestamp, method, path, body (...),    Bybit, OKX
-                       signature and timestamp in headers, hex or base64
+``PrehashHeaders``     a prehash string of timestamp, method, path, body (...),    Bybit, OKX,
+                       signature and timestamp in headers, hex or base64           Gate, KuCoin
 ``HmacNonce``          path + SHA-256(nonce + form body), base64-keyed HMAC-SHA512  Kraken Spot
 ``Authent``            SHA-256(postData + nonce + path), base64-keyed HMAC-SHA512   Kraken Futures
 ``eip712_agent``       keccak(msgpack(action) + nonce + vault + expiry) as an       Hyperliquid

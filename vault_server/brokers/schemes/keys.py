@@ -38,6 +38,11 @@ def hmac_sha256_base64(secret: Secret, message: bytes) -> str:
     return base64.b64encode(hmac.digest(secret.reveal(), message, "sha256")).decode("ascii")
 
 
+def hmac_sha512_hex(secret: Secret, message: bytes) -> str:
+    """Gate v4: HMAC-SHA512 keyed with the secret as given (ASCII), result lowercase hex."""
+    return hmac.digest(secret.reveal(), message, "sha512").hex()
+
+
 def hmac_sha512_base64_key(secret_b64: Secret, message: bytes) -> str:
     """Kraken: HMAC-SHA512 keyed with the base64-decoded secret, result base64."""
     try:

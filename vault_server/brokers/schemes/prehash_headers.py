@@ -13,7 +13,11 @@ the receive window) as headers. What differs is declared, not coded:
 * freshness: ``expire_at_ms = now + recv_window``, capped at ``max_age_ms`` where the venue's
   own tolerance is shorter (OKX: 30 s), and optionally an expiry header on some paths (OKX's
   ``expTime``, *not* signed, so only advisory);
-* ``demo_header``: a header that marks non-live requests where the venue has no demo host.
+* ``demo_header``: a header that marks non-live requests where the venue has no demo host;
+* ``mac``: a keyed MAC of the secret that replaces the key algorithm's own signature (Gate's hex
+  HMAC-SHA512 over a raw ASCII secret);
+* the ``signed_passphrase`` part: ``base64(HMAC_SHA256(secret, passphrase))`` instead of the
+  plain passphrase (KuCoin API keys version 2), so the passphrase itself is never sent.
 
 GET parameters go in the query string and are signed exactly as sent; other methods carry a
 compact JSON body (``separators=(",", ":")``, ASCII-escaped) and the signature covers exactly
@@ -33,11 +37,12 @@ from vault_server.brokers import _signing_common as sc
 from vault_server.brokers.base import Environment, PreparedRequest, SigningContext, VenueCredential
 from vault_server.brokers.schemes import keys
 from vault_server.core.errors import InvalidArgument
+from vault_server.core.secret import Secret
 
 if TYPE_CHECKING:
     from vault_server.brokers.spec import Call
 
-Part = Literal["key", "sign", "timestamp", "window", "passphrase"]
+Part = Literal["key", "sign", "timestamp", "window", "passphrase", "signed_passphrase"]
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _PASSPHRASE = re.compile(rb"[\x20-\x7e]{1,128}")
 
@@ -84,6 +89,14 @@ def passphrase_header(credential: VenueCredential) -> hc.RedactedHeader:
     return hc.RedactedHeader(value.decode("ascii"))
 
 
+def signed_passphrase_header(credential: VenueCredential) -> hc.RedactedHeader:
+    """``base64(HMAC_SHA256(secret, passphrase))`` (KuCoin key version 2), never echoed."""
+    passphrase_header(credential)  # the same printable-ASCII rule as a plain passphrase
+    secret = keys.require_secret(credential.secret, "credential.secret")
+    phrase = keys.require_secret(credential.passphrase, "credential.passphrase")
+    return hc.RedactedHeader(keys.hmac_sha256_base64(secret, phrase.reveal()))
+
+
 @dataclass(frozen=True)
 class PrehashHeaders:
     timestamp: Callable[[int], str]
@@ -93,6 +106,8 @@ class PrehashHeaders:
     max_age_ms: int | None = None
     expiry_header: tuple[str, frozenset[str]] | None = None  # (name, paths it is sent on)
     demo_header: tuple[str, str] | None = None  # sent when the environment is not LIVE
+    mac: Callable[[Secret, bytes], str] | None = None  # instead of keys.sign (see module doc)
+    static_headers: tuple[tuple[str, str], ...] = ()  # after the auth headers (KC-API-KEY-VERSION)
 
     def sign(
         self, call: Call, base: str, credential: VenueCredential, ctx: SigningContext
@@ -103,13 +118,21 @@ class PrehashHeaders:
         if any(part == "passphrase" for _, part in self.headers):
             parts["passphrase"] = passphrase_header(credential)
             keys.require_secret(credential.secret, "credential.secret")
+        if any(part == "signed_passphrase" for _, part in self.headers):
+            parts["signed_passphrase"] = signed_passphrase_header(credential)
         query = sc.percent_encode(call.params)
         body = hc.compact_json(call.json) if call.json is not None else b""
         parts["timestamp"] = self.timestamp(now)
         prehash = Prehash(parts["timestamp"], call.method, call.path, query, body,
                           credential.api_key, window)  # fmt: skip
-        parts["sign"] = keys.sign(credential, self.prehash(prehash), self.encoding)
+        message = self.prehash(prehash)
+        if self.mac is not None:
+            secret = keys.require_secret(credential.secret, "credential.secret")
+            parts["sign"] = self.mac(secret, message)
+        else:
+            parts["sign"] = keys.sign(credential, message, self.encoding)
         headers = [(name, parts[part]) for name, part in self.headers]
+        headers.extend(self.static_headers)
         if call.json is not None:
             headers.append(("Content-Type", "application/json"))
         if self.demo_header is not None and credential.environment is not Environment.LIVE:
