@@ -143,8 +143,13 @@ def test_permission_parsing_and_request() -> None:
     bad = ADAPTER.parse_permissions(*_auth("trade:read_write wallet:read_write"))
     assert Scope.WITHDRAW in bad.scopes
     assert Scope.TRANSFER in ADAPTER.parse_permissions(*_auth("account:read_write")).scopes
+    assert ADAPTER.parse_permissions(*_auth("connection wallet:none trade:none")).scopes == set()
     for answer in ((400, b'{"error":{"code":13004,"message":"invalid_credentials"}}'),
-                   (200, b'{"result":{"scope":5}}'), (200, b"nope")):  # fmt: skip
+                   (200, b'{"result":{"scope":5}}'), (200, b"nope"),
+                   # docs.deribit.com/articles/authentication: an answer to public/auth without a
+                   # requested scope, "connection mainaccount", names no access scope: no evidence
+                   _auth("connection mainaccount"), _auth("mainaccount session:x expires:900"),
+                   _auth("")):  # fmt: skip
         with pytest.raises(VenueUnavailable):
             ADAPTER.parse_permissions(*answer)
     request = ADAPTER.permission_request(CRED, CTX)

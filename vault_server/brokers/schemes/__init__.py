@@ -14,6 +14,8 @@ scheme                 what is signed                                           
                        signature and timestamp in headers, hex or base64           Gate, KuCoin
 ``HmacNonce``          path + SHA-256(nonce + form body), base64-keyed HMAC-SHA512  Kraken Spot
 ``Authent``            SHA-256(postData + nonce + path), base64-keyed HMAC-SHA512   Kraken Futures
+``DeriHmac``           ts + nonce + METHOD + URI + body (newline-separated), hex    Deribit
+                       HMAC-SHA256 in ``Authorization: deri-hmac-sha256``
 ``eip712_agent``       keccak(msgpack(action) + nonce + vault + expiry) as an       Hyperliquid
                        EIP-712 phantom agent, secp256k1 (functions; no adapter)    (planned)
 ``CdpJwt``             a per-request ES256/EdDSA JWT binding method and path       Coinbase

@@ -9,8 +9,11 @@ Deribit "Authentication" (HTTP)::
 
 URI is the path with its ``?query``. Every call here is a GET with its parameters in the query
 and an empty body (as ccxt sends them). The nonce is random per request
-(``SigningContext.random_hex``), the timestamp epoch milliseconds; Deribit refuses a timestamp
-older than 60 s, so ``expire_at_ms = now + min(recv_window, 60000)``.
+(``SigningContext.random_hex``), the timestamp epoch milliseconds; the timestamp "is valid for
+60 seconds since generation, after that time any request with an old timestamp will be rejected"
+and the nonce is "single usage" (docs.deribit.com/articles/authentication, parameter tables of
+"Client Signature" and "Deribit Signature Credentials (HTTP REST)"), so
+``expire_at_ms = now + min(recv_window, 60000)``.
 
 ``public/auth`` with ``grant_type=client_signature`` signs ``Timestamp + "\\n" + Nonce + "\\n" +
 Data`` (the same :func:`string_to_sign`): the vault uses it only as the permission query (its

@@ -1,7 +1,8 @@
 """Deribit v2 (``www.deribit.com``, testnet ``test.deribit.com``): ``deri-hmac-sha256``.
 
 Signature: ``schemes/deri_hmac.py`` (hex HMAC-SHA256 over ``ts\\nnonce\\nGET\\nURI\\n\\n``, a random
-nonce per request, 60 s timestamp validity). Every call is a GET with query parameters.
+nonce per request, 60 s timestamp validity per docs.deribit.com/articles/authentication,
+"Deribit Signature Credentials (HTTP REST)"). Every call is a GET with query parameters.
 
 Units: ``quantity`` is sent as ``contracts`` (Deribit's contract units, the same for every
 instrument), never as ``amount`` (USD for inverse futures and perpetuals, base coin for options
@@ -169,6 +170,13 @@ def parse_permissions(
     scope = result.get("scope")
     if not isinstance(scope, str):
         raise pm.venue_error("permission answer lacks scope", status)
+    # docs.deribit.com/articles/access-scope: a key's max_scope bounds what a token may be
+    # granted; nothing there says a token requested without ``scope`` reports all of it, and
+    # docs.deribit.com/articles/authentication shows such an answer as "connection mainaccount"
+    # (no access scope at all). Only an answer naming access scopes (``family:level``, ``:none``
+    # included) is evidence; anything else fails closed instead of attesting a clean key.
+    if not any(":" in t and not t.startswith(_IGNORED_PREFIXES) for t in scope.split()):
+        raise pm.venue_error("permission answer names no access scope", status)
     tokens = [t for t in scope.split() if t not in _IGNORED
               and not t.startswith(_IGNORED_PREFIXES) and not t.endswith(":none")]  # fmt: skip
     scopes, unknown = pm.scopes_for_tokens(tokens, vocabulary)
