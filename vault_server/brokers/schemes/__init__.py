@@ -15,7 +15,7 @@ scheme                 what is signed                                           
 ``HmacNonce``          path + SHA-256(nonce + form body), base64-keyed HMAC-SHA512  Kraken Spot
 ``Authent``            SHA-256(postData + nonce + path), base64-keyed HMAC-SHA512   Kraken Futures
 ``eip712_agent``       keccak(msgpack(action) + nonce + vault + expiry) as an       Hyperliquid
-                       EIP-712 phantom agent, secp256k1 (functions; no adapter)    (planned)
+                       EIP-712 phantom agent, secp256k1 (``L1Action`` scheme)
 ``CdpJwt``             a per-request ES256/EdDSA JWT binding method and path       Coinbase
 ``StaticHeaders``      nothing: the secret itself is a header (proxy mode only)    OANDA, Alpaca
 =====================  ==========================================================  ===========
