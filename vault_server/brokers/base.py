@@ -86,7 +86,7 @@ class KeyAlgorithm(enum.Enum):
     BEARER = "bearer"  # OANDA personal access token
     STATIC_HEADERS = "static_headers"  # Alpaca key id + secret headers
     SESSION_LOGIN = "session_login"  # IG (username/password + API key)
-    SECP256K1 = "secp256k1"  # Hyperliquid EIP-712 agent keys (no venue accepts it yet)
+    SECP256K1 = "secp256k1"  # Hyperliquid EIP-712 agent keys
 
 
 class Scope(enum.Enum):

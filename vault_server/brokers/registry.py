@@ -23,11 +23,12 @@ _MODULES = {
     Venue.KRAKEN_FUTURES: "vault_server.brokers.venues.kraken_futures",
     Venue.GATE: "vault_server.brokers.venues.gate",
     Venue.KUCOIN: "vault_server.brokers.venues.kucoin",
+    Venue.HYPERLIQUID: "vault_server.brokers.venues.hyperliquid",
 }
 
 
 # In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
-PLANNED = frozenset({Venue.HYPERLIQUID})
+PLANNED: frozenset[Venue] = frozenset()
 
 
 def supported_venues() -> tuple[Venue, ...]:

@@ -135,7 +135,13 @@ class Attestor:
         )
         try:
             response = self._egress.send(request, origins, ctx.remaining())
-            report = adapter.parse_permissions(response.status, response.body)
+            # Hyperliquid reads the answer against the credential (the agent's master).
+            parse_for = getattr(adapter, "parse_permissions_for", None)
+            report = (
+                parse_for(material, response.status, response.body)
+                if parse_for is not None
+                else adapter.parse_permissions(response.status, response.body)
+            )
         except VenueUnavailable as exc:
             return {**base, "result": FAILED, "venue_fields": dict(exc.metadata)}
         except VaultError as exc:

@@ -98,10 +98,11 @@ class CredentialLifecycle:
                 raise VersionNotPending("no version of this credential is waiting for an API key")
             binding = EnvelopeBinding(ws.id, cred.id, target.version)
             blob = target.envelope
+            agent_key = cred.key_algorithm == KeyAlgorithm.SECP256K1.value
             number, revision = target.version, cred.revision
         # Re-seal outside any transaction: the private key gains its API key id.
         plaintext = self._keys.open(blob, binding)
-        sealed = self._keys.seal(with_api_key(plaintext, api_key), binding)
+        sealed = self._keys.seal(with_api_key(plaintext, api_key, agent_key=agent_key), binding)
         now = self._clock.now()
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
             ws, cred = load_credential(session, ctx, ref, lock=True)

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from vault_server.brokers.base import Environment, KeyAlgorithm, Venue, VenueCredential
+from vault_server.brokers.schemes import eip712_agent
 from vault_server.core.errors import InvalidArgument
 from vault_server.core.secret import Secret
 
@@ -83,6 +84,30 @@ def _check_private_key(algorithm: KeyAlgorithm, pem: Secret, venue: Venue) -> No
         raise InvalidArgument("material.private_key", "EC keys must be P-256")
 
 
+def _check_agent_key(m: MaterialInput, *, api_key_required: bool) -> None:
+    """Hyperliquid: an agent key (hex), its address as ``api_key``, the master as account_id.
+
+    A master account's key cannot be told from an agent's by the key alone; it is refused when
+    its address is the declared master, and attestation (``userRole``) checks the rest.
+    """
+    _require("material.private_key", bool(m.private_key))
+    agent = eip712_agent.address_of(m.private_key).lower()  # refuses anything but 32-byte hex
+    _require("material.account_id", bool(m.account_id))
+    master = m.account_id.lower()
+    if (
+        len(master) != 42
+        or not master.startswith("0x")
+        or not all(c in "0123456789abcdef" for c in master[2:])
+    ):
+        raise InvalidArgument("material.account_id", "must be the master account's 0x address")
+    if agent == master:
+        raise InvalidArgument(
+            "material.private_key", "is the master account's own key: use an agent (API wallet) key"
+        )
+    if (api_key_required or m.api_key) and m.api_key.lower() != agent:
+        raise InvalidArgument("material.api_key", "must be the agent key's address")
+
+
 def validate_material(
     venue: Venue, algorithm: KeyAlgorithm, m: MaterialInput, *, api_key_required: bool = True
 ) -> None:
@@ -107,6 +132,8 @@ def validate_material(
             raise InvalidArgument("material.secret", "must be base64 for this venue") from None
     elif algorithm is KeyAlgorithm.BEARER:
         _require("material.secret", bool(m.secret))
+    elif algorithm is KeyAlgorithm.SECP256K1:
+        _check_agent_key(m, api_key_required=api_key_required)
     else:
         _require("material.private_key", bool(m.private_key))
         _check_private_key(algorithm, m.private_key, venue)
@@ -148,8 +175,17 @@ def open_material(
     )
 
 
-def with_api_key(plaintext: Secret, api_key: str) -> Secret:
+def with_api_key(plaintext: Secret, api_key: str, *, agent_key: bool = False) -> Secret:
+    """The material with its venue key id; for an agent key (Hyperliquid) ``api_key`` is the
+    master address that approved it, and the key id is the agent's own address."""
     doc = json.loads(plaintext.reveal())
+    if agent_key:
+        agent = eip712_agent.address_of(Secret(doc["private_key"].encode()))
+        check = MaterialInput(agent, Secret(b""), Secret(b""), Secret(doc["private_key"].encode()),
+                              api_key)  # fmt: skip
+        _check_agent_key(check, api_key_required=True)
+        doc["api_key"], doc["account_id"] = agent.lower(), api_key.lower()
+        return Secret(json.dumps(doc, separators=(",", ":")).encode())
     doc["api_key"] = api_key
     return Secret(json.dumps(doc, separators=(",", ":")).encode())
 

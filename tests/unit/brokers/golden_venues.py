@@ -47,6 +47,7 @@ from vault_server.brokers.base import (
     normalize_scopes,
 )
 from vault_server.brokers.registry import adapter_for
+from vault_server.brokers.schemes import eip712_agent
 from vault_server.core.errors import VaultError
 from vault_server.core.secret import Secret
 
@@ -149,6 +150,10 @@ def credential(venue: Venue, algorithm: KeyAlgorithm, env: Environment, form: st
         secret, pem = None, _pem(RSA_KEY)
     elif algorithm is KeyAlgorithm.ECDSA_P256:
         secret, pem = None, _pem(EC_KEY)
+    elif algorithm is KeyAlgorithm.SECP256K1:  # Hyperliquid agent key (hex), master account
+        secret, pem = None, _digest("secp256k1:venue").hex().encode()
+        api_key = eip712_agent.address_of(Secret(pem)).lower()
+        account = "0x" + _digest("hyperliquid-master").hex()[:40]
     if venue in (Venue.OKX, Venue.BITGET, Venue.KUCOIN):
         passphrase = b"golden-test-passphrase"
     if venue is Venue.OANDA:
@@ -187,7 +192,7 @@ SYMBOL = {
     Venue.OANDA: "EUR_USD", Venue.ALPACA: "AAPL", Venue.IG: "CS.D.EURUSD.CFD.IP",
     Venue.BITGET: "BTCUSDT", Venue.DERIBIT: "BTC-PERPETUAL",
     Venue.KRAKEN_FUTURES: "PF_XBTUSD",
-    Venue.GATE: "BTC_USDT", Venue.KUCOIN: "BTC-USDT",
+    Venue.GATE: "BTC_USDT", Venue.KUCOIN: "BTC-USDT", Venue.HYPERLIQUID: "4",
 }  # fmt: skip
 VENUE_ID = {
     Venue.KRAKEN_SPOT: "OQCLML-BW3P3-BUCMWZ",
@@ -414,6 +419,25 @@ SPECIFIC: dict[Venue, list[tuple[str, dict[str, Any]]]] = {
                        "price": D("2"), "extras": {"post_only": "true", "reduceOnly": "false"}}),
         ("stop-mark", {"operation": P, "side": S, "order_type": SL, "quantity": D("1"),
                        "stop_price": D("3"), "extras": {"triggerSignal": "mark"}}),
+    ],
+    Venue.HYPERLIQUID: [
+        ("limit-asset", {"operation": P, "symbol": "4", "side": B, "order_type": L,
+                         "quantity": D("0.0147"), "price": D("1670.1"), "extras": {"asset": "4"},
+                         "client_order_id": "0x00000000000000000000000000000001"}),
+        ("post-only-vault", {"operation": P, "symbol": "4", "side": S, "order_type": L,
+                             "quantity": D("1"), "price": D("2"),
+                             "extras": {"asset": "4", "post_only": "true",
+                                        "vaultAddress": "0x" + "1f" * 20}}),
+        ("stop-market-asset", {"operation": P, "symbol": "4", "side": S, "order_type": SL,
+                               "quantity": D("1"), "price": D("2"), "stop_price": D("3"),
+                               "extras": {"asset": "4", "reduceOnly": "true"}}),
+        ("cancel-oid", {"operation": C, "venue_order_id": "77", "extras": {"asset": "4"}}),
+        ("cancel-cloid", {"operation": C, "client_order_id": "0x" + "0a" * 16,
+                          "extras": {"asset": "4"}}),
+        ("amend-oid", {"operation": A, "symbol": "4", "venue_order_id": "77", "side": B,
+                       "order_type": L, "quantity": D("2"), "price": D("3"),
+                       "extras": {"asset": "4"}}),
+        ("query-cloid", {"operation": Q, "client_order_id": "0x" + "0a" * 16}),
     ],
     Venue.GATE: [
         ("market-buy-quote", {"operation": P, "side": B, "order_type": M,
@@ -755,6 +779,13 @@ PERMISSION_BODIES: dict[Venue, list[tuple[int, bytes]]] = {
         (200, b'{"code":"00000","data":{"authorities":"stor"}}'),
     ],
     Venue.KRAKEN_FUTURES: [],
+    Venue.HYPERLIQUID: [
+        (200, b'{"role":"user"}'),
+        (200, b'{"role":"missing"}'),
+        (200, b'{"role":"agent","data":{"user":"0xabababababababababababababababababababab"}}'),
+        (200, b'{"role":"nobody"}'),
+        (500, b'{"status":"err"}'),
+    ],
 }
 
 

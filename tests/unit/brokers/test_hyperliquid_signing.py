@@ -4,7 +4,7 @@ Vectors: hyperliquid-dex/hyperliquid-python-sdk ``tests/signing_test.py`` (@04f2
 v0.23.0), with its published test key ``0x0123…0123``. The SDK builds the actions with its
 helpers (``order_request_to_order_wire``, ``float_to_wire``, ``float_to_int_for_hashing``);
 here they are written out as the wire dicts those helpers produce, in the same key order. The
-venue itself stays PLANNED (refused at onboarding) until its adapter is complete.
+adapter's own tests are in ``test_hyperliquid_adapter.py``.
 """
 
 from __future__ import annotations
@@ -157,5 +157,5 @@ def test_bad_keys_and_inputs_are_refused_without_echoing_them() -> None:
         hl.action_hash(DUMMY, None, 2**64, None)
 
 
-def test_still_planned_until_the_adapter_is_complete() -> None:
-    assert Venue.HYPERLIQUID in PLANNED
+def test_implemented_now() -> None:
+    assert Venue.HYPERLIQUID not in PLANNED

@@ -17,7 +17,7 @@ scheme                 what is signed                                           
 ``DeriHmac``           ts + nonce + METHOD + URI + body (newline-separated), hex    Deribit
                        HMAC-SHA256 in ``Authorization: deri-hmac-sha256``
 ``eip712_agent``       keccak(msgpack(action) + nonce + vault + expiry) as an       Hyperliquid
-                       EIP-712 phantom agent, secp256k1 (functions; no adapter)    (planned)
+                       EIP-712 phantom agent, secp256k1 (``L1Action`` scheme)
 ``CdpJwt``             a per-request ES256/EdDSA JWT binding method and path       Coinbase
 ``StaticHeaders``      nothing: the secret itself is a header (proxy mode only)    OANDA, Alpaca
 =====================  ==========================================================  ===========
