@@ -66,11 +66,9 @@ from vault_server.brokers.base import (
     VenueCredential,
 )
 from vault_server.brokers.endpoints import Endpoints
-from vault_server.brokers.schemes import keys
 from vault_server.brokers.schemes import prehash_headers as ph
 from vault_server.brokers.spec import Call, Permissions, SpecAdapter, VenueSpec, vocabulary
 from vault_server.core.errors import InvalidArgument, OperationNotSupported
-from vault_server.core.secret import Secret
 
 URL = "https://api.bitget.com"  # demo trading: the same host plus ``paptrading: 1``
 PERMISSION_PATH = "/api/v2/spot/account/info"
@@ -126,13 +124,7 @@ SCOPE_VOCABULARY = vocabulary(
 )  # fmt: skip
 
 
-def bitget_signature(
-    secret: Secret, timestamp: str, method: str, request_path: str, body: bytes
-) -> str:
-    """``base64(HMAC_SHA256(secret, timestamp + METHOD + requestPath[?query] + body))``."""
-    path, _, query = request_path.partition("?")
-    parts = ph.Prehash(timestamp, method, path, query, body, "", 0)
-    return keys.hmac_sha256_base64(secret, ph.PATH_PREHASH(parts))
+bitget_signature = ph.path_prehash_base64
 
 
 def orders(order: OrderSpec, credential: VenueCredential) -> Call:
