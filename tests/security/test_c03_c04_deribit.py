@@ -23,7 +23,7 @@ from tests.security.test_c04_canary_signing_venues import Recorder
 from tests.support import signing_flow as sf
 from tests.support.canary import find, new_canary
 from tests.support.errors import expect_error
-from tests.support.vault import iter_audit, start_vault
+from tests.support.vault import iter_audit
 from tests.venue_stubs.deribit_stub import DeribitStub
 from vault_server.brokers.base import (
     FORBIDDEN_SCOPES,
@@ -104,83 +104,74 @@ def test_deribit_canary_scopes_and_quarantine(
     api_key = sf.new_api_key("dr")
     rec = Recorder()
     home = tmp_path / "home"
-    with DeribitStub({api_key: canary}) as stub:
-        vault = start_vault(
-            home, signing={"venue_base_urls": {"deribit": stub.base_url}}, log_level="DEBUG"
-        )
-        try:
-            sf.create_workspace(vault)
-            creds, signer = sf.credentials(vault), sf.signing(vault)
-            onboarding, router, security = vault.md("onboarding"), vault.md("router"), vault.md(
-                "security")  # fmt: skip
-            # 1. Every fund-moving spelling is refused at onboarding, and nothing is stored.
-            for index, token in enumerate(FUND_MOVING):
-                request = _request(api_key, canary, f"bad-{index}", ["trade:read_write", token])
-                err = expect_error(creds.CreateCredential, request, metadata=onboarding, timeout=10)
-                assert (err.code, err.reason) == (
-                    grpc.StatusCode.INVALID_ARGUMENT, "WITHDRAWAL_SCOPE_REJECTED"), repr(token)  # fmt: skip
-                rec.errors.append(f"{err.message}|{err.reasons}|{err.metadata}".encode())
-            creates = [e for e in iter_audit(vault.app) if e.action == "credential.create"]
-            assert [e.outcome for e in creates] == ["denied"] * len(FUND_MOVING)
-            # 2. A trading key: sign, send, execute; replays, stale and refused orders.
-            request = _request(api_key, canary, "dr", ["account:read", "trade:read_write"])
-            name = rec.call(creds.CreateCredential, request, metadata=onboarding,
-                            timeout=15).credential.name  # fmt: skip
-            rc = rec.call(
-                signer.BeginRouting,
-                spb.BeginRoutingRequest(credential=name, strategy_id="s", reason="r"),
-                metadata=router, timeout=10,
-            ).routing_context.name  # fmt: skip
-            good = sf.place(SYMBOL, qty="10", price="30000")
-            signed = rec.call(signer.SignOrder, sf.sign_request(rc, good), metadata=router,
-                              timeout=10)  # fmt: skip
-            sent = sf.send(signed.signed_request)
-            assert sent.status_code == 200 and sent.json()["result"]["order"]["contracts"] == 10
-            replay = sf.send(signed.signed_request).json()["error"]
-            assert (replay["code"], replay["data"]["reason"]) == (13004, "reused nonce")
-            late = sf.signing(vault).SignOrder(sf.sign_request(rc, sf.place(
-                SYMBOL, qty="1", price="30000")), metadata=router, timeout=10)  # fmt: skip
-            rec.responses.append(late)
-            stub.clock = lambda: int(time.time() * 1000) + 61_000  # the request is now 61 s old
-            assert sf.send(late.signed_request).json()["error"]["data"]["reason"] == (
-                "stale timestamp"
-            )
-            stub.clock = lambda: int(time.time() * 1000)
-            done = rec.call(signer.ExecuteOrder, sf.execute_request(rc, sf.place(
-                SYMBOL, qty="10", price="30000")), metadata=router, timeout=10)  # fmt: skip
-            assert done.http_status == 200 and "result" in json.loads(done.body)
-            for order in (
-                sf.place("ETH-PERPETUAL", qty="1", price="1"),  # policy
-                sf.place(SYMBOL, qty="1", price="1", extras={"withdrawAddress": "x"}),
-                sf.place(SYMBOL, qty="1", price="1", extras={"amount": "1"}),  # units
-                sf.place(SYMBOL, good.client_order_id, qty="10", price="30000"),  # duplicate
-            ):
-                for method, build in ((signer.SignOrder, sf.sign_request),
-                                      (signer.ExecuteOrder, sf.execute_request)):  # fmt: skip
-                    assert rec.call(method, build(rc, order), metadata=router, timeout=10) is None
-            # 3. Attestation: clean, then an answer naming no access scope (fails closed), then
-            #    a key that can withdraw: quarantined, and signing stops.
-            attest = cpb.AttestCredentialPermissionsRequest(name=name, reason="review")
-            ok = rec.call(creds.AttestCredentialPermissions, attest, metadata=security, timeout=15)
-            assert ok.credential.state != credential_pb2.Credential.STATE_QUARANTINED
-            assert ok.attestation.result == Attestation.RESULT_CLEAN
-            stub.scopes[api_key] = "connection mainaccount"
-            unknown = rec.call(creds.AttestCredentialPermissions, attest, metadata=security,
-                               timeout=15)  # fmt: skip
-            assert unknown.attestation.result == Attestation.RESULT_FAILED
-            stub.scopes[api_key] = "connection mainaccount trade:read_write wallet:read_write"
-            bad = rec.call(creds.AttestCredentialPermissions, attest, metadata=security,
+    with DeribitStub({api_key: canary}) as stub, sf.vault_beside(stub, home, "deribit") as vault:
+        creds, signer = sf.credentials(vault), sf.signing(vault)
+        onboarding, router, security = vault.md("onboarding"), vault.md("router"), vault.md(
+            "security")  # fmt: skip
+        # 1. Every fund-moving spelling is refused at onboarding, and nothing is stored.
+        for index, token in enumerate(FUND_MOVING):
+            request = _request(api_key, canary, f"bad-{index}", ["trade:read_write", token])
+            err = expect_error(creds.CreateCredential, request, metadata=onboarding, timeout=10)
+            assert (err.code, err.reason) == (
+                grpc.StatusCode.INVALID_ARGUMENT, "WITHDRAWAL_SCOPE_REJECTED"), repr(token)  # fmt: skip
+            rec.errors.append(f"{err.message}|{err.reasons}|{err.metadata}".encode())
+        creates = [e for e in iter_audit(vault.app) if e.action == "credential.create"]
+        assert [e.outcome for e in creates] == ["denied"] * len(FUND_MOVING)
+        # 2. A trading key: sign, send, execute; replays, stale and refused orders.
+        request = _request(api_key, canary, "dr", ["account:read", "trade:read_write"])
+        name = rec.call(creds.CreateCredential, request, metadata=onboarding,
+                        timeout=15).credential.name  # fmt: skip
+        rc = rec.call(
+            signer.BeginRouting,
+            spb.BeginRoutingRequest(credential=name, strategy_id="s", reason="r"),
+            metadata=router, timeout=10,
+        ).routing_context.name  # fmt: skip
+        good = sf.place(SYMBOL, qty="10", price="30000")
+        signed = rec.call(signer.SignOrder, sf.sign_request(rc, good), metadata=router,
+                          timeout=10)  # fmt: skip
+        sent = sf.send(signed.signed_request)
+        assert sent.status_code == 200 and sent.json()["result"]["order"]["contracts"] == 10
+        replay = sf.send(signed.signed_request).json()["error"]
+        assert (replay["code"], replay["data"]["reason"]) == (13004, "reused nonce")
+        late = sf.signing(vault).SignOrder(sf.sign_request(rc, sf.place(
+            SYMBOL, qty="1", price="30000")), metadata=router, timeout=10)  # fmt: skip
+        rec.responses.append(late)
+        stub.clock = lambda: int(time.time() * 1000) + 61_000  # the request is now 61 s old
+        assert sf.send(late.signed_request).json()["error"]["data"]["reason"] == ("stale timestamp")
+        stub.clock = lambda: int(time.time() * 1000)
+        done = rec.call(signer.ExecuteOrder, sf.execute_request(rc, sf.place(
+            SYMBOL, qty="10", price="30000")), metadata=router, timeout=10)  # fmt: skip
+        assert done.http_status == 200 and "result" in json.loads(done.body)
+        for order in (
+            sf.place("ETH-PERPETUAL", qty="1", price="1"),  # policy
+            sf.place(SYMBOL, qty="1", price="1", extras={"withdrawAddress": "x"}),
+            sf.place(SYMBOL, qty="1", price="1", extras={"amount": "1"}),  # units
+            sf.place(SYMBOL, good.client_order_id, qty="10", price="30000"),  # duplicate
+        ):
+            for method, build in ((signer.SignOrder, sf.sign_request),
+                                  (signer.ExecuteOrder, sf.execute_request)):  # fmt: skip
+                assert rec.call(method, build(rc, order), metadata=router, timeout=10) is None
+        # 3. Attestation: clean, then an answer naming no access scope (fails closed), then
+        #    a key that can withdraw: quarantined, and signing stops.
+        attest = cpb.AttestCredentialPermissionsRequest(name=name, reason="review")
+        ok = rec.call(creds.AttestCredentialPermissions, attest, metadata=security, timeout=15)
+        assert ok.credential.state != credential_pb2.Credential.STATE_QUARANTINED
+        assert ok.attestation.result == Attestation.RESULT_CLEAN
+        stub.scopes[api_key] = "connection mainaccount"
+        unknown = rec.call(creds.AttestCredentialPermissions, attest, metadata=security,
                            timeout=15)  # fmt: skip
-            assert bad.credential.state == credential_pb2.Credential.STATE_QUARANTINED
-            assert bad.attestation.result == Attestation.RESULT_EXCESSIVE
-            refused = expect_error(signer.SignOrder, sf.sign_request(rc, sf.place(
-                SYMBOL, qty="10", price="30000")), metadata=router, timeout=10)  # fmt: skip
-            assert refused.code == grpc.StatusCode.FAILED_PRECONDITION
-            rec.errors.append(f"{refused.message}|{refused.reasons}|{refused.metadata}".encode())
-            audit = "\n".join(r.raw for r in sf.audit_rows(vault)).encode()
-            pages = repr(sf.pages(vault)).encode()
-        finally:
-            vault.stop()
+        assert unknown.attestation.result == Attestation.RESULT_FAILED
+        stub.scopes[api_key] = "connection mainaccount trade:read_write wallet:read_write"
+        bad = rec.call(creds.AttestCredentialPermissions, attest, metadata=security,
+                       timeout=15)  # fmt: skip
+        assert bad.credential.state == credential_pb2.Credential.STATE_QUARANTINED
+        assert bad.attestation.result == Attestation.RESULT_EXCESSIVE
+        refused = expect_error(signer.SignOrder, sf.sign_request(rc, sf.place(
+            SYMBOL, qty="10", price="30000")), metadata=router, timeout=10)  # fmt: skip
+        assert refused.code == grpc.StatusCode.FAILED_PRECONDITION
+        rec.errors.append(f"{refused.message}|{refused.reasons}|{refused.metadata}".encode())
+        audit = "\n".join(r.raw for r in sf.audit_rows(vault)).encode()
+        pages = repr(sf.pages(vault)).encode()
     assert stub.refused == []  # no fund-moving method ever reached the venue
     assert all("client_secret" not in r.query for r in stub.requests)
     out, err_text = capfd.readouterr()

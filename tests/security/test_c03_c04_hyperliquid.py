@@ -57,16 +57,11 @@ def _key(hex_key: str, scopes: tuple[str, ...] = ("trade",), master: str = MASTE
 
 @pytest.fixture
 def wired(tmp_path: Path) -> Iterator[tuple[RunningVault, HyperliquidStub]]:
-    with HyperliquidStub({}) as stub:
-        vault = sf.start_vault(
-            tmp_path / "home", signing={"venue_base_urls": {"hyperliquid": stub.base_url}},
-            log_level="DEBUG",
-        )  # fmt: skip
-        try:
-            sf.create_workspace(vault)
-            yield vault, stub
-        finally:
-            vault.stop()
+    with (
+        HyperliquidStub({}) as stub,
+        sf.vault_beside(stub, tmp_path / "home", "hyperliquid") as vault,
+    ):
+        yield vault, stub
 
 
 def _order(cloid: str) -> trading_pb2.Order:

@@ -53,16 +53,11 @@ def _key(secret: str, scopes: tuple[str, ...] = ("General API Full Access",)) ->
 
 @pytest.fixture
 def wired(tmp_path: Path) -> Iterator[tuple[RunningVault, KrakenFuturesStub]]:
-    with KrakenFuturesStub({}) as stub:
-        vault = sf.start_vault(
-            tmp_path / "home", signing={"venue_base_urls": {"kraken_futures": stub.base_url}},
-            log_level="DEBUG",
-        )  # fmt: skip
-        try:
-            sf.create_workspace(vault)
-            yield vault, stub
-        finally:
-            vault.stop()
+    with (
+        KrakenFuturesStub({}) as stub,
+        sf.vault_beside(stub, tmp_path / "home", "kraken_futures") as vault,
+    ):
+        yield vault, stub
 
 
 @pytest.mark.timeout(60)

@@ -19,7 +19,6 @@ from tests.security.test_c04_canary_signing_venues import Recorder
 from tests.support import signing_flow as sf
 from tests.support.canary import find, new_canary
 from tests.support.errors import expect_error
-from tests.support.vault import start_vault
 from tests.venue_stubs.bitget_stub import BitgetKey, BitgetStub
 from vault_server.brokers.base import (
     FORBIDDEN_SCOPES,
@@ -82,63 +81,59 @@ def test_bitget_canary_scopes_and_quarantine(
     api_key = sf.new_api_key("bg_")
     rec = Recorder()
     home = tmp_path / "home"
-    with BitgetStub({api_key: BitgetKey(canary, phrase)}) as stub:
-        vault = start_vault(
-            home, signing={"venue_base_urls": {"bitget": stub.base_url}}, log_level="DEBUG"
-        )
-        try:
-            sf.create_workspace(vault)
-            creds, signer = sf.credentials(vault), sf.signing(vault)
-            onboarding, router = vault.md("onboarding"), vault.md("router")
-            # 1. Every fund-moving spelling is refused at onboarding, and nothing is stored.
-            for index, token in enumerate(FUND_MOVING):
-                request = _request(api_key, canary, phrase, f"bad-{index}", ["stor", token])
-                err = expect_error(creds.CreateCredential, request, metadata=onboarding, timeout=10)
-                assert err.reason == "WITHDRAWAL_SCOPE_REJECTED", token
-                rec.errors.append(f"{err.message}|{err.reasons}|{err.metadata}".encode())
-            # 2. A trading key: sign, execute, refused orders, attest.
-            request = _request(api_key, canary, phrase, "bg", ["stor", "stow"])
-            cred = rec.call(creds.CreateCredential, request, metadata=onboarding, timeout=15)
-            name = cred.credential.name
-            assert any("ACCESS-PASSPHRASE" in w for w in cred.credential.warnings)
-            rc = rec.call(
-                signer.BeginRouting,
-                sf.spb.BeginRoutingRequest(credential=name, strategy_id="s", reason="r"),
-                metadata=router, timeout=10,
-            ).routing_context.name  # fmt: skip
-            good = sf.place("BTCUSDT", qty="0.01", price="30000")
-            signed = rec.call(signer.SignOrder, sf.sign_request(rc, good), metadata=router,
-                              timeout=10)  # fmt: skip
-            sent = sf.send(signed.signed_request)
-            assert (sent.status_code, sent.json()["code"]) == (200, "00000")
-            done = rec.call(signer.ExecuteOrder, sf.execute_request(rc, sf.place(
-                "BTCUSDT", qty="0.01", price="30000")), metadata=router, timeout=10)  # fmt: skip
-            assert done.http_status == 200 and json.loads(done.body)["code"] == "00000"
-            for order in (
-                sf.place("BTCUSDT", kind="market", qty="1"),  # base-sized market buy
-                sf.place("ETHUSDT", qty="1", price="1"),  # policy
-                sf.place("BTCUSDT", qty="1", price="1", extras={"withdrawAddress": "x"}),
-                sf.place("BTCUSDT", good.client_order_id, qty="0.01", price="30000"),  # duplicate
-            ):
-                for method, build in ((signer.SignOrder, sf.sign_request),
-                                      (signer.ExecuteOrder, sf.execute_request)):  # fmt: skip
-                    assert rec.call(method, build(rc, order), metadata=router, timeout=10) is None
-            attest = sf.cpb.AttestCredentialPermissionsRequest(name=name, reason="review")
-            ok = rec.call(creds.AttestCredentialPermissions, attest, metadata=vault.md("security"),
-                          timeout=15)  # fmt: skip
-            assert ok.credential.state != credential_pb2.Credential.STATE_QUARANTINED
-            # 3. The venue now says the key can withdraw: quarantined, and signing stops.
-            stub.authorities[api_key] = ["stor", "stow", "wwow"]
-            bad = rec.call(creds.AttestCredentialPermissions, attest, metadata=vault.md("security"),
-                           timeout=15)  # fmt: skip
-            assert bad.credential.state == credential_pb2.Credential.STATE_QUARANTINED
-            refused = expect_error(signer.SignOrder, sf.sign_request(rc, sf.place(
-                "BTCUSDT", qty="0.01", price="30000")), metadata=router, timeout=10)  # fmt: skip
-            assert refused.code == grpc.StatusCode.FAILED_PRECONDITION
-            audit = "\n".join(r.raw for r in sf.audit_rows(vault)).encode()
-            pages = repr(sf.pages(vault)).encode()
-        finally:
-            vault.stop()
+    with (
+        BitgetStub({api_key: BitgetKey(canary, phrase)}) as stub,
+        sf.vault_beside(stub, home, "bitget") as vault,
+    ):
+        creds, signer = sf.credentials(vault), sf.signing(vault)
+        onboarding, router = vault.md("onboarding"), vault.md("router")
+        # 1. Every fund-moving spelling is refused at onboarding, and nothing is stored.
+        for index, token in enumerate(FUND_MOVING):
+            request = _request(api_key, canary, phrase, f"bad-{index}", ["stor", token])
+            err = expect_error(creds.CreateCredential, request, metadata=onboarding, timeout=10)
+            assert err.reason == "WITHDRAWAL_SCOPE_REJECTED", token
+            rec.errors.append(f"{err.message}|{err.reasons}|{err.metadata}".encode())
+        # 2. A trading key: sign, execute, refused orders, attest.
+        request = _request(api_key, canary, phrase, "bg", ["stor", "stow"])
+        cred = rec.call(creds.CreateCredential, request, metadata=onboarding, timeout=15)
+        name = cred.credential.name
+        assert any("ACCESS-PASSPHRASE" in w for w in cred.credential.warnings)
+        rc = rec.call(
+            signer.BeginRouting,
+            sf.spb.BeginRoutingRequest(credential=name, strategy_id="s", reason="r"),
+            metadata=router, timeout=10,
+        ).routing_context.name  # fmt: skip
+        good = sf.place("BTCUSDT", qty="0.01", price="30000")
+        signed = rec.call(signer.SignOrder, sf.sign_request(rc, good), metadata=router,
+                          timeout=10)  # fmt: skip
+        sent = sf.send(signed.signed_request)
+        assert (sent.status_code, sent.json()["code"]) == (200, "00000")
+        done = rec.call(signer.ExecuteOrder, sf.execute_request(rc, sf.place(
+            "BTCUSDT", qty="0.01", price="30000")), metadata=router, timeout=10)  # fmt: skip
+        assert done.http_status == 200 and json.loads(done.body)["code"] == "00000"
+        for order in (
+            sf.place("BTCUSDT", kind="market", qty="1"),  # base-sized market buy
+            sf.place("ETHUSDT", qty="1", price="1"),  # policy
+            sf.place("BTCUSDT", qty="1", price="1", extras={"withdrawAddress": "x"}),
+            sf.place("BTCUSDT", good.client_order_id, qty="0.01", price="30000"),  # duplicate
+        ):
+            for method, build in ((signer.SignOrder, sf.sign_request),
+                                  (signer.ExecuteOrder, sf.execute_request)):  # fmt: skip
+                assert rec.call(method, build(rc, order), metadata=router, timeout=10) is None
+        attest = sf.cpb.AttestCredentialPermissionsRequest(name=name, reason="review")
+        ok = rec.call(creds.AttestCredentialPermissions, attest, metadata=vault.md("security"),
+                      timeout=15)  # fmt: skip
+        assert ok.credential.state != credential_pb2.Credential.STATE_QUARANTINED
+        # 3. The venue now says the key can withdraw: quarantined, and signing stops.
+        stub.authorities[api_key] = ["stor", "stow", "wwow"]
+        bad = rec.call(creds.AttestCredentialPermissions, attest, metadata=vault.md("security"),
+                       timeout=15)  # fmt: skip
+        assert bad.credential.state == credential_pb2.Credential.STATE_QUARANTINED
+        refused = expect_error(signer.SignOrder, sf.sign_request(rc, sf.place(
+            "BTCUSDT", qty="0.01", price="30000")), metadata=router, timeout=10)  # fmt: skip
+        assert refused.code == grpc.StatusCode.FAILED_PRECONDITION
+        audit = "\n".join(r.raw for r in sf.audit_rows(vault)).encode()
+        pages = repr(sf.pages(vault)).encode()
     out, err_text = capfd.readouterr()
     files = b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file() and p.suffix != ".sock")
     surfaces = {"responses": rec.response_bytes(), "errors": b"\n".join(rec.errors),

@@ -651,3 +651,17 @@ def refusal(
         getattr(signing(vault, target), method), request, metadata=vault.md(who), timeout=10
     )
     return err, audit_rows(vault, after=mark)
+
+
+@contextlib.contextmanager
+def vault_beside(stub: Any, home: Path, venue: str) -> Iterator[RunningVault]:
+    """A dev vault logging at DEBUG (so a leak into the log would show), whose base URL for
+    ``venue`` is the loopback ``stub``, with the signing tests' workspace created."""
+    vault = start_vault(
+        home, signing={"venue_base_urls": {venue: stub.base_url}}, log_level="DEBUG"
+    )
+    try:
+        create_workspace(vault)
+        yield vault
+    finally:
+        vault.stop()
