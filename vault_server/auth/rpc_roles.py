@@ -53,6 +53,13 @@ RULES: dict[str, RpcRule] = {
     f"{_P}CredentialService/RevokeCredential": _admin(_SEC, True),
     f"{_P}CredentialService/AttestCredentialPermissions": _admin(_SEC, True),
     f"{_P}CredentialService/UpdateCredentialPolicy": _admin(_ONBOARD, True),
+    f"{_P}CredentialService/ResetCredentialSession": _admin(_SEC, True),
+    f"{_P}CredentialService/SetPlatformApplication": RpcRule(
+        Plane.ADMIN, _SEC, True, all_workspaces=True
+    ),
+    f"{_P}CredentialService/ListPlatformApplications": RpcRule(
+        Plane.ADMIN, _READ_ADMIN, False, all_workspaces=True
+    ),
     f"{_P}SigningService/BeginRouting": RpcRule(Plane.DATA, _ROUTER, True),
     f"{_P}SigningService/RenewRouting": RpcRule(Plane.DATA, _ROUTER, True),
     f"{_P}SigningService/EndRouting": RpcRule(Plane.DATA, _ROUTER, True),

@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from vault_server.brokers import _confusables
 from vault_server.core.errors import EndpointNotAllowed, UnknownScope, WithdrawalScopeRejected
@@ -41,6 +41,12 @@ class Venue(enum.Enum):
     GATE = "gate"
     KRAKEN_FUTURES = "kraken_futures"
     HYPERLIQUID = "hyperliquid"
+    # Forex/CFD platforms with a session or OAuth lifecycle (issue 21): proxy mode only.
+    CTRADER = "ctrader"
+    TRADELOCKER = "tradelocker"
+    MATCH_TRADER = "match_trader"
+    DXTRADE = "dxtrade"
+    METAAPI = "metaapi"
 
 
 # Short forms people type -> the canonical venue name. The client distribution keeps an equal
@@ -52,6 +58,8 @@ VENUE_ALIASES: Mapping[str, str] = {
     "gateio": "gate",
     "gate_io": "gate",
     "krakenfutures": "kraken_futures",
+    "matchtrader": "match_trader",
+    "metatrader": "metaapi",
 }
 
 
@@ -85,8 +93,9 @@ class KeyAlgorithm(enum.Enum):
     ECDSA_P256 = "ecdsa_p256"  # Coinbase ES256 JWT
     BEARER = "bearer"  # OANDA personal access token
     STATIC_HEADERS = "static_headers"  # Alpaca key id + secret headers
-    SESSION_LOGIN = "session_login"  # IG (username/password + API key)
+    SESSION_LOGIN = "session_login"  # IG, TradeLocker, Match-Trader, DXtrade (password login)
     SECP256K1 = "secp256k1"  # Hyperliquid EIP-712 agent keys
+    OAUTH_CONSENT = "oauth_consent"  # cTrader (authorization code exchanged by the vault)
 
 
 class Scope(enum.Enum):
@@ -108,6 +117,25 @@ class Operation(enum.Enum):
     QUERY_ORDER = "query_order"
     QUERY_OPEN_ORDERS = "query_open_orders"
     QUERY_ACCOUNT = "query_account"
+    CLOSE_POSITION = "close_position"  # whole, or ``quantity`` of it
+    AMEND_POSITION = "amend_position"  # the position's stop loss / take profit
+    QUERY_POSITIONS = "query_positions"
+
+
+class SizeUnit(enum.Enum):
+    """What an order's ``quantity`` counts; each venue has exactly one (``VenueSpec.size_unit``)."""
+
+    BASE_UNITS = "base_units"
+    LOTS = "lots"
+    CONTRACTS = "contracts"
+
+
+@dataclass(frozen=True)
+class ProtectiveLevel:
+    """A stop loss or take profit: an absolute ``price`` or a ``distance`` from entry (one)."""
+
+    price: Decimal | None = None
+    distance: Decimal | None = None
 
 
 class Side(enum.Enum):
@@ -151,6 +179,13 @@ class OrderSpec:
     # Quote units (spend / receive this much of the pair's second currency); exclusive with
     # ``quantity``, place only, and only where the venue offers a quote-sized order.
     quote_quantity: Decimal | None = None
+    # Forex/CFD: protective levels attached to a new order or set on a position, the venue's
+    # position id (close, amend position), and the unit the caller counts ``quantity`` in
+    # (None: the venue's own; anything else must equal it).
+    stop_loss: ProtectiveLevel | None = None
+    take_profit: ProtectiveLevel | None = None
+    position_id: str | None = None
+    size_unit: SizeUnit | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +200,8 @@ class VenueCredential:
     passphrase: Secret | None = None  # OKX passphrase
     private_key_pem: Secret | None = None  # Ed25519/RSA/EC private key (PKCS#8 PEM or venue form)
     account_id: str | None = None  # OANDA account id and similar routing identifiers
+    username: str | None = None  # login identity of a password session (not a secret, masked)
+    server: str | None = None  # TradeLocker server, DXtrade domain, Match-Trader broker id
 
 
 @dataclass(frozen=True)
@@ -208,6 +245,10 @@ class VenueAdapter(Protocol):
     algorithms: frozenset[KeyAlgorithm]  # key types this venue accepts
     generatable: frozenset[KeyAlgorithm]  # key types the vault may generate (upload public key)
     scope_vocabulary: Mapping[str, frozenset[Scope]]  # normalised venue token -> scopes
+    # The login/refresh protocol of a session or OAuth venue (``brokers/lifecycle.py``), else None.
+    session: Any
+    lifecycle: Any  # brokers.lifecycle.Lifecycle
+    size_unit: SizeUnit
 
     def default_base_url(self, environment: Environment) -> str: ...
 

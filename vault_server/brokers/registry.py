@@ -28,7 +28,9 @@ _MODULES = {
 
 
 # In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
-PLANNED: frozenset[Venue] = frozenset()
+PLANNED: frozenset[Venue] = frozenset(
+    {Venue.CTRADER, Venue.TRADELOCKER, Venue.MATCH_TRADER, Venue.DXTRADE, Venue.METAAPI}
+)
 
 
 def supported_venues() -> tuple[Venue, ...]:

@@ -31,13 +31,15 @@ from vault_server.brokers.base import (
     PreparedRequest,
     Scope,
     SigningContext,
+    SizeUnit,
     Venue,
     VenueCredential,
     normalize_scope_token,
 )
 from vault_server.brokers.endpoints import Endpoints
+from vault_server.brokers.lifecycle import Lifecycle, SessionProtocol
 from vault_server.brokers.schemes import Scheme
-from vault_server.core.errors import OperationNotSupported
+from vault_server.core.errors import InvalidArgument, OperationNotSupported
 
 Params = tuple[tuple[str, str], ...]
 
@@ -122,6 +124,11 @@ class VenueSpec:
     needs_nonce: bool = False  # SigningContext.nonce must be set (vault-owned, per key)
     options: Mapping[str, object] = field(default_factory=dict)  # shown in repr (variants)
     missing_environment: str = ""  # the refusal when ``urls`` lacks an environment
+    # Session and OAuth venues: the login/refresh protocol whose tokens authenticate each
+    # proxied request (the ``scheme`` then adds only the venue's fixed headers).
+    session: SessionProtocol | None = None
+    # What ``OrderSpec.quantity`` counts at this venue (README "Venues").
+    size_unit: SizeUnit = SizeUnit.BASE_UNITS
 
 
 class SpecAdapter:
@@ -136,6 +143,9 @@ class SpecAdapter:
         self.algorithms = spec.algorithms
         self.generatable = spec.generatable
         self.scope_vocabulary = spec.scope_vocabulary
+        self.session = spec.session
+        self.lifecycle = spec.session.lifecycle if spec.session is not None else Lifecycle.STATIC
+        self.size_unit = spec.size_unit
 
     def __repr__(self) -> str:
         options = "".join(f", {k}={v!r}" for k, v in self.spec.options.items())
@@ -162,6 +172,11 @@ class SpecAdapter:
         self, order: OrderSpec, credential: VenueCredential, ctx: SigningContext
     ) -> PreparedRequest:
         sc.check_credential(self.venue, self.algorithms, credential)
+        if order.size_unit is not None and order.size_unit is not self.spec.size_unit:
+            raise InvalidArgument(
+                "order.size_unit",
+                f"{self.spec.label} counts quantity in {self.spec.size_unit.value}",
+            )
         call = self.spec.mapping(order, credential)
         return self._sign(call, credential, ctx)
 

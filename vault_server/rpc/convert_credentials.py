@@ -35,6 +35,11 @@ BROKERS = {
     trading_pb2.BROKER_GATE: Venue.GATE,
     trading_pb2.BROKER_KRAKEN_FUTURES: Venue.KRAKEN_FUTURES,
     trading_pb2.BROKER_HYPERLIQUID: Venue.HYPERLIQUID,
+    trading_pb2.BROKER_CTRADER: Venue.CTRADER,
+    trading_pb2.BROKER_TRADELOCKER: Venue.TRADELOCKER,
+    trading_pb2.BROKER_MATCH_TRADER: Venue.MATCH_TRADER,
+    trading_pb2.BROKER_DXTRADE: Venue.DXTRADE,
+    trading_pb2.BROKER_METAAPI: Venue.METAAPI,
 }
 ENVIRONMENTS = {
     trading_pb2.ENVIRONMENT_LIVE: Environment.LIVE,
@@ -51,6 +56,7 @@ ALGORITHMS = {
     trading_pb2.KEY_ALGORITHM_STATIC_HEADERS: KeyAlgorithm.STATIC_HEADERS,
     trading_pb2.KEY_ALGORITHM_SESSION_LOGIN: KeyAlgorithm.SESSION_LOGIN,
     trading_pb2.KEY_ALGORITHM_SECP256K1: KeyAlgorithm.SECP256K1,
+    trading_pb2.KEY_ALGORITHM_OAUTH_CONSENT: KeyAlgorithm.OAUTH_CONSENT,
 }
 SCOPES = {
     Scope.READ: trading_pb2.SCOPE_READ,

@@ -5,7 +5,7 @@ surface accepts (the server's config parser, vaultctl and this client):
 - any case, ``-`` or ``_`` (``binance-spot``, ``Binance_Spot``),
 - the proto enum name, with or without its prefix (``BROKER_BINANCE_SPOT``),
 - the short forms in :data:`VENUE_ALIASES` (``binance``, ``kraken``, ``coinbase``, ``gateio``,
-  ``krakenfutures``).
+  ``krakenfutures``, ``matchtrader``, ``metatrader``).
 
 The server keeps an equal table (``vault_server.brokers.base``; it may not import this
 distribution); a test holds the two equal.
@@ -36,6 +36,8 @@ VENUE_ALIASES: Mapping[str, str] = MappingProxyType(
         "gateio": "gate",
         "gate_io": "gate",
         "krakenfutures": "kraken_futures",
+        "matchtrader": "match_trader",
+        "metatrader": "metaapi",
     }
 )
 """Short forms people type -> the canonical name."""

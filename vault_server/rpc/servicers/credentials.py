@@ -7,6 +7,7 @@ from typing import Any
 from pipsync.vault.v1 import credential_service_pb2 as pb
 from pipsync.vault.v1 import credential_service_pb2_grpc as rpc
 
+from vault_server.core.errors import NotImplementedYet
 from vault_server.custody import (
     Attestor,
     CredentialLifecycle,
@@ -122,6 +123,16 @@ class CredentialServicer(rpc.CredentialServiceServicer):
         policy = cv.policy_of(request.policy)
         view = await self._run(self._m.update_policy, current(), request.name, policy, request.etag)
         return pb.UpdateCredentialPolicyResponse(credential=cv.credential_msg(view))
+
+    # Issue 21 (in progress): wired with the session engine.
+    async def ResetCredentialSession(self, request: Any, context: Any) -> Any:
+        raise NotImplementedYet("ResetCredentialSession is not implemented by this server yet")
+
+    async def SetPlatformApplication(self, request: Any, context: Any) -> Any:
+        raise NotImplementedYet("SetPlatformApplication is not implemented by this server yet")
+
+    async def ListPlatformApplications(self, request: Any, context: Any) -> Any:
+        raise NotImplementedYet("ListPlatformApplications is not implemented by this server yet")
 
 
 fill_unimplemented(

@@ -13,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Credential(_message.Message):
-    __slots__ = ("name", "uid", "display_name", "broker", "environment", "key_algorithm", "state", "api_key_hint", "scopes", "venue_scopes", "single_permission_tier", "warnings", "current_version", "versions", "policy", "attestation", "proxy_only", "create_time", "update_time", "revoke_time", "etag")
+    __slots__ = ("name", "uid", "display_name", "broker", "environment", "key_algorithm", "state", "api_key_hint", "scopes", "venue_scopes", "single_permission_tier", "warnings", "current_version", "versions", "policy", "attestation", "proxy_only", "create_time", "update_time", "revoke_time", "etag", "lifecycle", "session")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Credential.State]
@@ -47,6 +47,8 @@ class Credential(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     REVOKE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    LIFECYCLE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     uid: str
     display_name: str
@@ -68,7 +70,43 @@ class Credential(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     revoke_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, name: _Optional[str] = ..., uid: _Optional[str] = ..., display_name: _Optional[str] = ..., broker: _Optional[_Union[_trading_pb2.Broker, str]] = ..., environment: _Optional[_Union[_trading_pb2.Environment, str]] = ..., key_algorithm: _Optional[_Union[_trading_pb2.KeyAlgorithm, str]] = ..., state: _Optional[_Union[Credential.State, str]] = ..., api_key_hint: _Optional[str] = ..., scopes: _Optional[_Iterable[_Union[_trading_pb2.Scope, str]]] = ..., venue_scopes: _Optional[_Iterable[str]] = ..., single_permission_tier: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., current_version: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[CredentialVersion, _Mapping]]] = ..., policy: _Optional[_Union[OrderPolicy, _Mapping]] = ..., attestation: _Optional[_Union[Attestation, _Mapping]] = ..., proxy_only: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    lifecycle: _trading_pb2.CredentialLifecycle
+    session: SessionStatus
+    def __init__(self, name: _Optional[str] = ..., uid: _Optional[str] = ..., display_name: _Optional[str] = ..., broker: _Optional[_Union[_trading_pb2.Broker, str]] = ..., environment: _Optional[_Union[_trading_pb2.Environment, str]] = ..., key_algorithm: _Optional[_Union[_trading_pb2.KeyAlgorithm, str]] = ..., state: _Optional[_Union[Credential.State, str]] = ..., api_key_hint: _Optional[str] = ..., scopes: _Optional[_Iterable[_Union[_trading_pb2.Scope, str]]] = ..., venue_scopes: _Optional[_Iterable[str]] = ..., single_permission_tier: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., current_version: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[CredentialVersion, _Mapping]]] = ..., policy: _Optional[_Union[OrderPolicy, _Mapping]] = ..., attestation: _Optional[_Union[Attestation, _Mapping]] = ..., proxy_only: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., lifecycle: _Optional[_Union[_trading_pb2.CredentialLifecycle, str]] = ..., session: _Optional[_Union[SessionStatus, _Mapping]] = ...) -> None: ...
+
+class SessionStatus(_message.Message):
+    __slots__ = ("state", "expire_time", "refresh_expire_time", "renew_time", "consecutive_failures", "next_attempt_time", "last_error_reason", "generation")
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATE_UNSPECIFIED: _ClassVar[SessionStatus.State]
+        STATE_IDLE: _ClassVar[SessionStatus.State]
+        STATE_ACTIVE: _ClassVar[SessionStatus.State]
+        STATE_RENEWING: _ClassVar[SessionStatus.State]
+        STATE_NEEDS_REAUTHORIZATION: _ClassVar[SessionStatus.State]
+        STATE_LOCKED_OUT: _ClassVar[SessionStatus.State]
+    STATE_UNSPECIFIED: SessionStatus.State
+    STATE_IDLE: SessionStatus.State
+    STATE_ACTIVE: SessionStatus.State
+    STATE_RENEWING: SessionStatus.State
+    STATE_NEEDS_REAUTHORIZATION: SessionStatus.State
+    STATE_LOCKED_OUT: SessionStatus.State
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RENEW_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_REASON_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    state: SessionStatus.State
+    expire_time: _timestamp_pb2.Timestamp
+    refresh_expire_time: _timestamp_pb2.Timestamp
+    renew_time: _timestamp_pb2.Timestamp
+    consecutive_failures: int
+    next_attempt_time: _timestamp_pb2.Timestamp
+    last_error_reason: str
+    generation: int
+    def __init__(self, state: _Optional[_Union[SessionStatus.State, str]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refresh_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., renew_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consecutive_failures: _Optional[int] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error_reason: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class CredentialVersion(_message.Message):
     __slots__ = ("name", "version", "state", "api_key_hint", "kek_reference", "create_time", "promote_time", "destroy_time")
@@ -103,18 +141,26 @@ class CredentialVersion(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[_Union[CredentialVersion.State, str]] = ..., api_key_hint: _Optional[str] = ..., kek_reference: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., promote_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destroy_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SecretMaterial(_message.Message):
-    __slots__ = ("api_key", "secret", "passphrase", "private_key", "account_id")
+    __slots__ = ("api_key", "secret", "passphrase", "private_key", "account_id", "username", "server", "authorization_code", "redirect_uri")
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     PASSPHRASE_FIELD_NUMBER: _ClassVar[int]
     PRIVATE_KEY_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    AUTHORIZATION_CODE_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_URI_FIELD_NUMBER: _ClassVar[int]
     api_key: str
     secret: str
     passphrase: str
     private_key: str
     account_id: str
-    def __init__(self, api_key: _Optional[str] = ..., secret: _Optional[str] = ..., passphrase: _Optional[str] = ..., private_key: _Optional[str] = ..., account_id: _Optional[str] = ...) -> None: ...
+    username: str
+    server: str
+    authorization_code: str
+    redirect_uri: str
+    def __init__(self, api_key: _Optional[str] = ..., secret: _Optional[str] = ..., passphrase: _Optional[str] = ..., private_key: _Optional[str] = ..., account_id: _Optional[str] = ..., username: _Optional[str] = ..., server: _Optional[str] = ..., authorization_code: _Optional[str] = ..., redirect_uri: _Optional[str] = ...) -> None: ...
 
 class OrderPolicy(_message.Message):
     __slots__ = ("allowed_symbols", "allowed_sides", "allowed_order_types", "max_quantity", "max_notional", "max_orders_per_interval", "rate_interval", "max_freshness")

@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from pipsync.vault.v1 import credential_pb2 as pipsync_dot_vault_dot_v1_dot_credential__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from pipsync.vault.v1 import trading_pb2 as pipsync_dot_vault_dot_v1_dot_trading__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)pipsync/vault/v1/credential_service.proto\x12\x10pipsync.vault.v1\x1a!pipsync/vault/v1/credential.proto\x1a\x1epipsync/vault/v1/trading.proto\"\xcd\x04\n\x17\x43reateCredentialRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12#\n\rcredential_id\x18\x02 \x01(\tR\x0c\x63redentialId\x12!\n\x0c\x64isplay_name\x18\x03 \x01(\tR\x0b\x64isplayName\x12\x30\n\x06\x62roker\x18\x04 \x01(\x0e\x32\x18.pipsync.vault.v1.BrokerR\x06\x62roker\x12?\n\x0b\x65nvironment\x18\x05 \x01(\x0e\x32\x1d.pipsync.vault.v1.EnvironmentR\x0b\x65nvironment\x12\x43\n\rkey_algorithm\x18\x06 \x01(\x0e\x32\x1e.pipsync.vault.v1.KeyAlgorithmR\x0ckeyAlgorithm\x12<\n\x08material\x18\x07 \x01(\x0b\x32 .pipsync.vault.v1.SecretMaterialR\x08material\x12\x16\n\x06scopes\x18\x08 \x03(\tR\x06scopes\x12K\n\"acknowledge_single_permission_tier\x18\t \x01(\x08R\x1f\x61\x63knowledgeSinglePermissionTier\x12\x35\n\x06policy\x18\n \x01(\x0b\x32\x1d.pipsync.vault.v1.OrderPolicyR\x06policy\x12(\n\x10\x61ttest_on_create\x18\x0b \x01(\x08R\x0e\x61ttestOnCreate\x12\x16\n\x06reason\x18\x0c \x01(\tR\x06reason\"X\n\x18\x43reateCredentialResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\"\x9d\x03\n\x1cGenerateCredentialKeyRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12#\n\rcredential_id\x18\x02 \x01(\tR\x0c\x63redentialId\x12!\n\x0c\x64isplay_name\x18\x03 \x01(\tR\x0b\x64isplayName\x12\x30\n\x06\x62roker\x18\x04 \x01(\x0e\x32\x18.pipsync.vault.v1.BrokerR\x06\x62roker\x12?\n\x0b\x65nvironment\x18\x05 \x01(\x0e\x32\x1d.pipsync.vault.v1.EnvironmentR\x0b\x65nvironment\x12\x43\n\rkey_algorithm\x18\x06 \x01(\x0e\x32\x1e.pipsync.vault.v1.KeyAlgorithmR\x0ckeyAlgorithm\x12\x16\n\x06scopes\x18\x07 \x03(\tR\x06scopes\x12\x35\n\x06policy\x18\x08 \x01(\x0b\x32\x1d.pipsync.vault.v1.OrderPolicyR\x06policy\x12\x16\n\x06reason\x18\t \x01(\tR\x06reason\"|\n\x1dGenerateCredentialKeyResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\x12\x1d\n\npublic_key\x18\x02 \x01(\tR\tpublicKey\"x\n\x1d\x41ttachCredentialApiKeyRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n\x07\x61pi_key\x18\x02 \x01(\tR\x06\x61piKey\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\x12\x16\n\x06reason\x18\x04 \x01(\tR\x06reason\"^\n\x1e\x41ttachCredentialApiKeyResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\"*\n\x14GetCredentialRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"U\n\x15GetCredentialResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\"\xc1\x01\n\x16ListCredentialsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12\x30\n\x06\x62roker\x18\x04 \x01(\x0e\x32\x18.pipsync.vault.v1.BrokerR\x06\x62roker\x12!\n\x0cshow_revoked\x18\x05 \x01(\x08R\x0bshowRevoked\"\x81\x01\n\x17ListCredentialsResponse\x12>\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\x0b\x63redentials\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xba\x01\n\x17RotateCredentialRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12<\n\x08material\x18\x02 \x01(\x0b\x32 .pipsync.vault.v1.SecretMaterialR\x08material\x12!\n\x0cgenerate_key\x18\x03 \x01(\x08R\x0bgenerateKey\x12\x12\n\x04\x65tag\x18\x04 \x01(\tR\x04\x65tag\x12\x16\n\x06reason\x18\x05 \x01(\tR\x06reason\"\xb6\x01\n\x18RotateCredentialResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\x12=\n\x07version\x18\x02 \x01(\x0b\x32#.pipsync.vault.v1.CredentialVersionR\x07version\x12\x1d\n\npublic_key\x18\x03 \x01(\tR\tpublicKey\"a\n\x1fPromoteCredentialVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\"`\n PromoteCredentialVersionResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\"Y\n\x17RevokeCredentialRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\"X\n\x18RevokeCredentialResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\"P\n\"AttestCredentialPermissionsRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"\xa4\x01\n#AttestCredentialPermissionsResponse\x12?\n\x0b\x61ttestation\x18\x01 \x01(\x0b\x32\x1d.pipsync.vault.v1.AttestationR\x0b\x61ttestation\x12<\n\ncredential\x18\x02 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\"\x96\x01\n\x1dUpdateCredentialPolicyRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x35\n\x06policy\x18\x02 \x01(\x0b\x32\x1d.pipsync.vault.v1.OrderPolicyR\x06policy\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\x12\x16\n\x06reason\x18\x04 \x01(\tR\x06reason\"^\n\x1eUpdateCredentialPolicyResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential2\xa3\t\n\x11\x43redentialService\x12i\n\x10\x43reateCredential\x12).pipsync.vault.v1.CreateCredentialRequest\x1a*.pipsync.vault.v1.CreateCredentialResponse\x12x\n\x15GenerateCredentialKey\x12..pipsync.vault.v1.GenerateCredentialKeyRequest\x1a/.pipsync.vault.v1.GenerateCredentialKeyResponse\x12{\n\x16\x41ttachCredentialApiKey\x12/.pipsync.vault.v1.AttachCredentialApiKeyRequest\x1a\x30.pipsync.vault.v1.AttachCredentialApiKeyResponse\x12`\n\rGetCredential\x12&.pipsync.vault.v1.GetCredentialRequest\x1a\'.pipsync.vault.v1.GetCredentialResponse\x12\x66\n\x0fListCredentials\x12(.pipsync.vault.v1.ListCredentialsRequest\x1a).pipsync.vault.v1.ListCredentialsResponse\x12i\n\x10RotateCredential\x12).pipsync.vault.v1.RotateCredentialRequest\x1a*.pipsync.vault.v1.RotateCredentialResponse\x12\x81\x01\n\x18PromoteCredentialVersion\x12\x31.pipsync.vault.v1.PromoteCredentialVersionRequest\x1a\x32.pipsync.vault.v1.PromoteCredentialVersionResponse\x12i\n\x10RevokeCredential\x12).pipsync.vault.v1.RevokeCredentialRequest\x1a*.pipsync.vault.v1.RevokeCredentialResponse\x12\x8a\x01\n\x1b\x41ttestCredentialPermissions\x12\x34.pipsync.vault.v1.AttestCredentialPermissionsRequest\x1a\x35.pipsync.vault.v1.AttestCredentialPermissionsResponse\x12{\n\x16UpdateCredentialPolicy\x12/.pipsync.vault.v1.UpdateCredentialPolicyRequest\x1a\x30.pipsync.vault.v1.UpdateCredentialPolicyResponseB\x1eZ\x1cpipsync.dev/vault/v1;vaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)pipsync/vault/v1/credential_service.proto\x12\x10pipsync.vault.v1\x1a!pipsync/vault/v1/credential.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epipsync/vault/v1/trading.proto\"K\n\x1dResetCredentialSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"^\n\x1eResetCredentialSessionResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\"\x99\x02\n\x13PlatformApplication\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x30\n\x06\x62roker\x18\x02 \x01(\x0e\x32\x18.pipsync.vault.v1.BrokerR\x06\x62roker\x12?\n\x0b\x65nvironment\x18\x03 \x01(\x0e\x32\x1d.pipsync.vault.v1.EnvironmentR\x0b\x65nvironment\x12$\n\x0e\x63lient_id_hint\x18\x04 \x01(\tR\x0c\x63lientIdHint\x12\x18\n\x07version\x18\x05 \x01(\x03R\x07version\x12;\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\xf1\x01\n\x1dSetPlatformApplicationRequest\x12\x30\n\x06\x62roker\x18\x01 \x01(\x0e\x32\x18.pipsync.vault.v1.BrokerR\x06\x62roker\x12?\n\x0b\x65nvironment\x18\x02 \x01(\x0e\x32\x1d.pipsync.vault.v1.EnvironmentR\x0b\x65nvironment\x12\x1b\n\tclient_id\x18\x03 \x01(\tR\x08\x63lientId\x12(\n\rclient_secret\x18\x04 \x01(\tB\x03\x80\x01\x01R\x0c\x63lientSecret\x12\x16\n\x06reason\x18\x05 \x01(\tR\x06reason\"z\n\x1eSetPlatformApplicationResponse\x12X\n\x14platform_application\x18\x01 \x01(\x0b\x32%.pipsync.vault.v1.PlatformApplicationR\x13platformApplication\"!\n\x1fListPlatformApplicationsRequest\"~\n ListPlatformApplicationsResponse\x12Z\n\x15platform_applications\x18\x01 \x03(\x0b\x32%.pipsync.vault.v1.PlatformApplicationR\x14platformApplications\"\xcd\x04\n\x17\x43reateCredentialRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12#\n\rcredential_id\x18\x02 \x01(\tR\x0c\x63redentialId\x12!\n\x0c\x64isplay_name\x18\x03 \x01(\tR\x0b\x64isplayName\x12\x30\n\x06\x62roker\x18\x04 \x01(\x0e\x32\x18.pipsync.vault.v1.BrokerR\x06\x62roker\x12?\n\x0b\x65nvironment\x18\x05 \x01(\x0e\x32\x1d.pipsync.vault.v1.EnvironmentR\x0b\x65nvironment\x12\x43\n\rkey_algorithm\x18\x06 \x01(\x0e\x32\x1e.pipsync.vault.v1.KeyAlgorithmR\x0ckeyAlgorithm\x12<\n\x08material\x18\x07 \x01(\x0b\x32 .pipsync.vault.v1.SecretMaterialR\x08material\x12\x16\n\x06scopes\x18\x08 \x03(\tR\x06scopes\x12K\n\"acknowledge_single_permission_tier\x18\t \x01(\x08R\x1f\x61\x63knowledgeSinglePermissionTier\x12\x35\n\x06policy\x18\n \x01(\x0b\x32\x1d.pipsync.vault.v1.OrderPolicyR\x06policy\x12(\n\x10\x61ttest_on_create\x18\x0b \x01(\x08R\x0e\x61ttestOnCreate\x12\x16\n\x06reason\x18\x0c \x01(\tR\x06reason\"X\n\x18\x43reateCredentialResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\"\x9d\x03\n\x1cGenerateCredentialKeyRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12#\n\rcredential_id\x18\x02 \x01(\tR\x0c\x63redentialId\x12!\n\x0c\x64isplay_name\x18\x03 \x01(\tR\x0b\x64isplayName\x12\x30\n\x06\x62roker\x18\x04 \x01(\x0e\x32\x18.pipsync.vault.v1.BrokerR\x06\x62roker\x12?\n\x0b\x65nvironment\x18\x05 \x01(\x0e\x32\x1d.pipsync.vault.v1.EnvironmentR\x0b\x65nvironment\x12\x43\n\rkey_algorithm\x18\x06 \x01(\x0e\x32\x1e.pipsync.vault.v1.KeyAlgorithmR\x0ckeyAlgorithm\x12\x16\n\x06scopes\x18\x07 \x03(\tR\x06scopes\x12\x35\n\x06policy\x18\x08 \x01(\x0b\x32\x1d.pipsync.vault.v1.OrderPolicyR\x06policy\x12\x16\n\x06reason\x18\t \x01(\tR\x06reason\"|\n\x1dGenerateCredentialKeyResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\x12\x1d\n\npublic_key\x18\x02 \x01(\tR\tpublicKey\"x\n\x1d\x41ttachCredentialApiKeyRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n\x07\x61pi_key\x18\x02 \x01(\tR\x06\x61piKey\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\x12\x16\n\x06reason\x18\x04 \x01(\tR\x06reason\"^\n\x1e\x41ttachCredentialApiKeyResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\"*\n\x14GetCredentialRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"U\n\x15GetCredentialResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\"\xc1\x01\n\x16ListCredentialsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12\x30\n\x06\x62roker\x18\x04 \x01(\x0e\x32\x18.pipsync.vault.v1.BrokerR\x06\x62roker\x12!\n\x0cshow_revoked\x18\x05 \x01(\x08R\x0bshowRevoked\"\x81\x01\n\x17ListCredentialsResponse\x12>\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\x0b\x63redentials\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xba\x01\n\x17RotateCredentialRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12<\n\x08material\x18\x02 \x01(\x0b\x32 .pipsync.vault.v1.SecretMaterialR\x08material\x12!\n\x0cgenerate_key\x18\x03 \x01(\x08R\x0bgenerateKey\x12\x12\n\x04\x65tag\x18\x04 \x01(\tR\x04\x65tag\x12\x16\n\x06reason\x18\x05 \x01(\tR\x06reason\"\xb6\x01\n\x18RotateCredentialResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\x12=\n\x07version\x18\x02 \x01(\x0b\x32#.pipsync.vault.v1.CredentialVersionR\x07version\x12\x1d\n\npublic_key\x18\x03 \x01(\tR\tpublicKey\"a\n\x1fPromoteCredentialVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\"`\n PromoteCredentialVersionResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\"Y\n\x17RevokeCredentialRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\"X\n\x18RevokeCredentialResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\"P\n\"AttestCredentialPermissionsRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"\xa4\x01\n#AttestCredentialPermissionsResponse\x12?\n\x0b\x61ttestation\x18\x01 \x01(\x0b\x32\x1d.pipsync.vault.v1.AttestationR\x0b\x61ttestation\x12<\n\ncredential\x18\x02 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential\"\x96\x01\n\x1dUpdateCredentialPolicyRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x35\n\x06policy\x18\x02 \x01(\x0b\x32\x1d.pipsync.vault.v1.OrderPolicyR\x06policy\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\x12\x16\n\x06reason\x18\x04 \x01(\tR\x06reason\"^\n\x1eUpdateCredentialPolicyResponse\x12<\n\ncredential\x18\x01 \x01(\x0b\x32\x1c.pipsync.vault.v1.CredentialR\ncredential2\xa1\x0c\n\x11\x43redentialService\x12i\n\x10\x43reateCredential\x12).pipsync.vault.v1.CreateCredentialRequest\x1a*.pipsync.vault.v1.CreateCredentialResponse\x12x\n\x15GenerateCredentialKey\x12..pipsync.vault.v1.GenerateCredentialKeyRequest\x1a/.pipsync.vault.v1.GenerateCredentialKeyResponse\x12{\n\x16\x41ttachCredentialApiKey\x12/.pipsync.vault.v1.AttachCredentialApiKeyRequest\x1a\x30.pipsync.vault.v1.AttachCredentialApiKeyResponse\x12`\n\rGetCredential\x12&.pipsync.vault.v1.GetCredentialRequest\x1a\'.pipsync.vault.v1.GetCredentialResponse\x12\x66\n\x0fListCredentials\x12(.pipsync.vault.v1.ListCredentialsRequest\x1a).pipsync.vault.v1.ListCredentialsResponse\x12i\n\x10RotateCredential\x12).pipsync.vault.v1.RotateCredentialRequest\x1a*.pipsync.vault.v1.RotateCredentialResponse\x12\x81\x01\n\x18PromoteCredentialVersion\x12\x31.pipsync.vault.v1.PromoteCredentialVersionRequest\x1a\x32.pipsync.vault.v1.PromoteCredentialVersionResponse\x12i\n\x10RevokeCredential\x12).pipsync.vault.v1.RevokeCredentialRequest\x1a*.pipsync.vault.v1.RevokeCredentialResponse\x12\x8a\x01\n\x1b\x41ttestCredentialPermissions\x12\x34.pipsync.vault.v1.AttestCredentialPermissionsRequest\x1a\x35.pipsync.vault.v1.AttestCredentialPermissionsResponse\x12{\n\x16UpdateCredentialPolicy\x12/.pipsync.vault.v1.UpdateCredentialPolicyRequest\x1a\x30.pipsync.vault.v1.UpdateCredentialPolicyResponse\x12{\n\x16ResetCredentialSession\x12/.pipsync.vault.v1.ResetCredentialSessionRequest\x1a\x30.pipsync.vault.v1.ResetCredentialSessionResponse\x12{\n\x16SetPlatformApplication\x12/.pipsync.vault.v1.SetPlatformApplicationRequest\x1a\x30.pipsync.vault.v1.SetPlatformApplicationResponse\x12\x81\x01\n\x18ListPlatformApplications\x12\x31.pipsync.vault.v1.ListPlatformApplicationsRequest\x1a\x32.pipsync.vault.v1.ListPlatformApplicationsResponseB\x1eZ\x1cpipsync.dev/vault/v1;vaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,46 +35,62 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pipsync.vault.v1.credential
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z\034pipsync.dev/vault/v1;vaultv1'
-  _globals['_CREATECREDENTIALREQUEST']._serialized_start=131
-  _globals['_CREATECREDENTIALREQUEST']._serialized_end=720
-  _globals['_CREATECREDENTIALRESPONSE']._serialized_start=722
-  _globals['_CREATECREDENTIALRESPONSE']._serialized_end=810
-  _globals['_GENERATECREDENTIALKEYREQUEST']._serialized_start=813
-  _globals['_GENERATECREDENTIALKEYREQUEST']._serialized_end=1226
-  _globals['_GENERATECREDENTIALKEYRESPONSE']._serialized_start=1228
-  _globals['_GENERATECREDENTIALKEYRESPONSE']._serialized_end=1352
-  _globals['_ATTACHCREDENTIALAPIKEYREQUEST']._serialized_start=1354
-  _globals['_ATTACHCREDENTIALAPIKEYREQUEST']._serialized_end=1474
-  _globals['_ATTACHCREDENTIALAPIKEYRESPONSE']._serialized_start=1476
-  _globals['_ATTACHCREDENTIALAPIKEYRESPONSE']._serialized_end=1570
-  _globals['_GETCREDENTIALREQUEST']._serialized_start=1572
-  _globals['_GETCREDENTIALREQUEST']._serialized_end=1614
-  _globals['_GETCREDENTIALRESPONSE']._serialized_start=1616
-  _globals['_GETCREDENTIALRESPONSE']._serialized_end=1701
-  _globals['_LISTCREDENTIALSREQUEST']._serialized_start=1704
-  _globals['_LISTCREDENTIALSREQUEST']._serialized_end=1897
-  _globals['_LISTCREDENTIALSRESPONSE']._serialized_start=1900
-  _globals['_LISTCREDENTIALSRESPONSE']._serialized_end=2029
-  _globals['_ROTATECREDENTIALREQUEST']._serialized_start=2032
-  _globals['_ROTATECREDENTIALREQUEST']._serialized_end=2218
-  _globals['_ROTATECREDENTIALRESPONSE']._serialized_start=2221
-  _globals['_ROTATECREDENTIALRESPONSE']._serialized_end=2403
-  _globals['_PROMOTECREDENTIALVERSIONREQUEST']._serialized_start=2405
-  _globals['_PROMOTECREDENTIALVERSIONREQUEST']._serialized_end=2502
-  _globals['_PROMOTECREDENTIALVERSIONRESPONSE']._serialized_start=2504
-  _globals['_PROMOTECREDENTIALVERSIONRESPONSE']._serialized_end=2600
-  _globals['_REVOKECREDENTIALREQUEST']._serialized_start=2602
-  _globals['_REVOKECREDENTIALREQUEST']._serialized_end=2691
-  _globals['_REVOKECREDENTIALRESPONSE']._serialized_start=2693
-  _globals['_REVOKECREDENTIALRESPONSE']._serialized_end=2781
-  _globals['_ATTESTCREDENTIALPERMISSIONSREQUEST']._serialized_start=2783
-  _globals['_ATTESTCREDENTIALPERMISSIONSREQUEST']._serialized_end=2863
-  _globals['_ATTESTCREDENTIALPERMISSIONSRESPONSE']._serialized_start=2866
-  _globals['_ATTESTCREDENTIALPERMISSIONSRESPONSE']._serialized_end=3030
-  _globals['_UPDATECREDENTIALPOLICYREQUEST']._serialized_start=3033
-  _globals['_UPDATECREDENTIALPOLICYREQUEST']._serialized_end=3183
-  _globals['_UPDATECREDENTIALPOLICYRESPONSE']._serialized_start=3185
-  _globals['_UPDATECREDENTIALPOLICYRESPONSE']._serialized_end=3279
-  _globals['_CREDENTIALSERVICE']._serialized_start=3282
-  _globals['_CREDENTIALSERVICE']._serialized_end=4469
+  _globals['_SETPLATFORMAPPLICATIONREQUEST'].fields_by_name['client_secret']._loaded_options = None
+  _globals['_SETPLATFORMAPPLICATIONREQUEST'].fields_by_name['client_secret']._serialized_options = b'\200\001\001'
+  _globals['_RESETCREDENTIALSESSIONREQUEST']._serialized_start=163
+  _globals['_RESETCREDENTIALSESSIONREQUEST']._serialized_end=238
+  _globals['_RESETCREDENTIALSESSIONRESPONSE']._serialized_start=240
+  _globals['_RESETCREDENTIALSESSIONRESPONSE']._serialized_end=334
+  _globals['_PLATFORMAPPLICATION']._serialized_start=337
+  _globals['_PLATFORMAPPLICATION']._serialized_end=618
+  _globals['_SETPLATFORMAPPLICATIONREQUEST']._serialized_start=621
+  _globals['_SETPLATFORMAPPLICATIONREQUEST']._serialized_end=862
+  _globals['_SETPLATFORMAPPLICATIONRESPONSE']._serialized_start=864
+  _globals['_SETPLATFORMAPPLICATIONRESPONSE']._serialized_end=986
+  _globals['_LISTPLATFORMAPPLICATIONSREQUEST']._serialized_start=988
+  _globals['_LISTPLATFORMAPPLICATIONSREQUEST']._serialized_end=1021
+  _globals['_LISTPLATFORMAPPLICATIONSRESPONSE']._serialized_start=1023
+  _globals['_LISTPLATFORMAPPLICATIONSRESPONSE']._serialized_end=1149
+  _globals['_CREATECREDENTIALREQUEST']._serialized_start=1152
+  _globals['_CREATECREDENTIALREQUEST']._serialized_end=1741
+  _globals['_CREATECREDENTIALRESPONSE']._serialized_start=1743
+  _globals['_CREATECREDENTIALRESPONSE']._serialized_end=1831
+  _globals['_GENERATECREDENTIALKEYREQUEST']._serialized_start=1834
+  _globals['_GENERATECREDENTIALKEYREQUEST']._serialized_end=2247
+  _globals['_GENERATECREDENTIALKEYRESPONSE']._serialized_start=2249
+  _globals['_GENERATECREDENTIALKEYRESPONSE']._serialized_end=2373
+  _globals['_ATTACHCREDENTIALAPIKEYREQUEST']._serialized_start=2375
+  _globals['_ATTACHCREDENTIALAPIKEYREQUEST']._serialized_end=2495
+  _globals['_ATTACHCREDENTIALAPIKEYRESPONSE']._serialized_start=2497
+  _globals['_ATTACHCREDENTIALAPIKEYRESPONSE']._serialized_end=2591
+  _globals['_GETCREDENTIALREQUEST']._serialized_start=2593
+  _globals['_GETCREDENTIALREQUEST']._serialized_end=2635
+  _globals['_GETCREDENTIALRESPONSE']._serialized_start=2637
+  _globals['_GETCREDENTIALRESPONSE']._serialized_end=2722
+  _globals['_LISTCREDENTIALSREQUEST']._serialized_start=2725
+  _globals['_LISTCREDENTIALSREQUEST']._serialized_end=2918
+  _globals['_LISTCREDENTIALSRESPONSE']._serialized_start=2921
+  _globals['_LISTCREDENTIALSRESPONSE']._serialized_end=3050
+  _globals['_ROTATECREDENTIALREQUEST']._serialized_start=3053
+  _globals['_ROTATECREDENTIALREQUEST']._serialized_end=3239
+  _globals['_ROTATECREDENTIALRESPONSE']._serialized_start=3242
+  _globals['_ROTATECREDENTIALRESPONSE']._serialized_end=3424
+  _globals['_PROMOTECREDENTIALVERSIONREQUEST']._serialized_start=3426
+  _globals['_PROMOTECREDENTIALVERSIONREQUEST']._serialized_end=3523
+  _globals['_PROMOTECREDENTIALVERSIONRESPONSE']._serialized_start=3525
+  _globals['_PROMOTECREDENTIALVERSIONRESPONSE']._serialized_end=3621
+  _globals['_REVOKECREDENTIALREQUEST']._serialized_start=3623
+  _globals['_REVOKECREDENTIALREQUEST']._serialized_end=3712
+  _globals['_REVOKECREDENTIALRESPONSE']._serialized_start=3714
+  _globals['_REVOKECREDENTIALRESPONSE']._serialized_end=3802
+  _globals['_ATTESTCREDENTIALPERMISSIONSREQUEST']._serialized_start=3804
+  _globals['_ATTESTCREDENTIALPERMISSIONSREQUEST']._serialized_end=3884
+  _globals['_ATTESTCREDENTIALPERMISSIONSRESPONSE']._serialized_start=3887
+  _globals['_ATTESTCREDENTIALPERMISSIONSRESPONSE']._serialized_end=4051
+  _globals['_UPDATECREDENTIALPOLICYREQUEST']._serialized_start=4054
+  _globals['_UPDATECREDENTIALPOLICYREQUEST']._serialized_end=4204
+  _globals['_UPDATECREDENTIALPOLICYRESPONSE']._serialized_start=4206
+  _globals['_UPDATECREDENTIALPOLICYRESPONSE']._serialized_end=4300
+  _globals['_CREDENTIALSERVICE']._serialized_start=4303
+  _globals['_CREDENTIALSERVICE']._serialized_end=5872
 # @@protoc_insertion_point(module_scope)

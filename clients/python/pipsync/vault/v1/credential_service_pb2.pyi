@@ -1,4 +1,7 @@
+import datetime
+
 from pipsync.vault.v1 import credential_pb2 as _credential_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from pipsync.vault.v1 import trading_pb2 as _trading_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -7,6 +10,66 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ResetCredentialSessionRequest(_message.Message):
+    __slots__ = ("name", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ResetCredentialSessionResponse(_message.Message):
+    __slots__ = ("credential",)
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    credential: _credential_pb2.Credential
+    def __init__(self, credential: _Optional[_Union[_credential_pb2.Credential, _Mapping]] = ...) -> None: ...
+
+class PlatformApplication(_message.Message):
+    __slots__ = ("name", "broker", "environment", "client_id_hint", "version", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BROKER_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_HINT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    broker: _trading_pb2.Broker
+    environment: _trading_pb2.Environment
+    client_id_hint: str
+    version: int
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., broker: _Optional[_Union[_trading_pb2.Broker, str]] = ..., environment: _Optional[_Union[_trading_pb2.Environment, str]] = ..., client_id_hint: _Optional[str] = ..., version: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SetPlatformApplicationRequest(_message.Message):
+    __slots__ = ("broker", "environment", "client_id", "client_secret", "reason")
+    BROKER_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    broker: _trading_pb2.Broker
+    environment: _trading_pb2.Environment
+    client_id: str
+    client_secret: str
+    reason: str
+    def __init__(self, broker: _Optional[_Union[_trading_pb2.Broker, str]] = ..., environment: _Optional[_Union[_trading_pb2.Environment, str]] = ..., client_id: _Optional[str] = ..., client_secret: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SetPlatformApplicationResponse(_message.Message):
+    __slots__ = ("platform_application",)
+    PLATFORM_APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    platform_application: PlatformApplication
+    def __init__(self, platform_application: _Optional[_Union[PlatformApplication, _Mapping]] = ...) -> None: ...
+
+class ListPlatformApplicationsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListPlatformApplicationsResponse(_message.Message):
+    __slots__ = ("platform_applications",)
+    PLATFORM_APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
+    platform_applications: _containers.RepeatedCompositeFieldContainer[PlatformApplication]
+    def __init__(self, platform_applications: _Optional[_Iterable[_Union[PlatformApplication, _Mapping]]] = ...) -> None: ...
 
 class CreateCredentialRequest(_message.Message):
     __slots__ = ("parent", "credential_id", "display_name", "broker", "environment", "key_algorithm", "material", "scopes", "acknowledge_single_permission_tier", "policy", "attest_on_create", "reason")

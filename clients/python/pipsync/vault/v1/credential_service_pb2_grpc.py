@@ -87,6 +87,21 @@ class CredentialServiceStub:
                 request_serializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.UpdateCredentialPolicyRequest.SerializeToString,
                 response_deserializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.UpdateCredentialPolicyResponse.FromString,
                 _registered_method=True)
+        self.ResetCredentialSession = channel.unary_unary(
+                '/pipsync.vault.v1.CredentialService/ResetCredentialSession',
+                request_serializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.ResetCredentialSessionRequest.SerializeToString,
+                response_deserializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.ResetCredentialSessionResponse.FromString,
+                _registered_method=True)
+        self.SetPlatformApplication = channel.unary_unary(
+                '/pipsync.vault.v1.CredentialService/SetPlatformApplication',
+                request_serializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.SetPlatformApplicationRequest.SerializeToString,
+                response_deserializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.SetPlatformApplicationResponse.FromString,
+                _registered_method=True)
+        self.ListPlatformApplications = channel.unary_unary(
+                '/pipsync.vault.v1.CredentialService/ListPlatformApplications',
+                request_serializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.ListPlatformApplicationsRequest.SerializeToString,
+                response_deserializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.ListPlatformApplicationsResponse.FromString,
+                _registered_method=True)
 
 
 class CredentialServiceServicer:
@@ -167,6 +182,31 @@ class CredentialServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResetCredentialSession(self, request, context):
+        """Drops the venue session the vault holds for a credential and clears a lockout or backoff, so
+        the next order logs in afresh (role `security`; audited). NEEDS_REAUTHORIZATION is cleared
+        only by a new consent or password (RotateCredential).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPlatformApplication(self, request, context):
+        """Stores (or replaces) a venue's OAuth platform application, the client id and secret the
+        platform registered with the venue (role `security`; audited; the secret is sealed like any
+        credential and never returned).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlatformApplications(self, request, context):
+        """Lists the platform applications (metadata only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CredentialServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -219,6 +259,21 @@ def add_CredentialServiceServicer_to_server(servicer, server):
                     servicer.UpdateCredentialPolicy,
                     request_deserializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.UpdateCredentialPolicyRequest.FromString,
                     response_serializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.UpdateCredentialPolicyResponse.SerializeToString,
+            ),
+            'ResetCredentialSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetCredentialSession,
+                    request_deserializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.ResetCredentialSessionRequest.FromString,
+                    response_serializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.ResetCredentialSessionResponse.SerializeToString,
+            ),
+            'SetPlatformApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPlatformApplication,
+                    request_deserializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.SetPlatformApplicationRequest.FromString,
+                    response_serializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.SetPlatformApplicationResponse.SerializeToString,
+            ),
+            'ListPlatformApplications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlatformApplications,
+                    request_deserializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.ListPlatformApplicationsRequest.FromString,
+                    response_serializer=pipsync_dot_vault_dot_v1_dot_credential__service__pb2.ListPlatformApplicationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -494,6 +549,87 @@ class CredentialService:
             '/pipsync.vault.v1.CredentialService/UpdateCredentialPolicy',
             pipsync_dot_vault_dot_v1_dot_credential__service__pb2.UpdateCredentialPolicyRequest.SerializeToString,
             pipsync_dot_vault_dot_v1_dot_credential__service__pb2.UpdateCredentialPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetCredentialSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pipsync.vault.v1.CredentialService/ResetCredentialSession',
+            pipsync_dot_vault_dot_v1_dot_credential__service__pb2.ResetCredentialSessionRequest.SerializeToString,
+            pipsync_dot_vault_dot_v1_dot_credential__service__pb2.ResetCredentialSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPlatformApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pipsync.vault.v1.CredentialService/SetPlatformApplication',
+            pipsync_dot_vault_dot_v1_dot_credential__service__pb2.SetPlatformApplicationRequest.SerializeToString,
+            pipsync_dot_vault_dot_v1_dot_credential__service__pb2.SetPlatformApplicationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlatformApplications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pipsync.vault.v1.CredentialService/ListPlatformApplications',
+            pipsync_dot_vault_dot_v1_dot_credential__service__pb2.ListPlatformApplicationsRequest.SerializeToString,
+            pipsync_dot_vault_dot_v1_dot_credential__service__pb2.ListPlatformApplicationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

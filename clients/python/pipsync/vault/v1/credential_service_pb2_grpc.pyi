@@ -60,6 +60,18 @@ class CredentialServiceStub:
     """Asks the venue which permissions the key really has; quarantines on withdraw/transfer."""
     UpdateCredentialPolicy: _grpc.UnaryUnaryMultiCallable[_credential_service_pb2.UpdateCredentialPolicyRequest, _credential_service_pb2.UpdateCredentialPolicyResponse]
     """Replaces the credential's order policy."""
+    ResetCredentialSession: _grpc.UnaryUnaryMultiCallable[_credential_service_pb2.ResetCredentialSessionRequest, _credential_service_pb2.ResetCredentialSessionResponse]
+    """Drops the venue session the vault holds for a credential and clears a lockout or backoff, so
+    the next order logs in afresh (role `security`; audited). NEEDS_REAUTHORIZATION is cleared
+    only by a new consent or password (RotateCredential).
+    """
+    SetPlatformApplication: _grpc.UnaryUnaryMultiCallable[_credential_service_pb2.SetPlatformApplicationRequest, _credential_service_pb2.SetPlatformApplicationResponse]
+    """Stores (or replaces) a venue's OAuth platform application, the client id and secret the
+    platform registered with the venue (role `security`; audited; the secret is sealed like any
+    credential and never returned).
+    """
+    ListPlatformApplications: _grpc.UnaryUnaryMultiCallable[_credential_service_pb2.ListPlatformApplicationsRequest, _credential_service_pb2.ListPlatformApplicationsResponse]
+    """Lists the platform applications (metadata only)."""
 
 @_typing.type_check_only
 class CredentialServiceAsyncStub(CredentialServiceStub):
@@ -93,6 +105,18 @@ class CredentialServiceAsyncStub(CredentialServiceStub):
     """Asks the venue which permissions the key really has; quarantines on withdraw/transfer."""
     UpdateCredentialPolicy: _aio.UnaryUnaryMultiCallable[_credential_service_pb2.UpdateCredentialPolicyRequest, _credential_service_pb2.UpdateCredentialPolicyResponse]  # type: ignore[assignment]
     """Replaces the credential's order policy."""
+    ResetCredentialSession: _aio.UnaryUnaryMultiCallable[_credential_service_pb2.ResetCredentialSessionRequest, _credential_service_pb2.ResetCredentialSessionResponse]  # type: ignore[assignment]
+    """Drops the venue session the vault holds for a credential and clears a lockout or backoff, so
+    the next order logs in afresh (role `security`; audited). NEEDS_REAUTHORIZATION is cleared
+    only by a new consent or password (RotateCredential).
+    """
+    SetPlatformApplication: _aio.UnaryUnaryMultiCallable[_credential_service_pb2.SetPlatformApplicationRequest, _credential_service_pb2.SetPlatformApplicationResponse]  # type: ignore[assignment]
+    """Stores (or replaces) a venue's OAuth platform application, the client id and secret the
+    platform registered with the venue (role `security`; audited; the secret is sealed like any
+    credential and never returned).
+    """
+    ListPlatformApplications: _aio.UnaryUnaryMultiCallable[_credential_service_pb2.ListPlatformApplicationsRequest, _credential_service_pb2.ListPlatformApplicationsResponse]  # type: ignore[assignment]
+    """Lists the platform applications (metadata only)."""
 
 class CredentialServiceServicer(metaclass=_abc_1.ABCMeta):
     """CredentialService brings broker credentials into the vault and manages their lifecycle.
@@ -183,5 +207,35 @@ class CredentialServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_credential_service_pb2.UpdateCredentialPolicyResponse, _abc.Awaitable[_credential_service_pb2.UpdateCredentialPolicyResponse]]:
         """Replaces the credential's order policy."""
+
+    @_abc_1.abstractmethod
+    def ResetCredentialSession(
+        self,
+        request: _credential_service_pb2.ResetCredentialSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_credential_service_pb2.ResetCredentialSessionResponse, _abc.Awaitable[_credential_service_pb2.ResetCredentialSessionResponse]]:
+        """Drops the venue session the vault holds for a credential and clears a lockout or backoff, so
+        the next order logs in afresh (role `security`; audited). NEEDS_REAUTHORIZATION is cleared
+        only by a new consent or password (RotateCredential).
+        """
+
+    @_abc_1.abstractmethod
+    def SetPlatformApplication(
+        self,
+        request: _credential_service_pb2.SetPlatformApplicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_credential_service_pb2.SetPlatformApplicationResponse, _abc.Awaitable[_credential_service_pb2.SetPlatformApplicationResponse]]:
+        """Stores (or replaces) a venue's OAuth platform application, the client id and secret the
+        platform registered with the venue (role `security`; audited; the secret is sealed like any
+        credential and never returned).
+        """
+
+    @_abc_1.abstractmethod
+    def ListPlatformApplications(
+        self,
+        request: _credential_service_pb2.ListPlatformApplicationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_credential_service_pb2.ListPlatformApplicationsResponse, _abc.Awaitable[_credential_service_pb2.ListPlatformApplicationsResponse]]:
+        """Lists the platform applications (metadata only)."""
 
 def add_CredentialServiceServicer_to_server(servicer: CredentialServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

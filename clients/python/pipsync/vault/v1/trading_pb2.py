@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epipsync/vault/v1/trading.proto\x12\x10pipsync.vault.v1\"\xc2\x04\n\x05Order\x12>\n\toperation\x18\x01 \x01(\x0e\x32 .pipsync.vault.v1.OrderOperationR\toperation\x12\x16\n\x06symbol\x18\x02 \x01(\tR\x06symbol\x12/\n\x04side\x18\x03 \x01(\x0e\x32\x1b.pipsync.vault.v1.OrderSideR\x04side\x12/\n\x04type\x18\x04 \x01(\x0e\x32\x1b.pipsync.vault.v1.OrderTypeR\x04type\x12\x1a\n\x08quantity\x18\x05 \x01(\tR\x08quantity\x12\x14\n\x05price\x18\x06 \x01(\tR\x05price\x12\x1d\n\nstop_price\x18\x07 \x01(\tR\tstopPrice\x12\x41\n\rtime_in_force\x18\x08 \x01(\x0e\x32\x1d.pipsync.vault.v1.TimeInForceR\x0btimeInForce\x12&\n\x0f\x63lient_order_id\x18\t \x01(\tR\rclientOrderId\x12$\n\x0evenue_order_id\x18\n \x01(\tR\x0cvenueOrderId\x12;\n\x06\x65xtras\x18\x0b \x03(\x0b\x32#.pipsync.vault.v1.Order.ExtrasEntryR\x06\x65xtras\x12%\n\x0equote_quantity\x18\x0c \x01(\tR\rquoteQuantity\x1a\x39\n\x0b\x45xtrasEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"6\n\nHttpHeader\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value*\xdc\x02\n\x06\x42roker\x12\x16\n\x12\x42ROKER_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42ROKER_BINANCE_SPOT\x10\x01\x12\x17\n\x13\x42ROKER_BINANCE_USDM\x10\x02\x12\x16\n\x12\x42ROKER_KRAKEN_SPOT\x10\x03\x12\x10\n\x0c\x42ROKER_BYBIT\x10\x04\x12\x0e\n\nBROKER_OKX\x10\x05\x12\x1c\n\x18\x42ROKER_COINBASE_ADVANCED\x10\x06\x12\x10\n\x0c\x42ROKER_OANDA\x10\x07\x12\x11\n\rBROKER_ALPACA\x10\x08\x12\r\n\tBROKER_IG\x10\t\x12\x12\n\x0e\x42ROKER_DERIBIT\x10\n\x12\x11\n\rBROKER_KUCOIN\x10\x0b\x12\x11\n\rBROKER_BITGET\x10\x0c\x12\x0f\n\x0b\x42ROKER_GATE\x10\r\x12\x19\n\x15\x42ROKER_KRAKEN_FUTURES\x10\x0e\x12\x16\n\x12\x42ROKER_HYPERLIQUID\x10\x0f*p\n\x0b\x45nvironment\x12\x1b\n\x17\x45NVIRONMENT_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45NVIRONMENT_LIVE\x10\x01\x12\x15\n\x11\x45NVIRONMENT_PAPER\x10\x02\x12\x17\n\x13\x45NVIRONMENT_TESTNET\x10\x03*\xb5\x02\n\x0cKeyAlgorithm\x12\x1d\n\x19KEY_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1d\n\x19KEY_ALGORITHM_HMAC_SHA256\x10\x01\x12\x1d\n\x19KEY_ALGORITHM_HMAC_SHA512\x10\x02\x12\x19\n\x15KEY_ALGORITHM_ED25519\x10\x03\x12\x15\n\x11KEY_ALGORITHM_RSA\x10\x04\x12\x1c\n\x18KEY_ALGORITHM_ECDSA_P256\x10\x05\x12\x18\n\x14KEY_ALGORITHM_BEARER\x10\x06\x12 \n\x1cKEY_ALGORITHM_STATIC_HEADERS\x10\x07\x12\x1f\n\x1bKEY_ALGORITHM_SESSION_LOGIN\x10\x08\x12\x1b\n\x17KEY_ALGORITHM_SECP256K1\x10\t*g\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0e\n\nSCOPE_READ\x10\x01\x12\x0f\n\x0bSCOPE_TRADE\x10\x02\x12\x12\n\x0eSCOPE_WITHDRAW\x10\x03\x12\x12\n\x0eSCOPE_TRANSFER\x10\x04*\xee\x01\n\x0eOrderOperation\x12\x1f\n\x1bORDER_OPERATION_UNSPECIFIED\x10\x00\x12\x19\n\x15ORDER_OPERATION_PLACE\x10\x01\x12\x1a\n\x16ORDER_OPERATION_CANCEL\x10\x02\x12\x19\n\x15ORDER_OPERATION_AMEND\x10\x03\x12\x1f\n\x1bORDER_OPERATION_QUERY_ORDER\x10\x04\x12%\n!ORDER_OPERATION_QUERY_OPEN_ORDERS\x10\x05\x12!\n\x1dORDER_OPERATION_QUERY_ACCOUNT\x10\x06*P\n\tOrderSide\x12\x1a\n\x16ORDER_SIDE_UNSPECIFIED\x10\x00\x12\x12\n\x0eORDER_SIDE_BUY\x10\x01\x12\x13\n\x0fORDER_SIDE_SELL\x10\x02*\xc7\x01\n\tOrderType\x12\x1a\n\x16ORDER_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11ORDER_TYPE_MARKET\x10\x01\x12\x14\n\x10ORDER_TYPE_LIMIT\x10\x02\x12\x18\n\x14ORDER_TYPE_STOP_LOSS\x10\x03\x12\x19\n\x15ORDER_TYPE_STOP_LIMIT\x10\x04\x12\x1a\n\x16ORDER_TYPE_TAKE_PROFIT\x10\x05\x12 \n\x1cORDER_TYPE_TAKE_PROFIT_LIMIT\x10\x06*\x9f\x01\n\x0bTimeInForce\x12\x1d\n\x19TIME_IN_FORCE_UNSPECIFIED\x10\x00\x12\x15\n\x11TIME_IN_FORCE_GTC\x10\x01\x12\x15\n\x11TIME_IN_FORCE_IOC\x10\x02\x12\x15\n\x11TIME_IN_FORCE_FOK\x10\x03\x12\x15\n\x11TIME_IN_FORCE_GTD\x10\x04\x12\x15\n\x11TIME_IN_FORCE_DAY\x10\x05\x42\x1eZ\x1cpipsync.dev/vault/v1;vaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epipsync/vault/v1/trading.proto\x12\x10pipsync.vault.v1\"P\n\x0fProtectiveLevel\x12\x16\n\x05price\x18\x01 \x01(\tH\x00R\x05price\x12\x1c\n\x08\x64istance\x18\x02 \x01(\tH\x00R\x08\x64istanceB\x07\n\x05level\"\xa0\x06\n\x05Order\x12>\n\toperation\x18\x01 \x01(\x0e\x32 .pipsync.vault.v1.OrderOperationR\toperation\x12\x16\n\x06symbol\x18\x02 \x01(\tR\x06symbol\x12/\n\x04side\x18\x03 \x01(\x0e\x32\x1b.pipsync.vault.v1.OrderSideR\x04side\x12/\n\x04type\x18\x04 \x01(\x0e\x32\x1b.pipsync.vault.v1.OrderTypeR\x04type\x12\x1a\n\x08quantity\x18\x05 \x01(\tR\x08quantity\x12\x14\n\x05price\x18\x06 \x01(\tR\x05price\x12\x1d\n\nstop_price\x18\x07 \x01(\tR\tstopPrice\x12\x41\n\rtime_in_force\x18\x08 \x01(\x0e\x32\x1d.pipsync.vault.v1.TimeInForceR\x0btimeInForce\x12&\n\x0f\x63lient_order_id\x18\t \x01(\tR\rclientOrderId\x12$\n\x0evenue_order_id\x18\n \x01(\tR\x0cvenueOrderId\x12;\n\x06\x65xtras\x18\x0b \x03(\x0b\x32#.pipsync.vault.v1.Order.ExtrasEntryR\x06\x65xtras\x12%\n\x0equote_quantity\x18\x0c \x01(\tR\rquoteQuantity\x12>\n\tstop_loss\x18\r \x01(\x0b\x32!.pipsync.vault.v1.ProtectiveLevelR\x08stopLoss\x12\x42\n\x0btake_profit\x18\x0e \x01(\x0b\x32!.pipsync.vault.v1.ProtectiveLevelR\ntakeProfit\x12\x1f\n\x0bposition_id\x18\x0f \x01(\tR\npositionId\x12\x37\n\tsize_unit\x18\x10 \x01(\x0e\x32\x1a.pipsync.vault.v1.SizeUnitR\x08sizeUnit\x1a\x39\n\x0b\x45xtrasEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"6\n\nHttpHeader\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value*\xc9\x03\n\x06\x42roker\x12\x16\n\x12\x42ROKER_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42ROKER_BINANCE_SPOT\x10\x01\x12\x17\n\x13\x42ROKER_BINANCE_USDM\x10\x02\x12\x16\n\x12\x42ROKER_KRAKEN_SPOT\x10\x03\x12\x10\n\x0c\x42ROKER_BYBIT\x10\x04\x12\x0e\n\nBROKER_OKX\x10\x05\x12\x1c\n\x18\x42ROKER_COINBASE_ADVANCED\x10\x06\x12\x10\n\x0c\x42ROKER_OANDA\x10\x07\x12\x11\n\rBROKER_ALPACA\x10\x08\x12\r\n\tBROKER_IG\x10\t\x12\x12\n\x0e\x42ROKER_DERIBIT\x10\n\x12\x11\n\rBROKER_KUCOIN\x10\x0b\x12\x11\n\rBROKER_BITGET\x10\x0c\x12\x0f\n\x0b\x42ROKER_GATE\x10\r\x12\x19\n\x15\x42ROKER_KRAKEN_FUTURES\x10\x0e\x12\x16\n\x12\x42ROKER_HYPERLIQUID\x10\x0f\x12\x12\n\x0e\x42ROKER_CTRADER\x10\x10\x12\x16\n\x12\x42ROKER_TRADELOCKER\x10\x11\x12\x17\n\x13\x42ROKER_MATCH_TRADER\x10\x12\x12\x12\n\x0e\x42ROKER_DXTRADE\x10\x13\x12\x12\n\x0e\x42ROKER_METAAPI\x10\x14*p\n\x0b\x45nvironment\x12\x1b\n\x17\x45NVIRONMENT_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45NVIRONMENT_LIVE\x10\x01\x12\x15\n\x11\x45NVIRONMENT_PAPER\x10\x02\x12\x17\n\x13\x45NVIRONMENT_TESTNET\x10\x03*\xd6\x02\n\x0cKeyAlgorithm\x12\x1d\n\x19KEY_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1d\n\x19KEY_ALGORITHM_HMAC_SHA256\x10\x01\x12\x1d\n\x19KEY_ALGORITHM_HMAC_SHA512\x10\x02\x12\x19\n\x15KEY_ALGORITHM_ED25519\x10\x03\x12\x15\n\x11KEY_ALGORITHM_RSA\x10\x04\x12\x1c\n\x18KEY_ALGORITHM_ECDSA_P256\x10\x05\x12\x18\n\x14KEY_ALGORITHM_BEARER\x10\x06\x12 \n\x1cKEY_ALGORITHM_STATIC_HEADERS\x10\x07\x12\x1f\n\x1bKEY_ALGORITHM_SESSION_LOGIN\x10\x08\x12\x1b\n\x17KEY_ALGORITHM_SECP256K1\x10\t\x12\x1f\n\x1bKEY_ALGORITHM_OAUTH_CONSENT\x10\n*\xd7\x01\n\x13\x43redentialLifecycle\x12$\n CREDENTIAL_LIFECYCLE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43REDENTIAL_LIFECYCLE_STATIC\x10\x01\x12)\n%CREDENTIAL_LIFECYCLE_PASSWORD_SESSION\x10\x02\x12&\n\"CREDENTIAL_LIFECYCLE_OAUTH_CONSENT\x10\x03\x12&\n\"CREDENTIAL_LIFECYCLE_DERIVED_TOKEN\x10\x04*g\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0e\n\nSCOPE_READ\x10\x01\x12\x0f\n\x0bSCOPE_TRADE\x10\x02\x12\x12\n\x0eSCOPE_WITHDRAW\x10\x03\x12\x12\n\x0eSCOPE_TRANSFER\x10\x04*\xdb\x02\n\x0eOrderOperation\x12\x1f\n\x1bORDER_OPERATION_UNSPECIFIED\x10\x00\x12\x19\n\x15ORDER_OPERATION_PLACE\x10\x01\x12\x1a\n\x16ORDER_OPERATION_CANCEL\x10\x02\x12\x19\n\x15ORDER_OPERATION_AMEND\x10\x03\x12\x1f\n\x1bORDER_OPERATION_QUERY_ORDER\x10\x04\x12%\n!ORDER_OPERATION_QUERY_OPEN_ORDERS\x10\x05\x12!\n\x1dORDER_OPERATION_QUERY_ACCOUNT\x10\x06\x12\"\n\x1eORDER_OPERATION_CLOSE_POSITION\x10\x07\x12\"\n\x1eORDER_OPERATION_AMEND_POSITION\x10\x08\x12#\n\x1fORDER_OPERATION_QUERY_POSITIONS\x10\t*l\n\x08SizeUnit\x12\x19\n\x15SIZE_UNIT_UNSPECIFIED\x10\x00\x12\x18\n\x14SIZE_UNIT_BASE_UNITS\x10\x01\x12\x12\n\x0eSIZE_UNIT_LOTS\x10\x02\x12\x17\n\x13SIZE_UNIT_CONTRACTS\x10\x03*P\n\tOrderSide\x12\x1a\n\x16ORDER_SIDE_UNSPECIFIED\x10\x00\x12\x12\n\x0eORDER_SIDE_BUY\x10\x01\x12\x13\n\x0fORDER_SIDE_SELL\x10\x02*\xc7\x01\n\tOrderType\x12\x1a\n\x16ORDER_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11ORDER_TYPE_MARKET\x10\x01\x12\x14\n\x10ORDER_TYPE_LIMIT\x10\x02\x12\x18\n\x14ORDER_TYPE_STOP_LOSS\x10\x03\x12\x19\n\x15ORDER_TYPE_STOP_LIMIT\x10\x04\x12\x1a\n\x16ORDER_TYPE_TAKE_PROFIT\x10\x05\x12 \n\x1cORDER_TYPE_TAKE_PROFIT_LIMIT\x10\x06*\x9f\x01\n\x0bTimeInForce\x12\x1d\n\x19TIME_IN_FORCE_UNSPECIFIED\x10\x00\x12\x15\n\x11TIME_IN_FORCE_GTC\x10\x01\x12\x15\n\x11TIME_IN_FORCE_IOC\x10\x02\x12\x15\n\x11TIME_IN_FORCE_FOK\x10\x03\x12\x15\n\x11TIME_IN_FORCE_GTD\x10\x04\x12\x15\n\x11TIME_IN_FORCE_DAY\x10\x05\x42\x1eZ\x1cpipsync.dev/vault/v1;vaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,26 +34,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'Z\034pipsync.dev/vault/v1;vaultv1'
   _globals['_ORDER_EXTRASENTRY']._loaded_options = None
   _globals['_ORDER_EXTRASENTRY']._serialized_options = b'8\001'
-  _globals['_BROKER']._serialized_start=690
-  _globals['_BROKER']._serialized_end=1038
-  _globals['_ENVIRONMENT']._serialized_start=1040
-  _globals['_ENVIRONMENT']._serialized_end=1152
-  _globals['_KEYALGORITHM']._serialized_start=1155
-  _globals['_KEYALGORITHM']._serialized_end=1464
-  _globals['_SCOPE']._serialized_start=1466
-  _globals['_SCOPE']._serialized_end=1569
-  _globals['_ORDEROPERATION']._serialized_start=1572
-  _globals['_ORDEROPERATION']._serialized_end=1810
-  _globals['_ORDERSIDE']._serialized_start=1812
-  _globals['_ORDERSIDE']._serialized_end=1892
-  _globals['_ORDERTYPE']._serialized_start=1895
-  _globals['_ORDERTYPE']._serialized_end=2094
-  _globals['_TIMEINFORCE']._serialized_start=2097
-  _globals['_TIMEINFORCE']._serialized_end=2256
-  _globals['_ORDER']._serialized_start=53
-  _globals['_ORDER']._serialized_end=631
-  _globals['_ORDER_EXTRASENTRY']._serialized_start=574
-  _globals['_ORDER_EXTRASENTRY']._serialized_end=631
-  _globals['_HTTPHEADER']._serialized_start=633
-  _globals['_HTTPHEADER']._serialized_end=687
+  _globals['_BROKER']._serialized_start=994
+  _globals['_BROKER']._serialized_end=1451
+  _globals['_ENVIRONMENT']._serialized_start=1453
+  _globals['_ENVIRONMENT']._serialized_end=1565
+  _globals['_KEYALGORITHM']._serialized_start=1568
+  _globals['_KEYALGORITHM']._serialized_end=1910
+  _globals['_CREDENTIALLIFECYCLE']._serialized_start=1913
+  _globals['_CREDENTIALLIFECYCLE']._serialized_end=2128
+  _globals['_SCOPE']._serialized_start=2130
+  _globals['_SCOPE']._serialized_end=2233
+  _globals['_ORDEROPERATION']._serialized_start=2236
+  _globals['_ORDEROPERATION']._serialized_end=2583
+  _globals['_SIZEUNIT']._serialized_start=2585
+  _globals['_SIZEUNIT']._serialized_end=2693
+  _globals['_ORDERSIDE']._serialized_start=2695
+  _globals['_ORDERSIDE']._serialized_end=2775
+  _globals['_ORDERTYPE']._serialized_start=2778
+  _globals['_ORDERTYPE']._serialized_end=2977
+  _globals['_TIMEINFORCE']._serialized_start=2980
+  _globals['_TIMEINFORCE']._serialized_end=3139
+  _globals['_PROTECTIVELEVEL']._serialized_start=52
+  _globals['_PROTECTIVELEVEL']._serialized_end=132
+  _globals['_ORDER']._serialized_start=135
+  _globals['_ORDER']._serialized_end=935
+  _globals['_ORDER_EXTRASENTRY']._serialized_start=878
+  _globals['_ORDER_EXTRASENTRY']._serialized_end=935
+  _globals['_HTTPHEADER']._serialized_start=937
+  _globals['_HTTPHEADER']._serialized_end=991
 # @@protoc_insertion_point(module_scope)

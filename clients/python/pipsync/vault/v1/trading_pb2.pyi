@@ -25,6 +25,11 @@ class Broker(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BROKER_GATE: _ClassVar[Broker]
     BROKER_KRAKEN_FUTURES: _ClassVar[Broker]
     BROKER_HYPERLIQUID: _ClassVar[Broker]
+    BROKER_CTRADER: _ClassVar[Broker]
+    BROKER_TRADELOCKER: _ClassVar[Broker]
+    BROKER_MATCH_TRADER: _ClassVar[Broker]
+    BROKER_DXTRADE: _ClassVar[Broker]
+    BROKER_METAAPI: _ClassVar[Broker]
 
 class Environment(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -45,6 +50,15 @@ class KeyAlgorithm(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     KEY_ALGORITHM_STATIC_HEADERS: _ClassVar[KeyAlgorithm]
     KEY_ALGORITHM_SESSION_LOGIN: _ClassVar[KeyAlgorithm]
     KEY_ALGORITHM_SECP256K1: _ClassVar[KeyAlgorithm]
+    KEY_ALGORITHM_OAUTH_CONSENT: _ClassVar[KeyAlgorithm]
+
+class CredentialLifecycle(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CREDENTIAL_LIFECYCLE_UNSPECIFIED: _ClassVar[CredentialLifecycle]
+    CREDENTIAL_LIFECYCLE_STATIC: _ClassVar[CredentialLifecycle]
+    CREDENTIAL_LIFECYCLE_PASSWORD_SESSION: _ClassVar[CredentialLifecycle]
+    CREDENTIAL_LIFECYCLE_OAUTH_CONSENT: _ClassVar[CredentialLifecycle]
+    CREDENTIAL_LIFECYCLE_DERIVED_TOKEN: _ClassVar[CredentialLifecycle]
 
 class Scope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -63,6 +77,16 @@ class OrderOperation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDER_OPERATION_QUERY_ORDER: _ClassVar[OrderOperation]
     ORDER_OPERATION_QUERY_OPEN_ORDERS: _ClassVar[OrderOperation]
     ORDER_OPERATION_QUERY_ACCOUNT: _ClassVar[OrderOperation]
+    ORDER_OPERATION_CLOSE_POSITION: _ClassVar[OrderOperation]
+    ORDER_OPERATION_AMEND_POSITION: _ClassVar[OrderOperation]
+    ORDER_OPERATION_QUERY_POSITIONS: _ClassVar[OrderOperation]
+
+class SizeUnit(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SIZE_UNIT_UNSPECIFIED: _ClassVar[SizeUnit]
+    SIZE_UNIT_BASE_UNITS: _ClassVar[SizeUnit]
+    SIZE_UNIT_LOTS: _ClassVar[SizeUnit]
+    SIZE_UNIT_CONTRACTS: _ClassVar[SizeUnit]
 
 class OrderSide(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -104,6 +128,11 @@ BROKER_BITGET: Broker
 BROKER_GATE: Broker
 BROKER_KRAKEN_FUTURES: Broker
 BROKER_HYPERLIQUID: Broker
+BROKER_CTRADER: Broker
+BROKER_TRADELOCKER: Broker
+BROKER_MATCH_TRADER: Broker
+BROKER_DXTRADE: Broker
+BROKER_METAAPI: Broker
 ENVIRONMENT_UNSPECIFIED: Environment
 ENVIRONMENT_LIVE: Environment
 ENVIRONMENT_PAPER: Environment
@@ -118,6 +147,12 @@ KEY_ALGORITHM_BEARER: KeyAlgorithm
 KEY_ALGORITHM_STATIC_HEADERS: KeyAlgorithm
 KEY_ALGORITHM_SESSION_LOGIN: KeyAlgorithm
 KEY_ALGORITHM_SECP256K1: KeyAlgorithm
+KEY_ALGORITHM_OAUTH_CONSENT: KeyAlgorithm
+CREDENTIAL_LIFECYCLE_UNSPECIFIED: CredentialLifecycle
+CREDENTIAL_LIFECYCLE_STATIC: CredentialLifecycle
+CREDENTIAL_LIFECYCLE_PASSWORD_SESSION: CredentialLifecycle
+CREDENTIAL_LIFECYCLE_OAUTH_CONSENT: CredentialLifecycle
+CREDENTIAL_LIFECYCLE_DERIVED_TOKEN: CredentialLifecycle
 SCOPE_UNSPECIFIED: Scope
 SCOPE_READ: Scope
 SCOPE_TRADE: Scope
@@ -130,6 +165,13 @@ ORDER_OPERATION_AMEND: OrderOperation
 ORDER_OPERATION_QUERY_ORDER: OrderOperation
 ORDER_OPERATION_QUERY_OPEN_ORDERS: OrderOperation
 ORDER_OPERATION_QUERY_ACCOUNT: OrderOperation
+ORDER_OPERATION_CLOSE_POSITION: OrderOperation
+ORDER_OPERATION_AMEND_POSITION: OrderOperation
+ORDER_OPERATION_QUERY_POSITIONS: OrderOperation
+SIZE_UNIT_UNSPECIFIED: SizeUnit
+SIZE_UNIT_BASE_UNITS: SizeUnit
+SIZE_UNIT_LOTS: SizeUnit
+SIZE_UNIT_CONTRACTS: SizeUnit
 ORDER_SIDE_UNSPECIFIED: OrderSide
 ORDER_SIDE_BUY: OrderSide
 ORDER_SIDE_SELL: OrderSide
@@ -147,8 +189,16 @@ TIME_IN_FORCE_FOK: TimeInForce
 TIME_IN_FORCE_GTD: TimeInForce
 TIME_IN_FORCE_DAY: TimeInForce
 
+class ProtectiveLevel(_message.Message):
+    __slots__ = ("price", "distance")
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    price: str
+    distance: str
+    def __init__(self, price: _Optional[str] = ..., distance: _Optional[str] = ...) -> None: ...
+
 class Order(_message.Message):
-    __slots__ = ("operation", "symbol", "side", "type", "quantity", "price", "stop_price", "time_in_force", "client_order_id", "venue_order_id", "extras", "quote_quantity")
+    __slots__ = ("operation", "symbol", "side", "type", "quantity", "price", "stop_price", "time_in_force", "client_order_id", "venue_order_id", "extras", "quote_quantity", "stop_loss", "take_profit", "position_id", "size_unit")
     class ExtrasEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +218,10 @@ class Order(_message.Message):
     VENUE_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     EXTRAS_FIELD_NUMBER: _ClassVar[int]
     QUOTE_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    STOP_LOSS_FIELD_NUMBER: _ClassVar[int]
+    TAKE_PROFIT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_UNIT_FIELD_NUMBER: _ClassVar[int]
     operation: OrderOperation
     symbol: str
     side: OrderSide
@@ -180,7 +234,11 @@ class Order(_message.Message):
     venue_order_id: str
     extras: _containers.ScalarMap[str, str]
     quote_quantity: str
-    def __init__(self, operation: _Optional[_Union[OrderOperation, str]] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., type: _Optional[_Union[OrderType, str]] = ..., quantity: _Optional[str] = ..., price: _Optional[str] = ..., stop_price: _Optional[str] = ..., time_in_force: _Optional[_Union[TimeInForce, str]] = ..., client_order_id: _Optional[str] = ..., venue_order_id: _Optional[str] = ..., extras: _Optional[_Mapping[str, str]] = ..., quote_quantity: _Optional[str] = ...) -> None: ...
+    stop_loss: ProtectiveLevel
+    take_profit: ProtectiveLevel
+    position_id: str
+    size_unit: SizeUnit
+    def __init__(self, operation: _Optional[_Union[OrderOperation, str]] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., type: _Optional[_Union[OrderType, str]] = ..., quantity: _Optional[str] = ..., price: _Optional[str] = ..., stop_price: _Optional[str] = ..., time_in_force: _Optional[_Union[TimeInForce, str]] = ..., client_order_id: _Optional[str] = ..., venue_order_id: _Optional[str] = ..., extras: _Optional[_Mapping[str, str]] = ..., quote_quantity: _Optional[str] = ..., stop_loss: _Optional[_Union[ProtectiveLevel, _Mapping]] = ..., take_profit: _Optional[_Union[ProtectiveLevel, _Mapping]] = ..., position_id: _Optional[str] = ..., size_unit: _Optional[_Union[SizeUnit, str]] = ...) -> None: ...
 
 class HttpHeader(_message.Message):
     __slots__ = ("name", "value")
