@@ -469,6 +469,37 @@ class SigningSettings(_Section):
         return urls
 
 
+class SessionsSettings(_Section):
+    """Venue sessions and OAuth grants of forex/CFD platforms (``vault_server/sessions``)."""
+
+    lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description=(
+            "how long one replica may hold a credential's renewal lease (login or refresh); "
+            "also the loss window of a rotated refresh token whose write-back never happened"
+        ),
+    )
+    max_failed_logins: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="refused logins in a row after which the credential is LOCKED_OUT (paged)",
+    )
+    login_backoff_base_s: float = Field(
+        default=1.0, gt=0, description="wait after the first refused login (doubles per failure)"
+    )
+    login_backoff_max_s: float = Field(
+        default=300.0, gt=0, description="longest wait between refused logins"
+    )
+    unavailable_backoff_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="after a venue could not be reached for a login, orders fail fast this long",
+    )
+
+
 class AuditSettings(_Section):
     """The chain HMAC key derives from the server key; checkpoints of all chain heads are signed
     with an Ed25519 key and exported to a sink outside the database (config only, never RPC)."""
@@ -691,6 +722,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     keys: KeysSettings = Field(default_factory=KeysSettings)
     signing: SigningSettings = Field(default_factory=SigningSettings)
+    sessions: SessionsSettings = Field(default_factory=SessionsSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     paging: PagingSettings = Field(default_factory=PagingSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)

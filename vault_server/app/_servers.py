@@ -89,7 +89,9 @@ def build_edge(
     s = signing
     servicers = Servicers(
         workspace=WorkspaceServicer(workspaces, run, clock),
-        credential=CredentialServicer(s.credentials, s.lifecycle, s.queries, s.attestor, run),
+        credential=CredentialServicer(
+            s.credentials, s.lifecycle, s.queries, s.attestor, run, s.session_admin
+        ),
         signing=SigningServicer(s.routing, s.hot_signer, run),
         audit=AuditServicer(audit_reader, audit_verifier, run),
         key=KeyServicer(key_admin, run),

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from vault_server.audit import AuditLog
 from vault_server.config import Settings
 from vault_server.core.clock import Clock, Random
@@ -25,6 +27,13 @@ from vault_server.observability.logging import get_logger
 from vault_server.observability.metrics import Metrics
 from vault_server.paging import Pager
 from vault_server.rpc.runner import BlockingRunner
+from vault_server.sessions import (
+    SessionAdmin,
+    SessionEngine,
+    SessionKey,
+    SessionSettings,
+    SessionStore,
+)
 from vault_server.signing import (
     HotSigner,
     HotState,
@@ -55,6 +64,8 @@ class SigningParts:
     committer: GroupCommitter[PendingUse, UseWritten | Stale]
     wal_checkpointer: WalCheckpointer
     hot_signer: HotSigner
+    sessions: SessionEngine
+    session_admin: SessionAdmin
 
 
 def build_signing(
@@ -97,6 +108,8 @@ def build_signing(
     signing = SigningService(
         db, audit, keys, routing, egress, clock, random, venue, page_hook=pager.hook
     )
+    sessions = build_sessions(settings, db=db, audit=audit, keys=keys, pager=pager,
+                              egress=egress, run=run, clock=clock)  # fmt: skip
     hot_state = HotState()
     committer: GroupCommitter[PendingUse, UseWritten | Stale] = GroupCommitter(
         db.engine,
@@ -107,8 +120,9 @@ def build_signing(
         retry=lost_a_race,
     )
     hot_signer = HotSigner(
-        signing, keys, hot_state, committer.submit, run, egress, clock, random, venue, metrics
-    )
+        signing, keys, hot_state, committer.submit, run, egress, clock, random, venue, metrics,
+        sessions,
+    )  # fmt: skip
     return SigningParts(
         attestor,
         credentials,
@@ -120,7 +134,36 @@ def build_signing(
         committer,
         WalCheckpointer(db.engine),
         hot_signer,
+        sessions,
+        SessionAdmin(db, audit, clock, sessions.forget),
     )
+
+
+def build_sessions(
+    settings: Settings, *, db: Database, audit: AuditLog, keys: KeyManager, pager: Pager,
+    egress: EgressClient, run: BlockingRunner, clock: Clock,
+) -> SessionEngine:  # fmt: skip
+    """The venue-session engine of forex/CFD platforms, paging through ``pager``."""
+
+    def page(
+        session: Session, key: SessionKey, state: str, reason: str, generation: int, seq: int,
+        hash_: str,
+    ) -> None:  # fmt: skip
+        pager.page_session(
+            session, workspace_id=key.workspace_id, workspace=key.workspace,
+            credential=key.credential, state=state, error_reason=reason, generation=generation,
+            audit_seq=seq, audit_hash=hash_,
+        )  # fmt: skip
+
+    cfg = settings.sessions
+    tuning = SessionSettings(
+        lease_s=cfg.lease_s,
+        max_failed_logins=cfg.max_failed_logins,
+        login_backoff_base_s=cfg.login_backoff_base_s,
+        login_backoff_max_s=cfg.login_backoff_max_s,
+        unavailable_backoff_s=cfg.unavailable_backoff_s,
+    )
+    return SessionEngine(SessionStore(db, audit, page), keys, egress, clock, run, tuning)
 
 
 def _audit_unavailable(exc: BaseException) -> BaseException:

@@ -28,7 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from vault_server.brokers.base import PreparedRequest, VenueCredential
-from vault_server.core.errors import ErrorKind, VaultError, VenueUnavailable
+from vault_server.core.errors import (
+    ReauthorizationRequired,
+    VenueLoginRefused,
+    VenueUnavailable,
+)
 
 
 class Lifecycle(enum.Enum):
@@ -38,18 +42,9 @@ class Lifecycle(enum.Enum):
     DERIVED_TOKEN = "derived_token"  # MetaApi: narrowed tokens minted from a broad one
 
 
-class LoginRefused(VaultError):
-    """The venue refused the vault's login: counts toward the lockout breaker."""
-
-    kind = ErrorKind.FAILED_PRECONDITION
-    reason = "VENUE_LOGIN_REFUSED"
-
-
-class ReauthorizationNeeded(VaultError):
-    """The grant is gone (refresh token used or revoked): a new consent or password is needed."""
-
-    kind = ErrorKind.FAILED_PRECONDITION
-    reason = "REAUTHORIZATION_REQUIRED"
+# What a protocol raises (the names venue modules use for the core errors).
+LoginRefused = VenueLoginRefused
+ReauthorizationNeeded = ReauthorizationRequired
 
 
 @dataclass(frozen=True)

@@ -299,6 +299,50 @@ class VenueTimeout(VenueUnavailable):
     reason = "VENUE_TIMEOUT"
 
 
+# --- venue sessions (issue 21) -------------------------------------------------------------------
+class VenueLoginRefused(VaultError):
+    """The venue refused the vault's login (wrong password or API key, consent revoked or
+    without trading scope). Counts toward the session lockout breaker."""
+
+    kind = ErrorKind.FAILED_PRECONDITION
+    reason = "VENUE_LOGIN_REFUSED"
+
+
+class ReauthorizationRequired(VaultError):
+    """The venue grant is lost or revoked: a new consent or password (RotateCredential)."""
+
+    kind = ErrorKind.FAILED_PRECONDITION
+    reason = "REAUTHORIZATION_REQUIRED"
+
+
+class SessionLockedOut(VaultError):
+    """Logins stopped after repeated failures, before the broker locks the account."""
+
+    kind = ErrorKind.FAILED_PRECONDITION
+    reason = "SESSION_LOCKED_OUT"
+
+
+class SessionBackoff(VaultError):
+    """Logins are backing off after a failure; ``metadata['retryAfterS']``. Nothing was sent."""
+
+    kind = ErrorKind.UNAVAILABLE
+    reason = "SESSION_BACKOFF"
+
+
+class OrderOutcomeUnknown(VaultError):
+    """The venue ended the session mid-order without saying whether it executed; not resent."""
+
+    kind = ErrorKind.UNAVAILABLE
+    reason = "ORDER_OUTCOME_UNKNOWN"
+
+
+class PlatformApplicationMissing(VaultError):
+    """OAuth onboarding needs the venue's platform application, which is not configured."""
+
+    kind = ErrorKind.FAILED_PRECONDITION
+    reason = "PLATFORM_APPLICATION_MISSING"
+
+
 class IntegrityCheckFailed(VaultError):
     """A ciphertext, wrapped key or envelope failed authentication: tampering or a copied row."""
 

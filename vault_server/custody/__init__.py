@@ -11,7 +11,12 @@ from vault_server.custody._onboarding import CredentialManager, NewCredential
 from vault_server.custody._venue_calls import PageHook, SigningSettings
 from vault_server.custody._venue_nonce import next_nonce
 from vault_server.custody._version_view import VersionView
-from vault_server.custody._views import CredentialQueries, CredentialView, load_credential
+from vault_server.custody._views import (
+    CredentialQueries,
+    CredentialView,
+    load_credential,
+    view_of,
+)
 
 __all__ = [
     "Attestor",
@@ -28,4 +33,5 @@ __all__ = [
     "load_credential",
     "next_nonce",
     "open_material",
+    "view_of",
 ]

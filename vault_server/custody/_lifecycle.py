@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from vault_server.audit import AuditLog, credential_record
@@ -40,7 +41,7 @@ from vault_server.domain import (
 from vault_server.keys import KeyManager
 from vault_server.orders import prune_claims
 from vault_server.storage.database import Database
-from vault_server.storage.models import Credential, CredentialVersion, Workspace
+from vault_server.storage.models import Credential, CredentialVersion, VenueSession, Workspace
 from vault_server.storage.repositories import credentials as repo
 from vault_server.storage.repositories import workspaces as ws_repo
 from vault_server.storage.tenant import bind_workspace
@@ -153,8 +154,9 @@ class CredentialLifecycle:
             self._usable(cred, name)
             version = CredentialVersion(
                 id=str(uuid.uuid4()), workspace_id=ws.id, credential_id=cred.id, version=number,
-                state=PENDING, api_key_hint=api_key_hint(material.api_key), envelope=sealed.blob,
-                provider_id=sealed.provider_id, kek_version=sealed.kek_version, create_time=now,
+                state=PENDING, api_key_hint=api_key_hint(material.hint_source),
+                envelope=sealed.blob, provider_id=sealed.provider_id,
+                kek_version=sealed.kek_version, create_time=now,
             )  # fmt: skip
             session.add(version)
             cred.update_time, cred.revision = now, cred.revision + 1
@@ -209,6 +211,10 @@ class CredentialLifecycle:
                     destroyed += 1
                 v.envelope, v.state = None, DESTROYED
                 v.destroy_time = v.destroy_time or now
+            # The venue session's tokens go with the secret they came from.
+            session.execute(delete(VenueSession).where(
+                VenueSession.workspace_id == ws.id, VenueSession.credential_id == cred.id
+            ))  # fmt: skip
             cred.state, cred.revoke_time = "revoked", now
             cred.update_time, cred.revision = now, cred.revision + 1
             self._record(

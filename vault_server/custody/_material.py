@@ -23,6 +23,13 @@ MAX_API_KEY = 256
 MAX_SECRET = 4096
 MAX_PRIVATE_KEY = 16_384
 MAX_ACCOUNT_ID = 128
+MAX_LOGIN = 256
+# Session venues whose login names a server (TradeLocker server, DXtrade domain, Match-Trader
+# broker id, MetaApi region) and venues whose key id is separate from the login (IG API key).
+_NEEDS_SERVER = frozenset({Venue.TRADELOCKER, Venue.DXTRADE, Venue.MATCH_TRADER, Venue.METAAPI})
+_SESSION_API_KEY = frozenset({Venue.IG})
+_ACCOUNT_REQUIRED = frozenset({Venue.OANDA, Venue.IG, Venue.TRADELOCKER, Venue.DXTRADE,
+                               Venue.MATCH_TRADER, Venue.METAAPI})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,13 @@ class MaterialInput:
     passphrase: Secret
     private_key: Secret
     account_id: str
+    username: str = ""  # login identity of a password session (IG, TradeLocker, ...)
+    server: str = ""  # TradeLocker server, DXtrade domain, Match-Trader broker id, MetaApi region
+
+    @property
+    def hint_source(self) -> str:
+        """What the masked hint is made from: the key id, else the login."""
+        return self.api_key or self.username
 
 
 def _printable(field: str, value: str, limit: int) -> None:
@@ -114,10 +128,18 @@ def validate_material(
     """Check that the material fits the algorithm (and venue), without echoing any of it."""
     _printable("material.api_key", m.api_key, MAX_API_KEY)
     _printable("material.account_id", m.account_id, MAX_ACCOUNT_ID)
+    _printable("material.username", m.username, MAX_LOGIN)
+    _printable("material.server", m.server, MAX_LOGIN)
     if len(m.secret) > MAX_SECRET or len(m.passphrase) > MAX_SECRET:
         raise InvalidArgument("material.secret", f"at most {MAX_SECRET} bytes")
-    if api_key_required and algorithm is not KeyAlgorithm.BEARER:  # a bearer token is all
+    if algorithm is KeyAlgorithm.SESSION_LOGIN:
+        _require("material.username", bool(m.username))
+        if venue in _SESSION_API_KEY:
+            _require("material.api_key", bool(m.api_key))
+    elif api_key_required and algorithm is not KeyAlgorithm.BEARER:  # a bearer token is all
         _require("material.api_key", bool(m.api_key))
+    if venue in _NEEDS_SERVER:
+        _require("material.server", bool(m.server))
     if algorithm in (
         KeyAlgorithm.HMAC_SHA256,
         KeyAlgorithm.STATIC_HEADERS,
@@ -139,7 +161,7 @@ def validate_material(
         _check_private_key(algorithm, m.private_key, venue)
     if venue in (Venue.OKX, Venue.BITGET, Venue.KUCOIN):
         _require("material.passphrase", bool(m.passphrase))
-    if venue is Venue.OANDA:
+    if venue in _ACCOUNT_REQUIRED:
         _require("material.account_id", bool(m.account_id))
 
 
@@ -151,6 +173,8 @@ def seal_input(m: MaterialInput) -> Secret:
         "passphrase": m.passphrase.reveal_text(),
         "private_key": m.private_key.reveal_text(),
         "account_id": m.account_id,
+        "username": m.username,
+        "server": m.server,
     }
     return Secret(json.dumps(doc, separators=(",", ":")).encode())
 
@@ -172,6 +196,8 @@ def open_material(
         passphrase=opt("passphrase"),
         private_key_pem=opt("private_key"),
         account_id=doc.get("account_id") or None,
+        username=doc.get("username") or None,
+        server=doc.get("server") or None,
     )
 
 

@@ -122,6 +122,7 @@ class CredentialManager:
                 metadata={"broker": new.venue.value},
             )
         validate_policy(new.policy)
+        require_bounds_for_passwords(new.algorithm, new.policy)
         return ws_id, sorted(s.value for s in scopes)
 
     def _prepare(self, ctx: CallContext, ws_id: str, cred_id: str) -> Workspace:
@@ -185,7 +186,7 @@ class CredentialManager:
         uid = str(uuid.uuid4())
         sealed = self._keys.seal(seal_input(new.material), EnvelopeBinding(ws.id, uid, 1))
         view = self._insert(
-            ctx, ws_id, new, scopes, uid, sealed, api_key_hint(new.material.api_key),
+            ctx, ws_id, new, scopes, uid, sealed, api_key_hint(new.material.hint_source),
             state=ACTIVE, action="credential.create",
         )  # fmt: skip
         if new.attest_on_create and self._attestor is not None:
@@ -222,8 +223,25 @@ class CredentialManager:
             check_etag(etag, cred.id, cred.revision)
             if cred.state == REVOKED:
                 raise CredentialRevoked("the credential is revoked", metadata={"credential": name})
+            require_bounds_for_passwords(KeyAlgorithm(cred.key_algorithm), policy)
             cred.policy = policy.to_json()
             cred.update_time = self._clock.now()
             cred.revision += 1
             self._record(session, ctx, ws, cred.resource_id, "credential.policy_update")
             return self._view(session, ws, cred)
+
+
+def require_bounds_for_passwords(algorithm: KeyAlgorithm, policy: OrderPolicy) -> None:
+    """A credential holding an account password can trade anything the account can: it must
+    name the symbols it may trade and cap each order's size (a leaked trade-only key was enough
+    to drain 3Commas users by trading into illiquid markets)."""
+    if algorithm is not KeyAlgorithm.SESSION_LOGIN:
+        return
+    if not policy.allowed_symbols:
+        raise InvalidArgument(
+            "policy.allowed_symbols", "a password-holding credential needs a symbol allow-list"
+        )
+    if not policy.max_quantity:
+        raise InvalidArgument(
+            "policy.max_quantity", "a password-holding credential needs a size cap"
+        )

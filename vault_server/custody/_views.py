@@ -19,7 +19,7 @@ from vault_server.domain import (
     parse_workspace,
 )
 from vault_server.storage.database import Database
-from vault_server.storage.models import Credential, CredentialVersion, Workspace
+from vault_server.storage.models import Credential, CredentialVersion, VenueSession, Workspace
 from vault_server.storage.repositories import credentials as repo
 from vault_server.workspaces import load_visible
 
@@ -50,6 +50,8 @@ class CredentialView:
     credential: Credential
     versions: list[CredentialVersion]
     proxy_only: bool
+    lifecycle: str = "static"  # brokers.lifecycle.Lifecycle value
+    session: VenueSession | None = None  # the venue session row (session/OAuth lifecycles)
 
     @property
     def name(self) -> str:
@@ -83,11 +85,18 @@ def view_of(
     session: Session, ws: Workspace, cred: Credential, *, coinbase_strict: bool
 ) -> CredentialView:
     adapter = adapter_for(Venue(cred.broker), coinbase_strict=coinbase_strict)
+    row = None
+    if adapter.session is not None:
+        row = session.get(VenueSession, cred.id)
+        if row is not None and row.credential_version != cred.current_version:
+            row = None  # a session of an older version: the current one has none yet
     return CredentialView(
         workspace=ws.resource_id,
         credential=cred,
         versions=repo.versions(session, cred),
         proxy_only=adapter.proxy_only,
+        lifecycle=adapter.lifecycle.value,
+        session=row,
     )
 
 

@@ -33,6 +33,7 @@ DEDUPLICATED = "deduplicated"
 PAGE_CLASS = "credential.read.no_routing_context"
 INTEGRITY_PAGE_CLASS = "credential.integrity_check_failed"
 AUDIT_INTEGRITY_PAGE_CLASS = "audit.integrity_check_failed"
+SESSION_PAGE_CLASS = "credential.session_needs_attention"
 
 
 def dedup_key(workspace: str, credential: str, bucket: int) -> str:
@@ -133,6 +134,47 @@ class Pager:
                 "credential_version": str(credential_version),
                 "kek": f"{provider_id}:{kek_version}",
                 "operation": operation,
+            },
+        }
+        return _enqueue(session, workspace_id, key, payload, now)
+
+    def page_session(
+        self,
+        session: Session,
+        *,
+        workspace_id: str,
+        workspace: str,
+        credential: str,
+        state: str,
+        error_reason: str,
+        generation: int,
+        audit_seq: int,
+        audit_hash: str,
+    ) -> PagerOutbox | None:
+        """Queue one page for a credential whose venue session needs a person (``LOCKED_OUT``,
+        ``NEEDS_REAUTHORIZATION``). The key names the credential, the state and the session
+        generation it was entered from: however many replicas and orders see it, one page."""
+        ws = workspace_of_name(workspace) or "-"
+        cred = credential.rsplit("/", 1)[-1]
+        key = f"pipvault:session:{ws}:{cred}:{state}:{generation}"[:255]
+        if session.execute(select(PagerOutbox.id).where(_live(key)).limit(1)).first():
+            return None
+        now = self._clock.now()
+        event = f"{workspace}/auditEvents/{audit_seq}"
+        payload = {
+            "summary": f"Venue session {state.upper()}: {credential} ({error_reason})",
+            "source": self._source,
+            "severity": "critical",
+            "class": SESSION_PAGE_CLASS,
+            "component": "pipvault",
+            "timestamp": now.isoformat(),
+            "custom_details": {
+                "workspace": workspace,
+                "credential": credential,
+                "state": state,
+                "error_reason": error_reason,
+                "audit_event": event,
+                "audit_hash": audit_hash,
             },
         }
         return _enqueue(session, workspace_id, key, payload, now)

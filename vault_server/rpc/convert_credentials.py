@@ -87,6 +87,44 @@ _VERSION_STATE = {
 }
 
 
+_LIFECYCLES = {
+    "static": trading_pb2.CREDENTIAL_LIFECYCLE_STATIC,
+    "password_session": trading_pb2.CREDENTIAL_LIFECYCLE_PASSWORD_SESSION,
+    "oauth_consent": trading_pb2.CREDENTIAL_LIFECYCLE_OAUTH_CONSENT,
+    "derived_token": trading_pb2.CREDENTIAL_LIFECYCLE_DERIVED_TOKEN,
+}
+_SESSION_STATE = {
+    "idle": credential_pb2.SessionStatus.STATE_IDLE,
+    "active": credential_pb2.SessionStatus.STATE_ACTIVE,
+    "renewing": credential_pb2.SessionStatus.STATE_RENEWING,
+    "needs_reauthorization": credential_pb2.SessionStatus.STATE_NEEDS_REAUTHORIZATION,
+    "locked_out": credential_pb2.SessionStatus.STATE_LOCKED_OUT,
+}
+
+
+def session_msg(view: CredentialView) -> credential_pb2.SessionStatus:
+    """States, times and reason codes of the venue session; never a token."""
+    row = view.session
+    if row is None:
+        return credential_pb2.SessionStatus(state=credential_pb2.SessionStatus.STATE_IDLE)
+    msg = credential_pb2.SessionStatus(
+        state=_SESSION_STATE.get(row.state, credential_pb2.SessionStatus.STATE_UNSPECIFIED),
+        consecutive_failures=row.failures,
+        last_error_reason=row.last_error,
+        generation=row.generation,
+    )
+    for field, value in (
+        ("expire_time", row.expire_time),
+        ("refresh_expire_time", row.refresh_expire_time),
+        ("renew_time", row.renew_time),
+        ("next_attempt_time", row.next_attempt_time),
+    ):
+        ts = timestamp(value)
+        if ts is not None:
+            getattr(msg, field).CopyFrom(ts)
+    return msg
+
+
 def enum_in(field: str, value: int, table: Mapping[Any, T]) -> T:
     if value not in table:
         raise InvalidArgument(field, "must be set to a supported value")
@@ -113,6 +151,8 @@ def material_of(msg: credential_pb2.SecretMaterial) -> MaterialInput:
         passphrase=Secret(msg.passphrase),
         private_key=Secret(msg.private_key),
         account_id=msg.account_id,
+        username=msg.username,
+        server=msg.server,
     )
 
 
@@ -218,6 +258,9 @@ def credential_msg(view: CredentialView) -> credential_pb2.Credential:
     )
     if c.attestation:
         msg.attestation.CopyFrom(attestation_msg(c.attestation))
+    msg.lifecycle = _LIFECYCLES[view.lifecycle]
+    if view.lifecycle != "static":
+        msg.session.CopyFrom(session_msg(view))
     for field, value in (
         ("create_time", c.create_time),
         ("update_time", c.update_time),

@@ -29,6 +29,8 @@ from vault_server.brokers.base import (
     OrderSpec,
     PreparedRequest,
     SigningContext,
+    VenueAdapter,
+    VenueCredential,
 )
 from vault_server.brokers.registry import adapter_for
 from vault_server.brokers.revealed import secret_values
@@ -37,6 +39,7 @@ from vault_server.core.errors import (
     CredentialNotActive,
     CredentialRevoked,
     ErrorKind,
+    InternalError,
     InvalidArgument,
     NotFound,
     ProxyOnlyVenue,
@@ -47,10 +50,11 @@ from vault_server.core.errors import (
 from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.custody import SigningSettings, open_material
 from vault_server.domain import CallContext, workspace_name, workspace_of_name
-from vault_server.egress.client import EgressClient
+from vault_server.egress.client import EgressClient, VenueResponse
 from vault_server.keys import KeyManager
 from vault_server.observability.metrics import Metrics
 from vault_server.orders import check_client_order_id, check_policy
+from vault_server.sessions import SessionEngine, SessionKey, SessionUse
 from vault_server.signing._batch import Claim, PendingUse, Stale, UseWritten
 from vault_server.signing._hot_state import HotState, UseState
 from vault_server.signing._service import (
@@ -74,6 +78,7 @@ _LOOP_ALGORITHMS = frozenset(KeyAlgorithm) - {KeyAlgorithm.RSA}
 class _Prepared:
     pending: PendingUse
     version: int
+    material: VenueCredential
 
 
 class HotSigner:
@@ -89,7 +94,9 @@ class HotSigner:
         random: Random,
         settings: SigningSettings,
         metrics: Metrics | None = None,
+        sessions: SessionEngine | None = None,
     ) -> None:
+        self._sessions = sessions
         self._signing = signing
         self._keys = keys
         self._hot = hot
@@ -135,10 +142,14 @@ class HotSigner:
         use = await self._use(ctx, routing_context, credential, order, proxy=True)
         origins = self._signing.origins(use.venue, use.environment)
         secrets = secret_values(use.request.headers)
+        adapter = adapter_for(use.venue, coinbase_strict=self._settings.coinbase_strict)
         try:
-            response = await self._egress.execute(
-                use.request, origins, ctx.remaining(), secrets=secrets
-            )
+            if adapter.session is not None:
+                response = await self._session_send(ctx, use, adapter, origins)
+            else:
+                response = await self._egress.execute(
+                    use.request, origins, ctx.remaining(), secrets=secrets
+                )
         except VaultError as err:
             self._count(use.venue.value, "failed")
             await self._offload(
@@ -152,6 +163,25 @@ class HotSigner:
                 self._signing.record_relayed, ctx, routing_context, use.audit_event, response
             )
         return Executed(response, use.version, use.audit_event)
+
+    async def _session_send(
+        self, ctx: CallContext, use: Use, adapter: VenueAdapter, origins: frozenset[str]
+    ) -> VenueResponse:
+        """A session venue: the engine authenticates the request with the credential's venue
+        session (logging in or refreshing first, single-flight) and sends it."""
+        if self._sessions is None or use.material is None or use.algorithm is None:
+            raise InternalError("a session venue was used without the session engine")
+        venue, env, algorithm = use.venue, use.environment, use.algorithm
+        key = SessionKey(
+            use.workspace_id, use.workspace, use.credential_id, use.credential, use.version
+        )
+        base = self._settings.venue_base_urls.get(venue.value) or adapter.default_base_url(env)
+        session_use = SessionUse(
+            key=key, protocol=adapter.session, material=use.material, request=use.request,
+            origins=origins, base_url=base.rstrip("/"),
+            open_material=lambda raw: open_material(raw, venue, env, algorithm),
+        )  # fmt: skip
+        return await self._sessions.send(ctx, session_use)
 
     # --- the use -----------------------------------------------------------------------------
     async def _use(
@@ -191,7 +221,11 @@ class HotSigner:
                         self._hot.heard(state.workspace_id, outcome.epoch)
                     continue
                 event = f"{state.workspace_name}/auditEvents/{outcome.seq}"
-                return Use(outcome.request, prepared.version, event, state.venue, state.environment)
+                return Use(
+                    outcome.request, prepared.version, event, state.venue, state.environment,
+                    state.workspace_id, state.workspace_name, state.credential_id,
+                    state.credential_name, state.algorithm, prepared.material,
+                )  # fmt: skip
             use: Use = await self._offload(
                 self._signing.use_locked, ctx, rc_name, hint, order, proxy=proxy
             )
@@ -262,7 +296,7 @@ class HotSigner:
             pending.build = build
         else:
             pending.request = build(None)
-        return _Prepared(pending, st.current_version)
+        return _Prepared(pending, st.current_version, material)
 
     def _count(self, venue: str, outcome: str) -> None:
         if self._metrics is None:

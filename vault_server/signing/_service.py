@@ -13,7 +13,7 @@ and the ``credential.use`` audit event; nothing claimed and no signature if any 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +26,7 @@ from vault_server.brokers.base import (
     PreparedRequest,
     SigningContext,
     Venue,
+    VenueCredential,
 )
 from vault_server.brokers.registry import adapter_for
 from vault_server.core.clock import Clock, Random, to_millis
@@ -79,6 +80,12 @@ class Use:
     audit_event: str
     venue: Venue
     environment: Environment
+    workspace_id: str = ""  # whose it is, and the opened material: sessions authenticate later
+    workspace: str = ""
+    credential_id: str = ""
+    credential: str = ""
+    algorithm: KeyAlgorithm | None = None
+    material: VenueCredential | None = field(default=None, repr=False)
 
 
 class SigningService:
@@ -257,7 +264,10 @@ class SigningService:
             ),
         )
         event = event_name(row, f"workspaces/{ws.resource_id}")
-        return Use(request, version.version, event, venue, env)
+        return Use(
+            request, version.version, event, venue, env, ws.id, f"workspaces/{ws.resource_id}",
+            cred.id, name, KeyAlgorithm(cred.key_algorithm), material,
+        )  # fmt: skip
 
     def _credential_for_refusal(
         self, session: Session, ctx: CallContext, ws: Workspace | None, rc_name: str, hint: str

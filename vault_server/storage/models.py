@@ -165,6 +165,37 @@ class VenueNonce(TenantScoped, Base):
     last_nonce: Mapped[int] = mapped_column(BigInteger)
 
 
+class VenueSession(TenantScoped, Base):
+    """The venue session (or OAuth grant) the vault holds for a credential: one row per
+    credential, shared by every replica (``vault_server/sessions``). Tokens only ever sealed."""
+
+    __tablename__ = "venue_sessions"
+    __table_args__ = (
+        ForeignKeyConstraint(["credential_id"], ["credentials.id"]),
+        UniqueConstraint("workspace_id", "credential_id"),
+    )
+
+    credential_id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"))
+    credential_version: Mapped[int] = mapped_column(Integer, default=0)
+    # idle | active | renewing | needs_reauthorization | locked_out
+    state: Mapped[str] = mapped_column(String(32), default="idle")
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The sealed tokens (crypto/envelope.py), bound to the credential and ``generation``.
+    envelope: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    expire_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    refresh_expire_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    renew_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The replica renewing it right now, until when, and what it does (login | refresh).
+    lease_owner: Mapped[str] = mapped_column(String(64), default="")
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    lease_kind: Mapped[str] = mapped_column(String(16), default="")
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(64), default="")
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
 class AuditEvent(Base):
     """Append-only. One keyed hash chain per workspace (``chain_id``) plus a ``system`` chain."""
 

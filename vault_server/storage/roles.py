@@ -20,7 +20,8 @@ OWNER_ROLE = "pipvault_owner"
 APP_ROLE = "pipvault_app"
 APP_PASSWORD_ENV = "PIPVAULT_APP_ROLE_PASSWORD"
 _RW = ("credentials", "credential_versions", "routing_contexts", "signed_orders", "venue_nonces",
-       "workspaces", "kek_state", "pager_outbox", "audit_chain_heads")  # fmt: skip
+       "venue_sessions", "workspaces", "kek_state", "pager_outbox",
+       "audit_chain_heads")  # fmt: skip
 
 
 def _ident(name: str) -> str:

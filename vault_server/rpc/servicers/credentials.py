@@ -19,6 +19,7 @@ from vault_server.rpc import convert_credentials as cv
 from vault_server.rpc.call_state import current
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.rpc.servicers.unimplemented import fill_unimplemented
+from vault_server.sessions import SessionAdmin
 
 
 def _new(request: Any, *, with_material: bool) -> NewCredential:
@@ -45,7 +46,9 @@ class CredentialServicer(rpc.CredentialServiceServicer):
         queries: CredentialQueries,
         attestor: Attestor,
         run: BlockingRunner,
+        sessions: SessionAdmin,
     ) -> None:
+        self._sessions = sessions
         self._attestor = attestor
         self._m = manager
         self._life = lifecycle
@@ -124,10 +127,13 @@ class CredentialServicer(rpc.CredentialServiceServicer):
         view = await self._run(self._m.update_policy, current(), request.name, policy, request.etag)
         return pb.UpdateCredentialPolicyResponse(credential=cv.credential_msg(view))
 
-    # Issue 21 (in progress): wired with the session engine.
-    async def ResetCredentialSession(self, request: Any, context: Any) -> Any:
-        raise NotImplementedYet("ResetCredentialSession is not implemented by this server yet")
+    async def ResetCredentialSession(
+        self, request: pb.ResetCredentialSessionRequest, context: Any
+    ) -> Any:
+        view = await self._run(self._sessions.reset, current(), request.name)
+        return pb.ResetCredentialSessionResponse(credential=cv.credential_msg(view))
 
+    # Issue 21 (in progress): OAuth platform applications arrive with cTrader.
     async def SetPlatformApplication(self, request: Any, context: Any) -> Any:
         raise NotImplementedYet("SetPlatformApplication is not implemented by this server yet")
 

@@ -1,0 +1,70 @@
+"""Small pieces of the session engine: its tuning, and how keys, answers, times, the system
+actor and refusals are made."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+from vault_server.brokers.lifecycle import Answer
+from vault_server.core.errors import (
+    ReauthorizationRequired,
+    SessionBackoff,
+    SessionLockedOut,
+    VaultError,
+)
+from vault_server.crypto.envelope import EnvelopeBinding
+from vault_server.domain import Actor, ActorType, CallContext
+from vault_server.egress.client import VenueResponse
+from vault_server.sessions._store import LOCKED_OUT, NEEDS_REAUTHORIZATION, Refused, SessionKey
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    lease_s: float = 30.0
+    max_failed_logins: int = 3
+    login_backoff_base_s: float = 1.0
+    login_backoff_max_s: float = 300.0
+    unavailable_backoff_s: float = 2.0
+
+    def backoff(self, failures: int) -> float:
+        return float(min(self.login_backoff_base_s * 2 ** max(failures - 1, 0),
+                         self.login_backoff_max_s))  # fmt: skip
+
+
+def _slot(key: SessionKey) -> tuple[str, str, int]:
+    return key.workspace_id, key.credential_id, key.version
+
+
+def _answer(response: VenueResponse, step: int) -> Answer:
+    return Answer(response.status, response.headers, response.body, step)
+
+
+def _binding(key: SessionKey, generation: int) -> EnvelopeBinding:
+    """Session tokens are bound to their credential *session* and generation: an envelope
+    copied from a credential version, another credential or an older generation fails."""
+    return EnvelopeBinding(key.workspace_id, key.credential_id + "#session", generation)
+
+
+def _at(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+
+
+def _system(ctx: CallContext, reason: str) -> CallContext:
+    """The engine acts as ``system`` on behalf of the caller whose order needed the session."""
+    actor = Actor(ActorType.SYSTEM, "pipvault", on_behalf_of=ctx.actor.id)
+    return replace(ctx, actor=actor, reason=reason)
+
+
+def _refusal(decision: Refused, key: SessionKey) -> VaultError:
+    meta = {"credential": key.credential}
+    if decision.state == LOCKED_OUT:
+        return SessionLockedOut(
+            "logins to this credential's venue stopped after repeated failures", metadata=meta
+        )
+    if decision.state == NEEDS_REAUTHORIZATION:
+        return ReauthorizationRequired(
+            "the venue grant is lost: a new consent or password is needed", metadata=meta
+        )
+    meta["retryAfterS"] = f"{max(decision.retry_after_s, 0.0):.3g}"
+    return SessionBackoff("logins to this credential's venue are backing off", metadata=meta)
