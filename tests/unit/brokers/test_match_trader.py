@@ -280,8 +280,10 @@ def test_login_then_order_with_sl_tp_amend_and_close(stub: MatchTraderStub, cloc
     assert stub.positions[position_id]["stopLoss"] == 1.06
     assert stub.positions[position_id]["takeProfit"] == 1.2  # left unchanged
     close = OrderSpec(Operation.CLOSE_POSITION, position_id=position_id, symbol="EURUSD",
-                      side=Side.BUY, quantity=Decimal("0.1"))  # fmt: skip
-    assert trade(stub, tokens, close).status == 200
+                      side=Side.BUY, quantity=Decimal("0.04"))  # fmt: skip
+    assert trade(stub, tokens, close).status == 200  # partial
+    assert stub.positions[position_id]["volume"] == pytest.approx(0.06)
+    assert trade(stub, tokens, replace(close, quantity=Decimal("0.06"))).status == 200
     assert stub.positions == {}
     listed = trade(stub, tokens, OrderSpec(Operation.QUERY_POSITIONS))
     assert (listed.status, json.loads(listed.body)) == (200, {"positions": []})
@@ -359,10 +361,12 @@ def test_a_refresh_the_platform_refuses_is_unavailable_not_reauthorization(
 ) -> None:
     with MatchTraderStub(ACCOUNT, clock=clock, max_refreshes=1) as stub:
         tokens = login(stub, clock)
-        tokens = SESSION.parse_refresh(
-            send(SESSION.refresh(tokens, CRED, ctx(stub, clock))), tokens, CRED, ctx(stub, clock)
-        )  # type: ignore[arg-type]
-        refused = send(SESSION.refresh(tokens, CRED, ctx(stub, clock)))  # type: ignore[arg-type]
+        first = SESSION.refresh(tokens, CRED, ctx(stub, clock))
+        assert first is not None
+        tokens = SESSION.parse_refresh(send(first), tokens, CRED, ctx(stub, clock))
+        second = SESSION.refresh(tokens, CRED, ctx(stub, clock))
+        assert second is not None
+        refused = send(second)
         assert refused.status == 429
         with pytest.raises(VenueUnavailable):
             SESSION.parse_refresh(refused, tokens, CRED, ctx(stub, clock))
@@ -417,3 +421,24 @@ def test_flow_material_matches_the_stub_login(stub: MatchTraderStub, clock: Cloc
     cred = replace(CRED, username=material["username"], server=material["server"],
                    account_id=material["account_id"], secret=Secret(material["secret"]))  # fmt: skip
     assert login(stub, clock, cred).facts["tradingAccountId"] == ACCOUNT.account_id
+
+
+def test_the_stub_refuses_what_the_platform_would(stub: MatchTraderStub, clock: Clock) -> None:
+    tokens = login(stub, clock)
+    request = SESSION.authorize(build(place(), stub.base_url), tokens, CRED)
+    without_trading_token = [(n, v) for n, v in request.headers if n != "Auth-trading-api"]
+    assert send(replace(request, headers=tuple(without_trading_token))).status == 401
+    assert send(replace(request, body=b"{not json")).status == 400
+    assert send(replace(request, body=b'{"instrument":"EURUSD","orderSide":"BUY"}')).status == 400
+    other_system = request.url.replace(SYSTEM_UUID, "00000000-0000-4000-8000-000000000000")
+    assert send(replace(request, url=other_system)).status == 404
+    assert stub.positions == {}
+
+
+def test_an_explicit_lots_size_unit_is_accepted() -> None:
+    assert body(build(place(size_unit=SizeUnit.LOTS)))["volume"] == 0.1
+
+
+def test_a_non_utf8_password_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match="UTF-8"):
+        SESSION.login(replace(CRED, secret=Secret(b"\xff\xfe")), SessionContext(NOW, "https://x"))

@@ -75,9 +75,7 @@ class MatchTraderSession:
         account_id(credential)
         body = {
             "email": _email(credential),
-            "password": keys.require_secret(credential.secret, "credential.secret")
-            .reveal()
-            .decode("utf-8"),
+            "password": _password(credential),
             "brokerId": _broker_id(credential),
         }
         return PreparedRequest(
@@ -172,6 +170,13 @@ def _email(credential: VenueCredential) -> str:
     if not isinstance(email, str) or "@" not in email:
         raise InvalidArgument("credential.username", "must be the Match-Trader login email")
     return sc.header_token(email, "credential.username")
+
+
+def _password(credential: VenueCredential) -> str:
+    try:
+        return keys.require_secret(credential.secret, "credential.secret").reveal().decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgument("credential.secret", "must be UTF-8 text") from None
 
 
 def _broker_id(credential: VenueCredential) -> str:
