@@ -25,12 +25,13 @@ _MODULES = {
     Venue.KUCOIN: "vault_server.brokers.venues.kucoin",
     Venue.HYPERLIQUID: "vault_server.brokers.venues.hyperliquid",
     Venue.METAAPI: "vault_server.brokers.venues.metaapi",
+    Venue.MATCH_TRADER: "vault_server.brokers.venues.match_trader",
 }
 
 
 # In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
 PLANNED: frozenset[Venue] = frozenset(
-    {Venue.CTRADER, Venue.TRADELOCKER, Venue.MATCH_TRADER, Venue.DXTRADE}
+    {Venue.CTRADER, Venue.TRADELOCKER, Venue.DXTRADE}
 )
 
 
