@@ -24,6 +24,7 @@ https://labs.ig.com/rest-trading-api-reference/service-detail?id=688):
   on that POST is a close (v1: ``dealId``, ``direction`` opposite the position, ``size`` at most
   the position's, MARKET). Validation errors are 400 ``validation.null-not-allowed.request.
   <field>`` / ``invalid.request.<field>`` shaped (the exact codes are UNVERIFIED).
+* A ``dealReference`` used twice -> 400 (UNVERIFIED: the stub's guard against double orders).
 * ``PUT /positions/otc/{dealId}`` v2 sets both levels from the body (a level left out is
   removed); ``GET /confirms/{dealReference}``, ``GET /positions``, ``GET /workingorders``,
   ``GET /accounts``.

@@ -20,13 +20,16 @@ open orders         ``GET /workingorders``                                 2    
 account             ``GET /accounts``                                      1        accounts
 ==================  =====================================================  =======  ==========
 
-Sources: https://labs.ig.com/reference/positions-otc.html (create v2, close v1),
-https://labs.ig.com/reference/positions-otc-deal-id.html (update v2),
-https://labs.ig.com/reference/confirms-deal-reference.html, https://labs.ig.com/reference/
-positions.html, https://labs.ig.com/rest-trading-api-reference/service-detail?id=692
-(``/workingorders``). IG documents a close as ``DELETE /positions/otc`` with a body and, for
-clients that cannot send one, ``POST`` with the header ``_method: DELETE``; the vault always
-sends the latter.
+Sources: https://labs.ig.com/reference/positions-otc.html (create v2, close v1: fields and
+constraints), https://labs.ig.com/rest-trading-api-reference/service-detail?id=692
+(``/workingorders`` v2), the reference's index of versions (``/positions`` GET v2,
+``/positions/otc/{dealId}`` PUT v2, ``/confirms/{dealReference}`` GET v1, ``/accounts`` GET v1)
+and https://labs.ig.com/rest-trading-api-guide; the update and confirm field lists were read
+from IG's own sample clients and community SDKs, not from their reference pages (UNVERIFIED).
+A close is ``DELETE /positions/otc`` with a body; many HTTP stacks drop a DELETE body, so IG
+accepts ``POST`` with the header ``_method: DELETE`` instead (what IG's sample clients and the
+``trading_ig`` library send; not on the reference page: UNVERIFIED). The vault always sends the
+POST form.
 
 Place (``POST /positions/otc`` v2): ``epic`` (``[A-Za-z0-9._]{6,30}``), ``expiry`` (extra,
 default ``-``), ``direction`` BUY/SELL, ``size``, ``orderType`` MARKET (no ``level``) or LIMIT
