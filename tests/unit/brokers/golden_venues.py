@@ -160,6 +160,8 @@ def credential(venue: Venue, algorithm: KeyAlgorithm, env: Environment, form: st
         account, api_key = "101-004-1234567-001", ""
     if venue is Venue.ALPACA:
         api_key = "GOLDENTESTKEYID00001"
+    if venue is Venue.IG:
+        account = "ABC123"
     return VenueCredential(
         venue=venue, environment=env, algorithm=algorithm, api_key=api_key,
         secret=Secret(secret) if secret is not None else None,
