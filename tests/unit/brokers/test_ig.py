@@ -168,7 +168,7 @@ def test_amend_position_refuses_what_would_drop_a_level(
 
 
 def test_close_is_a_post_with_the_delete_override() -> None:
-    order = OrderSpec(Operation.CLOSE_POSITION, position_id="DIAAAAB8H7X6GA4", side=Side.SELL,
+    order = OrderSpec(Operation.CLOSE_POSITION, position_id="DIAAAAB8H7X6GA4", side=Side.BUY,
                       quantity=D("1"))  # fmt: skip
     request = build(order)
     assert (request.method, request.url.rsplit("/gateway/deal", 1)[1]) == ("POST", "/positions/otc")
@@ -186,7 +186,7 @@ def test_close_is_a_post_with_the_delete_override() -> None:
      ({"time_in_force": TimeInForce.IOC}, "order.time_in_force")],
 )  # fmt: skip
 def test_close_refusals(changes: dict[str, Any], field: str) -> None:
-    order = OrderSpec(Operation.CLOSE_POSITION, position_id="DIAAAAB8H7X6GA4", side=Side.SELL,
+    order = OrderSpec(Operation.CLOSE_POSITION, position_id="DIAAAAB8H7X6GA4", side=Side.BUY,
                       quantity=D("1"))  # fmt: skip
     with pytest.raises(InvalidArgument) as info:
         build(replace(order, **changes))
@@ -398,7 +398,7 @@ def test_login_then_place_amend_close(stub: IgStub, account: Account, clock: Clo
     assert stub.positions[deal]["stopLoss"] == FLOW.amended_stop_loss
     listed = call(stub, OrderSpec(Operation.QUERY_POSITIONS), tokens, cred)
     assert [p["position"]["dealId"] for p in json.loads(listed.body)["positions"]] == [deal]
-    half = OrderSpec(Operation.CLOSE_POSITION, position_id=deal, side=Side.SELL, quantity=D("1"))
+    half = OrderSpec(Operation.CLOSE_POSITION, position_id=deal, side=Side.BUY, quantity=D("1"))
     assert call(stub, half, tokens, cred).status == 200 and stub.positions[deal]["size"] == 1
     assert call(stub, half, tokens, cred).status == 200 and deal not in stub.positions
     for query in (Operation.QUERY_ACCOUNT, Operation.QUERY_OPEN_ORDERS):
@@ -410,10 +410,11 @@ def test_stub_rejects_what_ig_rejects(stub: IgStub, account: Account, clock: Clo
     tokens = login(stub, cred, clock)
     placed = call(stub, place(), tokens, cred)
     deal = FLOW.position_id(stub, placed.body)
-    same_side = OrderSpec(Operation.CLOSE_POSITION, position_id=deal, side=Side.BUY,
+    # The position is a BUY: a close claiming it is a SELL would deal in the same direction.
+    same_side = OrderSpec(Operation.CLOSE_POSITION, position_id=deal, side=Side.SELL,
                           quantity=D("1"))  # fmt: skip
     assert call(stub, same_side, tokens, cred).status == 400
-    too_big = replace(same_side, side=Side.SELL, quantity=D("3"))
+    too_big = replace(same_side, side=Side.BUY, quantity=D("3"))
     assert call(stub, too_big, tokens, cred).status == 400
     request = ADAPTER.build(place(client_order_id="sig-2"), cred,
                             SigningContext(now_ms=NOW, base_url=stub.base_url))  # fmt: skip

@@ -191,15 +191,16 @@ def _levels(order: OrderSpec) -> dict[str, Any]:
 
 
 def _close(order: OrderSpec) -> dict[str, Any]:
-    """The close body: the deal, the closing direction and the size, at market."""
+    """The close body: the deal, the closing direction and the size, at market. ``side`` is the
+    position's side (as for every venue): the closing deal goes the other way."""
     sc.no_extras(order)
     if order.side is None:
-        raise InvalidArgument("order.side", "IG needs the closing direction (SELL closes a BUY)")
+        raise InvalidArgument("order.side", "IG needs the position's side (BUY for a long)")
     if order.price is not None or order.order_type not in (None, OrderType.MARKET):
         raise InvalidArgument("order.order_type", "IG positions are closed at market here")
     if order.time_in_force is not None:
         raise InvalidArgument("order.time_in_force", "is not used to close an IG position")
-    return {"dealId": _deal_id(order), "direction": "BUY" if order.side is Side.BUY else "SELL",
+    return {"dealId": _deal_id(order), "direction": "SELL" if order.side is Side.BUY else "BUY",
             "size": _number(order.quantity, "order.quantity"), "orderType": "MARKET"}  # fmt: skip
 
 
