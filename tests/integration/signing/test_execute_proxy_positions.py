@@ -143,3 +143,22 @@ def test_a_venue_without_protective_orders_refuses_them(wired: Wired) -> None:
     err, _ = sf.refusal(wired.vault, "SignOrder", sf.sign_request(rc, close))
     assert err.reason == "OPERATION_NOT_SUPPORTED"
     assert wired.venues.binance.requests == []
+
+
+def test_closes_and_amends_count_against_the_rate_limit(wired: Wired) -> None:
+    key = sf.oanda()
+    cred = wired.onboard(key, "oa-fx", policy=sf.policy(max_orders=2, rate_interval_s=3600))
+    rc = sf.begin(wired.vault, cred.name).name
+    done = sf.execute(wired.vault, rc, sf.place_for(key, "r1", kind="market", qty="100"))
+    trade_id = json.loads(done.body)["orderFillTransaction"]["tradeOpened"]["tradeID"]
+    partial = _position_op(B.ORDER_OPERATION_CLOSE_POSITION, "r2", position_id=trade_id,
+                           quantity="10")  # fmt: skip
+    assert sf.execute(wired.vault, rc, partial).http_status == 200
+    amend = _position_op(B.ORDER_OPERATION_AMEND_POSITION, "r3", position_id=trade_id,
+                         stop_loss=T.ProtectiveLevel(distance="0.01"))  # fmt: skip
+    err, _ = sf.refusal(wired.vault, "ExecuteOrder", sf.execute_request(rc, amend))
+    assert (err.reason, err.metadata["rule"]) == ("ORDER_POLICY_VIOLATION",
+                                                  "max_orders_per_interval")  # fmt: skip
+    # Queries are not rate-limited.
+    listed = sf.execute(wired.vault, rc, T.Order(operation=B.ORDER_OPERATION_QUERY_POSITIONS))
+    assert listed.http_status == 200 and wired.venues.oanda.trades[trade_id]["stopLoss"] is None

@@ -38,6 +38,7 @@ from vault_server.brokers.base import (
     OrderSpec,
     OrderType,
     PreparedRequest,
+    ProtectiveLevel,
     Side,
     SigningContext,
     TimeInForce,
@@ -208,6 +209,8 @@ M, L, SL, SLL, TP, TPL = (OrderType.MARKET, OrderType.LIMIT, OrderType.STOP_LOSS
                           OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT,
                           OrderType.TAKE_PROFIT_LIMIT)  # fmt: skip
 T = TimeInForce
+PL = ProtectiveLevel
+CP, AP, QP = Operation.CLOSE_POSITION, Operation.AMEND_POSITION, Operation.QUERY_POSITIONS
 
 # fmt: off
 # (name, fields); "$S" is the venue's symbol, "$V" its venue order id.
@@ -300,6 +303,16 @@ GENERIC: list[tuple[str, dict[str, Any]]] = [
     ("open-orders-symbol", {"operation": OO}),
     ("account", {"operation": ACC, "symbol": None}),
     ("account-extras", {"operation": ACC, "symbol": None, "extras": {"ccy": "BTC"}}),
+    # Protective orders and positions: refused by every venue without ``protective_orders``.
+    ("limit-stop-loss", {"operation": P, "side": B, "order_type": L, "quantity": D("1"),
+                         "price": D("2"), "client_order_id": "goldencid2",
+                         "stop_loss": PL(price=D("1.5")), "take_profit": PL(price=D("3"))}),
+    ("close-position", {"operation": CP, "position_id": "12345", "client_order_id": "goldencid3"}),
+    ("close-position-part", {"operation": CP, "position_id": "12345", "quantity": D("0.5"),
+                             "client_order_id": "goldencid4"}),
+    ("amend-position", {"operation": AP, "position_id": "12345", "client_order_id": "goldencid5",
+                        "stop_loss": PL(distance=D("0.25"))}),
+    ("query-positions", {"operation": QP, "symbol": None}),
 ]
 
 # Venue-specific orders (same shape as GENERIC).
