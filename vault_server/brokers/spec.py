@@ -9,7 +9,8 @@ an ``OrderSpec`` becomes its method, path and fields, with its order-unit rules)
 :class:`SpecAdapter` implements the ``VenueAdapter`` protocol the services use, the same way for
 every venue::
 
-    build:  credential check -> order mapping -> endpoint check -> base URL -> scheme.sign
+    build:  credential check -> size unit and protective-order checks -> order mapping
+            -> endpoint check -> base URL -> scheme.sign
 
 A new venue is a spec, a mapping and, only if its signature is new, a scheme
 (``brokers/schemes``).
@@ -26,6 +27,7 @@ from vault_server.brokers import _signing_common as sc
 from vault_server.brokers.base import (
     Environment,
     KeyAlgorithm,
+    Operation,
     OrderSpec,
     PermissionReport,
     PreparedRequest,
@@ -68,6 +70,9 @@ class Call:
 
 
 Mapping_ = Callable[[OrderSpec, VenueCredential], Call]
+_POSITION_OPERATIONS = frozenset(
+    {Operation.CLOSE_POSITION, Operation.AMEND_POSITION, Operation.QUERY_POSITIONS}
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,10 @@ class VenueSpec:
     session: SessionProtocol | None = None
     # What ``OrderSpec.quantity`` counts at this venue (README "Venues").
     size_unit: SizeUnit = SizeUnit.BASE_UNITS
+    # The mapping takes stop loss / take profit and the position operations (forex/CFD
+    # venues). False: ``SpecAdapter.build`` refuses them before the mapping runs, so a venue
+    # written before protective orders existed can never silently drop a stop loss.
+    protective_orders: bool = False
 
 
 class SpecAdapter:
@@ -146,6 +155,7 @@ class SpecAdapter:
         self.session = spec.session
         self.lifecycle = spec.session.lifecycle if spec.session is not None else Lifecycle.STATIC
         self.size_unit = spec.size_unit
+        self.protective_orders = spec.protective_orders
 
     def __repr__(self) -> str:
         options = "".join(f", {k}={v!r}" for k, v in self.spec.options.items())
@@ -177,8 +187,27 @@ class SpecAdapter:
                 "order.size_unit",
                 f"{self.spec.label} counts quantity in {self.spec.size_unit.value}",
             )
+        self._check_protective(order)
         call = self.spec.mapping(order, credential)
         return self._sign(call, credential, ctx)
+
+    def _check_protective(self, order: OrderSpec) -> None:
+        """Refuse what a venue without ``protective_orders`` would drop: the position operations
+        (``OPERATION_NOT_SUPPORTED``) and a stop loss, take profit or position id
+        (``INVALID_ARGUMENT`` naming the field)."""
+        if self.spec.protective_orders:
+            return
+        if order.operation in _POSITION_OPERATIONS:
+            raise OperationNotSupported(
+                f"{self.spec.label} has no position operations",
+                metadata={"venue": self.venue.value, "operation": order.operation.value},
+            )
+        for name in ("stop_loss", "take_profit", "position_id"):
+            if getattr(order, name) is not None:
+                raise InvalidArgument(
+                    f"order.{name}",
+                    f"{self.spec.label} takes no stop loss, take profit or position",
+                )
 
     def permission_base_url(self, environment: Environment) -> str:
         """Where ``permission_request`` goes (the egress allow-list checks this host)."""

@@ -8,6 +8,7 @@ from vault_server.orders._checks import (
     check_client_order_id,
     check_policy,
     claim_order,
+    is_claimed,
     prune_claims,
 )
 from vault_server.orders._policy import OrderPolicy, parse_decimal, validate_policy
@@ -17,6 +18,7 @@ __all__ = [
     "check_client_order_id",
     "check_policy",
     "claim_order",
+    "is_claimed",
     "parse_decimal",
     "prune_claims",
     "validate_policy",

@@ -1,4 +1,39 @@
-"""Order policy checks and replay protection, run before any signature exists."""
+"""Order policy checks and replay protection, run before any signature exists.
+
+What each rule bounds, per operation (``check_policy``, ``claim_order``):
+
+==================  ======  ======  ======  =========  =========  ==========
+rule                place   amend   close   amend pos  query pos  other
+==================  ======  ======  ======  =========  =========  ==========
+allowed_symbols     yes     yes     yes*    yes*       -          if given
+allowed_sides       yes     yes     -       -          -          -
+allowed_order_types yes     yes     -       -          -          -
+max_quantity        yes     yes     yes     -          -          -
+max_notional        yes     yes     -       -          -          -
+rate + replay       yes     -       yes     yes        -          -
+==================  ======  ======  ======  =========  =========  ==========
+
+* A position is addressed by the venue's id, which does not name the instrument, so under a
+  symbol allow-list a close or an amend of a position must state its ``symbol`` (refused
+  otherwise) and the stated symbol is checked. The vault cannot tie a position id to its
+  instrument without asking the venue: at venues whose position requests carry only the id
+  (OANDA trades) the allow-list bounds what the caller states, not what the venue closes.
+
+Choices, and why:
+
+* ``max_notional`` uses the entry price only (the limit or stop price). A stop loss or take
+  profit price is where the position may be *closed*, not what it costs to open, so it is never
+  an entry price: a market order with a stop loss still has no price the vault could trust and
+  is refused under a notional limit, as before.
+* A close reduces exposure and carries no price: ``max_quantity`` bounds a partial close (a
+  quantity larger than any order the credential may place is a wrong signal), ``max_notional``
+  does not apply; a whole close (no quantity) closes what is open, whatever its size.
+* Sides and order types describe new exposure: a close or an amend of protective levels has
+  neither, so those rules do not apply to them.
+* Closing and amending a position change it: like a placement they need a client order id
+  (``check_client_order_id``), count against the rate limit and are refused when replayed
+  inside the freshness window (``claim_order``). Queries are not rate-limited here.
+"""
 
 from __future__ import annotations
 
@@ -20,14 +55,31 @@ def _violation(rule: str, message: str) -> OrderPolicyViolation:
     return OrderPolicyViolation(message, metadata={"rule": rule})
 
 
+# Operations that change what the account holds: client order id required, rate-limited,
+# replay-refused (``claim_order``).
+CLAIMED_OPERATIONS = frozenset(
+    {Operation.PLACE_ORDER, Operation.CLOSE_POSITION, Operation.AMEND_POSITION}
+)
+_POSITION_OPERATIONS = (Operation.CLOSE_POSITION, Operation.AMEND_POSITION)
+
+
+def is_claimed(order: OrderSpec) -> bool:
+    """Whether ``order`` is rate-limited and replay-checked by its client order id."""
+    return order.operation in CLAIMED_OPERATIONS and bool(order.client_order_id)
+
+
 def check_policy(policy: OrderPolicy, order: OrderSpec) -> None:
-    """Raise ``ORDER_POLICY_VIOLATION`` naming the first rule the order breaks."""
-    if (
-        order.symbol is not None
-        and policy.allowed_symbols
-        and order.symbol not in policy.allowed_symbols
-    ):
-        raise _violation("allowed_symbols", "the symbol is not allowed for this credential")
+    """Raise ``ORDER_POLICY_VIOLATION`` naming the first rule the order breaks (module table)."""
+    if policy.allowed_symbols:
+        if order.symbol is None and order.operation in _POSITION_OPERATIONS:
+            raise _violation(
+                "allowed_symbols", "under a symbol allow-list a position operation names its symbol"
+            )
+        if order.symbol is not None and order.symbol not in policy.allowed_symbols:
+            raise _violation("allowed_symbols", "the symbol is not allowed for this credential")
+    if order.operation is Operation.CLOSE_POSITION:
+        _check_max_quantity(policy, order)
+        return
     if order.operation not in (Operation.PLACE_ORDER, Operation.AMEND_ORDER):
         return
     if (
@@ -43,9 +95,8 @@ def check_policy(policy: OrderPolicy, order: OrderSpec) -> None:
     ):
         raise _violation("allowed_order_types", "the order type is not allowed")
     check_quote_sized(policy, order)  # quote_quantity: its own units (order_units)
-    max_qty = parse_decimal("policy.max_quantity", policy.max_quantity)
-    if max_qty is not None and order.quantity is not None and order.quantity > max_qty:
-        raise _violation("max_quantity", "the quantity exceeds the credential's maximum")
+    _check_max_quantity(policy, order)
+    # The entry price only: a stop loss / take profit price is not what the order costs.
     max_notional = parse_decimal("policy.max_notional", policy.max_notional)
     if max_notional is not None and order.quantity is not None:
         price = order.price or order.stop_price
@@ -55,12 +106,23 @@ def check_policy(policy: OrderPolicy, order: OrderSpec) -> None:
             raise _violation("max_notional", "price x quantity exceeds the credential's maximum")
 
 
+def _check_max_quantity(policy: OrderPolicy, order: OrderSpec) -> None:
+    max_qty = parse_decimal("policy.max_quantity", policy.max_quantity)
+    if max_qty is not None and order.quantity is not None and order.quantity > max_qty:
+        raise _violation("max_quantity", "the quantity exceeds the credential's maximum")
+
+
 def check_client_order_id(order: OrderSpec) -> None:
     coid = order.client_order_id
     if coid is not None and (len(coid) > 64 or not set(coid) <= _ID_CHARS):
         raise InvalidArgument("order.client_order_id", "1-64 characters of [A-Za-z0-9-_.:/]")
     if order.operation is Operation.PLACE_ORDER and not coid:
         raise InvalidArgument("order.client_order_id", "is required to place an order")
+    if order.operation in _POSITION_OPERATIONS and not coid:
+        raise InvalidArgument(
+            "order.client_order_id",
+            f"is required to {order.operation.value} (replay protection and rate limit)",
+        )
 
 
 def claim_order(
@@ -71,12 +133,13 @@ def claim_order(
     now: dt.datetime,
     expire: dt.datetime,
 ) -> None:
-    """Rate-limit placements and refuse a client order id already signed inside its window.
+    """Rate-limit placements, closes and position amends (``CLAIMED_OPERATIONS``) and refuse a
+    client order id already signed inside its window (one id space for all of them).
 
     Runs in the signing transaction, with the credential row locked: the claim commits with the
     audit event, or not at all.
     """
-    if order.operation is not Operation.PLACE_ORDER or not order.client_order_id:
+    if not is_claimed(order) or order.client_order_id is None:
         return
     if policy.max_orders_per_interval:
         since = now - dt.timedelta(seconds=policy.rate_interval_s)

@@ -25,7 +25,6 @@ from typing import Any
 from vault_server.audit import AuditRecord
 from vault_server.brokers.base import (
     KeyAlgorithm,
-    Operation,
     OrderSpec,
     PreparedRequest,
     SigningContext,
@@ -53,7 +52,7 @@ from vault_server.domain import CallContext, workspace_name, workspace_of_name
 from vault_server.egress.client import EgressClient, VenueResponse
 from vault_server.keys import KeyManager
 from vault_server.observability.metrics import Metrics
-from vault_server.orders import check_client_order_id, check_policy
+from vault_server.orders import check_client_order_id, check_policy, is_claimed
 from vault_server.sessions import SessionEngine, SessionKey, SessionUse
 from vault_server.signing._batch import Claim, PendingUse, Stale, UseWritten
 from vault_server.signing._hot_state import HotState, UseState
@@ -309,7 +308,7 @@ class HotSigner:
 
 
 def _claim(order: OrderSpec, st: UseState) -> Claim | None:
-    if order.operation is not Operation.PLACE_ORDER or not order.client_order_id:
+    if not is_claimed(order) or order.client_order_id is None:
         return None
     return Claim(
         order.client_order_id, st.policy.max_orders_per_interval, st.policy.rate_interval_s

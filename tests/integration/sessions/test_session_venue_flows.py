@@ -68,17 +68,20 @@ def test_order_amend_close_and_nothing_leaks(
         assert Decimal(str(held["stopLoss"])) == Decimal(flow.stop_loss)
         assert Decimal(str(held["takeProfit"])) == Decimal(flow.take_profit)
 
+        # Both levels: a venue whose amend replaces them (IG) keeps the take profit.
         amend = B.Order(
             operation=B.ORDER_OPERATION_AMEND_POSITION, position_id=position,
             symbol=flow.symbol, stop_loss=_level(flow.amended_stop_loss),
+            take_profit=_level(flow.take_profit), client_order_id="fx-amend-1",
         )  # fmt: skip
         amended = sf.execute(vault, rc, amend)
         assert 200 <= amended.http_status < 300, amended.body
         assert Decimal(str(stub.positions[position]["stopLoss"])) == Decimal(flow.amended_stop_loss)
 
         close = B.Order(
-            operation=B.ORDER_OPERATION_CLOSE_POSITION, position_id=position, symbol=flow.symbol
-        )
+            operation=B.ORDER_OPERATION_CLOSE_POSITION, position_id=position, symbol=flow.symbol,
+            side=B.ORDER_SIDE_BUY, quantity=flow.quantity, client_order_id="fx-close-1",
+        )  # fmt: skip
         closed = sf.execute(vault, rc, close)
         assert 200 <= closed.http_status < 300, closed.body
         assert position not in stub.positions or stub.positions[position].get("closed")

@@ -38,6 +38,7 @@ from vault_server.brokers.base import (
     OrderSpec,
     OrderType,
     PreparedRequest,
+    ProtectiveLevel,
     Side,
     SigningContext,
     TimeInForce,
@@ -160,13 +161,21 @@ def credential(venue: Venue, algorithm: KeyAlgorithm, env: Environment, form: st
         account, api_key = "101-004-1234567-001", ""
     if venue is Venue.ALPACA:
         api_key = "GOLDENTESTKEYID00001"
+    username: str | None = None
+    server: str | None = None
     if venue is Venue.IG:
-        account = "ABC123"
+        account, username = "ABC123", "golden-user"
+    if venue is Venue.MATCH_TRADER:
+        account, username, server = "77001", "golden@example.test", "golden-broker"
+        api_key = username
+    if venue is Venue.METAAPI:
+        account, server = "865d3a4d-3803-486d-bdf3-a85679d9fad2", "london"
     return VenueCredential(
         venue=venue, environment=env, algorithm=algorithm, api_key=api_key,
         secret=Secret(secret) if secret is not None else None,
         passphrase=Secret(passphrase) if passphrase is not None else None,
         private_key_pem=Secret(pem) if pem is not None else None, account_id=account,
+        username=username, server=server,
     )  # fmt: skip
 
 
@@ -195,6 +204,7 @@ SYMBOL = {
     Venue.BITGET: "BTCUSDT", Venue.DERIBIT: "BTC-PERPETUAL",
     Venue.KRAKEN_FUTURES: "PF_XBTUSD",
     Venue.GATE: "BTC_USDT", Venue.KUCOIN: "BTC-USDT", Venue.HYPERLIQUID: "4",
+    Venue.MATCH_TRADER: "EURUSD", Venue.METAAPI: "EURUSD",
 }  # fmt: skip
 VENUE_ID = {
     Venue.KRAKEN_SPOT: "OQCLML-BW3P3-BUCMWZ",
@@ -210,6 +220,8 @@ M, L, SL, SLL, TP, TPL = (OrderType.MARKET, OrderType.LIMIT, OrderType.STOP_LOSS
                           OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT,
                           OrderType.TAKE_PROFIT_LIMIT)  # fmt: skip
 T = TimeInForce
+PL = ProtectiveLevel
+CP, AP, QP = Operation.CLOSE_POSITION, Operation.AMEND_POSITION, Operation.QUERY_POSITIONS
 
 # fmt: off
 # (name, fields); "$S" is the venue's symbol, "$V" its venue order id.
@@ -302,6 +314,16 @@ GENERIC: list[tuple[str, dict[str, Any]]] = [
     ("open-orders-symbol", {"operation": OO}),
     ("account", {"operation": ACC, "symbol": None}),
     ("account-extras", {"operation": ACC, "symbol": None, "extras": {"ccy": "BTC"}}),
+    # Protective orders and positions: refused by every venue without ``protective_orders``.
+    ("limit-stop-loss", {"operation": P, "side": B, "order_type": L, "quantity": D("1"),
+                         "price": D("2"), "client_order_id": "goldencid2",
+                         "stop_loss": PL(price=D("1.5")), "take_profit": PL(price=D("3"))}),
+    ("close-position", {"operation": CP, "position_id": "12345", "client_order_id": "goldencid3"}),
+    ("close-position-part", {"operation": CP, "position_id": "12345", "quantity": D("0.5"),
+                             "client_order_id": "goldencid4"}),
+    ("amend-position", {"operation": AP, "position_id": "12345", "client_order_id": "goldencid5",
+                        "stop_loss": PL(distance=D("0.25"))}),
+    ("query-positions", {"operation": QP, "symbol": None}),
 ]
 
 # Venue-specific orders (same shape as GENERIC).
@@ -403,6 +425,8 @@ SPECIFIC: dict[Venue, list[tuple[str, dict[str, Any]]]] = {
         ("non-uuid", {"operation": Q, "venue_order_id": "12345"}),
     ],
     Venue.IG: [],
+    Venue.MATCH_TRADER: [],
+    Venue.METAAPI: [],
     Venue.DERIBIT: [
         ("account-currency", {"operation": ACC, "symbol": None, "extras": {"currency": "BTC"}}),
         ("reduce-only", {"operation": P, "side": S, "order_type": M, "quantity": D("1"),
@@ -753,6 +777,8 @@ PERMISSION_BODIES: dict[Venue, list[tuple[int, bytes]]] = {
     Venue.OANDA: [(200, b"{}")],
     Venue.ALPACA: [(200, b"{}")],
     Venue.IG: [(200, b"{}")],
+    Venue.MATCH_TRADER: [(200, b"{}")],
+    Venue.METAAPI: [(200, b"{}")],
     Venue.GATE: [(200, b"{}")],  # Gate has no permission query: refused
     Venue.KUCOIN: [
         (200, b'{"code":"200000","data":{"remark":"bot","apiKey":"k","apiVersion":3,'

@@ -198,7 +198,10 @@ def test_specifiers_cannot_escape_the_path(order: OrderSpec) -> None:
 
 BLOCKED = [
     ("PATCH", f"{A}/configuration"), ("GET", f"{A}"), ("GET", f"{A}/transactions"),
-    ("PUT", f"{A}/trades/1/close"), ("PUT", f"{A}/positions/EUR_USD/close"),
+    ("PUT", f"{A}/positions/EUR_USD/close"), ("PUT", f"{A}/trades/1/clientExtensions"),
+    ("GET", f"{A}/trades"), ("GET", f"{A}/trades/1"), ("GET", f"{A}/openPositions"),
+    ("POST", f"{A}/trades/1/close"), ("GET", f"{A}/trades/1/orders"),
+    ("PUT", f"{A}/trades/@c1/close"), ("PUT", f"{A}/openTrades"),
     ("PUT", f"{A}/orders/1/clientExtensions"), ("GET", "/v3/accounts"),
     ("GET", f"{A}/orders"), ("DELETE", f"{A}/orders/1"), ("POST", f"{A}/orders/1"),
 ]  # fmt: skip
@@ -208,10 +211,14 @@ SMUGGLED = [
     ("GET", f"{A}/orders/%2E%2E"), ("GET", f"{A}/orders/1/../../configuration"),
     ("GET", "/v3/accounts/../v3/accounts/1-1-1-1/summary"), ("POST", f"/V3/accounts/{ACCOUNT}/orders"),
     ("GET", f"{A}/orders/@a/b"), ("PUT", f"{A}/orders/1/cancel/"),
+    ("PUT", f"{A}/trades/1/close/"), ("PUT", f"{A}/trades/../orders/1/close"),
+    ("PUT", f"{A}/trades/%31/close"),
 ]  # fmt: skip
 ALLOWED = [
     ("POST", f"{A}/orders"), ("PUT", f"{A}/orders/6372"), ("PUT", f"{A}/orders/@strat-1/cancel"),
     ("GET", f"{A}/orders/6372"), ("GET", f"{A}/pendingOrders"), ("get", f"{A}/summary"),
+    ("PUT", f"{A}/trades/6375/close"), ("PUT", f"{A}/trades/6375/orders"),
+    ("GET", f"{A}/openTrades"),
 ]  # fmt: skip
 
 

@@ -218,6 +218,7 @@ SPEC = VenueSpec(
     mapping=orders,
     proxy_only=True,
     single_permission_tier=True,
+    protective_orders=True,
     session=SESSION,
     size_unit=SizeUnit.LOTS,
 )  # fmt: skip

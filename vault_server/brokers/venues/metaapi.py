@@ -277,6 +277,7 @@ SPEC = VenueSpec(
     mapping=trades,
     proxy_only=True,
     single_permission_tier=True,
+    protective_orders=True,
     session=SESSION,
     size_unit=SizeUnit.LOTS,
 )  # fmt: skip

@@ -19,14 +19,38 @@ cancel             ``PUT /v3/accounts/{acct}/orders/{specifier}/cancel``   -
 query order        ``GET /v3/accounts/{acct}/orders/{specifier}``          -
 open orders        ``GET /v3/accounts/{acct}/pendingOrders``               -
 account            ``GET /v3/accounts/{acct}/summary``                     -
+close position     ``PUT /v3/accounts/{acct}/trades/{tradeID}/close``      {"units": ...}
+amend position     ``PUT /v3/accounts/{acct}/trades/{tradeID}/orders``     {"stopLoss", ...}
+query positions    ``GET /v3/accounts/{acct}/openTrades``                  -
 =================  ======================================================  ===================
 
-``{"order": {"type", "instrument", "units", "price", "timeInForce", "positionFill", "gtdTime",
-"triggerCondition", "clientExtensions": {"id": client_order_id}}}`` with ``units`` negative for
+``{"order": {"type", "instrument", "units", "price", "timeInForce", "stopLossOnFill",
+"takeProfitOnFill", "positionFill", "gtdTime", "triggerCondition", "clientExtensions": {"id":
+client_order_id}}}`` with ``units`` negative for
 sells; MARKET (FOK by default, or IOC) and LIMIT (GTC by default, GTD with extra ``gtdTime``,
 GFD for DAY, FOK, IOC) only. The specifier is ``venue_order_id`` or ``@client_order_id``.
 A replace is a whole new order specification (OANDA cancels and re-creates it); it carries no
-``clientExtensions``. Everything else, including ``PATCH .../configuration``, is refused.
+``clientExtensions``. Everything else, including ``PATCH .../configuration``, trailing and
+guaranteed stop losses, ``clientExtensions`` edits and ``.../positions/{instrument}/close``, is
+refused.
+
+Protective orders (https://developer.oanda.com/rest-live-v20/order-df/ "StopLossDetails",
+"TakeProfitDetails"; https://developer.oanda.com/rest-live-v20/trade-ep/): a placed or replaced
+order carries ``stopLossOnFill`` (``{"price": p}`` or ``{"distance": d}``, distance in price
+units from the trade's open price, only one of the two) and ``takeProfitOnFill``
+(``{"price": p}``: TakeProfitDetails has no distance, so a take-profit distance is refused,
+never dropped). A position here is an OANDA **trade** and ``position_id`` is its trade id
+(digits): ``PUT .../trades/{id}/close`` with ``{"units": "ALL"}`` or a positive partial
+``units`` (never more than the trade's open units; OANDA's rule), and ``PUT
+.../trades/{id}/orders`` with ``stopLoss`` / ``takeProfit`` (same details shapes) sets the
+trade's dependent orders. Positions are queried with ``GET .../openTrades``, not
+``openPositions``: an OANDA position is the per-instrument aggregate and has no id the close and
+amend calls accept, whereas each open trade lists its ``id`` (the ``position_id`` to close or
+amend) with its ``stopLossOrder`` / ``takeProfitOrder``. Checked against the v20 OpenAPI
+transcription (docs.rs ``oanda-v20-openapi`` 0.2.1: StopLossDetails, TakeProfitDetails,
+CloseTradeRequest, Trade); the pages on developer.oanda.com were not fetched from here.
+A partial close sends the vault's decimal as-is: OANDA's per-instrument unit precision
+(``tradeUnitsPrecision``) is left to OANDA to enforce (UNVERIFIED how it answers excess digits).
 
 Units (OANDA v20 "Order" definitions): ``units`` is the quantity in units of the instrument's
 base currency (EUR_USD: euros), its sign is the side; OANDA has no quote-sized order, so
@@ -46,7 +70,9 @@ from vault_server.brokers.base import (
     Operation,
     OrderSpec,
     OrderType,
+    ProtectiveLevel,
     Side,
+    SizeUnit,
     TimeInForce,
     Venue,
     VenueCredential,
@@ -61,6 +87,7 @@ _SPECIFIER = r"(?:[0-9]{1,20}|@[A-Za-z0-9_:-]{1,64})"
 _ACCOUNT_ID = re.compile(_ACCOUNT)
 _INSTRUMENT = re.compile(r"[A-Z0-9]{1,16}_[A-Z0-9]{1,16}")
 _VENUE_ID = re.compile(r"[0-9]{1,20}")
+_TRADE = r"[0-9]{1,20}"
 _MARKET_TIFS = {None: "FOK", TimeInForce.FOK: "FOK", TimeInForce.IOC: "IOC"}
 _LIMIT_TIFS = {None: "GTC", TimeInForce.GTC: "GTC", TimeInForce.GTD: "GTD",
                TimeInForce.DAY: "GFD", TimeInForce.FOK: "FOK", TimeInForce.IOC: "IOC"}  # fmt: skip
@@ -70,7 +97,8 @@ _PLACE_EXTRAS: Mapping[str, sc.ExtraRule] = {
     "triggerCondition": frozenset({"DEFAULT", "INVERSE", "BID", "ASK", "MID"}),
 }
 RESERVED = frozenset({"type", "instrument", "units", "price", "timeInForce", "clientExtensions",
-                      "tradeClientExtensions", "priceBound"})  # fmt: skip
+                      "tradeClientExtensions", "priceBound", "stopLossOnFill", "takeProfitOnFill",
+                      "trailingStopLossOnFill", "guaranteedStopLossOnFill"})  # fmt: skip
 
 
 def orders(order: OrderSpec, credential: VenueCredential) -> Call:
@@ -86,6 +114,8 @@ def orders(order: OrderSpec, credential: VenueCredential) -> Call:
         body = {"order": _order_request(order, with_client_id=False)}
         return Call("PUT", f"{acct}/orders/{_specifier(order)}", json=body)
     sc.no_extras(order)
+    if op in _POSITION_CALLS:
+        return _POSITION_CALLS[op](order, acct)
     if op is Operation.QUERY_ACCOUNT:
         return Call("GET", acct + "/summary")
     if op is Operation.QUERY_OPEN_ORDERS:
@@ -95,6 +125,53 @@ def orders(order: OrderSpec, credential: VenueCredential) -> Call:
     if op is Operation.QUERY_ORDER:
         return Call("GET", f"{acct}/orders/{_specifier(order)}")
     raise OperationNotSupported("operation not supported", metadata={"operation": op.value})
+
+
+def _close_trade(order: OrderSpec, acct: str) -> Call:
+    """Close a trade: all of it, or ``quantity`` units (positive: OANDA takes the trade's side)."""
+    units = (
+        "ALL" if order.quantity is None else sc.positive_decimal(order.quantity, "order.quantity")
+    )
+    return Call("PUT", f"{acct}/trades/{_trade_id(order)}/close", json={"units": units})
+
+
+def _amend_trade(order: OrderSpec, acct: str) -> Call:
+    """Set a trade's stop loss and/or take profit (the dependent orders OANDA keeps per trade)."""
+    body: dict[str, Any] = {}
+    if order.stop_loss is not None:
+        body["stopLoss"] = _details(order.stop_loss, "order.stop_loss")
+    if order.take_profit is not None:
+        body["takeProfit"] = _details(order.take_profit, "order.take_profit")
+    if not body:
+        raise InvalidArgument("order.stop_loss", "or order.take_profit is required to amend")
+    return Call("PUT", f"{acct}/trades/{_trade_id(order)}/orders", json=body)
+
+
+def _open_trades(order: OrderSpec, acct: str) -> Call:
+    """Every open trade, each with its id and its stop loss / take profit orders."""
+    return Call("GET", acct + "/openTrades")
+
+
+_POSITION_CALLS = {
+    Operation.CLOSE_POSITION: _close_trade,
+    Operation.AMEND_POSITION: _amend_trade,
+    Operation.QUERY_POSITIONS: _open_trades,
+}
+
+
+def _trade_id(order: OrderSpec) -> str:
+    if not order.position_id or not re.fullmatch(_TRADE, order.position_id):
+        raise InvalidArgument("order.position_id", "must be an OANDA trade id (digits)")
+    return order.position_id
+
+
+def _details(level: ProtectiveLevel, field: str) -> dict[str, str]:
+    """StopLossDetails / TakeProfitDetails: ``price`` or (stop loss only) ``distance``."""
+    if level.price is not None:
+        return {"price": sc.positive_decimal(level.price, field + ".price")}
+    if field == "order.take_profit":
+        raise InvalidArgument(field + ".distance", "OANDA takes a take profit as a price only")
+    return {"distance": sc.positive_decimal(level.distance, field + ".distance")}
 
 
 def _specifier(order: OrderSpec) -> str:
@@ -137,6 +214,10 @@ def _order_request(order: OrderSpec, *, with_client_id: bool) -> dict[str, Any]:
     if order.price is not None:
         request["price"] = sc.positive_decimal(order.price, "order.price")
     request["timeInForce"] = tifs[tif]
+    if order.stop_loss is not None:
+        request["stopLossOnFill"] = _details(order.stop_loss, "order.stop_loss")
+    if order.take_profit is not None:
+        request["takeProfitOnFill"] = _details(order.take_profit, "order.take_profit")
     request["positionFill"] = extras.pop("positionFill", "DEFAULT")
     request |= dict(sorted(extras.items()))
     if with_client_id and order.client_order_id:
@@ -155,6 +236,8 @@ SPEC = VenueSpec(
         (methods("PUT", "GET"), re.compile(rf"/v3/accounts/{_ACCOUNT}/orders/{_SPECIFIER}")),
         (methods("PUT"), re.compile(rf"/v3/accounts/{_ACCOUNT}/orders/{_SPECIFIER}/cancel")),
         (methods("GET"), re.compile(rf"/v3/accounts/{_ACCOUNT}/(?:pendingOrders|summary)")),
+        (methods("PUT"), re.compile(rf"/v3/accounts/{_ACCOUNT}/trades/{_TRADE}/(?:close|orders)")),
+        (methods("GET"), re.compile(rf"/v3/accounts/{_ACCOUNT}/openTrades")),
     )),
     scope_vocabulary=hc.single_tier_vocabulary(),
     algorithms=frozenset({KeyAlgorithm.BEARER}),
@@ -163,5 +246,7 @@ SPEC = VenueSpec(
     mapping=orders,
     proxy_only=True,
     single_permission_tier=True,
+    size_unit=SizeUnit.BASE_UNITS,
+    protective_orders=True,
 )  # fmt: skip
 ADAPTER = SpecAdapter(SPEC)
