@@ -85,6 +85,7 @@ class IgStub(LoopbackVenueStub):
         self.locked = self.down = False
         self.access: dict[str, int] = {}  # access token -> expiry (epoch ms)
         self.refresh_tokens: set[str] = set()
+        self.issued_tokens: list[str] = []  # every token handed out (canary scans)
         self.positions: dict[str, dict[str, Any]] = {}
         self.confirms: dict[str, dict[str, Any]] = {}  # dealReference -> confirmation
         self._ids = itertools.count(1)
@@ -180,6 +181,7 @@ class IgStub(LoopbackVenueStub):
 
     def _issue(self) -> dict[str, str]:
         access, refresh = secrets.token_hex(16), secrets.token_hex(16)
+        self.issued_tokens += [access, refresh]
         self.access[access] = self.clock() + self.access_ttl_s * 1000
         self.refresh_tokens.add(refresh)
         return {"access_token": access, "refresh_token": refresh, "scope": "profile",

@@ -63,6 +63,7 @@ class MatchTraderStub(LoopbackVenueStub):
         self.refreshes: list[int] = []  # when each refresh was granted
         self.locked = False
         self.fail_with: int | None = None
+        self.issued_tokens: list[str] = []  # every token handed out (canary scans)
         # co-auth token -> (tradingApiToken, expires at ms)
         self.sessions: dict[str, tuple[str, int]] = {}
         self.positions: dict[str, dict[str, Any]] = {}
@@ -127,6 +128,7 @@ class MatchTraderStub(LoopbackVenueStub):
 
     def _new_session(self) -> dict[str, Any]:
         token, trading = "co-" + secrets.token_hex(16), "tat-" + secrets.token_hex(16)
+        self.issued_tokens += [token, trading]
         self.sessions[token] = (trading, self.clock() + self.token_ttl_ms)
         self._set_cookie = token
         account = {"tradingAccountId": self.account.account_id, "tradingApiToken": trading,

@@ -80,6 +80,7 @@ class MetaApiStub(LoopbackVenueStub):
         self.locks_after = locks_after
         self.logins = 0
         self.failed_logins = 0
+        self.issued_tokens: list[str] = []  # every token handed out (canary scans)
         self.narrowed: dict[str, dict[str, Any]] = {}  # token -> {account, exp_ms, revoked}
         self.positions: dict[str, dict[str, Any]] = {}
         self.orders: dict[str, dict[str, Any]] = {}
@@ -145,6 +146,7 @@ class MetaApiStub(LoopbackVenueStub):
             {"methods": methods, "roles": rules.get("roles", ["reader", "writer"]),
              "resources": [f"account:$USER_ID$:{account}"]}]})  # fmt: skip
         self.narrowed[token] = {"account": account, "exp_ms": exp_ms, "revoked": False}
+        self.issued_tokens.append(token)
         self.logins += 1
         return 200, {"token": token}
 
@@ -234,9 +236,12 @@ class MetaApiStub(LoopbackVenueStub):
             del self.positions[ticket]
         elif action == "POSITION_PARTIAL":
             volume = body.get("volume")
-            if not _positive(volume) or volume >= position["volume"]:
+            if not _positive(volume) or volume > position["volume"]:
                 return _trade(10014, "TRADE_RETCODE_INVALID_VOLUME", "Invalid volume")
+            # MetaTrader closes the whole position when the partial volume is all of it.
             position["volume"] = round(position["volume"] - volume, 8)
+            if position["volume"] == 0:
+                del self.positions[ticket]
         else:
             stops = self._stops(body, position["type"] == "POSITION_TYPE_BUY")
             if stops is None or not stops:

@@ -30,9 +30,7 @@ _MODULES = {
 
 
 # In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
-PLANNED: frozenset[Venue] = frozenset(
-    {Venue.CTRADER, Venue.TRADELOCKER, Venue.DXTRADE}
-)
+PLANNED: frozenset[Venue] = frozenset({Venue.CTRADER, Venue.TRADELOCKER, Venue.DXTRADE})
 
 
 def supported_venues() -> tuple[Venue, ...]:

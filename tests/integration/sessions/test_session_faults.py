@@ -146,9 +146,10 @@ def test_a_wrong_password_locks_out_before_the_platform_does(
         # More orders: no login attempt, no new page.
         expect_error(sf.signing(vault).ExecuteOrder, sf.execute_request(rc, _query(flow)),
                      metadata=vault.md("router"), timeout=15)  # fmt: skip
-        assert stub.failed_logins == 3 and len(
-            [p for p in sf.pages(vault) if "LOCKED_OUT" in p["summary"]]
-        ) == 1
+        assert (
+            stub.failed_logins == 3
+            and len([p for p in sf.pages(vault) if "LOCKED_OUT" in p["summary"]]) == 1
+        )
         reset = sf.credentials(vault).ResetCredentialSession(
             sf.cpb.ResetCredentialSessionRequest(name=name, reason="password checked"),
             metadata=vault.md("security"), timeout=10,
