@@ -70,9 +70,7 @@ _POSITION_OPS = (Operation.CLOSE_POSITION, Operation.AMEND_POSITION)
 _PROTECTED_OPS = (Operation.PLACE_ORDER, Operation.AMEND_ORDER, Operation.AMEND_POSITION)
 # The order fields a position operation may carry, besides operation, client_order_id, extras.
 _POSITION_FIELDS = {
-    Operation.CLOSE_POSITION: frozenset(
-        {"position_id", "quantity", "symbol", "side", "size_unit"}
-    ),  # fmt: skip
+    Operation.CLOSE_POSITION: frozenset({"position_id", "quantity", "symbol", "side", "size_unit"}),
     Operation.AMEND_POSITION: frozenset({"position_id", "stop_loss", "take_profit", "symbol"}),
     Operation.QUERY_POSITIONS: frozenset(),
 }
