@@ -245,6 +245,8 @@ def test_login_request_and_field_checks() -> None:
                            ({"api_key": "appkey1"}, "api_key")):  # fmt: skip
         with pytest.raises(InvalidArgument, match=field):
             SESSION.login(credential(**changes), ctx)
+    with pytest.raises(InvalidArgument, match="UTF-8"):
+        SESSION.login(replace(credential(), secret=Secret(b"\xff\xfe")), ctx)
     assert SESSION.renew_margin_ms == RENEW_MARGIN_MS and SESSION.refresh_rotates
     assert not SESSION.retry_safe_on_expiry
 

@@ -34,8 +34,9 @@ a decimal a JSON number cannot carry exactly is refused, never rounded.
 Close (https://public-api.tradelocker.com/reference/closeposition): ``qty`` 0 closes the whole
 position, otherwise that many lots. Amend position and order (official client
 ``modify_position`` / ``modify_order`` and its tests: ``{"stopLoss", "takeProfit"}`` as prices;
-``{"price", "qty"}``); UNVERIFIED: whether a position accepts ``offset`` levels, so amending a
-position takes prices only. There is no single-order query (QUERY_ORDER is refused).
+``{"price", "qty"}``; ``types.ModificationParamsType`` also names the level types, so a pending
+order's levels go with their types); UNVERIFIED: whether a position accepts ``offset`` levels,
+so amending a position takes prices only. There is no single-order query (QUERY_ORDER is refused).
 
 Instruments: TradeLocker trades numeric ``tradableInstrumentId`` over a numeric ``routeId`` (the
 TRADE route of ``GET /trade/accounts/{accountId}/instruments``); the vault does not resolve names,

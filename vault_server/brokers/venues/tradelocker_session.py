@@ -34,6 +34,8 @@ Choices (the why):
 * ``retry_safe_on_expiry`` is False: no TradeLocker document says a request refused for an
   expired token was not executed, so the order is never resent (the caller gets the ambiguity).
 * ``renew_margin_ms`` is the official client's 30 minutes.
+* The ``accNum`` and the email are checked before a login is sent, so a misconfigured
+  credential never spends one of the account's bad-login attempts.
 """
 
 from __future__ import annotations
@@ -76,8 +78,7 @@ class TradeLockerSession:
     def login(self, credential: VenueCredential, ctx: SessionContext) -> PreparedRequest:
         """``POST /auth/jwt/token`` with the email, password and server name."""
         acc_num(credential)
-        password = keys.require_secret(credential.secret, "credential.secret").reveal()
-        body = {"email": email(credential), "password": password.decode("utf-8"),
+        body = {"email": email(credential), "password": _password(credential),
                 "server": server(credential)}  # fmt: skip
         return PreparedRequest(
             "POST", ctx.base_url + "/auth/jwt/token", _JSON, hc.compact_json(body)
@@ -147,6 +148,14 @@ def server(credential: VenueCredential) -> str:
     if not isinstance(value, str) or not _SERVER.fullmatch(value) or value != value.strip():
         raise InvalidArgument("credential.server", "must be the TradeLocker server name")
     return value
+
+
+def _password(credential: VenueCredential) -> str:
+    """The password as the JSON string the login sends (a JSON string is Unicode text)."""
+    try:
+        return keys.require_secret(credential.secret, "credential.secret").reveal().decode()
+    except UnicodeDecodeError:
+        raise InvalidArgument("credential.secret", "must be UTF-8 text") from None
 
 
 def _tokens(answer: Answer, step: str) -> SessionTokens:
