@@ -176,6 +176,9 @@ def test_position_refusals_never_drop_a_level() -> None:
                  stop_loss=ProtectiveLevel(distance=Decimal("0.002"))))  # fmt: skip
     with pytest.raises(InvalidArgument, match="required"):
         build(op(Operation.AMEND_POSITION, position_id="77"))
+    with pytest.raises(InvalidArgument, match="close_position"):
+        build(op(Operation.CLOSE_POSITION, position_id="77",
+                 stop_loss=ProtectiveLevel(price=Decimal("1.06"))))  # fmt: skip
     for bad in (None, "../7", "7a"):
         with pytest.raises(InvalidArgument, match="position_id"):
             build(op(Operation.CLOSE_POSITION, position_id=bad))

@@ -74,7 +74,7 @@ _ACCOUNT = re.compile(r"[0-9]{1,10}")
 _VENUE_ID = re.compile(_ID)
 _SYMBOL = re.compile(r"(?P<instrument>[0-9]{1,19}):(?P<route>[0-9]{1,19})")
 _STRATEGY_ID = re.compile(r"[A-Za-z0-9_.:-]{1,31}")
-# TradeLocker type, validity and whether a limit / stop price goes with it.
+# TradeLocker's order type and the validity it must carry (placeOrder).
 _KINDS = {OrderType.MARKET: ("market", "IOC"), OrderType.LIMIT: ("limit", "GTC"),
           OrderType.STOP_LOSS: ("stop", "GTC")}  # fmt: skip
 _TIFS = {"IOC": TimeInForce.IOC, "GTC": TimeInForce.GTC}
@@ -90,6 +90,8 @@ def orders(order: OrderSpec, credential: VenueCredential) -> Call:
         return Call("PATCH", f"/trade/orders/{_id(order.venue_order_id)}", json=_amend(order))
     if op is Operation.AMEND_POSITION:
         return Call("PATCH", _position_path(order), json=_levels(order))
+    if order.stop_loss is not None or order.take_profit is not None:
+        raise InvalidArgument("order.stop_loss", f"is not accepted for {op.value}")
     if op is Operation.CLOSE_POSITION:
         return Call("DELETE", _position_path(order), json=_close(order))
     sc.no_extras(order)
