@@ -26,11 +26,12 @@ _MODULES = {
     Venue.HYPERLIQUID: "vault_server.brokers.venues.hyperliquid",
     Venue.METAAPI: "vault_server.brokers.venues.metaapi",
     Venue.MATCH_TRADER: "vault_server.brokers.venues.match_trader",
+    Venue.TRADELOCKER: "vault_server.brokers.venues.tradelocker",
 }
 
 
 # In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
-PLANNED: frozenset[Venue] = frozenset({Venue.CTRADER, Venue.TRADELOCKER, Venue.DXTRADE})
+PLANNED: frozenset[Venue] = frozenset({Venue.CTRADER, Venue.DXTRADE})
 
 
 def supported_venues() -> tuple[Venue, ...]:

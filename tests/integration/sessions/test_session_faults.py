@@ -38,7 +38,10 @@ ids = [f.venue for f in FLOWS]
 def _vault(stub: Any, home: Path, flow: VenueFlow, **sessions: Any) -> Iterator[RunningVault]:
     vault = start_vault(
         home,
-        signing={"venue_base_urls": {flow.venue: stub.base_url}},
+        signing={
+            "venue_base_urls": {flow.venue: stub.base_url},
+            "egress_max_in_flight_per_workspace": 128,
+        },
         sessions={"login_backoff_base_s": 0.05, "unavailable_backoff_s": 30.0, **sessions},
     )
     try:
