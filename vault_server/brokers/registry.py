@@ -24,12 +24,13 @@ _MODULES = {
     Venue.GATE: "vault_server.brokers.venues.gate",
     Venue.KUCOIN: "vault_server.brokers.venues.kucoin",
     Venue.HYPERLIQUID: "vault_server.brokers.venues.hyperliquid",
+    Venue.DXTRADE: "vault_server.brokers.venues.dxtrade",
 }
 
 
 # In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
 PLANNED: frozenset[Venue] = frozenset(
-    {Venue.CTRADER, Venue.TRADELOCKER, Venue.MATCH_TRADER, Venue.DXTRADE, Venue.METAAPI}
+    {Venue.CTRADER, Venue.TRADELOCKER, Venue.MATCH_TRADER, Venue.METAAPI}
 )
 
 

@@ -160,6 +160,8 @@ def credential(venue: Venue, algorithm: KeyAlgorithm, env: Environment, form: st
         account, api_key = "101-004-1234567-001", ""
     if venue is Venue.ALPACA:
         api_key = "GOLDENTESTKEYID00001"
+    if venue is Venue.DXTRADE:  # a login (username, domain, password) and an account code
+        account, api_key = "default:golden", ""
     return VenueCredential(
         venue=venue, environment=env, algorithm=algorithm, api_key=api_key,
         secret=Secret(secret) if secret is not None else None,
@@ -193,6 +195,7 @@ SYMBOL = {
     Venue.BITGET: "BTCUSDT", Venue.DERIBIT: "BTC-PERPETUAL",
     Venue.KRAKEN_FUTURES: "PF_XBTUSD",
     Venue.GATE: "BTC_USDT", Venue.KUCOIN: "BTC-USDT", Venue.HYPERLIQUID: "4",
+    Venue.DXTRADE: "EUR/USD",
 }  # fmt: skip
 VENUE_ID = {
     Venue.KRAKEN_SPOT: "OQCLML-BW3P3-BUCMWZ",
@@ -401,6 +404,7 @@ SPECIFIC: dict[Venue, list[tuple[str, dict[str, Any]]]] = {
         ("non-uuid", {"operation": Q, "venue_order_id": "12345"}),
     ],
     Venue.IG: [],
+    Venue.DXTRADE: [],
     Venue.DERIBIT: [
         ("account-currency", {"operation": ACC, "symbol": None, "extras": {"currency": "BTC"}}),
         ("reduce-only", {"operation": P, "side": S, "order_type": M, "quantity": D("1"),
@@ -751,6 +755,7 @@ PERMISSION_BODIES: dict[Venue, list[tuple[int, bytes]]] = {
     Venue.OANDA: [(200, b"{}")],
     Venue.ALPACA: [(200, b"{}")],
     Venue.IG: [(200, b"{}")],
+    Venue.DXTRADE: [(200, b"{}")],  # no permission query: refused
     Venue.GATE: [(200, b"{}")],  # Gate has no permission query: refused
     Venue.KUCOIN: [
         (200, b'{"code":"200000","data":{"remark":"bot","apiKey":"k","apiVersion":3,'

@@ -59,6 +59,16 @@ the ``ETag`` of the caller's last open-orders query and is sent as ``If-Match`` 
 refused with 412, nothing is changed). A modify is the whole order again, without ``type``: an
 entry placed with stop loss / take profit is amended with the same legs (the IF-THEN group is
 sent again), since a single-order modify would make the group a single order.
+
+Sources: Devexperts' DX REST API spec, https://demo-xt.dx.trade/dxweb/specs/DX_REST_API.html
+and its copy published for a rebranded platform,
+https://sway-technologies.gitbook.io/sway-charts-api-documentation/rest-api-specification
+("Single Order Request", "Order Group Request", "Order Leg", "Position", "PUT Modify Order",
+"DELETE Cancel Order", "Conditional Requests & Updates", "Errors"). UNVERIFIED here: that
+``positionCode`` equals the opening order's id (third-party clients use it so; the vault takes
+``position_id`` from the caller and never assumes it), the IOC/FOK values for MARKET orders, and
+the order-history query parameters (``with-order-id``/``with-client-id``, from a third-party
+SDK).
 """
 
 from __future__ import annotations

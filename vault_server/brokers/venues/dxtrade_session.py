@@ -1,7 +1,9 @@
 """DXtrade's session: ``POST /login`` with username, domain and password, ``DXAPI`` token, ``ping``.
 
-Devexperts documents token authentication for the DXtrade REST API (DX REST API and dxRegister
-specs, "Authentication by session token"; reference [21] of ``broker-breadth.md``):
+Devexperts documents token authentication for the DXtrade REST API (dxRegister spec,
+https://demo-xt.dx.trade/dxweb/specs/dxRegister.html "Authentication by session token"; DX REST
+API spec, https://demo-xt.dx.trade/dxweb/specs/DX_REST_API.html "Create Session Token", "Ping";
+reference [21] of ``broker-breadth.md``):
 
 * ``POST {base}/login`` with ``{"username", "domain", "password"}`` answers ``{"sessionToken",
   "timeout"}``, ``timeout`` being the token's lifetime in milliseconds. A wrong password is
