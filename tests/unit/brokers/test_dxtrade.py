@@ -561,3 +561,22 @@ def test_flow_description() -> None:
         stub.expire_sessions()
         assert client.execute(OrderSpec(Operation.QUERY_POSITIONS)).status == 200
         assert stub.logins == 2 and stub.lock_after == FLOW.wrong_password_locks_after
+
+
+def test_an_idle_session_times_out_and_use_extends_it() -> None:
+    now = [NOW]
+    login = Login("dealtest", "default", PASSWORD, [ACCOUNT])
+    with DxtradeStub([login], clock=lambda: now[0], timeout_ms=60_000) as stub:
+        client = Client(stub, CRED)
+        tokens = client.login()
+        assert tokens.expires_at_ms == NOW + 60_000  # the lifetime the venue announced
+        positions = ADAPTER.build(OrderSpec(Operation.QUERY_POSITIONS), CRED,
+                                  SigningContext(now_ms=NOW, base_url=stub.base_url))  # fmt: skip
+        request = SESSION.authorize(positions, tokens, CRED)
+        now[0] += 50_000
+        assert send(request).status == 200  # used: 60 s from now again
+        now[0] += 50_000
+        assert send(request).status == 200
+        now[0] += 60_001
+        reply = send(request)
+        assert reply.status == 401 and SESSION.expired(reply.status, {}, reply.body)
