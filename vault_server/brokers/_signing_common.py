@@ -45,8 +45,11 @@ def check_credential(
             "this venue does not accept the credential's key algorithm",
             metadata={"venue": venue.value, "algorithm": credential.algorithm.value},
         )
-    if credential.algorithm is not KeyAlgorithm.BEARER:  # a bearer token has no separate key id
-        header_token(credential.api_key, "credential.api_key")
+    if credential.algorithm is KeyAlgorithm.BEARER:
+        return  # a bearer token has no separate key id
+    if credential.algorithm is KeyAlgorithm.SESSION_LOGIN and not credential.api_key:
+        return  # a password login (username, server) may have no API key (DXtrade)
+    header_token(credential.api_key, "credential.api_key")
 
 
 def now_ms(ctx: SigningContext) -> int:

@@ -27,11 +27,12 @@ _MODULES = {
     Venue.METAAPI: "vault_server.brokers.venues.metaapi",
     Venue.MATCH_TRADER: "vault_server.brokers.venues.match_trader",
     Venue.TRADELOCKER: "vault_server.brokers.venues.tradelocker",
+    Venue.DXTRADE: "vault_server.brokers.venues.dxtrade",
 }
 
 
 # In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
-PLANNED: frozenset[Venue] = frozenset({Venue.CTRADER, Venue.DXTRADE})
+PLANNED: frozenset[Venue] = frozenset({Venue.CTRADER})
 
 
 def supported_venues() -> tuple[Venue, ...]:

@@ -248,5 +248,8 @@ class SpecAdapter:
         host: str | None = None,
     ) -> PreparedRequest:
         self.check_endpoint(call.method, call.path)
-        base = sc.base_url(ctx, host or self.default_base_url(credential.environment))
+        if ctx.base_url:  # configured: a venue whose brokers host it themselves has no default
+            base = sc.base_url(ctx, "")
+        else:
+            base = sc.base_url(ctx, host or self.default_base_url(credential.environment))
         return self.spec.scheme.sign(call, base, credential, ctx)

@@ -37,6 +37,7 @@ from typing import Any
 
 from vault_server.brokers.base import PreparedRequest, VenueCredential
 from vault_server.brokers.lifecycle import (
+    Lifecycle,
     LoginRefused,
     ReauthorizationNeeded,
     SessionContext,
@@ -47,7 +48,6 @@ from vault_server.brokers.revealed import secret_values
 from vault_server.core.clock import Clock, to_millis
 from vault_server.core.errors import (
     OrderOutcomeUnknown,
-    StorageUnavailable,
     VaultError,
     VenueTimeout,
     VenueUnavailable,
@@ -79,6 +79,14 @@ from vault_server.sessions._store import (
 Offload = Callable[..., Awaitable[Any]]
 OpenMaterial = Callable[[Secret], VenueCredential]
 _POLL_S = 0.05
+OAUTH = Lifecycle.OAUTH_CONSENT
+
+
+def at_risk(protocol: SessionProtocol) -> bool:
+    """A refresh of this venue consumes the only grant the vault has (no password behind it)."""
+    return protocol.refresh_rotates and protocol.lifecycle is OAUTH
+
+
 _MAX_LOGIN_STEPS = 4
 
 
@@ -164,7 +172,7 @@ class SessionEngine:
                 decision = await self._offload(
                     self._store.decide, system, key, now=now, owner=self._owner,
                     lease_s=self._settings.lease_s, margin=dt.timedelta(milliseconds=margin_ms),
-                    stale_generation=stale, rotates=use.protocol.refresh_rotates,
+                    stale_generation=stale, rotates=at_risk(use.protocol),
                 )  # fmt: skip
                 if isinstance(decision, Held):
                     return self._remember(key, decision.generation, decision.envelope)
@@ -215,7 +223,9 @@ class SessionEngine:
         ):
             refresh = protocol.refresh(previous, use.material, sctx)
         action = "credential.session.refresh" if refresh is not None else "credential.session.login"
-        rotating = refresh is not None and protocol.refresh_rotates
+        # Only a grant without a password behind it can be lost by a refresh that is answered
+        # but not written back (OAuth): a password session just logs in again.
+        rotating = refresh is not None and at_risk(protocol)
         try:
             if rotating and not await self._offload(
                 self._store.mark_refreshing, ctx, key, self._owner
@@ -223,18 +233,18 @@ class SessionEngine:
                 raise VenueUnavailable(
                     "the session lease was lost", metadata={"credential": key.credential}
                 )
+            tokens = None
             if refresh is not None and previous is not None:
                 answer = await self._call(ctx, use, refresh)
-                tokens = protocol.parse_refresh(_answer(answer, 0), previous, use.material, sctx)
-            else:
+                tokens = self._refreshed(answer, previous, use, sctx, lease)
+            if tokens is None:
+                action = "credential.session.login"
                 tokens = await self._login(ctx, use, sctx, lease)
-        except (LoginRefused, ReauthorizationNeeded, VenueUnavailable, StorageUnavailable) as err:
-            await self._failed(
-                ctx, use, action, err, lost=rotating or isinstance(err, ReauthorizationNeeded)
-            )
-            raise
         except VaultError as err:
-            await self._failed(ctx, use, action, err, lost=rotating)
+            lost = rotating or (
+                isinstance(err, ReauthorizationNeeded) and protocol.lifecycle is OAUTH
+            )
+            await self._failed(ctx, use, action, err, lost=lost)
             raise
         generation = lease.generation + 1
         try:
@@ -261,6 +271,25 @@ class SessionEngine:
         cached = _Cached(written, tokens)
         self._cache[_slot(key)] = cached
         return cached
+
+    def _refreshed(
+        self, answer: VenueResponse, previous: SessionTokens, use: SessionUse,
+        sctx: SessionContext, lease: Leased,
+    ) -> SessionTokens | None:  # fmt: skip
+        """The refreshed session; None when the venue refused (or did not extend) it and a
+        password is held, so a login takes its place (a refused refresh costs one login)."""
+        protocol = use.protocol
+        try:
+            tokens = protocol.parse_refresh(_answer(answer, 0), previous, use.material, sctx)
+        except VaultError:
+            if protocol.lifecycle is OAUTH or lease.material is None:
+                raise
+            return None
+        if tokens.expires_at_ms - protocol.renew_margin_ms > sctx.now_ms:
+            return tokens
+        if protocol.lifecycle is OAUTH or lease.material is None:
+            raise VenueUnavailable("the venue's refresh did not extend the session")
+        return None
 
     async def _login(
         self, ctx: CallContext, use: SessionUse, sctx: SessionContext, lease: Leased

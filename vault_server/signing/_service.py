@@ -143,11 +143,12 @@ class SigningService:
             pass
 
     # --- the use transaction ---------------------------------------------------------------
-    def _origins(self, venue: Venue, env: Environment) -> frozenset[str]:
+    def origins(self, venue: Venue, env: Environment) -> frozenset[str]:
+        overrides = self._settings.venue_base_urls
+        if venue.value in overrides:  # configured (brokers that host the venue have no default)
+            return allowed_origins("", overrides, venue.value)
         adapter = adapter_for(venue, coinbase_strict=self._settings.coinbase_strict)
-        return allowed_origins(
-            adapter.default_base_url(env), self._settings.venue_base_urls, venue.value
-        )
+        return allowed_origins(adapter.default_base_url(env), overrides, venue.value)
 
     def use_locked(
         self, ctx: CallContext, rc_name: str, hint: str, order: OrderSpec, *, proxy: bool
@@ -191,9 +192,6 @@ class SigningService:
                 policy=OrderPolicy.from_json(cred.policy),
                 envelope=version.envelope if version is not None else None,
             )
-
-    def origins(self, venue: Venue, env: Environment) -> frozenset[str]:
-        return self._origins(venue, env)
 
     def record_send_failure(
         self, ctx: CallContext, rc_name: str, version: int, event: str, venue: Venue,
