@@ -44,6 +44,9 @@ class VenueFlow:
         position_id: the venue's position id for the order just placed, from the stub and the
             venue's answer body to the place request.
         wrong_password_locks_after: failed logins after which the stub locks the account.
+        amend: for a venue whose position amend needs more than the generic one (both levels,
+            the position's side, a client order id), the ``Order`` fields to change, from the
+            stub and the position id; a None value removes that field.
     """
 
     venue: str
@@ -57,3 +60,4 @@ class VenueFlow:
     amended_stop_loss: str
     position_id: Callable[[Any, bytes], str]
     wrong_password_locks_after: int = 5
+    amend: Callable[[Any, str], dict[str, Any]] | None = None

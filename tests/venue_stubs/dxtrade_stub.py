@@ -97,6 +97,7 @@ class DxtradeStub(LoopbackVenueStub):
         self.orders: list[dict[str, Any]] = []
         self.open_positions: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, int] = {}
+        self.issued_tokens: list[str] = []  # every token handed out (canary scans)
         self.prices: dict[str, Decimal] = {}
         self._ids = itertools.count(63649)
         self._etags: dict[int, str] = {}
@@ -179,6 +180,7 @@ class DxtradeStub(LoopbackVenueStub):
         self.failures[key] = 0
         self.logins += 1
         token = secrets.token_urlsafe(24)
+        self.issued_tokens.append(token)
         self.sessions[token] = {"accounts": set(user.accounts), "expires": 0}
         self._touch(token)
         return 200, {"sessionToken": token, "timeout": self.timeout_ms}
@@ -439,6 +441,15 @@ def _position_id(stub: DxtradeStub, body: bytes) -> str:
     return stub.position_of(first["orderId"])
 
 
+def _amend(stub: DxtradeStub, position: str) -> dict[str, Any]:
+    """DXtrade keeps a position's stop loss as its own order: modify that one (the leg the
+    vault named ``<client order id>-sl`` when it placed the order), one level, with the ETag of
+    the account's working orders."""
+    account = next(iter(stub.versions), "")
+    return {"venue_order_id": "fx-open-1-sl", "take_profit": None,
+            "extras": {"ifMatch": f'"{stub.versions.get(account, 0)}"'}}  # fmt: skip
+
+
 FLOW = VenueFlow(
     venue="dxtrade",
     broker=trading_pb2.BROKER_DXTRADE,
@@ -455,4 +466,5 @@ FLOW = VenueFlow(
     amended_stop_loss="1.09",
     position_id=_position_id,
     wrong_password_locks_after=5,
+    amend=_amend,
 )  # fmt: skip

@@ -75,6 +75,7 @@ class TradeLockerStub(LoopbackVenueStub):
         )  # fmt: skip
         self.logins = self.failed_logins = self.refreshes = 0
         self.locked = self.down = False
+        self.issued_tokens: list[str] = []  # every token handed out (canary scans)
         self.positions: dict[str, dict[str, Any]] = {}
         self.orders: dict[str, dict[str, Any]] = {}
         self._key = secrets.token_bytes(32)
@@ -153,7 +154,9 @@ class TradeLockerStub(LoopbackVenueStub):
     def _jwt(self, kind: str, exp_ms: int) -> str:
         claims = {"sub": f"{self.account.server}#{self.account.username}", "typ": kind,
                   "exp": exp_ms // 1000, "jti": secrets.token_hex(8)}  # fmt: skip
-        return jwt.encode(claims, self._key, algorithm="HS256")
+        token = jwt.encode(claims, self._key, algorithm="HS256")
+        self.issued_tokens.append(token)
+        return token
 
     def _claims(self, token: str, kind: str) -> dict[str, Any] | None:
         try:

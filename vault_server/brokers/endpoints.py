@@ -43,3 +43,14 @@ class Endpoints:
 
 def methods(*names: str) -> frozenset[str]:
     return frozenset(names)
+
+
+def venue_path(url: str, base: str) -> str:
+    """The path of ``url`` below the venue's base URL, without the query: what the allow-list is
+    written for (IG's base ends in ``/gateway/deal``, DXtrade's in ``/dxsca-web``). A URL outside
+    ``base`` keeps its whole path, which no allow-list names."""
+    bare = url.split("?", 1)[0]
+    prefix = base.rstrip("/")
+    if prefix and bare.startswith(prefix + "/"):
+        return bare[len(prefix) :]
+    return "/" + bare.split("://", 1)[-1].split("/", 1)[-1]

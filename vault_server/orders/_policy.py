@@ -73,8 +73,8 @@ def validate_policy(policy: OrderPolicy) -> OrderPolicy:
     if len(policy.allowed_symbols) > MAX_SYMBOLS:
         raise InvalidArgument("policy.allowed_symbols", f"at most {MAX_SYMBOLS} symbols")
     for symbol in policy.allowed_symbols:
-        if not symbol or len(symbol) > 64 or not all(c.isalnum() or c in "-_/." for c in symbol):
-            raise InvalidArgument("policy.allowed_symbols", "symbols are 1-64 of [A-Za-z0-9-_/.]")
+        if not symbol or len(symbol) > 64 or not all(c.isalnum() or c in "-_/.:" for c in symbol):
+            raise InvalidArgument("policy.allowed_symbols", "symbols are 1-64 of [A-Za-z0-9-_/.:]")
     for side in policy.allowed_sides:
         if side not in SIDES:
             raise InvalidArgument("policy.allowed_sides", "unknown side")

@@ -12,7 +12,9 @@ CLOSE_POSITION     ``position_id`` (required), ``quantity`` (optional: a partial
                    *position's* side, BUY for a long, for venues that deal the close: IG,
                    Match-Trader)
 AMEND_POSITION     ``position_id`` (required), ``stop_loss`` and/or ``take_profit`` (one at
-                   least), ``symbol`` (optional, as above)
+                   least), ``symbol`` (optional, as above), ``side`` (optional: the position's
+                   side, for venues whose protective orders are separate orders: DXtrade),
+                   ``venue_order_id`` (optional: that protective order, to modify it)
 QUERY_POSITIONS    none (``extras`` only, for the venue to judge)
 =================  =========================================================================
 
@@ -71,7 +73,9 @@ _PROTECTED_OPS = (Operation.PLACE_ORDER, Operation.AMEND_ORDER, Operation.AMEND_
 # The order fields a position operation may carry, besides operation, client_order_id, extras.
 _POSITION_FIELDS = {
     Operation.CLOSE_POSITION: frozenset({"position_id", "quantity", "symbol", "side", "size_unit"}),
-    Operation.AMEND_POSITION: frozenset({"position_id", "stop_loss", "take_profit", "symbol"}),
+    Operation.AMEND_POSITION: frozenset(
+        {"position_id", "stop_loss", "take_profit", "symbol", "side", "venue_order_id"}
+    ),
     Operation.QUERY_POSITIONS: frozenset(),
 }
 _CHECKED_FIELDS = ("symbol", "side", "type", "quantity", "price", "stop_price", "time_in_force",

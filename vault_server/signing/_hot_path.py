@@ -31,6 +31,7 @@ from vault_server.brokers.base import (
     VenueAdapter,
     VenueCredential,
 )
+from vault_server.brokers.endpoints import venue_path
 from vault_server.brokers.registry import adapter_for
 from vault_server.brokers.revealed import secret_values
 from vault_server.core.clock import Clock, Random, to_millis
@@ -266,7 +267,7 @@ class HotSigner:
                 base_url=base_url,
             )  # fmt: skip
             request = adapter.build(order, material, signing_ctx)
-            path = "/" + request.url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+            path = venue_path(request.url, base_url or adapter.default_base_url(st.environment))
             adapter.check_endpoint(request.method, path)
             paths.append(path)
             return request

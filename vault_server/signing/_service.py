@@ -28,6 +28,7 @@ from vault_server.brokers.base import (
     Venue,
     VenueCredential,
 )
+from vault_server.brokers.endpoints import venue_path
 from vault_server.brokers.registry import adapter_for
 from vault_server.core.clock import Clock, Random, to_millis
 from vault_server.core.errors import (
@@ -245,7 +246,7 @@ class SigningService:
             base_url=self._settings.venue_base_urls.get(venue.value),
         )
         request = adapter.build(order, material, ctx_sign)
-        path = "/" + request.url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+        path = venue_path(request.url, ctx_sign.base_url or adapter.default_base_url(env))
         adapter.check_endpoint(request.method, path)
         expire = dt.datetime.fromtimestamp(request.expire_at_ms / 1000, dt.UTC)
         claim_order(session, cred, order, policy, now, max(expire, now))

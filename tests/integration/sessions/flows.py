@@ -50,7 +50,7 @@ def create_request(flow: VenueFlow, account: Account, cred_id: str, *, ws: str =
         key_algorithm=algorithm_of(flow),
         material=credential_pb2.SecretMaterial(**flow.material(account)),
         scopes=["trade"], acknowledge_single_permission_tier=True,
-        policy=sf.policy(symbols=[flow.symbol], max_quantity="1000"),
+        policy=sf.policy(symbols=[flow.symbol], max_quantity="1000000"),
         reason="session venue onboarding",
     )  # fmt: skip
 

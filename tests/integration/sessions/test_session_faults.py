@@ -62,13 +62,21 @@ def _query(flow: VenueFlow) -> trading_pb2.Order:
     return B.Order(operation=B.ORDER_OPERATION_QUERY_POSITIONS)
 
 
+def _take_down(stub: Any) -> None:
+    """Every answer a 5xx from now on (stubs name the switch ``fail_with`` or ``down``)."""
+    if hasattr(stub, "fail_with"):
+        stub.fail_with = 503
+    else:
+        stub.down = True
+
+
 def _logins(stub: Any) -> int:
     return sum(1 for r in stub.requests if _is_login(r))
 
 
 def _is_login(request: Any) -> bool:
     path = request.path.lower()
-    return any(word in path for word in ("login", "session", "token", "auth"))
+    return any(word in path for word in ("login", "session", "token", "auth", "ping", "refresh"))
 
 
 @pytest.mark.timeout(180)
@@ -171,7 +179,7 @@ def test_a_venue_that_is_down_fails_fast_and_is_not_hammered(
     account = Account()
     with flow.stub(account) as stub, _vault(stub, tmp_path / "h", flow) as vault:
         rc = _onboard(vault, flow, account)
-        stub.fail_with = 503
+        _take_down(stub)
         first = expect_error(
             sf.signing(vault).ExecuteOrder, sf.execute_request(rc, _query(flow)),
             metadata=vault.md("router"), timeout=15,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pipsync.vault.v1 import credential_pb2, trading_pb2
@@ -69,11 +70,14 @@ def test_order_amend_close_and_nothing_leaks(
         assert Decimal(str(held["takeProfit"])) == Decimal(flow.take_profit)
 
         # Both levels: a venue whose amend replaces them (IG) keeps the take profit.
-        amend = B.Order(
-            operation=B.ORDER_OPERATION_AMEND_POSITION, position_id=position,
-            symbol=flow.symbol, stop_loss=_level(flow.amended_stop_loss),
-            take_profit=_level(flow.take_profit), client_order_id="fx-amend-1",
-        )  # fmt: skip
+        fields: dict[str, Any] = {
+            "operation": B.ORDER_OPERATION_AMEND_POSITION, "position_id": position,
+            "symbol": flow.symbol, "side": B.ORDER_SIDE_BUY,
+            "stop_loss": _level(flow.amended_stop_loss), "take_profit": _level(flow.take_profit),
+            "client_order_id": "fx-amend-1",
+        }  # fmt: skip
+        fields |= flow.amend(stub, position) if flow.amend is not None else {}
+        amend = B.Order(**{k: v for k, v in fields.items() if v is not None})
         amended = sf.execute(vault, rc, amend)
         assert 200 <= amended.http_status < 300, amended.body
         assert Decimal(str(stub.positions[position]["stopLoss"])) == Decimal(flow.amended_stop_loss)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pipsync.vault.v1 import trading_pb2 as T
 
-from vault_server.brokers.base import Operation, ProtectiveLevel, SizeUnit
+from vault_server.brokers.base import Operation, ProtectiveLevel, Side, SizeUnit
 from vault_server.core.errors import InvalidArgument
 from vault_server.rpc.convert_signing import order_of
 
@@ -109,7 +109,6 @@ def test_close_position_whole_or_partial() -> None:
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
-        ({"side": T.ORDER_SIDE_SELL}, "order.side"),
         ({"type": T.ORDER_TYPE_MARKET}, "order.type"),
         ({"price": "1.1"}, "order.price"),
         ({"stop_price": "1.1"}, "order.stop_price"),
@@ -124,6 +123,15 @@ def test_close_position_refuses_fields_it_does_not_take(
     changes: dict[str, Any], field: str
 ) -> None:
     assert refused(close(**changes)) == (field, f"{field}: does not apply to close_position")
+
+
+def test_position_operations_take_the_positions_side() -> None:
+    """IG, Match-Trader and DXtrade deal a close (and DXtrade a protective order) against the
+    position: its side is the caller's to state, BUY for a long."""
+    assert order_of(close(side=T.ORDER_SIDE_BUY)).side is Side.BUY
+    made = order_of(amend(stop_loss=level(price="1.08"), side=T.ORDER_SIDE_SELL,
+                          venue_order_id="sl-1"))  # fmt: skip
+    assert made.side is Side.SELL and made.venue_order_id == "sl-1"
 
 
 def test_amend_position_needs_a_position_and_a_level() -> None:
