@@ -33,6 +33,7 @@ from vault_server.core.errors import (
     VenueLoginRefused,
     VenueUnavailable,
 )
+from vault_server.core.secret import Secret
 
 
 class Lifecycle(enum.Enum):
@@ -116,11 +117,27 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Application:
+    """A venue's OAuth platform application (client id and secret), held by the vault
+    (``SetPlatformApplication``) and given to OAuth protocols for code exchange and refresh."""
+
+    client_id: str
+    client_secret: Secret = field(repr=False)
+
+
+@dataclass(frozen=True)
 class SessionContext:
-    """Time and where to send, injected by the engine (protocols have no clock)."""
+    """Time and where to send, injected by the engine (protocols have no clock).
+
+    ``base_overridden`` says ``base_url`` comes from configuration (tests: a loopback stub that
+    also serves the venue's token endpoint); otherwise a venue whose OAuth host differs from its
+    trading host (cTrader) sends logins to its own documented token host.
+    """
 
     now_ms: int
     base_url: str  # scheme and host (and the venue's path prefix), no trailing slash
+    application: Application | None = None  # OAuth venues: the platform application
+    base_overridden: bool = False
 
 
 # What a login step returns: the session, or the next request of a multi-step login.
@@ -169,6 +186,16 @@ class SessionProtocol(Protocol):
     def expired(self, status: int, headers: Mapping[str, str], body: bytes) -> bool:
         """True when this answer to a proxied request means the session is no longer valid."""
         ...
+
+
+# Optional protocol attributes the engine reads with ``getattr`` (absent: the defaults):
+#
+# ``auth_origins: frozenset[str]`` - origins (``https://host[:port]``) logins and refreshes may
+#     go to besides the venue's trading base URL (cTrader: ``https://openapi.ctrader.com``).
+# ``transport: str`` - the name of the egress transport that sends proxied requests instead of
+#     HTTP (cTrader: ``"ctrader"``, one persistent connection per replica and host carrying every
+#     account). A request for such a venue is a ``PreparedRequest`` whose URL path names the
+#     message (``{base}/ProtoOANewOrderReq``) and whose body is the JSON payload.
 
 
 def with_headers(request: PreparedRequest, extra: tuple[tuple[str, str], ...]) -> PreparedRequest:
