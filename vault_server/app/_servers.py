@@ -90,7 +90,13 @@ def build_edge(
     servicers = Servicers(
         workspace=WorkspaceServicer(workspaces, run, clock),
         credential=CredentialServicer(
-            s.credentials, s.lifecycle, s.queries, s.attestor, run, s.session_admin
+            s.credentials,
+            s.lifecycle,
+            s.queries,
+            s.attestor,
+            run,
+            s.sessions.admin,
+            s.sessions.applications,
         ),
         signing=SigningServicer(s.routing, s.hot_signer, run),
         audit=AuditServicer(audit_reader, audit_verifier, run),

@@ -28,11 +28,13 @@ from vault_server.observability.metrics import Metrics
 from vault_server.paging import Pager
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.sessions import (
+    PlatformApplications,
     SessionAdmin,
     SessionEngine,
     SessionKey,
     SessionSettings,
     SessionStore,
+    SessionWire,
 )
 from vault_server.signing import (
     HotSigner,
@@ -64,8 +66,7 @@ class SigningParts:
     committer: GroupCommitter[PendingUse, UseWritten | Stale]
     wal_checkpointer: WalCheckpointer
     hot_signer: HotSigner
-    sessions: SessionEngine
-    session_admin: SessionAdmin
+    sessions: SessionParts
 
 
 def build_signing(
@@ -91,9 +92,12 @@ def build_signing(
         venue_base_urls=dict(cfg.venue_base_urls),
     )
     attestor = Attestor(db, audit, keys, egress, clock, random, venue, page_hook=pager.hook)
+    sessions = build_sessions(settings, db=db, audit=audit, keys=keys, pager=pager,
+                              egress=egress, run=run, clock=clock)  # fmt: skip
     credentials = CredentialManager(
-        db, audit, keys, clock, coinbase_strict=strict, attestor=attestor
-    )
+        db, audit, keys, clock, coinbase_strict=strict, attestor=attestor,
+        grant=sessions.wire.exchange,
+    )  # fmt: skip
     lifecycle = CredentialLifecycle(
         db, audit, keys, clock, coinbase_strict=strict, grace_period_s=cfg.version_grace_period_s
     )
@@ -108,8 +112,6 @@ def build_signing(
     signing = SigningService(
         db, audit, keys, routing, egress, clock, random, venue, page_hook=pager.hook
     )
-    sessions = build_sessions(settings, db=db, audit=audit, keys=keys, pager=pager,
-                              egress=egress, run=run, clock=clock)  # fmt: skip
     hot_state = HotState()
     committer: GroupCommitter[PendingUse, UseWritten | Stale] = GroupCommitter(
         db.engine,
@@ -121,7 +123,7 @@ def build_signing(
     )
     hot_signer = HotSigner(
         signing, keys, hot_state, committer.submit, run, egress, clock, random, venue, metrics,
-        sessions,
+        sessions.engine,
     )  # fmt: skip
     return SigningParts(
         attestor,
@@ -135,14 +137,21 @@ def build_signing(
         WalCheckpointer(db.engine),
         hot_signer,
         sessions,
-        SessionAdmin(db, audit, clock, sessions.forget),
     )
+
+
+@dataclass(frozen=True)
+class SessionParts:
+    engine: SessionEngine
+    wire: SessionWire
+    admin: SessionAdmin
+    applications: PlatformApplications
 
 
 def build_sessions(
     settings: Settings, *, db: Database, audit: AuditLog, keys: KeyManager, pager: Pager,
     egress: EgressClient, run: BlockingRunner, clock: Clock,
-) -> SessionEngine:  # fmt: skip
+) -> SessionParts:  # fmt: skip
     """The venue-session engine of forex/CFD platforms, paging through ``pager``."""
 
     def page(
@@ -163,7 +172,13 @@ def build_sessions(
         login_backoff_max_s=cfg.login_backoff_max_s,
         unavailable_backoff_s=cfg.unavailable_backoff_s,
     )
-    return SessionEngine(SessionStore(db, audit, page), keys, egress, clock, run, tuning)
+    applications = PlatformApplications(db, audit, keys, clock)
+    wire = SessionWire(
+        egress, clock, applications.get, transports={},
+        venue_base_urls=settings.signing.venue_base_urls,
+    )  # fmt: skip
+    engine = SessionEngine(SessionStore(db, audit, page), keys, wire, clock, run, tuning)
+    return SessionParts(engine, wire, SessionAdmin(db, audit, clock, engine.forget), applications)
 
 
 def _audit_unavailable(exc: BaseException) -> BaseException:

@@ -114,7 +114,7 @@ class VaultApp:
         self.signing, self.hot_state = signing.signing, signing.hot_state
         self.committer, self.hot_signer = signing.committer, signing.hot_signer
         self.wal_checkpointer = signing.wal_checkpointer
-        self.sessions = signing.sessions
+        self.sessions = signing.sessions.engine
         invalidation.add_commit_listener(self.db.engine, self.hot_state.invalidate)
         self.epoch_watcher = invalidation.EpochWatcher(self.db.engine, self._epochs_moved)
         self.key_admin = KeyAdmin(self.db, self.audit, self.keys)

@@ -202,6 +202,9 @@ class VenueCredential:
     account_id: str | None = None  # OANDA account id and similar routing identifiers
     username: str | None = None  # login identity of a password session (not a secret, masked)
     server: str | None = None  # TradeLocker server, DXtrade domain, Match-Trader broker id
+    # OAuth consent (cTrader), at onboarding only: the code the vault exchanges itself.
+    authorization_code: Secret | None = None
+    redirect_uri: str | None = None
 
 
 @dataclass(frozen=True)

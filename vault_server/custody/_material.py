@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -43,6 +43,9 @@ class MaterialInput:
     account_id: str
     username: str = ""  # login identity of a password session (IG, TradeLocker, ...)
     server: str = ""  # TradeLocker server, DXtrade domain, Match-Trader broker id, MetaApi region
+    # OAuth consent (cTrader): exchanged at onboarding, never stored (single use, ~1 minute).
+    authorization_code: Secret = field(default_factory=lambda: Secret(b""))
+    redirect_uri: str = ""
 
     @property
     def hint_source(self) -> str:
@@ -132,6 +135,18 @@ def validate_material(
     _printable("material.server", m.server, MAX_LOGIN)
     if len(m.secret) > MAX_SECRET or len(m.passphrase) > MAX_SECRET:
         raise InvalidArgument("material.secret", f"at most {MAX_SECRET} bytes")
+    if algorithm is KeyAlgorithm.OAUTH_CONSENT:
+        _require("material.authorization_code", bool(m.authorization_code))
+        _require("material.redirect_uri", bool(m.redirect_uri))
+        _require("material.account_id", bool(m.account_id))
+        _printable("material.redirect_uri", m.redirect_uri, MAX_LOGIN)
+        if len(m.authorization_code) > MAX_SECRET:
+            raise InvalidArgument("material.authorization_code", f"at most {MAX_SECRET} bytes")
+        if not m.redirect_uri.startswith("https://") and not m.redirect_uri.startswith(
+            "http://127.0.0.1"
+        ):
+            raise InvalidArgument("material.redirect_uri", "must be https (or loopback)")
+        return
     if algorithm is KeyAlgorithm.SESSION_LOGIN:
         _require("material.username", bool(m.username))
         if venue in _SESSION_API_KEY:
@@ -177,6 +192,15 @@ def seal_input(m: MaterialInput) -> Secret:
         "server": m.server,
     }
     return Secret(json.dumps(doc, separators=(",", ":")).encode())
+
+
+def for_exchange(m: MaterialInput, venue: Venue, env: Environment) -> VenueCredential:
+    """The consent as the venue's OAuth protocol exchanges it (never sealed)."""
+    return VenueCredential(
+        venue=venue, environment=env, algorithm=KeyAlgorithm.OAUTH_CONSENT, api_key="",
+        account_id=m.account_id, authorization_code=m.authorization_code,
+        redirect_uri=m.redirect_uri,
+    )  # fmt: skip
 
 
 def open_material(

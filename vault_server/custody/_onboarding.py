@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from vault_server.audit import AuditLog, credential_record
 from vault_server.brokers.base import Environment, KeyAlgorithm, Venue, normalize_scopes
+from vault_server.brokers.lifecycle import SessionTokens
 from vault_server.brokers.registry import adapter_for
 from vault_server.core.clock import Clock
 from vault_server.core.errors import (
@@ -22,6 +23,7 @@ from vault_server.core.errors import (
     CredentialRevoked,
     InvalidArgument,
     KeyGenerationNotSupported,
+    OperationNotSupported,
     SingleTierNotAcknowledged,
 )
 from vault_server.core.secret import Secret
@@ -31,9 +33,11 @@ from vault_server.custody._keygen import generate_key
 from vault_server.custody._material import (
     MaterialInput,
     api_key_hint,
+    for_exchange,
     seal_input,
     validate_material,
 )
+from vault_server.custody._session_seed import GrantExchange, seed_session, session_binding
 from vault_server.custody._views import CredentialView, load_credential, view_of
 from vault_server.domain import (
     CallContext,
@@ -84,7 +88,9 @@ class CredentialManager:
         *,
         coinbase_strict: bool = False,
         attestor: Attestor | None = None,
+        grant: GrantExchange | None = None,
     ) -> None:
+        self._grant = grant
         self._attestor = attestor
         self._db = db
         self._audit = audit
@@ -133,9 +139,24 @@ class CredentialManager:
                 raise AlreadyExists(credential_name(ws_id, cred_id))
         return ws
 
+    def _exchange(
+        self, ctx: CallContext, ws_id: str, uid: str, new: NewCredential
+    ) -> tuple[SessionTokens, bytes] | None:
+        """OAuth consent: the vault exchanges the code itself, before anything is stored (a
+        refused or failed exchange stores nothing), and seals the grant for the new version."""
+        if new.algorithm is not KeyAlgorithm.OAUTH_CONSENT or new.material is None:
+            return None
+        if self._grant is None:
+            raise OperationNotSupported("OAuth onboarding is not wired in this server")
+        consent = for_exchange(new.material, new.venue, new.environment)
+        tokens = self._grant(ctx, new.venue, new.environment, consent)
+        sealed = self._keys.seal(Secret(tokens.to_json()), session_binding(ws_id, uid, 1))
+        return tokens, sealed.blob
+
     def _insert(
         self, ctx: CallContext, ws_id: str, new: NewCredential, scopes: list[str], uid: str,
         sealed: Sealed, hint: str, *, state: str, action: str,
+        seed: tuple[SessionTokens, bytes] | None = None,
     ) -> CredentialView:  # fmt: skip
         now = self._clock.now()
         adapter = adapter_for(new.venue, coinbase_strict=self._strict)
@@ -168,6 +189,10 @@ class CredentialManager:
                 )
             )
             session.flush()
+            if seed is not None:
+                seed_session(session, ws.id, uid, 1, seed[1], seed[0], now)
+                self._record(session, ctx, ws, new.credential_id, "credential.session.login",
+                             kind="authorization_code", version="1")  # fmt: skip
             self._record(
                 session, ctx, ws, new.credential_id, action,
                 broker=new.venue.value, environment=new.environment.value,
@@ -184,10 +209,11 @@ class CredentialManager:
         validate_material(new.venue, new.algorithm, new.material)
         ws = self._prepare(ctx, ws_id, new.credential_id)
         uid = str(uuid.uuid4())
+        seed = self._exchange(ctx, ws.id, uid, new)
         sealed = self._keys.seal(seal_input(new.material), EnvelopeBinding(ws.id, uid, 1))
         view = self._insert(
             ctx, ws_id, new, scopes, uid, sealed, api_key_hint(new.material.hint_source),
-            state=ACTIVE, action="credential.create",
+            state=ACTIVE, action="credential.create", seed=seed,
         )  # fmt: skip
         if new.attest_on_create and self._attestor is not None:
             # A clean key stays ACTIVE; one that can move funds is QUARANTINED at once.

@@ -87,9 +87,7 @@ def view_of(
     adapter = adapter_for(Venue(cred.broker), coinbase_strict=coinbase_strict)
     row = None
     if adapter.session is not None:
-        row = session.get(VenueSession, cred.id)
-        if row is not None and row.credential_version != cred.current_version:
-            row = None  # a session of an older version: the current one has none yet
+        row = session.get(VenueSession, (cred.id, cred.current_version))
     return CredentialView(
         workspace=ws.resource_id,
         credential=cred,

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from google.protobuf import duration_pb2
 from pipsync.vault.v1 import credential_pb2, trading_pb2
+from pipsync.vault.v1 import credential_service_pb2 as cpb
 
 from vault_server.brokers.base import Environment, KeyAlgorithm, Scope, Venue
 from vault_server.core.errors import InvalidArgument
@@ -16,6 +17,7 @@ from vault_server.domain import etag, version_name
 from vault_server.orders import OrderPolicy
 from vault_server.rpc import wellknown as wk
 from vault_server.rpc.convert import timestamp
+from vault_server.sessions import ApplicationView
 
 T = TypeVar("T")
 
@@ -102,6 +104,20 @@ _SESSION_STATE = {
 }
 
 
+def application_msg(view: ApplicationView) -> cpb.PlatformApplication:
+    """Metadata of a platform application (the client secret is never returned)."""
+    inv_brokers = {v: k for k, v in BROKERS.items()}
+    inv_env = {v: k for k, v in ENVIRONMENTS.items()}
+    msg = cpb.PlatformApplication(
+        name=view.name, broker=inv_brokers[view.venue], environment=inv_env[view.environment],
+        client_id_hint=view.client_id_hint, version=view.version,
+    )  # fmt: skip
+    ts = timestamp(view.update_time)
+    if ts is not None:
+        msg.update_time.CopyFrom(ts)
+    return msg
+
+
 def session_msg(view: CredentialView) -> credential_pb2.SessionStatus:
     """States, times and reason codes of the venue session; never a token."""
     row = view.session
@@ -153,6 +169,8 @@ def material_of(msg: credential_pb2.SecretMaterial) -> MaterialInput:
         account_id=msg.account_id,
         username=msg.username,
         server=msg.server,
+        authorization_code=Secret(msg.authorization_code),
+        redirect_uri=msg.redirect_uri,
     )
 
 

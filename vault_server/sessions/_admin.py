@@ -47,12 +47,9 @@ class SessionAdmin:
                     "this credential's broker has no venue session",
                     metadata={"broker": cred.broker},
                 )
-            row = session.get(VenueSession, cred.id, with_for_update=True)
+            row = session.get(VenueSession, (cred.id, cred.current_version), with_for_update=True)
             before = row.state if row is not None else IDLE
-            if row is not None and not (
-                row.state == NEEDS_REAUTHORIZATION
-                and row.credential_version == cred.current_version
-            ):
+            if row is not None and row.state != NEEDS_REAUTHORIZATION:
                 row.state, row.envelope, row.generation = IDLE, None, row.generation + 1
                 row.expire_time = row.refresh_expire_time = row.next_attempt_time = None
                 row.lease_owner, row.lease_until, row.lease_kind = "", None, ""

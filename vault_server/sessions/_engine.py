@@ -44,18 +44,16 @@ from vault_server.brokers.lifecycle import (
     SessionProtocol,
     SessionTokens,
 )
-from vault_server.brokers.revealed import secret_values
 from vault_server.core.clock import Clock, to_millis
 from vault_server.core.errors import (
     OrderOutcomeUnknown,
     VaultError,
-    VenueTimeout,
     VenueUnavailable,
 )
 from vault_server.core.secret import Secret
 from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.domain import CallContext
-from vault_server.egress.client import EgressClient, VenueResponse
+from vault_server.egress.client import VenueResponse
 from vault_server.keys import KeyManager
 from vault_server.sessions._parts import (
     SessionSettings,
@@ -75,6 +73,7 @@ from vault_server.sessions._store import (
     SessionStore,
     Wait,
 )
+from vault_server.sessions._wire import Route, SessionWire
 
 Offload = Callable[..., Awaitable[Any]]
 OpenMaterial = Callable[[Secret], VenueCredential]
@@ -101,22 +100,24 @@ class SessionUse:
     """One proxied request and what the engine needs to authenticate it."""
 
     key: SessionKey
-    protocol: SessionProtocol
+    route: Route
     material: VenueCredential
     request: PreparedRequest
-    origins: frozenset[str]
-    base_url: str
     open_material: OpenMaterial  # the sealed secret -> material (a login needs the password)
+
+    @property
+    def protocol(self) -> SessionProtocol:
+        return self.route.protocol
 
 
 class SessionEngine:
     def __init__(
-        self, store: SessionStore, keys: KeyManager, egress: EgressClient, clock: Clock,
+        self, store: SessionStore, keys: KeyManager, wire: SessionWire, clock: Clock,
         offload: Offload, settings: SessionSettings,
     ) -> None:  # fmt: skip
         self._store = store
         self._keys = keys
-        self._egress = egress
+        self._wire = wire
         self._clock = clock
         self._offload = offload
         self._settings = settings
@@ -208,7 +209,7 @@ class SessionEngine:
         """Log in or refresh under the lease; write back before anything uses the tokens."""
         key, protocol = use.key, use.protocol
         now = self._clock.now()
-        sctx = SessionContext(now_ms=to_millis(now), base_url=use.base_url)
+        sctx = self._wire.context(use.route)
         previous = (
             SessionTokens.from_json(
                 self._keys.open(lease.envelope, _binding(key, lease.generation)).reveal()
@@ -235,7 +236,7 @@ class SessionEngine:
                 )
             tokens = None
             if refresh is not None and previous is not None:
-                answer = await self._call(ctx, use, refresh)
+                answer = await self._wire.call(ctx, use.route, refresh)
                 tokens = self._refreshed(answer, previous, use, sctx, lease)
             if tokens is None:
                 action = "credential.session.login"
@@ -300,7 +301,7 @@ class SessionEngine:
         material = use.open_material(self._keys.open(lease.material, binding))
         request = use.protocol.login(material, sctx)
         for step in range(_MAX_LOGIN_STEPS):
-            answer = await self._call(ctx, use, request)
+            answer = await self._wire.call(ctx, use.route, request)
             result = use.protocol.parse_login(_answer(answer, step), material, sctx)
             if isinstance(result, SessionTokens):
                 return result
@@ -331,23 +332,13 @@ class SessionEngine:
             await self._offload(self._store.lost_grant, ctx, key, self._clock.now(), why)
 
     # --- the wire -----------------------------------------------------------------------------
-    async def _call(
-        self, ctx: CallContext, use: SessionUse, request: PreparedRequest
-    ) -> VenueResponse:
-        """A login or refresh exchange (answers are read here, never relayed)."""
-        try:
-            return await self._egress.execute(request, use.origins, ctx.remaining(), secrets=())
-        except VenueTimeout as err:
-            raise VenueUnavailable(
-                "the venue did not answer the login in time", metadata=err.metadata
-            ) from None
-
     async def _send(
         self, ctx: CallContext, use: SessionUse, tokens: SessionTokens
     ) -> VenueResponse:
-        request = use.protocol.authorize(use.request, tokens, use.material)
-        scrub = (*secret_values(request.headers), *tokens.values.values())
-        return await self._egress.execute(request, use.origins, ctx.remaining(), secrets=scrub)
+        sctx = None
+        if getattr(use.protocol, "transport", ""):
+            sctx = self._wire.context(use.route)  # the transport authenticates the application
+        return await self._wire.send(ctx, use.route, use.request, tokens, use.material, sctx)
 
     @staticmethod
     def _expired(protocol: SessionProtocol, response: VenueResponse) -> bool:

@@ -14,6 +14,7 @@ from vault_server.core.errors import (
     VaultError,
 )
 from vault_server.crypto.envelope import EnvelopeBinding
+from vault_server.custody import at, session_binding
 from vault_server.domain import Actor, ActorType, CallContext
 from vault_server.egress.client import VenueResponse
 from vault_server.sessions._store import LOCKED_OUT, NEEDS_REAUTHORIZATION, Refused, SessionKey
@@ -41,13 +42,11 @@ def _answer(response: VenueResponse, step: int) -> Answer:
 
 
 def _binding(key: SessionKey, generation: int) -> EnvelopeBinding:
-    """Session tokens are bound to their credential *session* and generation: an envelope
-    copied from a credential version, another credential or an older generation fails."""
-    return EnvelopeBinding(key.workspace_id, key.credential_id + "#session", generation)
+    return session_binding(key.workspace_id, key.credential_id, generation)
 
 
 def _at(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    return at(ms)
 
 
 def _system(ctx: CallContext, reason: str) -> CallContext:

@@ -148,7 +148,7 @@ class SessionStore:
         """Record that a rotating refresh token is about to be sent (crash detection)."""
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
             bind_workspace(session, key.workspace_id)
-            row = session.get(VenueSession, key.credential_id, with_for_update=True)
+            row = session.get(VenueSession, (key.credential_id, key.version), with_for_update=True)
             if row is None or row.lease_owner != owner:
                 return False
             row.lease_kind = "refresh"
@@ -163,8 +163,8 @@ class SessionStore:
         or None when the lease was lost meanwhile (nothing written)."""
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
             bind_workspace(session, key.workspace_id)
-            row = session.get(VenueSession, key.credential_id, with_for_update=True)
-            if row is None or row.lease_owner != owner or row.credential_version != key.version:
+            row = session.get(VenueSession, (key.credential_id, key.version), with_for_update=True)
+            if row is None or row.lease_owner != owner:
                 return None
             row.generation += 1
             row.envelope = renewed.envelope
@@ -187,7 +187,7 @@ class SessionStore:
         """Record a failed login or refresh; returns the row's state afterwards."""
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
             bind_workspace(session, key.workspace_id)
-            row = session.get(VenueSession, key.credential_id, with_for_update=True)
+            row = session.get(VenueSession, (key.credential_id, key.version), with_for_update=True)
             if row is None or row.lease_owner != owner:
                 return row.state if row is not None else IDLE
             self._release(row, now)
@@ -217,7 +217,7 @@ class SessionStore:
         """Give the lease back untouched (the renewal was abandoned before anything was sent)."""
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
             bind_workspace(session, key.workspace_id)
-            row = session.get(VenueSession, key.credential_id, with_for_update=True)
+            row = session.get(VenueSession, (key.credential_id, key.version), with_for_update=True)
             if row is not None and row.lease_owner == owner:
                 self._release(row, now)
                 row.state = ACTIVE if row.envelope is not None else IDLE
@@ -226,7 +226,7 @@ class SessionStore:
         """A rotated refresh token could not be written back: the grant is gone."""
         with self._db.transaction(timeout_s=None) as session:
             bind_workspace(session, key.workspace_id)
-            row = session.get(VenueSession, key.credential_id, with_for_update=True)
+            row = session.get(VenueSession, (key.credential_id, key.version), with_for_update=True)
             if row is None or row.state == NEEDS_REAUTHORIZATION:
                 return
             self._release(row, now)
@@ -235,12 +235,12 @@ class SessionStore:
 
     # --- helpers ------------------------------------------------------------------------------
     def _row(self, session: Session, key: SessionKey, now: dt.datetime) -> VenueSession:
-        row = session.get(VenueSession, key.credential_id, with_for_update=True)
+        row = session.get(VenueSession, (key.credential_id, key.version), with_for_update=True)
         if row is None:
             # The credential row is locked first: two replicas creating the session row at once
             # serialise there instead of failing on the primary key.
             session.get(Credential, key.credential_id, with_for_update=True)
-            row = session.get(VenueSession, key.credential_id, with_for_update=True)
+            row = session.get(VenueSession, (key.credential_id, key.version), with_for_update=True)
         if row is None:
             row = VenueSession(
                 credential_id=key.credential_id, workspace_id=key.workspace_id,
@@ -249,15 +249,6 @@ class SessionStore:
             )  # fmt: skip
             session.add(row)
             session.flush()
-        elif row.credential_version != key.version:
-            # A new version (rotation: a new password or consent) starts afresh.
-            row.credential_version = key.version
-            row.state = IDLE
-            row.envelope = None
-            row.expire_time = row.refresh_expire_time = row.next_attempt_time = None
-            row.failures = 0
-            row.last_error = ""
-            self._release(row, now)
         return row
 
     @staticmethod

@@ -54,7 +54,7 @@ from vault_server.egress.client import EgressClient, VenueResponse
 from vault_server.keys import KeyManager
 from vault_server.observability.metrics import Metrics
 from vault_server.orders import check_client_order_id, check_policy, is_claimed
-from vault_server.sessions import SessionEngine, SessionKey, SessionUse
+from vault_server.sessions import Route, SessionEngine, SessionKey, SessionUse
 from vault_server.signing._batch import Claim, PendingUse, Stale, UseWritten
 from vault_server.signing._hot_state import HotState, UseState
 from vault_server.signing._service import (
@@ -175,10 +175,11 @@ class HotSigner:
         key = SessionKey(
             use.workspace_id, use.workspace, use.credential_id, use.credential, use.version
         )
-        base = self._settings.venue_base_urls.get(venue.value) or adapter.default_base_url(env)
+        override = self._settings.venue_base_urls.get(venue.value)
+        base = (override or adapter.default_base_url(env)).rstrip("/")
+        route = Route(venue, env, adapter.session, origins, base, override is not None)
         session_use = SessionUse(
-            key=key, protocol=adapter.session, material=use.material, request=use.request,
-            origins=origins, base_url=base.rstrip("/"),
+            key=key, route=route, material=use.material, request=use.request,
             open_material=lambda raw: open_material(raw, venue, env, algorithm),
         )  # fmt: skip
         return await self._sessions.send(ctx, session_use)

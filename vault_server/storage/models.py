@@ -166,18 +166,16 @@ class VenueNonce(TenantScoped, Base):
 
 
 class VenueSession(TenantScoped, Base):
-    """The venue session (or OAuth grant) the vault holds for a credential: one row per
-    credential, shared by every replica (``vault_server/sessions``). Tokens only ever sealed."""
+    """The venue session (or OAuth grant) the vault holds for one credential version, shared by
+    every replica (``vault_server/sessions``). Tokens only ever sealed. A version has its own
+    row, so a rotation (a new password or consent) brings its own session before promotion."""
 
     __tablename__ = "venue_sessions"
-    __table_args__ = (
-        ForeignKeyConstraint(["credential_id"], ["credentials.id"]),
-        UniqueConstraint("workspace_id", "credential_id"),
-    )
+    __table_args__ = (ForeignKeyConstraint(["credential_id"], ["credentials.id"]),)
 
     credential_id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"))
-    credential_version: Mapped[int] = mapped_column(Integer, default=0)
+    credential_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), index=True)
     # idle | active | renewing | needs_reauthorization | locked_out
     state: Mapped[str] = mapped_column(String(32), default="idle")
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -193,6 +191,23 @@ class VenueSession(TenantScoped, Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     last_error: Mapped[str] = mapped_column(String(64), default="")
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class PlatformApplication(Base):
+    """A venue's OAuth application registered by the platform (global: one per venue and
+    environment). The client secret is sealed, bound to this row's id and version."""
+
+    __tablename__ = "platform_applications"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # "{venue}-{environment}"
+    broker: Mapped[str] = mapped_column(String(32))
+    environment: Mapped[str] = mapped_column(String(16))
+    client_id: Mapped[str] = mapped_column(String(256))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    provider_id: Mapped[str] = mapped_column(String(64), default="")
+    kek_version: Mapped[int] = mapped_column(Integer, default=0)
     update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 

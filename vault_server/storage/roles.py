@@ -20,7 +20,7 @@ OWNER_ROLE = "pipvault_owner"
 APP_ROLE = "pipvault_app"
 APP_PASSWORD_ENV = "PIPVAULT_APP_ROLE_PASSWORD"
 _RW = ("credentials", "credential_versions", "routing_contexts", "signed_orders", "venue_nonces",
-       "venue_sessions", "workspaces", "kek_state", "pager_outbox",
+       "venue_sessions", "platform_applications", "workspaces", "kek_state", "pager_outbox",
        "audit_chain_heads")  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from pipsync.vault.v1 import credential_service_pb2 as pb
 from pipsync.vault.v1 import credential_service_pb2_grpc as rpc
 
-from vault_server.core.errors import NotImplementedYet
+from vault_server.core.secret import Secret
 from vault_server.custody import (
     Attestor,
     CredentialLifecycle,
@@ -19,7 +19,7 @@ from vault_server.rpc import convert_credentials as cv
 from vault_server.rpc.call_state import current
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.rpc.servicers.unimplemented import fill_unimplemented
-from vault_server.sessions import SessionAdmin
+from vault_server.sessions import PlatformApplications, SessionAdmin
 
 
 def _new(request: Any, *, with_material: bool) -> NewCredential:
@@ -47,8 +47,10 @@ class CredentialServicer(rpc.CredentialServiceServicer):
         attestor: Attestor,
         run: BlockingRunner,
         sessions: SessionAdmin,
+        applications: PlatformApplications,
     ) -> None:
         self._sessions = sessions
+        self._apps = applications
         self._attestor = attestor
         self._m = manager
         self._life = lifecycle
@@ -133,12 +135,23 @@ class CredentialServicer(rpc.CredentialServiceServicer):
         view = await self._run(self._sessions.reset, current(), request.name)
         return pb.ResetCredentialSessionResponse(credential=cv.credential_msg(view))
 
-    # Issue 21 (in progress): OAuth platform applications arrive with cTrader.
-    async def SetPlatformApplication(self, request: Any, context: Any) -> Any:
-        raise NotImplementedYet("SetPlatformApplication is not implemented by this server yet")
+    async def SetPlatformApplication(
+        self, request: pb.SetPlatformApplicationRequest, context: Any
+    ) -> Any:
+        view = await self._run(
+            self._apps.set, current(), cv.broker_of(request.broker),
+            cv.environment_of(request.environment), request.client_id,
+            Secret(request.client_secret),
+        )  # fmt: skip
+        return pb.SetPlatformApplicationResponse(platform_application=cv.application_msg(view))
 
-    async def ListPlatformApplications(self, request: Any, context: Any) -> Any:
-        raise NotImplementedYet("ListPlatformApplications is not implemented by this server yet")
+    async def ListPlatformApplications(
+        self, request: pb.ListPlatformApplicationsRequest, context: Any
+    ) -> Any:
+        views = await self._run(self._apps.list, current())
+        return pb.ListPlatformApplicationsResponse(
+            platform_applications=[cv.application_msg(v) for v in views]
+        )
 
 
 fill_unimplemented(

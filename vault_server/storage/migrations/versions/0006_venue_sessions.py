@@ -1,6 +1,7 @@
-"""Venue sessions: the login session or OAuth grant the vault holds per credential (issue 21).
+"""Venue sessions and platform applications (issue 21).
 
-One row per credential, shared by the fleet: the sealed tokens, their expiry, the lease of the
+``venue_sessions``: the login session or OAuth grant the vault holds per credential version,
+shared by the fleet: the sealed tokens, their expiry, the lease of the
 replica renewing them, and the lockout breaker's failure count. A tenant table: row-level
 security binds it to the session's workspace like ``credentials``.
 
@@ -25,8 +26,8 @@ def upgrade() -> None:
     op.create_table(
         "venue_sessions",
         sa.Column("credential_id", sa.String(36), nullable=False),
-        sa.Column("workspace_id", sa.String(36), nullable=False),
         sa.Column("credential_version", sa.Integer(), nullable=False),
+        sa.Column("workspace_id", sa.String(36), nullable=False),
         sa.Column("state", sa.String(32), nullable=False),
         sa.Column("generation", sa.BigInteger(), nullable=False),
         sa.Column("envelope", sa.LargeBinary(), nullable=True),
@@ -48,10 +49,21 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["workspace_id"], ["workspaces.id"], name="fk_venue_sessions_workspace_id_workspaces"
         ),
-        sa.PrimaryKeyConstraint("credential_id", name="pk_venue_sessions"),
-        sa.UniqueConstraint(
-            "workspace_id", "credential_id", name="uq_venue_sessions_workspace_id_credential_id"
-        ),
+        sa.PrimaryKeyConstraint("credential_id", "credential_version", name="pk_venue_sessions"),
+    )
+    op.create_index("ix_venue_sessions_workspace_id", "venue_sessions", ["workspace_id"])
+    op.create_table(
+        "platform_applications",
+        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("broker", sa.String(32), nullable=False),
+        sa.Column("environment", sa.String(16), nullable=False),
+        sa.Column("client_id", sa.String(256), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("envelope", sa.LargeBinary(), nullable=False),
+        sa.Column("provider_id", sa.String(64), nullable=False),
+        sa.Column("kek_version", sa.Integer(), nullable=False),
+        sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_platform_applications"),
     )
     if op.get_bind().dialect.name != "postgresql":
         return
@@ -61,7 +73,13 @@ def upgrade() -> None:
         "CREATE POLICY tenant_isolation ON venue_sessions "
         f"USING (workspace_id = {_WS}) WITH CHECK (workspace_id = {_WS})"
     )
+    # Global: sealed client secrets of the platform's own OAuth applications, read by whichever
+    # workspace's transaction refreshes a grant, written only by SetPlatformApplication.
+    op.execute("ALTER TABLE platform_applications ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE platform_applications FORCE ROW LEVEL SECURITY")
+    op.execute("CREATE POLICY global_rows ON platform_applications USING (true) WITH CHECK (true)")
 
 
 def downgrade() -> None:
+    op.drop_table("platform_applications")
     op.drop_table("venue_sessions")

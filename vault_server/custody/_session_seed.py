@@ -1,0 +1,48 @@
+"""A credential version's venue session, when onboarding itself starts one (OAuth consent: the
+vault exchanges the consent's code at once, since a code lives about a minute and is single
+use). The engine (``vault_server/sessions``) owns the row afterwards; the binding is shared so
+both seal and open session tokens the same way."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from vault_server.brokers.base import Environment, Venue, VenueCredential
+from vault_server.brokers.lifecycle import SessionTokens
+from vault_server.crypto.envelope import EnvelopeBinding
+from vault_server.domain import CallContext
+from vault_server.storage.models import VenueSession
+
+# Exchanges an OAuth consent's code for the grant (the session engine's ``exchange``).
+GrantExchange = Callable[[CallContext, Venue, Environment, VenueCredential], SessionTokens]
+
+
+def session_binding(workspace_id: str, credential_id: str, generation: int) -> EnvelopeBinding:
+    """Session tokens are bound to their credential *session* and generation: an envelope
+    copied from a credential version, another credential or an older generation fails."""
+    return EnvelopeBinding(workspace_id, credential_id + "#session", generation)
+
+
+def at(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+
+
+def seed_session(
+    session: Session, workspace_id: str, credential_id: str, version: int, envelope: bytes,
+    tokens: SessionTokens, now: dt.datetime,
+) -> None:  # fmt: skip
+    """The version's first session (generation 1), in the onboarding transaction."""
+    session.add(
+        VenueSession(
+            credential_id=credential_id, credential_version=version, workspace_id=workspace_id,
+            state="active", generation=1, envelope=envelope, expire_time=at(tokens.expires_at_ms),
+            refresh_expire_time=(
+                at(tokens.refresh_expires_at_ms) if tokens.refresh_expires_at_ms else None
+            ),
+            renew_time=now, lease_owner="", lease_kind="", failures=0, last_error="",
+            update_time=now,
+        )
+    )  # fmt: skip
