@@ -43,6 +43,8 @@ import itertools
 import json
 import re
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -86,6 +88,9 @@ class IgStub(LoopbackVenueStub):
         self.access: dict[str, int] = {}  # access token -> expiry (epoch ms)
         self.refresh_tokens: set[str] = set()
         self.issued_tokens: list[str] = []  # every token handed out (canary scans)
+        # A refresh answered this late (tests kill the vault in between); set when one started.
+        self.refresh_delay_s = 0.0
+        self.refresh_started = threading.Event()
         self.positions: dict[str, dict[str, Any]] = {}
         self.confirms: dict[str, dict[str, Any]] = {}  # dealReference -> confirmation
         self._ids = itertools.count(1)
@@ -96,6 +101,10 @@ class IgStub(LoopbackVenueStub):
         """Every access and refresh token stops working (IG's weekend maintenance does this)."""
         self.access.clear()
         self.refresh_tokens.clear()
+
+    def expire_access(self) -> None:
+        """Every access token stops working (their 60 s are over); refresh tokens still do."""
+        self.access.clear()
 
     def deal_id_for(self, reference: str) -> str:
         return str(self.confirms[reference]["dealId"])
@@ -177,7 +186,11 @@ class IgStub(LoopbackVenueStub):
             return _error(401, _EXPIRED)
         self.refresh_tokens.discard(token)  # single use: the answer carries its successor
         self.refreshes += 1
-        return 200, self._issue()
+        answer = self._issue()
+        if self.refresh_delay_s:  # the answer is late: the old token is already spent
+            self.refresh_started.set()
+            time.sleep(self.refresh_delay_s)
+        return 200, answer
 
     def _issue(self) -> dict[str, str]:
         access, refresh = secrets.token_hex(16), secrets.token_hex(16)
