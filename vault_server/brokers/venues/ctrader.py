@@ -259,8 +259,7 @@ SPEC = VenueSpec(
         (methods("POST"), re.compile(rf"/ProtoOA(?:{'|'.join(MESSAGES)})Req")),
     )),
     # The consent's scopes (``accounts`` / ``trading``) and the permissionScope names.
-    scope_vocabulary=vocabulary(read=("accounts", "view", "scope_view"),
-                                combined={"trading": _RT, "trade": _RT, "scope_trade": _RT}),
+    scope_vocabulary=vocabulary(read=("accounts", "view"), combined={"trading": _RT, "trade": _RT}),
     algorithms=frozenset({KeyAlgorithm.OAUTH_CONSENT}),
     scheme=StaticHeaders(headers=(), fixed=()),
     mapping=messages,
