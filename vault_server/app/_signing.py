@@ -22,6 +22,7 @@ from vault_server.custody import (
 )
 from vault_server.domain import PageTokens
 from vault_server.egress.client import EgressClient
+from vault_server.egress.ctrader import CtraderConnections
 from vault_server.keys import KeyManager
 from vault_server.observability.logging import get_logger
 from vault_server.observability.metrics import Metrics
@@ -99,8 +100,9 @@ def build_signing(
         grant=sessions.wire.exchange,
     )  # fmt: skip
     lifecycle = CredentialLifecycle(
-        db, audit, keys, clock, coinbase_strict=strict, grace_period_s=cfg.version_grace_period_s
-    )
+        db, audit, keys, clock, coinbase_strict=strict, grace_period_s=cfg.version_grace_period_s,
+        grant=sessions.wire.exchange,
+    )  # fmt: skip
     queries = CredentialQueries(db, audit, pages, coinbase_strict=strict)
     routing = RoutingContexts(
         db,
@@ -174,7 +176,7 @@ def build_sessions(
     )
     applications = PlatformApplications(db, audit, keys, clock)
     wire = SessionWire(
-        egress, clock, applications.get, transports={},
+        egress, clock, applications.get, transports={"ctrader": CtraderConnections()},
         venue_base_urls=settings.signing.venue_base_urls,
     )  # fmt: skip
     engine = SessionEngine(SessionStore(db, audit, page), keys, wire, clock, run, tuning)

@@ -115,6 +115,7 @@ class VaultApp:
         self.committer, self.hot_signer = signing.committer, signing.hot_signer
         self.wal_checkpointer = signing.wal_checkpointer
         self.sessions = signing.sessions.engine
+        self.session_wire = signing.sessions.wire
         invalidation.add_commit_listener(self.db.engine, self.hot_state.invalidate)
         self.epoch_watcher = invalidation.EpochWatcher(self.db.engine, self._epochs_moved)
         self.key_admin = KeyAdmin(self.db, self.audit, self.keys)
@@ -268,6 +269,7 @@ class VaultApp:
         self.run.shutdown()
         self.egress.close()
         await self.egress.aclose()
+        await self.session_wire.close()  # persistent venue connections (cTrader)
         self.db.dispose()
         _log.info("vault.stopped")
 

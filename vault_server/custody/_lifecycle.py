@@ -11,12 +11,14 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from vault_server.audit import AuditLog, credential_record
-from vault_server.brokers.base import KeyAlgorithm, Venue
+from vault_server.brokers.base import Environment, KeyAlgorithm, Venue
+from vault_server.brokers.lifecycle import SessionTokens
 from vault_server.core.clock import Clock
 from vault_server.core.errors import (
     CredentialRevoked,
     InvalidArgument,
     NotFound,
+    OperationNotSupported,
     VersionNotPending,
 )
 from vault_server.core.secret import Secret
@@ -25,10 +27,12 @@ from vault_server.custody._keygen import generate_key
 from vault_server.custody._material import (
     MaterialInput,
     api_key_hint,
+    for_exchange,
     seal_input,
     validate_material,
     with_api_key,
 )
+from vault_server.custody._session_seed import GrantExchange, seed_session, session_binding
 from vault_server.custody._views import CredentialView, load_credential, view_of
 from vault_server.domain import (
     CallContext,
@@ -38,7 +42,7 @@ from vault_server.domain import (
     parse_version,
     system_context,
 )
-from vault_server.keys import KeyManager
+from vault_server.keys import KeyManager, Sealed
 from vault_server.orders import prune_claims
 from vault_server.storage.database import Database
 from vault_server.storage.models import Credential, CredentialVersion, VenueSession, Workspace
@@ -60,7 +64,9 @@ class CredentialLifecycle:
         *,
         coinbase_strict: bool = False,
         grace_period_s: float = 86_400.0,
+        grant: GrantExchange | None = None,
     ) -> None:
+        self._grant = grant
         self._db = db
         self._audit = audit
         self._keys = keys
@@ -136,7 +142,7 @@ class CredentialLifecycle:
             self._usable(cred, name)
             ensure_not_frozen(ws, self._clock.now())
             number = max((v.version for v in repo.versions(session, cred)), default=0) + 1
-            venue, algorithm = Venue(cred.broker), cred.key_algorithm
+            venue, algorithm, env = Venue(cred.broker), cred.key_algorithm, cred.environment
         alg = KeyAlgorithm(algorithm)
         public_key = ""
         if generate:
@@ -146,6 +152,7 @@ class CredentialLifecycle:
         assert material is not None
         if not generate:
             validate_material(venue, alg, material)
+        seed = self._exchange(ctx, ws.id, cred.id, number, venue, Environment(env), alg, material)
         sealed = self._keys.seal(seal_input(material), EnvelopeBinding(ws.id, cred.id, number))
         now = self._clock.now()
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
@@ -161,11 +168,26 @@ class CredentialLifecycle:
             session.add(version)
             cred.update_time, cred.revision = now, cred.revision + 1
             session.flush()
+            if seed is not None:  # the new consent's grant, held by the new version
+                seed_session(session, ws.id, cred.id, number, seed[1], seed[0], now)
             self._record(
                 session, ctx, ws, cred, "credential.rotate", version=str(number),
                 generated=str(generate).lower(), kek=f"{sealed.provider_id}:{sealed.kek_version}",
             )  # fmt: skip
             return view_of(session, ws, cred, coinbase_strict=self._strict), version, public_key
+
+    def _exchange(
+        self, ctx: CallContext, ws_id: str, cred_id: str, number: int, venue: Venue,
+        env: Environment, alg: KeyAlgorithm, material: MaterialInput,
+    ) -> tuple[SessionTokens, Sealed] | None:  # fmt: skip
+        """A new OAuth consent is exchanged before anything is stored (see onboarding)."""
+        if alg is not KeyAlgorithm.OAUTH_CONSENT:
+            return None
+        if self._grant is None:
+            raise OperationNotSupported("OAuth rotation is not wired in this server")
+        tokens = self._grant(ctx, venue, env, for_exchange(material, venue, env))
+        binding = session_binding(ws_id, cred_id, number, 1)
+        return tokens, self._keys.seal(Secret(tokens.to_json()), binding)
 
     def promote(self, ctx: CallContext, name: str, etag: str) -> CredentialView:
         ref = parse_version("name", name)
@@ -241,6 +263,9 @@ class CredentialLifecycle:
                     if cred is None:
                         continue
                     v.envelope, v.state, v.destroy_time = None, DESTROYED, self._clock.now()
+                    stale = session.get(VenueSession, (v.credential_id, v.version))
+                    if stale is not None:  # its session's tokens go with it
+                        session.delete(stale)
                     self._record(
                         session, ctx, ws, cred, "credential.destroy", version=str(v.version)
                     )

@@ -49,8 +49,8 @@ class MaterialInput:
 
     @property
     def hint_source(self) -> str:
-        """What the masked hint is made from: the key id, else the login."""
-        return self.api_key or self.username
+        """What the masked hint is made from: the key id, else the login, else the account."""
+        return self.api_key or self.username or self.account_id
 
 
 def _printable(field: str, value: str, limit: int) -> None:

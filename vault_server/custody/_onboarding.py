@@ -150,7 +150,7 @@ class CredentialManager:
             raise OperationNotSupported("OAuth onboarding is not wired in this server")
         consent = for_exchange(new.material, new.venue, new.environment)
         tokens = self._grant(ctx, new.venue, new.environment, consent)
-        sealed = self._keys.seal(Secret(tokens.to_json()), session_binding(ws_id, uid, 1))
+        sealed = self._keys.seal(Secret(tokens.to_json()), session_binding(ws_id, uid, 1, 1))
         return tokens, sealed
 
     def _insert(

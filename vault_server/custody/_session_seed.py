@@ -21,10 +21,13 @@ from vault_server.storage.models import VenueSession
 GrantExchange = Callable[[CallContext, Venue, Environment, VenueCredential], SessionTokens]
 
 
-def session_binding(workspace_id: str, credential_id: str, generation: int) -> EnvelopeBinding:
-    """Session tokens are bound to their credential *session* and generation: an envelope
-    copied from a credential version, another credential or an older generation fails."""
-    return EnvelopeBinding(workspace_id, credential_id + "#session", generation)
+def session_binding(
+    workspace_id: str, credential_id: str, version: int, generation: int
+) -> EnvelopeBinding:
+    """Session tokens are bound to their credential version's *session* and generation: an
+    envelope copied from a credential version, another credential or version, or an older
+    generation fails to open."""
+    return EnvelopeBinding(workspace_id, f"{credential_id}#session:{version}", generation)
 
 
 def at(ms: int) -> dt.datetime:

@@ -97,3 +97,16 @@ def relay(
     data, hit = scrubber.scrub(raw)
     truncated = body.more or len(raw) > body.cap or len(data) > body.cap
     return VenueResponse(status, tuple(kept), data[: body.cap], redacted or hit, truncated)
+
+
+def scrubbed(response: VenueResponse, secrets: Iterable[str]) -> VenueResponse:
+    """An answer that did not come through ``relay`` (a persistent transport's), scrubbed of
+    ``secrets`` the same way."""
+    scrubber = Scrubber(secrets)
+    body = Capped(len(response.body), 0)
+    body.add(response.body)
+    done = relay(response.status, response.headers, body, scrubber)
+    return VenueResponse(
+        done.status, done.headers, done.body, done.redacted or response.redacted,
+        response.body_truncated,
+    )  # fmt: skip

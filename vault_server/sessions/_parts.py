@@ -42,7 +42,7 @@ def _answer(response: VenueResponse, step: int) -> Answer:
 
 
 def _binding(key: SessionKey, generation: int) -> EnvelopeBinding:
-    return session_binding(key.workspace_id, key.credential_id, generation)
+    return session_binding(key.workspace_id, key.credential_id, key.version, generation)
 
 
 def _at(ms: int) -> dt.datetime:

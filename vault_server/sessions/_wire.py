@@ -31,20 +31,26 @@ from vault_server.brokers.registry import adapter_for
 from vault_server.brokers.revealed import secret_values
 from vault_server.core.clock import Clock, to_millis
 from vault_server.core.errors import InternalError, VenueTimeout, VenueUnavailable
+from vault_server.core.secret import Secret
 from vault_server.domain import CallContext
 from vault_server.egress.client import EgressClient, VenueResponse, allowed_origins
+from vault_server.egress.relay import scrubbed
 
 MAX_LOGIN_STEPS = 4
 Applications = Callable[[Venue, Environment], Application]
 
 
 class Transport(Protocol):
-    """A venue's persistent connection (``egress``), named by ``SessionProtocol.transport``."""
+    """A venue's persistent connection (``egress``), named by ``SessionProtocol.transport``:
+    it takes the authorized request (the protocol put the session's token and account in it)
+    and the platform application, and answers like an HTTP venue."""
 
     async def send(
-        self, request: PreparedRequest, *, access_token: str, account_id: str,
-        application: Application, timeout_s: float | None,
+        self, request: PreparedRequest, *, client_id: str, client_secret: Secret,
+        timeout_s: float | None,
     ) -> VenueResponse: ...  # fmt: skip
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,10 @@ class SessionWire:
                 "the venue did not answer the login in time", metadata=err.metadata
             ) from None
 
+    async def close(self) -> None:
+        for transport in self._transports.values():
+            await transport.close()
+
     async def send(
         self, ctx: CallContext, route: Route, request: PreparedRequest, tokens: SessionTokens,
         material: VenueCredential, sctx: SessionContext | None,
@@ -109,11 +119,12 @@ class SessionWire:
             transport = self._transports.get(name)
             if transport is None or sctx is None or sctx.application is None:
                 raise InternalError("the venue's transport is not wired")
-            return await transport.send(
-                authorized, access_token=tokens.values.get("access", ""),
-                account_id=material.account_id or "", application=sctx.application,
+            app = sctx.application
+            answer = await transport.send(
+                authorized, client_id=app.client_id, client_secret=app.client_secret,
                 timeout_s=ctx.remaining(),
             )  # fmt: skip
+            return scrubbed(answer, (*tokens.values.values(), app.client_secret.reveal_text()))
         scrub = (*secret_values(authorized.headers), *tokens.values.values())
         return await self._egress.execute(authorized, route.origins, ctx.remaining(), secrets=scrub)
 

@@ -16,6 +16,7 @@ import tests.venue_stubs
 from tests.support import signing_flow as sf
 from tests.support.forex_flow import Account, VenueFlow
 from vault_server.brokers.base import KeyAlgorithm, Venue
+from vault_server.brokers.lifecycle import Lifecycle
 from vault_server.brokers.registry import PLANNED, adapter_for
 from vault_server.rpc.convert_credentials import ALGORITHMS
 
@@ -53,6 +54,41 @@ def create_request(flow: VenueFlow, account: Account, cred_id: str, *, ws: str =
         policy=sf.policy(symbols=[flow.symbol], max_quantity="1000000"),
         reason="session venue onboarding",
     )  # fmt: skip
+
+
+def is_oauth(flow: VenueFlow) -> bool:
+    session = adapter_for(Venue(flow.venue)).session
+    return session is not None and session.lifecycle is Lifecycle.OAUTH_CONSENT
+
+
+def uses_transport(flow: VenueFlow) -> bool:
+    """The venue's orders travel over a persistent connection, not one HTTP request each."""
+    return bool(getattr(adapter_for(Venue(flow.venue)).session, "transport", ""))
+
+
+def set_application(vault: Any, flow: VenueFlow, account: Account) -> None:
+    """An OAuth venue's platform application (the stubs take the account's api key and
+    password as the platform's client id and secret), set as the security team would."""
+    sf.credentials(vault).SetPlatformApplication(
+        sf.cpb.SetPlatformApplicationRequest(
+            broker=flow.broker, environment=trading_pb2.ENVIRONMENT_PAPER,
+            client_id=account.api_key, client_secret=account.password, reason="oauth venue",
+        ),
+        metadata=vault.md("security"), timeout=15,
+    )  # fmt: skip
+
+
+def onboard(vault: Any, flow: VenueFlow, account: Account, cred_id: str) -> Any:
+    """CreateCredential as a platform would (its OAuth application set first where needed)."""
+    if is_oauth(flow):
+        set_application(vault, flow, account)
+    return (
+        sf.credentials(vault)
+        .CreateCredential(
+            create_request(flow, account, cred_id), metadata=vault.md("onboarding"), timeout=15
+        )
+        .credential
+    )
 
 
 def stub_tokens(stub: Any) -> list[str]:

@@ -19,7 +19,7 @@ import pytest
 from pipsync.vault.v1 import credential_pb2, trading_pb2
 from prometheus_client import generate_latest
 
-from tests.integration.sessions.flows import FLOWS, algorithm_of, create_request, stub_tokens
+from tests.integration.sessions.flows import FLOWS, algorithm_of, is_oauth, onboard, stub_tokens
 from tests.support import signing_flow as sf
 from tests.support.canary import find
 from tests.support.forex_flow import Account, VenueFlow
@@ -46,14 +46,13 @@ def test_order_amend_close_and_nothing_leaks(
     account = Account()
     home = tmp_path / "home"
     with flow.stub(account) as stub, sf.vault_beside(stub, home, flow.venue) as vault:
-        creds = sf.credentials(vault)
-        made = creds.CreateCredential(
-            create_request(flow, account, "fx1"), metadata=vault.md("onboarding"), timeout=15
-        ).credential
+        made = onboard(vault, flow, account, "fx1")
         assert made.proxy_only and made.single_permission_tier
         assert made.key_algorithm == algorithm_of(flow)
         assert made.lifecycle != B.CREDENTIAL_LIFECYCLE_STATIC
-        assert made.session.state == S.STATE_IDLE
+        # An OAuth consent is exchanged at onboarding (its code lives a minute): the grant is
+        # held from the start. A password session starts on the first order.
+        assert made.session.state == (S.STATE_ACTIVE if is_oauth(flow) else S.STATE_IDLE)
         rc = sf.begin(vault, made.name).name
 
         place = B.Order(
@@ -99,7 +98,10 @@ def test_order_amend_close_and_nothing_leaks(
         actions = [r.action for r in sf.audit_rows(vault)]
         assert actions.count("credential.session.login") == 1
         login = next(r for r in sf.audit_rows(vault) if r.action == "credential.session.login")
-        assert login.actor_id == "pipvault" and login.outcome == "success"
+        assert login.outcome == "success"
+        # The engine logs in as the system, on behalf of the router whose order needed it; an
+        # OAuth code is exchanged by the onboarding call itself.
+        assert login.actor_id == ("onboarding" if is_oauth(flow) else "pipvault")
     logs = capfd.readouterr()
     everything = {
         "answers": answers, "audit": audit, "metrics": metrics, "files": _files(home),
