@@ -202,7 +202,8 @@ class VenueCredential:
     account_id: str | None = None  # OANDA account id and similar routing identifiers
     username: str | None = None  # login identity of a password session (not a secret, masked)
     server: str | None = None  # TradeLocker server, DXtrade domain, Match-Trader broker id
-    # OAuth consent (cTrader), at onboarding only: the code the vault exchanges itself.
+    # cTrader (OAuth consent): the one-minute code the user's consent gave, exchanged once by
+    # the vault, and the redirect URI it was issued for.
     authorization_code: Secret | None = None
     redirect_uri: str | None = None
 

@@ -28,11 +28,12 @@ _MODULES = {
     Venue.MATCH_TRADER: "vault_server.brokers.venues.match_trader",
     Venue.TRADELOCKER: "vault_server.brokers.venues.tradelocker",
     Venue.DXTRADE: "vault_server.brokers.venues.dxtrade",
+    Venue.CTRADER: "vault_server.brokers.venues.ctrader",
 }
 
 
 # In the API and the Venue enum, not implemented yet: onboarding and signing refuse them.
-PLANNED: frozenset[Venue] = frozenset({Venue.CTRADER})
+PLANNED: frozenset[Venue] = frozenset()
 
 
 def supported_venues() -> tuple[Venue, ...]:

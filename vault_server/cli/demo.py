@@ -10,11 +10,13 @@ GTC quantity 1 price 0.1); shows signing without a context refused; verifies the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from pipsync.vault.v1 import (
@@ -34,6 +36,10 @@ from pipsync.vault.v1 import (
 # documentation values, used so the demo's signature can be checked against the docs.
 DOC_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 DOC_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+
+
+if TYPE_CHECKING:
+    from vault_server.app import VaultApp
 
 
 def _reason(err: grpc.RpcError) -> str:
@@ -177,41 +183,51 @@ def demo(home: Path | None, as_json: bool, kms: str = "local") -> int:
     return 0 if result["audit_verified"] else 1
 
 
-def _demo_in(base: Path, as_json: bool, keys: dict[str, Any]) -> dict[str, Any]:
+@contextlib.contextmanager
+def demo_vault(
+    base: Path, keys: dict[str, Any] | None = None, **settings: Any
+) -> Iterator[tuple[grpc.Channel, grpc.Channel, dict[str, str], VaultApp]]:
+    """An in-process dev vault on loopback (admin TCP, data Unix socket): its channels, the dev
+    tokens and the app, stopped on exit."""
     from vault_server.app import VaultApp
     from vault_server.cli.dev import ensure_dev_policy
     from vault_server.config import load_settings
 
     policy_file, tokens = ensure_dev_policy(base)
-    settings = load_settings(
+    loaded = load_settings(
         None, mode="dev", home=str(base), policy_file=str(policy_file), log_level="ERROR",
-        **({"keys": keys} if keys else {}),
+        **({"keys": keys} if keys else {}), **settings,
         listen={
             "data_socket": str(base / "demo.sock"), "data_address": None,
             "admin_address": "127.0.0.1:0", "health_address": None, "metrics_address": None,
         },
     )  # fmt: skip
-    app = VaultApp(settings)
+    app = VaultApp(loaded)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    lines: list[str] = []
-    say = lines.append if as_json else print
     try:
         bound = asyncio.run_coroutine_threadsafe(app.start(), loop).result(60)
         with (
             grpc.insecure_channel(f"127.0.0.1:{bound.admin_port}") as admin,
             grpc.insecure_channel(f"unix:{bound.data_socket}") as data,
         ):
-            result = run_flow(admin, data, tokens, say)
-        primary = app.keys.provider()
-        result["kms_provider"] = {
-            "id": primary.provider_id,
-            "kind": primary.kind,
-            "uri": settings.resolved_key_providers()[primary.provider_id],
-        }
+            yield admin, data, tokens, app
     finally:
         asyncio.run_coroutine_threadsafe(app.stop(), loop).result(60)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+def _demo_in(base: Path, as_json: bool, keys: dict[str, Any]) -> dict[str, Any]:
+    lines: list[str] = []
+    say = lines.append if as_json else print
+    with demo_vault(base, keys) as (admin, data, tokens, app):
+        result = run_flow(admin, data, tokens, say)
+        primary = app.keys.provider()
+        result["kms_provider"] = {
+            "id": primary.provider_id,
+            "kind": primary.kind,
+            "uri": app.settings.resolved_key_providers()[primary.provider_id],
+        }
     return result

@@ -247,6 +247,10 @@ def _demo(args: argparse.Namespace) -> int:
     from vault_server.observability.logging import configure_logging as _configure
 
     _configure("ERROR", "console")
+    if args.broker:
+        from vault_server.cli.demo_broker import broker_demo
+
+        return broker_demo(args.broker, args.home, args.json)
     return demo(args.home, args.json, kms=args.kms)
 
 
@@ -302,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument(
         "--kms", choices=["local", "openbao"], default="local",
         help="openbao: run the demo with keys in its own OpenBao transit (started and stopped)",
+    )  # fmt: skip
+    dm.add_argument(
+        "--broker", default="",
+        help="a forex/CFD platform (ig, tradelocker, match_trader, dxtrade, metaapi): its whole "
+        "session flow against its loopback stub (needs the source checkout)",
     )  # fmt: skip
     dm.set_defaults(func=_demo)
 

@@ -141,7 +141,7 @@ class CredentialManager:
 
     def _exchange(
         self, ctx: CallContext, ws_id: str, uid: str, new: NewCredential
-    ) -> tuple[SessionTokens, bytes] | None:
+    ) -> tuple[SessionTokens, Sealed] | None:
         """OAuth consent: the vault exchanges the code itself, before anything is stored (a
         refused or failed exchange stores nothing), and seals the grant for the new version."""
         if new.algorithm is not KeyAlgorithm.OAUTH_CONSENT or new.material is None:
@@ -151,12 +151,12 @@ class CredentialManager:
         consent = for_exchange(new.material, new.venue, new.environment)
         tokens = self._grant(ctx, new.venue, new.environment, consent)
         sealed = self._keys.seal(Secret(tokens.to_json()), session_binding(ws_id, uid, 1))
-        return tokens, sealed.blob
+        return tokens, sealed
 
     def _insert(
         self, ctx: CallContext, ws_id: str, new: NewCredential, scopes: list[str], uid: str,
         sealed: Sealed, hint: str, *, state: str, action: str,
-        seed: tuple[SessionTokens, bytes] | None = None,
+        seed: tuple[SessionTokens, Sealed] | None = None,
     ) -> CredentialView:  # fmt: skip
         now = self._clock.now()
         adapter = adapter_for(new.venue, coinbase_strict=self._strict)

@@ -14,6 +14,7 @@ from vault_server.brokers.base import Environment, Venue, VenueCredential
 from vault_server.brokers.lifecycle import SessionTokens
 from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.domain import CallContext
+from vault_server.keys import Sealed
 from vault_server.storage.models import VenueSession
 
 # Exchanges an OAuth consent's code for the grant (the session engine's ``exchange``).
@@ -31,14 +32,15 @@ def at(ms: int) -> dt.datetime:
 
 
 def seed_session(
-    session: Session, workspace_id: str, credential_id: str, version: int, envelope: bytes,
+    session: Session, workspace_id: str, credential_id: str, version: int, sealed: Sealed,
     tokens: SessionTokens, now: dt.datetime,
 ) -> None:  # fmt: skip
     """The version's first session (generation 1), in the onboarding transaction."""
     session.add(
         VenueSession(
             credential_id=credential_id, credential_version=version, workspace_id=workspace_id,
-            state="active", generation=1, envelope=envelope, expire_time=at(tokens.expires_at_ms),
+            state="active", generation=1, envelope=sealed.blob, provider_id=sealed.provider_id,
+            kek_version=sealed.kek_version, expire_time=at(tokens.expires_at_ms),
             refresh_expire_time=(
                 at(tokens.refresh_expires_at_ms) if tokens.refresh_expires_at_ms else None
             ),

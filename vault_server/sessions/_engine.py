@@ -254,6 +254,8 @@ class SessionEngine:
                 sealed.blob,
                 _at(tokens.expires_at_ms),
                 _at(tokens.refresh_expires_at_ms) if tokens.refresh_expires_at_ms else None,
+                sealed.provider_id,
+                sealed.kek_version,
             )
             details = {"lifecycle": protocol.lifecycle.value, "kind": action.rsplit(".", 1)[1]}
             written = await self._offload(

@@ -90,6 +90,8 @@ class Renewed:
     envelope: bytes
     expire: dt.datetime
     refresh_expire: dt.datetime | None
+    provider_id: str = ""
+    kek_version: int = 0
 
 
 class SessionStore:
@@ -168,6 +170,7 @@ class SessionStore:
                 return None
             row.generation += 1
             row.envelope = renewed.envelope
+            row.provider_id, row.kek_version = renewed.provider_id, renewed.kek_version
             row.expire_time = renewed.expire
             row.refresh_expire_time = renewed.refresh_expire
             row.renew_time = now
@@ -245,6 +248,7 @@ class SessionStore:
             row = VenueSession(
                 credential_id=key.credential_id, workspace_id=key.workspace_id,
                 credential_version=key.version, state=IDLE, generation=0, envelope=None,
+                provider_id="", kek_version=0,
                 lease_owner="", lease_kind="", failures=0, last_error="", update_time=now,
             )  # fmt: skip
             session.add(row)

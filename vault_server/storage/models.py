@@ -179,8 +179,11 @@ class VenueSession(TenantScoped, Base):
     # idle | active | renewing | needs_reauthorization | locked_out
     state: Mapped[str] = mapped_column(String(32), default="idle")
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
-    # The sealed tokens (crypto/envelope.py), bound to the credential and ``generation``.
+    # The sealed tokens (crypto/envelope.py), bound to the credential and ``generation``, and
+    # the KEK that wraps their data key (key census, rotation and migration count these too).
     envelope: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    provider_id: Mapped[str] = mapped_column(String(64), default="")
+    kek_version: Mapped[int] = mapped_column(Integer, default=0)
     expire_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     refresh_expire_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     renew_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)

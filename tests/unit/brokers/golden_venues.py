@@ -174,6 +174,8 @@ def credential(venue: Venue, algorithm: KeyAlgorithm, env: Environment, form: st
         account, api_key, username, server = "1001", "1", "golden@example.test", "GOLDEN-DEMO"
     if venue is Venue.DXTRADE:  # a login (username, domain, password) and an account code
         account, api_key, username, server = "default:golden", "", "golden", "default"
+    if venue is Venue.CTRADER:  # OAuth consent: the ctidTraderAccountId (tokens come later)
+        account, api_key = "1001", "1001"
     return VenueCredential(
         venue=venue, environment=env, algorithm=algorithm, api_key=api_key,
         secret=Secret(secret) if secret is not None else None,
@@ -209,7 +211,7 @@ SYMBOL = {
     Venue.KRAKEN_FUTURES: "PF_XBTUSD",
     Venue.GATE: "BTC_USDT", Venue.KUCOIN: "BTC-USDT", Venue.HYPERLIQUID: "4",
     Venue.MATCH_TRADER: "EURUSD", Venue.METAAPI: "EURUSD", Venue.TRADELOCKER: "206:452",
-    Venue.DXTRADE: "EUR/USD",
+    Venue.DXTRADE: "EUR/USD", Venue.CTRADER: "EURUSD",
 }  # fmt: skip
 VENUE_ID = {
     Venue.KRAKEN_SPOT: "OQCLML-BW3P3-BUCMWZ",
@@ -434,6 +436,7 @@ SPECIFIC: dict[Venue, list[tuple[str, dict[str, Any]]]] = {
     Venue.METAAPI: [],
     Venue.TRADELOCKER: [],
     Venue.DXTRADE: [],
+    Venue.CTRADER: [],
     Venue.DERIBIT: [
         ("account-currency", {"operation": ACC, "symbol": None, "extras": {"currency": "BTC"}}),
         ("reduce-only", {"operation": P, "side": S, "order_type": M, "quantity": D("1"),
@@ -788,6 +791,7 @@ PERMISSION_BODIES: dict[Venue, list[tuple[int, bytes]]] = {
     Venue.METAAPI: [(200, b"{}")],
     Venue.TRADELOCKER: [(200, b"{}")],
     Venue.DXTRADE: [(200, b"{}")],  # no permission query: refused
+    Venue.CTRADER: [(200, b"{}")],  # no permission query: refused
     Venue.GATE: [(200, b"{}")],  # Gate has no permission query: refused
     Venue.KUCOIN: [
         (200, b'{"code":"200000","data":{"remark":"bot","apiKey":"k","apiVersion":3,'

@@ -31,6 +31,8 @@ def upgrade() -> None:
         sa.Column("state", sa.String(32), nullable=False),
         sa.Column("generation", sa.BigInteger(), nullable=False),
         sa.Column("envelope", sa.LargeBinary(), nullable=True),
+        sa.Column("provider_id", sa.String(64), nullable=False),
+        sa.Column("kek_version", sa.Integer(), nullable=False),
         sa.Column("expire_time", sa.DateTime(timezone=True), nullable=True),
         sa.Column("refresh_expire_time", sa.DateTime(timezone=True), nullable=True),
         sa.Column("renew_time", sa.DateTime(timezone=True), nullable=True),
