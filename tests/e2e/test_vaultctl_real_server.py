@@ -74,3 +74,46 @@ def test_vaultctl_drives_the_admin_plane(vault: RunningVault) -> None:
     for result in (made, created, refused, listed, keys, wrong, verified, events):
         assert find(canary, (result.stdout + result.stderr).encode()) == []
         assert vault.tokens["security"] not in result.stdout + result.stderr
+
+
+def test_vaultctl_sessions_and_platform_applications(vault: RunningVault) -> None:
+    made = _ctl(vault, "security", "--reason", "fx desk", "workspaces", "create", "ws-a")
+    assert made.returncode == 0, made.stderr
+    created = _ctl(
+        vault, "onboarding", "--reason", "onboard",
+        "credentials", "create", "ws-a", "binance-main", "--broker", "binance_spot",
+        "--environment", "live", "--key-algorithm", "hmac-sha256", "--api-key", "A" * 24,
+        "--scope", "enableReading", "--scope", "enableSpotAndMarginTrading", "--secret-stdin",
+        stdin=new_canary() + "\n",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    # A static key has no venue session: the server's refusal, as it said it.
+    reset = _ctl(
+        vault, "security", "--reason", "unlock", "credentials", "reset-session", "ws-a/binance-main"
+    )
+    assert reset.returncode == 3, reset.stderr
+    assert "FAILED_PRECONDITION OPERATION_NOT_SUPPORTED" in reset.stderr
+    assert "no venue session" in reset.stderr
+    shown = _ctl(vault, "auditor", "--json", "credentials", "show", "ws-a/binance-main")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["lifecycle"] == "CREDENTIAL_LIFECYCLE_STATIC"
+    # The platform's cTrader application: the client secret from stdin, never shown again.
+    client_secret = new_canary()
+    app_args = (
+        "platform-apps", "set", "--broker", "ctrader", "--environment", "live",
+        "--client-id", "4711_pipsyncapp", "--secret-stdin",
+    )  # fmt: skip
+    denied = _ctl(vault, "onboarding", "--reason", "app", *app_args, stdin=client_secret)
+    assert denied.returncode == 3 and "PERMISSION_DENIED" in denied.stderr
+    stored = _ctl(vault, "security", "--json", "--reason", "app", *app_args, stdin=client_secret)
+    assert stored.returncode == 0, stored.stderr
+    app = json.loads(stored.stdout)
+    assert app["broker"] == "BROKER_CTRADER" and app["version"] >= 1
+    listed = _ctl(vault, "security", "platform-apps", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "ctrader" in listed.stdout and app["name"] in listed.stdout
+    in_argv = _ctl(vault, "security", "--reason", "app", *app_args[:-1], "--client-secret", client_secret)  # fmt: skip
+    assert in_argv.returncode == 2
+    for result in (reset, shown, denied, stored, listed, in_argv):
+        assert find(client_secret, (result.stdout + result.stderr).encode()) == []
+        assert vault.tokens["security"] not in result.stdout + result.stderr

@@ -196,6 +196,63 @@ class CredentialMethods:
         )
         return Unary(_rpc.UPDATE_CREDENTIAL_POLICY, request, _credential, options, reason)
 
+    @unary_rpc
+    def reset_credential_session(
+        self, name: str, *, reason: str, **options: Unpack[CallOptions]
+    ) -> Unary[credential_pb2.Credential]:
+        """Drops the venue session the vault holds for a session or OAuth credential and clears
+        a lockout or backoff, so the next order logs in afresh; returns the credential, its
+        session now IDLE. It does not clear NEEDS_REAUTHORIZATION (that takes a new consent or
+        password: ``rotate_credential``). Role ``security``. ``reason`` is required."""
+        request = cred_svc.ResetCredentialSessionRequest(name=name, reason=reason)
+        return Unary(_rpc.RESET_CREDENTIAL_SESSION, request, _credential, options, reason)
+
+    @unary_rpc
+    def set_platform_application(
+        self,
+        broker: BrokerLike,
+        environment: EnvironmentLike,
+        client_id: str,
+        client_secret: str,
+        *,
+        reason: str,
+        **options: Unpack[CallOptions],
+    ) -> Unary[cred_svc.PlatformApplication]:
+        """Stores (or replaces) the OAuth application the platform registered with a venue
+        (e.g. the cTrader Open API client id and secret) and returns its metadata. The
+        ``client_secret`` is sent once and never kept, logged or echoed. Role ``security``.
+        ``reason`` is required."""
+        build.check_secret(client_secret, "client_secret")
+        if not isinstance(client_id, str) or not client_id.strip():
+            raise ValueError("client_id is required")
+        request = cred_svc.SetPlatformApplicationRequest(
+            broker=broker_value(broker),
+            environment=environment,
+            client_id=client_id.strip(),
+            client_secret=client_secret,
+            reason=reason,
+        )
+        return Unary(
+            _rpc.SET_PLATFORM_APPLICATION,
+            request,
+            lambda response: response.platform_application,
+            options,
+            reason,
+        )
+
+    @list_rpc
+    def list_platform_applications(
+        self, **options: Unpack[CallOptions]
+    ) -> Pages[cred_svc.PlatformApplication]:
+        """Iterates over the configured platform applications (metadata only, never a
+        secret)."""
+        return Pages(
+            _rpc.LIST_PLATFORM_APPLICATIONS,
+            lambda token: cred_svc.ListPlatformApplicationsRequest(),
+            lambda resp: (resp.platform_applications, ""),
+            options,
+        )
+
 
 _CredentialResponse = (
     cred_svc.CreateCredentialResponse
@@ -204,6 +261,7 @@ _CredentialResponse = (
     | cred_svc.PromoteCredentialVersionResponse
     | cred_svc.RevokeCredentialResponse
     | cred_svc.UpdateCredentialPolicyResponse
+    | cred_svc.ResetCredentialSessionResponse
 )
 
 

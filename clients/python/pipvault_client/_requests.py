@@ -79,6 +79,14 @@ def check_material(material: object) -> None:
         raise TypeError("material must be a pipsync.vault.v1.SecretMaterial")
 
 
+def check_secret(value: object, what: str) -> None:
+    """A secret argument is a non-empty string; the message never quotes the value."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string")
+    if not value.strip():
+        raise ValueError(f"{what} is required")
+
+
 def strings(values: Iterable[str], what: str) -> list[str]:
     """A repeated string field; a lone string (an iterable of characters) is refused."""
     if isinstance(values, str):

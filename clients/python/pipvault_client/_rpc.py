@@ -205,6 +205,30 @@ UPDATE_CREDENTIAL_POLICY = _spec(
     cred_svc.UpdateCredentialPolicyResponse,
     read_only=False,
 )
+RESET_CREDENTIAL_SESSION = _spec(
+    _CR,
+    "CredentialService",
+    "ResetCredentialSession",
+    cred_svc.ResetCredentialSessionRequest,
+    cred_svc.ResetCredentialSessionResponse,
+    read_only=False,
+)
+SET_PLATFORM_APPLICATION = _spec(
+    _CR,
+    "CredentialService",
+    "SetPlatformApplication",
+    cred_svc.SetPlatformApplicationRequest,
+    cred_svc.SetPlatformApplicationResponse,
+    read_only=False,
+)
+LIST_PLATFORM_APPLICATIONS = _spec(
+    _CR,
+    "CredentialService",
+    "ListPlatformApplications",
+    cred_svc.ListPlatformApplicationsRequest,
+    cred_svc.ListPlatformApplicationsResponse,
+    read_only=True,
+)
 
 _SG = sign_svc.DESCRIPTOR
 BEGIN_ROUTING = _spec(

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 _LONG = re.compile(r"--[a-z][a-z0-9-]*")
 _SHORT = re.compile(r"-[A-Za-z]")
+_EXPLICIT = re.compile(r"ignored explicit argument .*", re.DOTALL)
 
 
 class SafeArgumentParser(argparse.ArgumentParser):
     """No abbreviated options (``--secret`` must never turn into ``--secret-stdin``), and
-    error messages that do not echo unrecognized values (they may be a misplaced secret)."""
+    error messages that do not echo unrecognized values nor a value given to a switch (they may
+    be a misplaced secret)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["allow_abbrev"] = False
@@ -23,6 +25,8 @@ class SafeArgumentParser(argparse.ArgumentParser):
         if message.startswith(prefix):
             words = message.removeprefix(prefix).split(" ")
             message = prefix + " ".join(_redact(word) for word in words)
+        # ``--secret-stdin=VALUE``, ``--authorization-code=VALUE``: a switch given a value.
+        message = _EXPLICIT.sub("ignored explicit argument <value>", message)
         super().error(message)
 
 

@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from pipsync.vault.v1 import credential_pb2, trading_pb2
-from pipvault_client import OrderPolicy
+from pipvault_client import OrderPolicy, SecretMaterial
 
 from vaultctl import _convert, _secrets, _views
 from vaultctl._context import Context
@@ -38,6 +38,77 @@ def _secret_source(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _material_options(p: argparse.ArgumentParser) -> None:
+    """The non-secret parts of password-session and OAuth-consent material, and the switch
+    that makes the secret read an OAuth authorization code."""
+    p.add_argument(
+        "--username", default="", help="login of a password session (IG username, email)"
+    )
+    p.add_argument(
+        "--server",
+        default="",
+        help="login server: TradeLocker server, DXtrade domain, Match-Trader broker id, "
+        "MetaApi region",
+    )
+    p.add_argument(
+        "--authorization-code",
+        action="store_true",
+        help="OAuth consent: the secret read (hidden prompt, or --secret-stdin) is the "
+        "authorization code from the venue's redirect; never give it on the command line "
+        "(implied by --key-algorithm oauth-consent)",
+    )
+    p.add_argument(
+        "--redirect-uri", default="", help="OAuth consent: the redirect URI the code was issued for"
+    )
+
+
+def _read_material(args: argparse.Namespace, key_algorithm: str, broker: str) -> SecretMaterial:
+    return _secrets.read_material(
+        api_key=args.api_key,
+        account_id=args.account_id,
+        key_algorithm=key_algorithm,
+        broker=broker,
+        from_stdin=args.secret_stdin,
+        username=args.username,
+        server=args.server,
+        redirect_uri=args.redirect_uri,
+        authorization_code=args.authorization_code,
+    )
+
+
+def _policy_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-symbol", action="append", default=[], metavar="SYMBOL")
+    p.add_argument(
+        "--allow-side", action="append", default=[], type=_convert.ORDER_SIDE, metavar="SIDE"
+    )
+    p.add_argument(
+        "--allow-order-type", action="append", default=[], type=_convert.ORDER_TYPE, metavar="TYPE"
+    )
+    p.add_argument("--max-quantity", type=_convert.decimal)
+    p.add_argument("--max-notional", type=_convert.decimal)
+    p.add_argument("--max-orders-per-interval", type=_convert.positive_int, default=0, metavar="N")
+    p.add_argument("--interval", type=_convert.duration, help="for --max-orders-per-interval (60s)")
+    p.add_argument("--max-freshness", type=_convert.duration, help="signed request lifetime")
+
+
+def _policy_of(args: argparse.Namespace) -> OrderPolicy:
+    new = OrderPolicy(
+        allowed_symbols=args.allow_symbol,
+        allowed_sides=args.allow_side,
+        allowed_order_types=args.allow_order_type,
+        max_quantity=args.max_quantity or "",
+        max_notional=args.max_notional or "",
+        max_orders_per_interval=args.max_orders_per_interval,
+    )
+    if args.interval is not None:
+        new.rate_interval.FromTimedelta(args.interval)
+    if args.max_freshness is not None:
+        new.max_freshness.FromTimedelta(args.max_freshness)
+    if args.interval is not None and not args.max_orders_per_interval:
+        raise UsageError("--interval needs --max-orders-per-interval")
+    return new
+
+
 def _register_onboarding(sub: Subparsers, common: SafeArgumentParser) -> None:
     p = sub.add_parser("create", parents=[common], help="import a credential")
     p.add_argument("parent", metavar="PARENT", type=_convert.workspace, help="ws or workspaces/ws")
@@ -59,6 +130,8 @@ def _register_onboarding(sub: Subparsers, common: SafeArgumentParser) -> None:
         help="accept that a single-permission-tier key can do everything the account can",
     )
     p.add_argument("--attest", action="store_true", help="ask the venue for the key's permissions")
+    _material_options(p)
+    _policy_options(p)  # a password session needs --allow-symbol and --max-quantity
     _secret_source(p)
     p.set_defaults(handler=create)
 
@@ -102,8 +175,17 @@ def _register_lifecycle(sub: Subparsers, common: SafeArgumentParser) -> None:
     p.add_argument("--api-key", default="", help="API key id of the new version")
     p.add_argument("--account-id", default="")
     p.add_argument("--etag", default="")
+    _material_options(p)
     _secret_source(p)
     p.set_defaults(handler=rotate)
+
+    p = sub.add_parser(
+        "reset-session",
+        parents=[common],
+        help="drop the venue session and clear a lockout or backoff (the next order logs in)",
+    )
+    p.add_argument("name", metavar="NAME", type=_convert.credential)
+    p.set_defaults(handler=reset_session)
 
     p = sub.add_parser("promote", parents=[common], help="make a PENDING version CURRENT")
     p.add_argument(
@@ -127,18 +209,7 @@ def _register_lifecycle(sub: Subparsers, common: SafeArgumentParser) -> None:
 
     p = sub.add_parser("policy", parents=[common], help="replace the credential's order policy")
     p.add_argument("name", metavar="NAME", type=_convert.credential)
-    p.add_argument("--allow-symbol", action="append", default=[], metavar="SYMBOL")
-    p.add_argument(
-        "--allow-side", action="append", default=[], type=_convert.ORDER_SIDE, metavar="SIDE"
-    )
-    p.add_argument(
-        "--allow-order-type", action="append", default=[], type=_convert.ORDER_TYPE, metavar="TYPE"
-    )
-    p.add_argument("--max-quantity", type=_convert.decimal)
-    p.add_argument("--max-notional", type=_convert.decimal)
-    p.add_argument("--max-orders-per-interval", type=_convert.positive_int, default=0, metavar="N")
-    p.add_argument("--interval", type=_convert.duration, help="for --max-orders-per-interval (60s)")
-    p.add_argument("--max-freshness", type=_convert.duration, help="signed request lifetime")
+    _policy_options(p)
     p.add_argument("--clear", action="store_true", help="remove every limit")
     p.add_argument("--etag", default="")
     p.set_defaults(handler=policy)
@@ -154,13 +225,8 @@ def _show(ctx: Context, cred: credential_pb2.Credential) -> int:
 
 def create(ctx: Context, args: argparse.Namespace) -> int:
     reason = ctx.reason()
-    material = _secrets.read_material(
-        api_key=args.api_key,
-        account_id=args.account_id,
-        key_algorithm=args.key_algorithm,
-        broker=args.broker,
-        from_stdin=args.secret_stdin,
-    )
+    initial_policy = _policy_of(args)
+    material = _read_material(args, args.key_algorithm, args.broker)
     cred = ctx.client().create_credential(
         args.parent,
         args.credential_id,
@@ -173,6 +239,7 @@ def create(ctx: Context, args: argparse.Namespace) -> int:
         display_name=args.display_name,
         acknowledge_single_permission_tier=args.ack_single_tier,
         attest_on_create=args.attest,
+        policy=None if initial_policy == OrderPolicy() else initial_policy,
     )
     del material
     return _show(ctx, cred)
@@ -227,7 +294,7 @@ def rotate(ctx: Context, args: argparse.Namespace) -> int:
     reason = ctx.reason()
     client = ctx.client()
     if args.generate_key:
-        if args.secret_stdin or args.api_key:
+        if args.secret_stdin or args.api_key or _material_given(args):
             raise UsageError("--generate-key takes no secret material or --api-key")
         response = client.rotate_credential(
             args.name, None, reason, generate_key=True, etag=args.etag
@@ -238,13 +305,7 @@ def rotate(ctx: Context, args: argparse.Namespace) -> int:
             current = client.get_credential(args.name)
             key_algorithm = trading_pb2.KeyAlgorithm.Name(current.key_algorithm)
             broker = trading_pb2.Broker.Name(current.broker)
-        material = _secrets.read_material(
-            api_key=args.api_key,
-            account_id=args.account_id,
-            key_algorithm=key_algorithm,
-            broker=broker,
-            from_stdin=args.secret_stdin,
-        )
+        material = _read_material(args, key_algorithm, broker)
         response = client.rotate_credential(args.name, material, reason, etag=args.etag)
         del material
     if ctx.out.json_mode:
@@ -259,6 +320,18 @@ def rotate(ctx: Context, args: argparse.Namespace) -> int:
         ctx.out.line("Upload this public key to the venue:")
         ctx.out.raw(response.public_key)
     return EXIT_OK
+
+
+def _material_given(args: argparse.Namespace) -> bool:
+    return bool(args.username or args.server or args.redirect_uri or args.authorization_code)
+
+
+def reset_session(ctx: Context, args: argparse.Namespace) -> int:
+    reason = ctx.reason()
+    cred = ctx.client().reset_credential_session(args.name, reason=reason)
+    if not ctx.out.json_mode:
+        ctx.out.line(f"session of {cred.name} reset: the next order logs in afresh")
+    return _show(ctx, cred)
 
 
 def promote(ctx: Context, args: argparse.Namespace) -> int:
@@ -296,20 +369,7 @@ def attest(ctx: Context, args: argparse.Namespace) -> int:
 
 def policy(ctx: Context, args: argparse.Namespace) -> int:
     reason = ctx.reason()
-    new = OrderPolicy(
-        allowed_symbols=args.allow_symbol,
-        allowed_sides=args.allow_side,
-        allowed_order_types=args.allow_order_type,
-        max_quantity=args.max_quantity or "",
-        max_notional=args.max_notional or "",
-        max_orders_per_interval=args.max_orders_per_interval,
-    )
-    if args.interval is not None:
-        new.rate_interval.FromTimedelta(args.interval)
-    if args.max_freshness is not None:
-        new.max_freshness.FromTimedelta(args.max_freshness)
-    if args.interval is not None and not args.max_orders_per_interval:
-        raise UsageError("--interval needs --max-orders-per-interval")
+    new = _policy_of(args)
     empty = new == OrderPolicy()
     if empty != args.clear:
         raise UsageError(

@@ -6,14 +6,22 @@ import argparse
 
 from pipvault_client import __version__
 
-from vaultctl import _cmd_audit, _cmd_credentials, _cmd_keys, _cmd_workspaces, _convert
+from vaultctl import (
+    _cmd_audit,
+    _cmd_credentials,
+    _cmd_keys,
+    _cmd_platform_apps,
+    _cmd_workspaces,
+    _convert,
+)
 from vaultctl._args import SafeArgumentParser
 
 _DESCRIPTION = """\
 Admin CLI of the pipvault credential vault (gRPC only).
 
-Secret material is never taken from the command line: it is read from a hidden prompt or
-from stdin (--secret-stdin). Output is metadata only.
+Secret material (API secrets, passwords, OAuth authorization codes and client secrets) is never
+taken from the command line: it is read from a hidden prompt or from stdin (--secret-stdin).
+Output is metadata only.
 
 environment:
   PIPVAULT_ADDR        vault address, unix:///abs/path.sock or host:port (default 127.0.0.1:8201)
@@ -77,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _cmd_workspaces.register(commands, common)
     _cmd_credentials.register(commands, common)
+    _cmd_platform_apps.register(commands, common)
     _cmd_audit.register(commands, common)
     _cmd_keys.register(commands, common)
     return parser

@@ -14,7 +14,22 @@ from pipvault_client import SecretMaterial
 
 from vaultctl._errors import UsageError
 
-_JSON_FIELDS = frozenset({"secret", "passphrase", "private_key", "api_key", "account_id"})
+_JSON_FIELDS = frozenset(
+    {
+        "secret",
+        "passphrase",
+        "private_key",
+        "api_key",
+        "account_id",
+        "username",
+        "server",
+        "authorization_code",
+        "redirect_uri",
+    }
+)
+# Not secret: also flags (--api-key, ...); given in both places they must agree.
+_PUBLIC_FIELDS = ("api_key", "account_id", "username", "server", "redirect_uri")
+_OAUTH_ALGORITHM = "KEY_ALGORITHM_OAUTH_CONSENT"
 _PRIVATE_KEY_ALGORITHMS = frozenset(
     {"KEY_ALGORITHM_ED25519", "KEY_ALGORITHM_RSA", "KEY_ALGORITHM_ECDSA_P256"}
 )
@@ -22,6 +37,7 @@ _PROMPTS = {
     "KEY_ALGORITHM_BEARER": "Access token: ",
     "KEY_ALGORITHM_SESSION_LOGIN": "Password: ",
 }
+_CODE_PROMPT = "Authorization code: "
 _MAX_STDIN = 64 * 1024
 
 
@@ -37,23 +53,68 @@ def read_material(
     broker: str,
     from_stdin: bool,
     stdin: TextIO | None = None,
+    username: str = "",
+    server: str = "",
+    redirect_uri: str = "",
+    authorization_code: bool = False,
 ) -> SecretMaterial:
-    """Builds the SecretMaterial from ``--api-key``/``--account-id`` and the secret parts read
-    from stdin (``from_stdin``) or from hidden prompts."""
-    fields = {"api_key": api_key, "account_id": account_id}
+    """Builds the SecretMaterial from the public flags (``--api-key``, ``--account-id``,
+    ``--username``, ``--server``, ``--redirect-uri``) and the secret parts read from stdin
+    (``from_stdin``) or from hidden prompts. With ``authorization_code`` (or the OAuth consent
+    key algorithm) the one secret read is the OAuth authorization code, not an API secret."""
+    fields = {
+        "api_key": api_key,
+        "account_id": account_id,
+        "username": username,
+        "server": server,
+        "redirect_uri": redirect_uri,
+    }
+    oauth = authorization_code or key_algorithm == _OAUTH_ALGORITHM
     if from_stdin:
         secret_fields = _from_stdin(stdin if stdin is not None else sys.stdin)
+        if oauth and secret_fields.keys() == {"secret"}:  # one line: the code itself
+            secret_fields = {"authorization_code": secret_fields["secret"]}
+        if oauth and "private_key" in secret_fields:
+            raise SecretInputError("an authorization code is a single line, not a PEM key")
+    elif oauth:
+        secret_fields = {"authorization_code": _required_prompt(_CODE_PROMPT, "the code")}
     else:
         secret_fields = _from_prompt(key_algorithm, broker)
-    for key in ("api_key", "account_id"):
+    for key in _PUBLIC_FIELDS:
         given = secret_fields.pop(key, "")
         if given and fields[key] and given != fields[key]:
             raise SecretInputError(f"{key} given both on the command line and on stdin")
         fields[key] = fields[key] or given
     material = SecretMaterial(**fields, **secret_fields)
-    if not (material.secret or material.private_key):
-        raise SecretInputError("no secret or private key was given")
+    if not (material.secret or material.private_key or material.authorization_code):
+        raise SecretInputError("no secret, private key or authorization code was given")
     return material
+
+
+def read_secret(*, prompt: str, what: str, from_stdin: bool, stdin: TextIO | None = None) -> str:
+    """One secret string (e.g. an OAuth client secret): a single line on stdin
+    (``from_stdin``) or a hidden prompt; never quoted in an error."""
+    if not from_stdin:
+        return _required_prompt(prompt, what)
+    stream = stdin if stdin is not None else sys.stdin
+    text = stream.read(_MAX_STDIN + 1)
+    if len(text) > _MAX_STDIN:
+        raise SecretInputError(f"stdin is too large for {what}")
+    stripped = text.strip()
+    if not stripped:
+        raise SecretInputError(f"stdin is empty: pipe {what} on one line")
+    if "\n" in stripped:
+        raise SecretInputError(f"stdin must be a single line ({what})")
+    return stripped
+
+
+def _required_prompt(prompt: str, what: str) -> str:
+    if not sys.stdin.isatty():
+        raise SecretInputError(f"no terminal to prompt for {what}: use --secret-stdin")
+    value = _prompt(prompt)
+    if not value:
+        raise SecretInputError(f"{what} is empty")
+    return value
 
 
 def _from_stdin(stream: TextIO) -> dict[str, str]:

@@ -10,6 +10,7 @@ from pipsync.vault.v1 import (
     audit_pb2,
     audit_service_pb2,
     credential_pb2,
+    credential_service_pb2,
     key_service_pb2,
     trading_pb2,
     workspace_pb2,
@@ -78,6 +79,43 @@ def _scopes(values: Iterable[int]) -> list[str]:
     return [_enum(trading_pb2.Scope, v, "SCOPE_") for v in values]
 
 
+def _lifecycle(number: int) -> str:
+    return _enum(trading_pb2.CredentialLifecycle, number, "CREDENTIAL_LIFECYCLE_")
+
+
+def _session_state(session: credential_pb2.SessionStatus) -> str:
+    return _state(credential_pb2.SessionStatus.State, session.state)
+
+
+def session_summary(cred: credential_pb2.Credential) -> str:
+    """One cell: the session state, then failures and the last error when there are any."""
+    if not cred.HasField("session"):
+        return ""
+    s = cred.session
+    parts = [_session_state(s)]
+    if s.consecutive_failures:
+        parts.append(f"{s.consecutive_failures} failure(s)")
+    if s.last_error_reason:
+        parts.append(s.last_error_reason)
+    return ", ".join(parts)
+
+
+def session(out: Output, s: credential_pb2.SessionStatus) -> None:
+    out.fields(
+        "venue session",
+        [
+            ("state", _session_state(s)),
+            ("expires", format_timestamp(s.expire_time)),
+            ("refresh expires", format_timestamp(s.refresh_expire_time)),
+            ("renewed", format_timestamp(s.renew_time)),
+            ("failures in a row", s.consecutive_failures or ""),
+            ("next attempt", format_timestamp(s.next_attempt_time)),
+            ("last error", s.last_error_reason),
+            ("generation", s.generation or ""),
+        ],
+    )
+
+
 def credential(out: Output, cred: credential_pb2.Credential) -> None:
     out.fields(
         cred.name,
@@ -91,6 +129,8 @@ def credential(out: Output, cred: credential_pb2.Credential) -> None:
                 _enum(trading_pb2.KeyAlgorithm, cred.key_algorithm, "KEY_ALGORITHM_"),
             ),
             ("state", _state(credential_pb2.Credential.State, cred.state)),
+            ("lifecycle", _lifecycle(cred.lifecycle) if cred.lifecycle else ""),
+            ("session", session_summary(cred)),
             ("api key", cred.api_key_hint),
             ("scopes", _scopes(cred.scopes)),
             ("venue scopes", list(cred.venue_scopes)),
@@ -122,6 +162,8 @@ def credential(out: Output, cred: credential_pb2.Credential) -> None:
                 for v in cred.versions
             ),
         )
+    if cred.HasField("session"):
+        session(out, cred.session)
     if cred.HasField("policy"):
         policy(out, cred.policy)
     if cred.HasField("attestation"):
@@ -131,13 +173,28 @@ def credential(out: Output, cred: credential_pb2.Credential) -> None:
 def credentials(out: Output, items: Iterable[credential_pb2.Credential]) -> None:
     out.table(
         "credentials",
-        ["name", "broker", "env", "state", "api key", "scopes", "version", "notes"],
+        [
+            "name",
+            "broker",
+            "env",
+            "state",
+            "lifecycle",
+            "session",
+            "session expires",
+            "api key",
+            "scopes",
+            "version",
+            "notes",
+        ],
         (
             [
                 c.name,
                 venue(c.broker),
                 _enum(trading_pb2.Environment, c.environment, "ENVIRONMENT_"),
                 _state(credential_pb2.Credential.State, c.state),
+                _lifecycle(c.lifecycle) if c.lifecycle else "",
+                session_summary(c),
+                format_timestamp(c.session.expire_time) if c.HasField("session") else "",
                 c.api_key_hint,
                 _scopes(c.scopes),
                 c.current_version or "",
@@ -145,6 +202,28 @@ def credentials(out: Output, items: Iterable[credential_pb2.Credential]) -> None
             ]
             for c in items
         ),
+        no_wrap=("session expires",),
+    )
+
+
+def platform_applications(
+    out: Output, items: Iterable[credential_service_pb2.PlatformApplication]
+) -> None:
+    out.table(
+        "platform applications",
+        ["name", "broker", "env", "client id", "version", "updated"],
+        (
+            [
+                a.name,
+                venue(a.broker),
+                _enum(trading_pb2.Environment, a.environment, "ENVIRONMENT_"),
+                a.client_id_hint,
+                a.version or "",
+                format_timestamp(a.update_time),
+            ]
+            for a in items
+        ),
+        no_wrap=("updated",),
     )
 
 

@@ -915,3 +915,314 @@ def test_token_file_and_unix_socket(
 def test_help_and_version(run: Run) -> None:
     assert run("--help").code == 0
     assert run("--version").code == 0
+
+
+# sessions and OAuth (issue 21) --------------------------------------------------------------
+
+
+def _ts(when: datetime.datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(when)
+    return ts
+
+
+def _session_cred() -> credential_pb2.Credential:
+    return credential_pb2.Credential(
+        name="workspaces/fx/credentials/tl1",
+        broker=trading_pb2.BROKER_TRADELOCKER,
+        environment=trading_pb2.ENVIRONMENT_PAPER,
+        key_algorithm=trading_pb2.KEY_ALGORITHM_SESSION_LOGIN,
+        state=credential_pb2.Credential.STATE_ACTIVE,
+        api_key_hint="tr…om",
+        lifecycle=trading_pb2.CREDENTIAL_LIFECYCLE_PASSWORD_SESSION,
+        session=credential_pb2.SessionStatus(
+            state=credential_pb2.SessionStatus.STATE_LOCKED_OUT,
+            expire_time=_ts(datetime.datetime(2025, 5, 1, 13, 0, tzinfo=datetime.UTC)),
+            consecutive_failures=5,
+            next_attempt_time=_ts(datetime.datetime(2025, 5, 1, 14, 0, tzinfo=datetime.UTC)),
+            last_error_reason="VENUE_LOGIN_FAILED",
+            generation=7,
+        ),
+    )
+
+
+def _session_args(*extra: str) -> list[str]:
+    return [
+        "--reason", "onboard fx desk", "credentials", "create", "fx", "tl1",
+        "--broker", "tradelocker", "--environment", "demo", "--key-algorithm", "session-login",
+        "--username", "trader@example.com", "--server", "OSP-DEMO", "--account-id", "1234",
+        "--allow-symbol", "EURUSD", "--max-quantity", "2", *extra,
+    ]  # fmt: skip
+
+
+def test_create_password_session_credential(run: Run, vault: FakeVault) -> None:
+    password = "pw-" + secrets.token_hex(16)
+    vault.on(
+        "CreateCredential",
+        reply(credential_service_pb2.CreateCredentialResponse(credential=_session_cred())),
+    )
+    result = run(*_session_args("--secret-stdin"), stdin=password + "\n")
+    assert result.code == 0, result.err
+    request = vault.last("CreateCredential").request
+    assert request.broker == trading_pb2.BROKER_TRADELOCKER
+    assert request.key_algorithm == trading_pb2.KEY_ALGORITHM_SESSION_LOGIN
+    m = request.material
+    assert (m.username, m.server, m.account_id, m.secret) == (
+        "trader@example.com", "OSP-DEMO", "1234", password,
+    )  # fmt: skip
+    assert list(request.policy.allowed_symbols) == ["EURUSD"]
+    assert request.policy.max_quantity == "2"
+    assert "password-session" in result.out and "locked-out" in result.out
+    for form in _leak_forms(password):
+        assert form not in result.out + result.err
+
+
+def test_create_password_session_prompts_for_the_password(
+    run: Run, vault: FakeVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompts: list[str] = []
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": prompts.append(prompt) or "pw-1")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    assert run(*_session_args()).code == 0
+    assert prompts == ["Password: "]
+    assert vault.last("CreateCredential").request.material.secret == "pw-1"
+
+
+def _consent_args(*extra: str) -> list[str]:
+    return [
+        "--reason", "onboard ctrader user", "credentials", "create", "fx", "ct1",
+        "--broker", "ctrader", "--environment", "live", "--key-algorithm", "oauth-consent",
+        "--account-id", "4711", "--redirect-uri", "https://pipsync.example/oauth/ctrader",
+        *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("flag", [[], ["--authorization-code"]])
+def test_create_oauth_consent_reads_the_code_from_stdin(
+    run: Run, vault: FakeVault, flag: list[str]
+) -> None:
+    code = "code-" + secrets.token_hex(16)
+    result = run("--json", *_consent_args(*flag, "--secret-stdin"), stdin=code + "\n")
+    assert result.code == 0, result.err
+    m = vault.last("CreateCredential").request.material
+    assert (m.authorization_code, m.secret) == (code, "")
+    assert m.redirect_uri == "https://pipsync.example/oauth/ctrader"
+    assert vault.last("CreateCredential").request.key_algorithm == (
+        trading_pb2.KEY_ALGORITHM_OAUTH_CONSENT
+    )
+    for form in _leak_forms(code):
+        assert form not in result.out + result.err
+
+
+def test_create_oauth_consent_prompts_and_json_stdin(
+    run: Run, vault: FakeVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = "code-" + secrets.token_hex(16)
+    document = json.dumps({"authorization_code": code, "redirect_uri": "https://r.example/cb"})
+    argv = _consent_args("--secret-stdin")
+    argv[argv.index("--redirect-uri") : argv.index("--redirect-uri") + 2] = []
+    assert run(*argv, stdin=document).code == 0
+    m = vault.last("CreateCredential").request.material
+    assert (m.authorization_code, m.redirect_uri) == (code, "https://r.example/cb")
+    prompts: list[str] = []
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": prompts.append(prompt) or code)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    assert run(*_consent_args()).code == 0
+    assert prompts == ["Authorization code: "]
+    assert vault.last("CreateCredential").request.material.authorization_code == code
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--authorization-code", "{}"],
+        ["--authorization-code={}"],
+        ["--client-secret", "{}"],
+        ["--secret-stdin={}"],
+    ],
+)
+def test_an_authorization_code_is_never_taken_from_argv(
+    run: Run, vault: FakeVault, argv: list[str]
+) -> None:
+    code = "code-" + secrets.token_hex(16)
+    result = run(*_consent_args(*[part.format(code) for part in argv]))
+    assert result.code == 2
+    assert code not in result.out + result.err
+    assert vault.calls == []
+
+
+def test_credentials_show_and_list_show_the_session(run: Run, vault: FakeVault) -> None:
+    vault.on("GetCredential", reply(credential_service_pb2.GetCredentialResponse(credential=_session_cred())))  # fmt: skip
+    vault.on(
+        "ListCredentials",
+        reply(
+            credential_service_pb2.ListCredentialsResponse(credentials=[_session_cred(), _cred()])
+        ),
+    )
+    shown = run("credentials", "show", "fx/tl1")
+    assert shown.code == 0, shown.err
+    for text in (
+        "password-session", "locked-out", "5 failure(s)", "VENUE_LOGIN_FAILED",
+        "2025-05-01T13:00:00Z", "2025-05-01T14:00:00Z", "venue session",
+    ):  # fmt: skip
+        assert text in shown.out, text
+    listed = run("credentials", "list", "fx")
+    assert listed.code == 0, listed.err
+    for text in (
+        "lifecycle",
+        "session",
+        "locked-out",
+        "VENUE_LOGIN_FAILED",
+        "2025-05-01T13:00:00Z",
+    ):
+        assert text in listed.out, text
+    as_json = json.loads(run("--json", "credentials", "list", "fx").out)["credentials"]
+    assert as_json[0]["lifecycle"] == "CREDENTIAL_LIFECYCLE_PASSWORD_SESSION"
+    assert as_json[0]["session"]["state"] == "STATE_LOCKED_OUT"
+    assert as_json[0]["session"]["consecutive_failures"] == 5
+    assert as_json[0]["session"]["generation"] == 7  # int64 as a JSON number
+    assert as_json[0]["session"]["expire_time"] == "2025-05-01T13:00:00Z"
+    assert as_json[0]["session"]["last_error_reason"] == "VENUE_LOGIN_FAILED"
+    assert as_json[1]["lifecycle"] == "CREDENTIAL_LIFECYCLE_UNSPECIFIED"
+    assert "session" not in as_json[1]
+
+
+def test_reset_session(run: Run, vault: FakeVault) -> None:
+    idle = _session_cred()
+    idle.session.CopyFrom(credential_pb2.SessionStatus(state=1))
+    vault.on(
+        "ResetCredentialSession",
+        reply(credential_service_pb2.ResetCredentialSessionResponse(credential=idle)),
+    )
+    missing = run("credentials", "reset-session", "fx/tl1")
+    assert missing.code == 2 and "reason" in missing.err
+    assert vault.calls == []
+    result = run("--reason", "password fixed at the broker", "credentials", "reset-session", "fx/tl1")  # fmt: skip
+    assert result.code == 0, result.err
+    assert "reset" in result.out and "idle" in result.out
+    call = vault.last("ResetCredentialSession")
+    assert call.request.name == "workspaces/fx/credentials/tl1"
+    assert call.request.reason == "password fixed at the broker"
+    document = json.loads(run("--json", "--reason", "r", "credentials", "reset-session", "fx/tl1").out)  # fmt: skip
+    assert document["session"]["state"] == "STATE_IDLE"
+
+
+def test_reset_session_without_a_session_reports_the_servers_error(
+    run: Run, vault: FakeVault
+) -> None:
+    vault.on(
+        "ResetCredentialSession",
+        fail(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "OPERATION_NOT_SUPPORTED",
+            "this credential's broker has no venue session",
+            broker="binance_spot",
+        ),
+    )
+    result = run("--reason", "r", "credentials", "reset-session", "desk/bin1")
+    assert result.code == 3
+    assert result.err.startswith(
+        "error: FAILED_PRECONDITION OPERATION_NOT_SUPPORTED: "
+        "this credential's broker has no venue session"
+    )
+    assert "broker: binance_spot" in result.err
+    assert result.out == ""
+
+
+def _app() -> credential_service_pb2.PlatformApplication:
+    return credential_service_pb2.PlatformApplication(
+        name="platformApplications/ctrader-live",
+        broker=trading_pb2.BROKER_CTRADER,
+        environment=trading_pb2.ENVIRONMENT_LIVE,
+        client_id_hint="12…cd",
+        version=3,
+        update_time=_ts(T0),
+    )
+
+
+def _set_app_args(*extra: str) -> list[str]:
+    return [
+        "--reason", "register cTrader app", "platform-apps", "set", "--broker", "ctrader",
+        "--environment", "live", "--client-id", "1234_abcd", *extra,
+    ]  # fmt: skip
+
+
+def test_platform_apps_set_reads_the_secret_from_stdin(run: Run, vault: FakeVault) -> None:
+    canary = "cs-" + secrets.token_hex(24)
+    vault.on(
+        "SetPlatformApplication",
+        reply(credential_service_pb2.SetPlatformApplicationResponse(platform_application=_app())),
+    )
+    result = run(*_set_app_args("--secret-stdin"), stdin=canary + "\n")
+    assert result.code == 0, result.err
+    request = vault.last("SetPlatformApplication").request
+    assert (request.broker, request.environment) == (
+        trading_pb2.BROKER_CTRADER, trading_pb2.ENVIRONMENT_LIVE,
+    )  # fmt: skip
+    assert (request.client_id, request.client_secret) == ("1234_abcd", canary)
+    assert request.reason == "register cTrader app"
+    assert "platformApplications/ctrader-live" in result.out and "12…cd" in result.out
+    as_json = run("--json", *_set_app_args("--secret-stdin"), stdin=canary)
+    assert json.loads(as_json.out)["version"] == 3
+    for output in (result, as_json):
+        for form in _leak_forms(canary):
+            assert form not in output.out + output.err
+
+
+def test_platform_apps_set_prompts_for_the_secret(
+    run: Run, vault: FakeVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompts: list[str] = []
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": prompts.append(prompt) or "s3")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    assert run(*_set_app_args()).code == 0
+    assert prompts == ["Client secret: "]
+    assert vault.last("SetPlatformApplication").request.client_secret == "s3"
+
+
+def test_platform_apps_set_refusals_never_echo_the_secret(run: Run, vault: FakeVault) -> None:
+    canary = "cs-" + secrets.token_hex(24)
+    for argv in (
+        ["--client-secret", canary],
+        [f"--client-secret={canary}"],
+        [f"--secret-stdin={canary}"],
+        [canary],
+    ):
+        refused = run(*_set_app_args(*argv))
+        assert refused.code == 2, argv
+        assert canary not in refused.out + refused.err
+    no_terminal = run(*_set_app_args(), stdin=canary)
+    assert no_terminal.code == 2 and "--secret-stdin" in no_terminal.err
+    two_lines = run(*_set_app_args("--secret-stdin"), stdin=f"{canary}\n{canary}\n")
+    assert two_lines.code == 2 and canary not in two_lines.err
+    assert vault.calls == []
+    vault.on(
+        "SetPlatformApplication",
+        fail(grpc.StatusCode.INVALID_ARGUMENT, "OPERATION_NOT_SUPPORTED", "no OAuth lifecycle"),
+    )
+    failed = run(*_set_app_args("--secret-stdin"), stdin=canary)
+    assert failed.code == 3 and "OPERATION_NOT_SUPPORTED" in failed.err
+    for form in _leak_forms(canary):
+        assert form not in failed.out + failed.err
+    assert TOKEN not in failed.out + failed.err
+
+
+def test_platform_apps_list(run: Run, vault: FakeVault) -> None:
+    empty = run("platform-apps", "list")
+    assert empty.code == 0 and "none" in empty.out
+    vault.on(
+        "ListPlatformApplications",
+        reply(
+            credential_service_pb2.ListPlatformApplicationsResponse(platform_applications=[_app()])
+        ),
+    )
+    listed = run("platform-apps", "list")
+    assert listed.code == 0, listed.err
+    assert "platformApplications/ctrader-live" in listed.out and "ctrader" in listed.out
+    assert "2025-05-01T12:00:00Z" in listed.out
+    document = json.loads(run("--json", "platform-apps", "list").out)
+    assert document["platform_applications"][0]["broker"] == "BROKER_CTRADER"
+    assert document["platform_applications"][0]["version"] == 3
