@@ -12,22 +12,15 @@ from sqlalchemy.orm import Session
 
 from vault_server.brokers.base import Environment, Venue, VenueCredential
 from vault_server.brokers.lifecycle import SessionTokens
-from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.domain import CallContext
-from vault_server.keys import Sealed
+from vault_server.keys import Sealed, session_binding
 from vault_server.storage.models import VenueSession
+
+# ``session_binding`` (how session tokens are bound) lives in ``keys``: the rewrap uses it too.
+__all__ = ["GrantExchange", "at", "seed_session", "session_binding"]
 
 # Exchanges an OAuth consent's code for the grant (the session engine's ``exchange``).
 GrantExchange = Callable[[CallContext, Venue, Environment, VenueCredential], SessionTokens]
-
-
-def session_binding(
-    workspace_id: str, credential_id: str, version: int, generation: int
-) -> EnvelopeBinding:
-    """Session tokens are bound to their credential version's *session* and generation: an
-    envelope copied from a credential version, another credential or version, or an older
-    generation fails to open."""
-    return EnvelopeBinding(workspace_id, f"{credential_id}#session:{version}", generation)
 
 
 def at(ms: int) -> dt.datetime:

@@ -5,6 +5,7 @@ providers, rotation, rewrap, migration between providers and the fleet's KEK gua
 from __future__ import annotations
 
 from vault_server.keys._admin import KeyAdmin
+from vault_server.keys._bindings import platform_application_binding, session_binding
 from vault_server.keys._guard import kek_lag
 from vault_server.keys._manager import KeyManager, ProviderReport, Sealed
 
@@ -14,4 +15,6 @@ __all__ = [
     "ProviderReport",
     "Sealed",
     "kek_lag",
+    "platform_application_binding",
+    "session_binding",
 ]

@@ -1,5 +1,6 @@
 """Key management in the domain: which provider wraps new data keys, the durable wrap counter,
-sealing/opening credential material, and the ciphertext census per KEK version.
+sealing/opening credential material, and the ciphertext census per KEK version (every table
+that holds envelopes: credential versions, venue sessions, platform applications).
 
 Every wrap is counted *before* it happens, in a committed transaction (a seal in its own, a rewrap
 batch all its wraps in one), so the counter can overcount (a crash after counting) but never
@@ -243,12 +244,15 @@ class KeyManager:
         return new_version
 
     def census(self) -> dict[tuple[str, int], int]:
-        """Live ciphertexts (not destroyed) per (provider, KEK version), across all workspaces
-        (each bound in turn: the tenant guard and RLS have no bypass), ``CENSUS_WORKSPACES`` per
-        transaction."""
-        with self._db.transaction() as session:
-            workspaces = [uid for uid, _rid in ws_repo.all_ids(session)]
+        """Live ciphertexts (not destroyed) per (provider, KEK version): credential versions and
+        venue sessions across all workspaces (each bound in turn: the tenant guard and RLS have
+        no bypass), ``CENSUS_WORKSPACES`` per transaction, and the platform's own secrets
+        (platform applications, a global table)."""
         counts: dict[tuple[str, int], int] = {}
+        with self._db.transaction(read_only=True) as session:
+            workspaces = [uid for uid, _rid in ws_repo.all_ids(session)]
+            for p, v, n in rewrap_repo.global_counts(session.connection()):
+                counts[(p, v)] = counts.get((p, v), 0) + n
         for start in range(0, len(workspaces), CENSUS_WORKSPACES):
             with self._db.transaction(read_only=True) as session:
                 conn = session.connection()

@@ -1,18 +1,20 @@
 """Online, resumable rewrapping of data keys: KEK rotation and provider migration.
 
-Each credential version's wrapped DEK is rewrapped to the target (provider, active KEK version)
-in batches of ``batch_size`` keys taken workspace after workspace (a batch may span several
-small workspaces), with two short transactions per batch instead of one per key: one reads the
-batch (only the columns needed, in id order from where the previous batch ended), the other
-stores it by compare-and-set with one ``executemany`` per workspace and bumps the cache epoch of
-every workspace that changed. Wraps are counted against the KEK's usage limit before they
+Every envelope's wrapped DEK is rewrapped to the target (provider, active KEK version): the
+credential versions, then the venue sessions, workspace after workspace, then the platform
+applications (a small global pass). A run walks these *stretches* (one kind of one workspace
+each) in that order, in batches of ``batch_size`` keys (a batch may span several small
+stretches), with two short transactions per batch instead of one per key: one reads the
+batch (only the columns needed, in keyset order from where the previous batch ended), the
+other stores it by compare-and-set with one ``executemany`` per stretch and bumps the cache
+epoch of every workspace that changed. Wraps are counted against the KEK's usage limit before they
 happen, ``batch_size`` at a time (``KeyManager.reserve_wraps``, in the read transaction,
 committed before any wrap; a reservation carries over to the next batch until used up); what is
 left unused at the end is given back. Only the wrapped key changes: the data ciphertext and the
 secret are never touched or seen. A row is replaced by compare-and-set on its old envelope, so a
-concurrent rotation or revocation wins; ``kill -9`` at any point leaves every row either fully
-old or fully new, and a rerun picks up exactly the rows still to do. Signing is never blocked:
-each batch holds the write lock for milliseconds.
+concurrent rotation, revocation or session renewal (a new envelope) wins; ``kill -9`` at any
+point leaves every row either fully old or fully new, and a rerun picks up exactly the rows still
+to do. Signing is never blocked: each batch holds the write lock for milliseconds.
 
 Two kinds of run, never mixed (issue 19 §3): a **rotation** of provider P moves only the keys P
 already wraps, from older KEK versions to its active one, and leaves every other provider's keys
@@ -33,9 +35,9 @@ from dataclasses import dataclass, field
 
 from vault_server.audit import AuditLog, AuditRecord
 from vault_server.core.errors import VaultError
-from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.crypto.providers.base import KeyProvider
 from vault_server.domain import CallContext
+from vault_server.keys._bindings import binding_of
 from vault_server.keys._manager import KeyManager
 from vault_server.storage import invalidation
 from vault_server.storage.database import Database
@@ -45,8 +47,8 @@ from vault_server.storage.repositories.rewrap import PendingKey, Replacement
 
 #: Keys per batch for a KEK rotation: storing 500 takes a few milliseconds of the write lock.
 DEFAULT_BATCH = 500
-#: Workspaces one transaction reads or writes at most (a statement or two each), so a batch
-#: over many tiny workspaces holds the write lock no longer than one over a few large ones.
+#: Stretches (one kind of one workspace) one transaction reads at most (a statement each), so a
+#: batch over many tiny workspaces holds the write lock no longer than one over a few large ones.
 WORKSPACES_PER_TRANSACTION = 50
 
 
@@ -78,17 +80,29 @@ class _Wraps:
 
 @dataclass
 class _Cursor:
-    """Where the next batch starts: the ``index``-th workspace, after row id ``after``."""
+    """Where the next batch starts: the ``index``-th stretch, after keyset position ``after``."""
 
     index: int = 0
-    after: str = ""
+    after: tuple[str, int] = ("", 0)
+
+
+#: One stretch of a run: a kind of envelope (``rewrap_repo`` kinds) in one workspace (``GLOBAL``
+#: for a global table).
+_Stretch = tuple[str, str]
+
+
+def _stretches(workspaces: list[str]) -> list[_Stretch]:
+    """Tenant tables workspace after workspace (credential versions first), then the global
+    tables once."""
+    tenant = [(kind, ws) for kind in rewrap_repo.TENANT_KINDS for ws in workspaces]
+    return tenant + [(kind, rewrap_repo.GLOBAL) for kind in rewrap_repo.GLOBAL_KINDS]
 
 
 @dataclass(frozen=True)
 class _Claim:
     """A batch read (possibly across workspaces), every key of it with a wrap reserved."""
 
-    rows: list[tuple[int, PendingKey]]  # (workspace index, key), in cursor order
+    rows: list[tuple[int, PendingKey]]  # (stretch index, key), in cursor order
     kek_version: int  # the version the wraps were counted against
     skipped_to: _Cursor | None = None  # no rows: where to go on reading (None: nothing left)
     refused: VaultError | None = None  # the reservation failed: nothing may be wrapped
@@ -112,13 +126,13 @@ class Rewrapper:
 
     def _claim(
         self,
-        workspaces: list[str],
+        stretches: list[_Stretch],
         cursor: _Cursor,
         scope: _Scope,
         limit: int,
         wraps: _Wraps,
     ) -> _Claim:
-        """Read the next ``limit`` keys from the cursor on, workspace after workspace, and, when
+        """Read the next ``limit`` keys from the cursor on, stretch after stretch, and, when
         the reserved wraps are used up, reserve ``limit`` more, all in ONE short transaction. A
         batch never uses more wraps than are left (the KEK version's limit caps a reservation;
         the next one rotates first)."""
@@ -128,9 +142,9 @@ class Rewrapper:
             with self._db.transaction() as session:
                 conn = session.connection()
                 index, after = cursor.index, cursor.after
-                stop = min(len(workspaces), index + WORKSPACES_PER_TRANSACTION)
+                stop = min(len(stretches), index + WORKSPACES_PER_TRANSACTION)
                 while index < stop and len(rows) < limit:
-                    ws = workspaces[index]
+                    kind, ws = stretches[index]
                     rewrap_repo.bind(conn, ws)
                     want = limit - len(rows)
                     got = rewrap_repo.pending(
@@ -141,10 +155,11 @@ class Rewrapper:
                         migration=scope.migration,
                         after=after,
                         limit=want,
+                        kind=kind,
                     )
                     rows.extend((index, key) for key in got)
                     if len(got) < want:
-                        index, after = index + 1, ""
+                        index, after = index + 1, ("", 0)
                 if not rows:
                     return _Claim([], 0, _Cursor(index, after))
                 if wraps.left == 0:
@@ -162,13 +177,15 @@ class Rewrapper:
     def _store_batch(self, batch: list[Replacement]) -> int:
         """Replace a batch of envelopes in ONE transaction, by compare-and-set, with one
         ``executemany`` per workspace; bumps the cache epoch of every workspace that changed
-        (cached signing states hold the old envelopes). Returns how many rows changed."""
+        (cached signing states hold the old envelopes; the platform's global rows have no
+        workspace epoch). Returns how many rows changed."""
         if not batch:
             return 0
         with self._db.transaction() as session:
             changed = rewrap_repo.replace(session.connection(), batch)
-            if changed:
-                invalidation.bump(session, changed)
+            tenants = [ws for ws in changed if ws != rewrap_repo.GLOBAL]
+            if tenants:
+                invalidation.bump(session, tenants)
         return sum(changed.values())
 
     def _count(self, scope: _Scope) -> tuple[int, int]:
@@ -195,8 +212,7 @@ class Rewrapper:
         for _index, key in claim.rows:
             handled += 1
             try:
-                binding = EnvelopeBinding(key.workspace_id, key.credential_id, key.version)
-                sealed = self._keys.rewrap_reserved(key.envelope, binding, target)
+                sealed = self._keys.rewrap_reserved(key.envelope, binding_of(key), target)
             except VaultError:
                 failures += 1
                 continue
@@ -208,6 +224,8 @@ class Rewrapper:
                     sealed.blob,
                     sealed.provider_id,
                     sealed.kek_version,
+                    key.kind,
+                    key.row_no,
                 )
             )
             if sealed.kek_version != claim.kek_version:
@@ -265,27 +283,27 @@ class Rewrapper:
         total, migrated = self._count(scope)
         yield Progress(total, migrated, total == migrated)
         with self._db.transaction() as session:
-            workspaces = [uid for uid, _rid in ws_repo.all_ids(session)]
+            stretches = _stretches([uid for uid, _rid in ws_repo.all_ids(session)])
         failures = moved = 0
         wraps = _Wraps()
         cursor = _Cursor()
         while True:
-            claim = self._claim(workspaces, cursor, scope, limit, wraps)
+            claim = self._claim(stretches, cursor, scope, limit, wraps)
             if not claim.rows:
-                if claim.skipped_to is None or claim.skipped_to.index >= len(workspaces):
+                if claim.skipped_to is None or claim.skipped_to.index >= len(stretches):
                     break
-                cursor = claim.skipped_to  # only finished workspaces in that stretch
+                cursor = claim.skipped_to  # only finished stretches in that run of them
                 continue
             if claim.refused is not None:
                 # e.g. this replica's keyring is behind: nothing can be wrapped, report it
                 failures += len(claim.rows)
                 last_index, last = claim.rows[-1]
-                cursor = _Cursor(last_index, last.row_id)
+                cursor = _Cursor(last_index, last.position)
                 continue
             batch, failed, handled = self._rewrap_batch(claim, target)
             failures += failed
             last_index, last = claim.rows[handled - 1]
-            cursor = _Cursor(last_index, last.row_id)
+            cursor = _Cursor(last_index, last.position)
             if handled < len(claim.rows):  # the KEK rotated elsewhere: count the rest again
                 wraps.left += len(claim.rows) - handled
                 wraps.drop()

@@ -25,7 +25,7 @@ from vault_server.core.secret import Secret
 from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.custody import api_key_hint
 from vault_server.domain import CallContext
-from vault_server.keys import KeyManager
+from vault_server.keys import KeyManager, platform_application_binding
 from vault_server.storage.database import Database
 from vault_server.storage.models import PlatformApplication
 
@@ -54,7 +54,7 @@ def _row_id(venue: Venue, environment: Environment) -> str:
 
 
 def _binding(row_id: str, version: int) -> EnvelopeBinding:
-    return EnvelopeBinding("platform", "platform-application:" + row_id, version)
+    return platform_application_binding(row_id, version)  # shared with the key rewrap
 
 
 class PlatformApplications:
