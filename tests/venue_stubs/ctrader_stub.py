@@ -119,6 +119,9 @@ class CtraderStub:
         self.requests: list[ReceivedRequest] = []
         self.logins = self.refreshes = self.failed_logins = self.heartbeats = self.connections = 0
         self.issued_tokens: list[str] = []
+        # A refresh answered this late (tests kill the vault in between); set when one started.
+        self.refresh_delay_s = 0.0
+        self.refresh_started = threading.Event()
         self.positions: dict[str, dict[str, Any]] = {}
         self.orders: dict[str, dict[str, Any]] = {}
         self._fail_with = 0
@@ -209,6 +212,11 @@ class CtraderStub:
 
         self._on_loop(drop)
 
+    def revoke_consent(self) -> None:
+        """The user withdrew the consent: every refresh and access token stops working."""
+        self._refresh.clear()
+        self.expire_sessions()
+
     def expire_sessions(self) -> None:
         """Every access token ends now; connections using one get event 2147."""
         for token in list(self._access):
@@ -280,7 +288,11 @@ class CtraderStub:
                 return 400, {"errorCode": "ACCESS_DENIED", "description": "Invalid refresh token"}
             self._end_access(held[2])
             self.refreshes += 1
-            return 200, self._pair(held[0], held[1])
+            answer = self._pair(held[0], held[1])
+            if self.refresh_delay_s:  # the answer is late: the old refresh token is spent
+                self.refresh_started.set()
+                time.sleep(self.refresh_delay_s)
+            return 200, answer
         return 400, {"errorCode": "INVALID_REQUEST", "description": "Unsupported grant_type"}
 
     def _pair(self, account: int, scope: int) -> Msg:

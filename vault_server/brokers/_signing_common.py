@@ -47,8 +47,9 @@ def check_credential(
         )
     if credential.algorithm is KeyAlgorithm.BEARER:
         return  # a bearer token has no separate key id
-    if credential.algorithm is KeyAlgorithm.SESSION_LOGIN and not credential.api_key:
-        return  # a password login (username, server) may have no API key (DXtrade)
+    logins = (KeyAlgorithm.SESSION_LOGIN, KeyAlgorithm.OAUTH_CONSENT)
+    if credential.algorithm in logins and not credential.api_key:
+        return  # a login (DXtrade) or a consent (cTrader) may have no API key
     header_token(credential.api_key, "credential.api_key")
 
 

@@ -138,3 +138,83 @@ def test_kill_9_after_the_venue_answered_a_refresh_costs_one_login(
     assert stub.logins == 2
     report = fleet.verify_chains()
     assert report["intact"] is True
+
+
+@pytest.mark.timeout(240)
+def test_kill_9_after_the_venue_answered_an_oauth_refresh_needs_reauthorization(
+    fleet: Fleet, account: Account
+) -> None:
+    """cTrader's refresh token is single use and no password stands behind it: a replica killed
+    after the venue answered a refresh (the old token spent) but before the write-back loses the
+    grant. The fleet says so once - NEEDS_REAUTHORIZATION, one page - and keeps serving."""
+    from tests.integration.sessions.flows import set_application
+    from tests.venue_stubs.ctrader_stub import FLOW as CTRADER
+
+    with CTRADER.stub(account) as stub:
+        settings = {"signing": {"venue_base_urls": {"ctrader": stub.base_url}},
+                    "sessions": {"lease_s": 3.0}}  # fmt: skip
+        a, b = fleet.start("a", **settings), fleet.start("b", **settings)
+        fleet.make_workspace(a, WS)
+        set_application(_AdminOf(a), CTRADER, account)
+        made = cgrpc.CredentialServiceStub(a.channel(a.admin)).CreateCredential(
+            create_request(CTRADER, account, "ct-fleet", ws=WS), metadata=a.md("onboarding"),
+            timeout=15,
+        )  # fmt: skip
+        name = made.credential.name
+        rc_a, rc_b = a.begin_routing(name), b.begin_routing(name)
+        assert _execute(a, rc_a).http_status == 200 and _execute(b, rc_b).http_status == 200
+        stub.expire_sessions()
+        stub.refresh_delay_s = 2.0
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            doomed = pool.submit(_execute, a, rc_a)
+            assert stub.refresh_started.wait(15), "replica a never refreshed"
+            a.proc.kill()
+            a.proc.wait()
+            with pytest.raises(grpc.RpcError):
+                doomed.result()
+        stub.refresh_delay_s = 0.0
+        assert stub.refreshes == 1
+        with pytest.raises(grpc.RpcError) as refused:
+            _execute(b, rc_b)  # waits out a's lease, then finds the refresh lost
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "grant is lost" in str(refused.value.details())
+        assert stub.refreshes == 1  # nobody tried the spent token again
+        fleet.restart(a)  # no crash loop
+        with pytest.raises(grpc.RpcError) as again:
+            _execute(a, a.begin_routing(name))
+        assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert b.health() == "SERVING" and a.health() == "SERVING"
+        assert _session_pages(fleet) == 1
+        report = fleet.verify_chains()
+        assert report["intact"] is True
+
+
+class _AdminOf:
+    """A replica seen as the shared helpers see a vault (admin channel and metadata)."""
+
+    def __init__(self, replica: Replica) -> None:
+        self.admin_target = replica.admin
+        self._replica = replica
+
+    def channel(self, target: str | None = None) -> grpc.Channel:
+        return self._replica.channel(target or self._replica.admin)
+
+    def md(self, who: str = "security") -> list[tuple[str, str]]:
+        return self._replica.md(who)
+
+
+def _session_pages(fleet: Fleet) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(fleet.admin_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM pager_outbox WHERE dedup_key LIKE 'pipvault:session:%'"
+                    )
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
