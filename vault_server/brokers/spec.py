@@ -19,6 +19,7 @@ A new venue is a spec, a mapping and, only if its signature is new, a scheme
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,6 +135,9 @@ class VenueSpec:
     session: SessionProtocol | None = None
     # What ``OrderSpec.quantity`` counts at this venue (README "Venues").
     size_unit: SizeUnit = SizeUnit.BASE_UNITS
+    # Venues whose host depends on the credential (MetaApi regions): the origins egress may
+    # also send to when no base URL override is configured.
+    origin_pattern: re.Pattern[str] | None = None
     # The mapping takes stop loss / take profit and the position operations (forex/CFD
     # venues). False: ``SpecAdapter.build`` refuses them before the mapping runs, so a venue
     # written before protective orders existed can never silently drop a stop loss.
@@ -155,6 +159,7 @@ class SpecAdapter:
         self.session = spec.session
         self.lifecycle = spec.session.lifecycle if spec.session is not None else Lifecycle.STATIC
         self.size_unit = spec.size_unit
+        self.origin_pattern = spec.origin_pattern
         self.protective_orders = spec.protective_orders
 
     def __repr__(self) -> str:

@@ -50,7 +50,7 @@ from vault_server.core.errors import (
 from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.custody import SigningSettings, open_material
 from vault_server.domain import CallContext, workspace_name, workspace_of_name
-from vault_server.egress.client import EgressClient, VenueResponse
+from vault_server.egress.client import EgressClient, VenueResponse, origin
 from vault_server.keys import KeyManager
 from vault_server.observability.metrics import Metrics
 from vault_server.orders import check_client_order_id, check_policy, is_claimed
@@ -143,6 +143,10 @@ class HotSigner:
         origins = self._signing.origins(use.venue, use.environment)
         secrets = secret_values(use.request.headers)
         adapter = adapter_for(use.venue, coinbase_strict=self._settings.coinbase_strict)
+        pattern = getattr(adapter, "origin_pattern", None)
+        where = origin(use.request.url)
+        if pattern is not None and use.venue.value not in self._settings.venue_base_urls:
+            origins |= {where} if pattern.fullmatch(where) else set()
         try:
             if adapter.session is not None:
                 response = await self._session_send(ctx, use, adapter, origins)

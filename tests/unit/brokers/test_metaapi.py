@@ -376,3 +376,21 @@ def _fake_jwt(claims: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
     return f"{part({'alg': 'none'})}.{part(claims)}.{secrets.token_hex(16)}"
+
+
+@pytest.mark.parametrize(
+    ("where", "allowed"),
+    [("https://mt-client-api-v1.london.agiliumtrade.ai", True),
+     ("https://mt-client-api-v1.new-york.agiliumtrade.ai", True),
+     ("https://mt-provisioning-api-v1.agiliumtrade.agiliumtrade.ai", False),
+     ("https://mt-client-api-v1.london.agiliumtrade.ai.example.com", False),
+     ("http://mt-client-api-v1.london.agiliumtrade.ai", False),
+     ("https://profile-api-v1.agiliumtrade.agiliumtrade.ai", False)],
+)  # fmt: skip
+def test_egress_may_reach_every_region_and_never_the_provisioning_api(
+    where: str, allowed: bool
+) -> None:
+    from vault_server.brokers.venues.metaapi import ADAPTER as METAAPI
+
+    assert METAAPI.origin_pattern is not None
+    assert bool(METAAPI.origin_pattern.fullmatch(where)) is allowed

@@ -263,6 +263,9 @@ class RegionalHeaders:
 
 
 SPEC = VenueSpec(
+    # Each account trades on its region's host: egress allows exactly these (never the
+    # provisioning API, which manages accounts and their MetaTrader passwords).
+    origin_pattern=re.compile(r"https://mt-client-api-v1\.[a-z]+(?:-[a-z]+)*\.agiliumtrade\.ai"),
     venue=Venue.METAAPI,
     label="MetaApi (MetaTrader 4/5)",
     urls=dict.fromkeys(Environment, client_api_url(DEFAULT_REGION)),

@@ -99,6 +99,8 @@ class MetaApiSession:
     """The derived-token :class:`~vault_server.brokers.lifecycle.SessionProtocol` of MetaApi."""
 
     lifecycle = Lifecycle.DERIVED_TOKEN
+    # Tokens are minted on the profile API, not the trading host (engine: allowed for logins).
+    auth_origins = frozenset({PROFILE_API})
     renew_margin_ms = RENEW_MARGIN_MS
     refresh_rotates = False
     retry_safe_on_expiry = False
