@@ -30,13 +30,20 @@ from vault_server.brokers.lifecycle import (
 from vault_server.brokers.registry import adapter_for
 from vault_server.brokers.revealed import secret_values
 from vault_server.core.clock import Clock, to_millis
-from vault_server.core.errors import InternalError, VenueTimeout, VenueUnavailable
+from vault_server.core.errors import (
+    InternalError,
+    VenueLoginRefused,
+    VenueTimeout,
+    VenueUnavailable,
+)
 from vault_server.core.secret import Secret
 from vault_server.domain import CallContext
 from vault_server.egress.client import EgressClient, VenueResponse, allowed_origins
+from vault_server.egress.ctrader_grant import grant_of
 from vault_server.egress.relay import scrubbed
 
 MAX_LOGIN_STEPS = 4
+SCOPE_TRADE = 1  # cTrader ProtoOAClientPermissionScope
 Applications = Callable[[Venue, Environment], Application]
 
 
@@ -156,6 +163,31 @@ class SessionWire:
                 Answer(answer.status, answer.headers, answer.body, step), consent, sctx
             )
             if isinstance(result, SessionTokens):
+                self._check_grant(ctx, route, sctx, consent, result)
                 return result
             request = result
         raise VenueUnavailable("the venue's code exchange did not finish")
+
+    def _check_grant(
+        self, ctx: CallContext, route: Route, sctx: SessionContext, consent: VenueCredential,
+        tokens: SessionTokens,
+    ) -> None:  # fmt: skip
+        """Require trading: a consent that grants viewing only, or not the account onboarded,
+        is refused at onboarding (cTrader reports its scope over the Open API connection)."""
+        if getattr(route.protocol, "transport", "") != "ctrader" or sctx.application is None:
+            return
+        grant = grant_of(
+            route.base_url, sctx.application.client_id, sctx.application.client_secret,
+            tokens.values.get("access", ""), ctx.remaining(),
+        )  # fmt: skip
+        if grant.scope != SCOPE_TRADE:
+            raise VenueLoginRefused(
+                "the consent grants viewing only: ask for the trading scope",
+                metadata={"scope": "view"},
+            )
+        account = consent.account_id or ""
+        if not account.isdigit() or int(account) not in grant.accounts:
+            raise VenueLoginRefused(
+                "the consent does not cover this trading account",
+                metadata={"field": "material.account_id"},
+            )

@@ -168,3 +168,26 @@ def test_rotation_of_the_refresh_token_and_a_withdrawn_consent(
     )  # fmt: skip
     assert sf.get_credential(vault, made.name).session.state == S.STATE_ACTIVE
     assert sf.execute(vault, rc, QUERY).http_status == 200
+
+
+@pytest.mark.parametrize("scope_and_account", [(0, None), (1, 424242)], ids=["view-only", "other"])
+def test_a_consent_without_trading_or_for_another_account_is_refused(
+    wired: tuple[CtraderStub, RunningVault], account: Account,
+    scope_and_account: tuple[int, int | None],
+) -> None:  # fmt: skip
+    stub, vault = wired
+    set_application(vault, FLOW, account)
+    scope, other = scope_and_account
+    request = create_request(FLOW, account, "ct-view")
+    request.material.authorization_code = stub.consent(other, scope=scope)
+    err = expect_error(
+        sf.credentials(vault).CreateCredential, request, metadata=vault.md("onboarding"),
+        timeout=15,
+    )  # fmt: skip
+    assert (err.code, err.reason) == (FP, "VENUE_LOGIN_REFUSED")
+    gone = expect_error(
+        sf.credentials(vault).GetCredential,
+        sf.cpb.GetCredentialRequest(name=f"workspaces/{sf.WS}/credentials/ct-view"),
+        metadata=vault.md("security"), timeout=10,
+    )  # fmt: skip
+    assert gone.code == grpc.StatusCode.NOT_FOUND
