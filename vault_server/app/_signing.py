@@ -94,7 +94,7 @@ def build_signing(
     )
     attestor = Attestor(db, audit, keys, egress, clock, random, venue, page_hook=pager.hook)
     sessions = build_sessions(settings, db=db, audit=audit, keys=keys, pager=pager,
-                              egress=egress, run=run, clock=clock)  # fmt: skip
+                              egress=egress, run=run, clock=clock, metrics=metrics)  # fmt: skip
     credentials = CredentialManager(
         db, audit, keys, clock, coinbase_strict=strict, attestor=attestor,
         grant=sessions.wire.exchange,
@@ -152,7 +152,7 @@ class SessionParts:
 
 def build_sessions(
     settings: Settings, *, db: Database, audit: AuditLog, keys: KeyManager, pager: Pager,
-    egress: EgressClient, run: BlockingRunner, clock: Clock,
+    egress: EgressClient, run: BlockingRunner, clock: Clock, metrics: Metrics | None = None,
 ) -> SessionParts:  # fmt: skip
     """The venue-session engine of forex/CFD platforms, paging through ``pager``."""
 
@@ -179,7 +179,8 @@ def build_sessions(
         egress, clock, applications.get, transports={"ctrader": CtraderConnections()},
         venue_base_urls=settings.signing.venue_base_urls,
     )  # fmt: skip
-    engine = SessionEngine(SessionStore(db, audit, page), keys, wire, clock, run, tuning)
+    store = SessionStore(db, audit, page)
+    engine = SessionEngine(store, keys, wire, clock, run, tuning, metrics)
     return SessionParts(engine, wire, SessionAdmin(db, audit, clock, engine.forget), applications)
 
 

@@ -57,6 +57,14 @@ class Metrics:
             ["venue", "outcome"],
             registry=self.registry,
         )
+        # Venue sessions (forex/CFD): logins and refreshes by venue, kind and outcome (success,
+        # refused: the venue refused the login; failed: not reached; lost: the grant is gone).
+        self.session_renewals = Counter(
+            "pipvault_venue_session_renewals_total",
+            "Venue-session logins and refreshes by venue, kind and outcome",
+            ["venue", "kind", "outcome"],
+            registry=self.registry,
+        )
         self.audit_write_seconds = Histogram(
             "pipvault_audit_write_seconds",
             "Time from an audit event being queued to its transaction being durable",

@@ -55,6 +55,7 @@ from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.domain import CallContext
 from vault_server.egress.client import VenueResponse
 from vault_server.keys import KeyManager
+from vault_server.observability.metrics import Metrics
 from vault_server.sessions._parts import (
     SessionSettings,
     _answer,
@@ -113,8 +114,9 @@ class SessionUse:
 class SessionEngine:
     def __init__(
         self, store: SessionStore, keys: KeyManager, wire: SessionWire, clock: Clock,
-        offload: Offload, settings: SessionSettings,
+        offload: Offload, settings: SessionSettings, metrics: Metrics | None = None,
     ) -> None:  # fmt: skip
+        self._metrics = metrics
         self._store = store
         self._keys = keys
         self._wire = wire
@@ -245,6 +247,8 @@ class SessionEngine:
             lost = rotating or (
                 isinstance(err, ReauthorizationNeeded) and protocol.lifecycle is OAUTH
             )
+            outcome = "lost" if lost else "refused" if isinstance(err, LoginRefused) else "failed"
+            self._count(use, action, outcome)
             await self._failed(ctx, use, action, err, lost=lost)
             raise
         generation = lease.generation + 1
@@ -271,6 +275,7 @@ class SessionEngine:
             raise VenueUnavailable(
                 "the session lease was lost", metadata={"credential": key.credential}
             )
+        self._count(use, action, "success")
         cached = _Cached(written, tokens)
         self._cache[_slot(key)] = cached
         return cached
@@ -334,6 +339,11 @@ class SessionEngine:
             await self._offload(self._store.lost_grant, ctx, key, self._clock.now(), why)
 
     # --- the wire -----------------------------------------------------------------------------
+    def _count(self, use: SessionUse, action: str, outcome: str) -> None:
+        if self._metrics is not None:
+            kind = action.rsplit(".", 1)[1]
+            self._metrics.session_renewals.labels(use.route.venue.value, kind, outcome).inc()
+
     async def _send(
         self, ctx: CallContext, use: SessionUse, tokens: SessionTokens
     ) -> VenueResponse:

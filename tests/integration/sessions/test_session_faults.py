@@ -155,6 +155,11 @@ def test_a_wrong_password_locks_out_before_the_platform_does(
         assert reasons.count("VENUE_LOGIN_REFUSED") == 3
         assert reasons[-1] == "SESSION_LOCKED_OUT"
         assert stub.failed_logins == 3 < flow.wrong_password_locks_after
+        refused = vault.app.metrics.registry.get_sample_value(
+            "pipvault_venue_session_renewals_total",
+            {"venue": flow.venue, "kind": "login", "outcome": "refused"},
+        )
+        assert refused == 3
         pages = [p for p in sf.pages(vault) if "LOCKED_OUT" in p["summary"]]
         assert len(pages) == 1 and pages[0]["class"] == "credential.session_needs_attention"
         name = f"workspaces/{sf.WS}/credentials/fx1"
