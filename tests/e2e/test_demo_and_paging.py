@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pipsync.vault.v1 import signing_service_pb2 as spb
 from pipsync.vault.v1 import signing_service_pb2_grpc as sgrpc
 from pipsync.vault.v1 import trading_pb2
@@ -45,6 +46,27 @@ def test_demo_json_signs_the_documentation_order(tmp_path: Path) -> None:
     assert doc["withdrawal_scope_refused"].endswith("WITHDRAWAL_SCOPE_REJECTED")
     assert doc["audit_verified"] is True and doc["audit_events"] >= 4
     assert DOC_SECRET not in result.stdout
+
+
+@pytest.mark.parametrize("broker", ["ig", "ctrader"])
+def test_demo_broker_runs_a_platforms_session_flow_against_its_stub(
+    tmp_path: Path, broker: str
+) -> None:
+    """``pipvault demo --broker``: onboarding, an order with SL/TP, amend, close, one login."""
+    result = subprocess.run(
+        [sys.executable, "-m", "vault_server.cli.main", "demo", "--broker", broker, "--json",
+         "--home", str(tmp_path / "demo")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["http"] == [200, 200, 200] and doc["logins"] == 1
+    assert doc["session_state"] == "ACTIVE" and doc["audit_verified"] is True
+    refused = subprocess.run(
+        [sys.executable, "-m", "vault_server.cli.main", "demo", "--broker", "binance"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "no venue session" in refused.stderr
 
 
 class _Receiver(BaseHTTPRequestHandler):

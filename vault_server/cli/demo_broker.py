@@ -32,6 +32,7 @@ from pipsync.vault.v1 import (
 )
 
 from vault_server.brokers.base import parse_venue
+from vault_server.brokers.lifecycle import Lifecycle
 from vault_server.brokers.registry import adapter_for
 from vault_server.cli.demo import demo_vault
 from vault_server.rpc.convert_credentials import ALGORITHMS
@@ -89,7 +90,17 @@ def _run(
     )  # fmt: skip
     creds = credential_service_pb2_grpc.CredentialServiceStub(admin)
     signing = signing_service_pb2_grpc.SigningServiceStub(data)
-    [algorithm] = adapter_for(parse_venue(flow.venue)).algorithms
+    adapter = adapter_for(parse_venue(flow.venue))
+    [algorithm] = adapter.algorithms
+    if adapter.lifecycle is Lifecycle.OAUTH_CONSENT:  # the platform's application first
+        creds.SetPlatformApplication(
+            credential_service_pb2.SetPlatformApplicationRequest(
+                broker=flow.broker, environment=B.ENVIRONMENT_PAPER, client_id=account.api_key,
+                client_secret=account.password, reason="demo platform application",
+            ),
+            metadata=md("security"), timeout=15,
+        )  # fmt: skip
+        say("set the platform's OAuth application (client secret sealed)")
     created = creds.CreateCredential(
         credential_service_pb2.CreateCredentialRequest(
             parent=f"workspaces/{WS}", credential_id=f"{flow.venue.replace('_', '-')}-demo",
@@ -104,7 +115,8 @@ def _run(
         ),
         metadata=md("onboarding"), timeout=15,
     ).credential  # fmt: skip
-    say(f"onboarded {created.name} (password sealed; session {_state(created)})")
+    held = "consent exchanged" if adapter.lifecycle is Lifecycle.OAUTH_CONSENT else "secret sealed"
+    say(f"onboarded {created.name} ({held}; session {_state(created)})")
     rc = signing.BeginRouting(
         signing_service_pb2.BeginRoutingRequest(credential=created.name, strategy_id="demo",
                                                 reason="demo"),

@@ -309,8 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     dm.add_argument(
         "--broker", default="",
-        help="a forex/CFD platform (ig, tradelocker, match_trader, dxtrade, metaapi): its whole "
-        "session flow against its loopback stub (needs the source checkout)",
+        help="a forex/CFD platform (ig, tradelocker, match_trader, dxtrade, metaapi, ctrader): "
+        "its whole session flow against its loopback stub (needs the source checkout)",
     )  # fmt: skip
     dm.set_defaults(func=_demo)
 
