@@ -2,9 +2,10 @@
 
 A reset drops the session the fleet shares (tokens destroyed, lease released) and clears the
 lockout breaker and any backoff, so the next order logs in afresh: what an operator does once a
-LOCKED_OUT account's password is known to be right again (or was fixed at the broker). It does
-not clear NEEDS_REAUTHORIZATION: a lost grant needs a new consent or password, which only
-``RotateCredential`` brings (a new version starts its own session).
+LOCKED_OUT account's password is known to be right again (or was fixed at the broker). An OAuth
+grant is kept (only the breaker, backoff and lease are cleared): no password stands behind it.
+A reset does not clear NEEDS_REAUTHORIZATION: a lost grant needs a new consent or password,
+which only ``RotateCredential`` brings (a new version starts its own session).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from collections.abc import Callable
 
 from vault_server.audit import AuditLog, AuditRecord
 from vault_server.brokers.base import Venue
+from vault_server.brokers.lifecycle import Lifecycle
 from vault_server.brokers.registry import adapter_for
 from vault_server.core.clock import Clock
 from vault_server.core.errors import CredentialRevoked, OperationNotSupported
 from vault_server.custody import CredentialView, load_credential, view_of
 from vault_server.domain import CallContext, credential_name, parse_credential
-from vault_server.sessions._store import IDLE, NEEDS_REAUTHORIZATION
+from vault_server.sessions._store import ACTIVE, IDLE, NEEDS_REAUTHORIZATION, RENEWING
 from vault_server.storage import invalidation
 from vault_server.storage.database import Database
 from vault_server.storage.models import VenueSession
@@ -50,10 +52,15 @@ class SessionAdmin:
             row = session.get(VenueSession, (cred.id, cred.current_version), with_for_update=True)
             before = row.state if row is not None else IDLE
             if row is not None and row.state != NEEDS_REAUTHORIZATION:
-                row.state, row.envelope, row.generation = IDLE, None, row.generation + 1
-                row.expire_time = row.refresh_expire_time = row.next_attempt_time = None
                 row.lease_owner, row.lease_until, row.lease_kind = "", None, ""
                 row.failures, row.last_error, row.update_time = 0, "", now
+                row.next_attempt_time = None
+                if adapter.lifecycle is not Lifecycle.OAUTH_CONSENT:
+                    # A password logs in afresh; an OAuth grant is kept (no code to redo it).
+                    row.state, row.envelope, row.generation = IDLE, None, row.generation + 1
+                    row.expire_time = row.refresh_expire_time = None
+                elif row.state == RENEWING:
+                    row.state = ACTIVE if row.envelope is not None else IDLE
             self._audit.append(
                 session,
                 ctx,

@@ -302,8 +302,10 @@ class SessionEngine:
     async def _login(
         self, ctx: CallContext, use: SessionUse, sctx: SessionContext, lease: Leased
     ) -> SessionTokens:
-        if lease.material is None:
-            raise ReauthorizationNeeded("the credential has no current secret to log in with")
+        if lease.material is None or use.protocol.lifecycle is OAUTH:
+            # An OAuth grant is only ever obtained at onboarding (the consent's code): with no
+            # grant held there is nothing to log in with.
+            raise ReauthorizationNeeded("no grant or secret is held to log in with")
         binding = EnvelopeBinding(use.key.workspace_id, use.key.credential_id, use.key.version)
         material = use.open_material(self._keys.open(lease.material, binding))
         request = use.protocol.login(material, sctx)

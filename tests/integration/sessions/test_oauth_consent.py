@@ -191,3 +191,20 @@ def test_a_consent_without_trading_or_for_another_account_is_refused(
         metadata=vault.md("security"), timeout=10,
     )  # fmt: skip
     assert gone.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_reset_keeps_an_oauth_grant(
+    wired: tuple[CtraderStub, RunningVault], account: Account
+) -> None:
+    """No password stands behind a consent: ResetCredentialSession clears the breaker and
+    backoff but keeps the grant, and orders go on without a new consent."""
+    stub, vault = wired
+    made = onboard(vault, FLOW, account, "ct1")
+    reset = sf.credentials(vault).ResetCredentialSession(
+        sf.cpb.ResetCredentialSessionRequest(name=made.name, reason="operator check"),
+        metadata=vault.md("security"), timeout=10,
+    ).credential  # fmt: skip
+    assert reset.session.state == S.STATE_ACTIVE and reset.session.generation == 1
+    rc = sf.begin(vault, made.name).name
+    assert sf.execute(vault, rc, QUERY).http_status == 200
+    assert (stub.logins, stub.refreshes) == (1, 0)
