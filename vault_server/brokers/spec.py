@@ -142,6 +142,10 @@ class VenueSpec:
     # venues). False: ``SpecAdapter.build`` refuses them before the mapping runs, so a venue
     # written before protective orders existed can never silently drop a stop loss.
     protective_orders: bool = False
+    # The venue deals a position's close (or its protective orders) against the position's
+    # side, which the caller states (IG, Match-Trader, DXtrade); elsewhere a side on a position
+    # operation would be ignored, so it is refused.
+    position_side: bool = False
 
 
 class SpecAdapter:
@@ -201,6 +205,11 @@ class SpecAdapter:
         (``OPERATION_NOT_SUPPORTED``) and a stop loss, take profit or position id
         (``INVALID_ARGUMENT`` naming the field)."""
         if self.spec.protective_orders:
+            position_ops = (Operation.CLOSE_POSITION, Operation.AMEND_POSITION)
+            if order.operation in position_ops and order.side and not self.spec.position_side:
+                raise InvalidArgument(
+                    "order.side", f"{self.spec.label} acts on a position by its id alone"
+                )
             return
         if order.operation in _POSITION_OPERATIONS:
             raise OperationNotSupported(

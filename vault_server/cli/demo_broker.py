@@ -143,9 +143,11 @@ def _run(
         f"placed {flow.quantity} {flow.symbol} with SL {flow.stop_loss} / TP {flow.take_profit}:"
         f" HTTP {opened.http_status}, position {position} (logins so far: {stub.logins})"
     )
+    uses_side = bool(getattr(getattr(adapter, "spec", None), "position_side", False))
+    side: dict[str, Any] = {"side": B.ORDER_SIDE_BUY} if uses_side else {}
     fields: dict[str, Any] = {
         "operation": B.ORDER_OPERATION_AMEND_POSITION, "position_id": position,
-        "symbol": flow.symbol, "side": B.ORDER_SIDE_BUY,
+        "symbol": flow.symbol, **side,
         "stop_loss": level(price=flow.amended_stop_loss),
         "take_profit": level(price=flow.take_profit), "client_order_id": "demo-amend",
     }  # fmt: skip
@@ -154,7 +156,7 @@ def _run(
     say(f"moved the stop loss to {flow.amended_stop_loss}: HTTP {amended.http_status}")
     closed = execute(B.Order(
         operation=B.ORDER_OPERATION_CLOSE_POSITION, position_id=position, symbol=flow.symbol,
-        side=B.ORDER_SIDE_BUY, quantity=flow.quantity, client_order_id="demo-close",
+        quantity=flow.quantity, client_order_id="demo-close", **side,
     ))  # fmt: skip
     say(f"closed the position: HTTP {closed.http_status}")
     shown = creds.GetCredential(

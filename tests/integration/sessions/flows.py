@@ -66,6 +66,14 @@ def uses_transport(flow: VenueFlow) -> bool:
     return bool(getattr(adapter_for(Venue(flow.venue)).session, "transport", ""))
 
 
+def position_side(flow: VenueFlow) -> dict[str, int]:
+    """``side`` (the position's: BUY) for a venue that deals a close against it, else nothing
+    (a venue that acts on a position by its id alone refuses a side it would ignore)."""
+    adapter = adapter_for(Venue(flow.venue))
+    uses = getattr(getattr(adapter, "spec", None), "position_side", False)
+    return {"side": trading_pb2.ORDER_SIDE_BUY} if uses else {}
+
+
 def set_application(vault: Any, flow: VenueFlow, account: Account) -> None:
     """An OAuth venue's platform application (the stubs take the account's api key and
     password as the platform's client id and secret), set as the security team would."""

@@ -19,7 +19,14 @@ import pytest
 from pipsync.vault.v1 import credential_pb2, trading_pb2
 from prometheus_client import generate_latest
 
-from tests.integration.sessions.flows import FLOWS, algorithm_of, is_oauth, onboard, stub_tokens
+from tests.integration.sessions.flows import (
+    FLOWS,
+    algorithm_of,
+    is_oauth,
+    onboard,
+    position_side,
+    stub_tokens,
+)
 from tests.support import signing_flow as sf
 from tests.support.canary import find
 from tests.support.forex_flow import Account, VenueFlow
@@ -71,7 +78,7 @@ def test_order_amend_close_and_nothing_leaks(
         # Both levels: a venue whose amend replaces them (IG) keeps the take profit.
         fields: dict[str, Any] = {
             "operation": B.ORDER_OPERATION_AMEND_POSITION, "position_id": position,
-            "symbol": flow.symbol, "side": B.ORDER_SIDE_BUY,
+            "symbol": flow.symbol, **position_side(flow),
             "stop_loss": _level(flow.amended_stop_loss), "take_profit": _level(flow.take_profit),
             "client_order_id": "fx-amend-1",
         }  # fmt: skip
@@ -83,7 +90,7 @@ def test_order_amend_close_and_nothing_leaks(
 
         close = B.Order(
             operation=B.ORDER_OPERATION_CLOSE_POSITION, position_id=position, symbol=flow.symbol,
-            side=B.ORDER_SIDE_BUY, quantity=flow.quantity, client_order_id="fx-close-1",
+            quantity=flow.quantity, client_order_id="fx-close-1", **position_side(flow),
         )  # fmt: skip
         closed = sf.execute(vault, rc, close)
         assert 200 <= closed.http_status < 300, closed.body

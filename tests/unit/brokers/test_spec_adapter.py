@@ -115,3 +115,36 @@ def test_permissions_and_variants() -> None:
     assert repr(bare) == "SpecAdapter(okx, mode='x')"
     with pytest.raises(OperationNotSupported, match="Example has no permission query"):
         bare.parse_permissions(200, b"{}")
+
+
+def test_a_side_on_a_position_operation_is_refused_where_the_venue_would_ignore_it() -> None:
+    """Venues that act on a position by its id alone refuse a side (it would do nothing); the
+    ones that deal the close against it (IG, Match-Trader, DXtrade) take it."""
+    from decimal import Decimal
+
+    from tests.unit.brokers import golden_venues as gv
+    from vault_server.brokers.base import Environment, Operation, OrderSpec, Side
+    from vault_server.brokers.registry import adapter_for, supported_venues
+    from vault_server.core.errors import InvalidArgument
+
+    checked = []
+    for venue in supported_venues():
+        adapter = adapter_for(venue)
+        spec = adapter.spec  # type: ignore[attr-defined]
+        if not spec.protective_orders:
+            continue
+        [algorithm] = sorted(adapter.algorithms, key=lambda a: a.value)[:1]
+        cred = gv.credential(venue, algorithm, Environment.PAPER)
+        close = OrderSpec(Operation.CLOSE_POSITION, symbol=gv.SYMBOL.get(venue, "EURUSD"),
+                          position_id="12345", side=Side.BUY, quantity=Decimal("1"),
+                          client_order_id="c1")  # fmt: skip
+        if spec.position_side:
+            continue
+        try:
+            adapter.build(close, cred, gv.CTX)
+        except InvalidArgument as err:
+            assert err.metadata["field"] == "order.side", venue
+        else:
+            raise AssertionError(f"{venue.value} took a side it ignores")
+        checked.append(venue.value)
+    assert {"oanda", "metaapi", "ctrader", "tradelocker"} <= set(checked)

@@ -308,6 +308,7 @@ SPEC = VenueSpec(
     proxy_only=True,
     single_permission_tier=True,
     protective_orders=True,
+    position_side=True,
     session=SESSION,
     size_unit=SizeUnit.CONTRACTS,
 )  # fmt: skip

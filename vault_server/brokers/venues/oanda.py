@@ -160,11 +160,10 @@ _POSITION_CALLS = {
 
 
 def _trade_id(order: OrderSpec) -> str:
-    if order.side is not None or order.venue_order_id is not None:
-        # OANDA acts on the trade by its id alone: a side or order id would be ignored, and an
-        # ignored field is one the caller believes did something.
-        field = "order.side" if order.side is not None else "order.venue_order_id"
-        raise InvalidArgument(field, "OANDA closes and amends a trade by its id alone")
+    if order.venue_order_id is not None:
+        # OANDA acts on the trade by its id alone: an order id would be ignored, and an ignored
+        # field is one the caller believes did something (a side is refused centrally).
+        raise InvalidArgument("order.venue_order_id", "OANDA acts on a trade by its id alone")
     if not order.position_id or not re.fullmatch(_TRADE, order.position_id):
         raise InvalidArgument("order.position_id", "must be an OANDA trade id (digits)")
     return order.position_id
