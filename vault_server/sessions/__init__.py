@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from vault_server.sessions._admin import SessionAdmin
 from vault_server.sessions._applications import ApplicationView, PlatformApplications
-from vault_server.sessions._engine import SessionEngine, SessionUse
-from vault_server.sessions._parts import SessionSettings
+from vault_server.sessions._engine import SessionEngine
+from vault_server.sessions._parts import SessionSettings, SessionUse
 from vault_server.sessions._store import SessionKey, SessionStore
 from vault_server.sessions._wire import Route, SessionWire, Transport
 

@@ -32,12 +32,9 @@ import contextlib
 import datetime as dt
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-from vault_server.brokers.base import PreparedRequest, VenueCredential
 from vault_server.brokers.lifecycle import (
-    Lifecycle,
     LoginRefused,
     ReauthorizationNeeded,
     SessionContext,
@@ -57,13 +54,17 @@ from vault_server.egress.client import VenueResponse
 from vault_server.keys import KeyManager
 from vault_server.observability.metrics import Metrics
 from vault_server.sessions._parts import (
+    OAUTH,
     SessionSettings,
+    SessionUse,
     _answer,
     _at,
     _binding,
+    _Cached,
     _refusal,
     _slot,
     _system,
+    at_risk,
 )
 from vault_server.sessions._store import (
     Held,
@@ -74,41 +75,10 @@ from vault_server.sessions._store import (
     SessionStore,
     Wait,
 )
-from vault_server.sessions._wire import Route, SessionWire
+from vault_server.sessions._wire import MAX_LOGIN_STEPS, SessionWire
 
 Offload = Callable[..., Awaitable[Any]]
-OpenMaterial = Callable[[Secret], VenueCredential]
 _POLL_S = 0.05
-OAUTH = Lifecycle.OAUTH_CONSENT
-
-
-def at_risk(protocol: SessionProtocol) -> bool:
-    """A refresh of this venue consumes the only grant the vault has (no password behind it)."""
-    return protocol.refresh_rotates and protocol.lifecycle is OAUTH
-
-
-_MAX_LOGIN_STEPS = 4
-
-
-@dataclass(frozen=True)
-class _Cached:
-    generation: int
-    tokens: SessionTokens
-
-
-@dataclass(frozen=True)
-class SessionUse:
-    """One proxied request and what the engine needs to authenticate it."""
-
-    key: SessionKey
-    route: Route
-    material: VenueCredential
-    request: PreparedRequest
-    open_material: OpenMaterial  # the sealed secret -> material (a login needs the password)
-
-    @property
-    def protocol(self) -> SessionProtocol:
-        return self.route.protocol
 
 
 class SessionEngine:
@@ -178,7 +148,7 @@ class SessionEngine:
                     stale_generation=stale, rotates=at_risk(use.protocol),
                 )  # fmt: skip
                 if isinstance(decision, Held):
-                    return self._remember(key, decision.generation, decision.envelope)
+                    return await self._remember(key, decision.generation, decision.envelope)
                 if isinstance(decision, Refused):
                     raise _refusal(decision, key)
                 if isinstance(decision, Leased):
@@ -201,9 +171,18 @@ class SessionEngine:
             return None
         return found
 
-    def _remember(self, key: SessionKey, generation: int, envelope: bytes) -> _Cached:
-        raw = self._keys.open(envelope, _binding(key, generation))
-        cached = _Cached(generation, SessionTokens.from_json(raw.reveal()))
+    async def _open(self, envelope: bytes, key: SessionKey, generation: int) -> SessionTokens:
+        """Session tokens from their envelope (off the event loop unless every key is local:
+        a remote KMS is a network call)."""
+        binding = _binding(key, generation)
+        if self._keys.local_only:
+            raw = self._keys.open(envelope, binding)
+        else:
+            raw = await self._offload(self._keys.open, envelope, binding)
+        return SessionTokens.from_json(raw.reveal())
+
+    async def _remember(self, key: SessionKey, generation: int, envelope: bytes) -> _Cached:
+        cached = _Cached(generation, await self._open(envelope, key, generation))
         self._cache[_slot(key)] = cached
         return cached
 
@@ -213,9 +192,7 @@ class SessionEngine:
         now = self._clock.now()
         sctx = self._wire.context(use.route)
         previous = (
-            SessionTokens.from_json(
-                self._keys.open(lease.envelope, _binding(key, lease.generation)).reveal()
-            )
+            await self._open(lease.envelope, key, lease.generation)
             if lease.envelope is not None
             else None
         )
@@ -253,7 +230,10 @@ class SessionEngine:
             raise
         generation = lease.generation + 1
         try:
-            sealed = self._keys.seal(Secret(tokens.to_json()), _binding(key, generation))
+            # Sealing counts the wrap in its own transaction: never on the event loop.
+            sealed = await self._offload(
+                self._keys.seal, Secret(tokens.to_json()), _binding(key, generation)
+            )
             renewed = Renewed(
                 sealed.blob,
                 _at(tokens.expires_at_ms),
@@ -307,9 +287,9 @@ class SessionEngine:
             # grant held there is nothing to log in with.
             raise ReauthorizationNeeded("no grant or secret is held to log in with")
         binding = EnvelopeBinding(use.key.workspace_id, use.key.credential_id, use.key.version)
-        material = use.open_material(self._keys.open(lease.material, binding))
+        material = use.open_material(await self._offload(self._keys.open, lease.material, binding))
         request = use.protocol.login(material, sctx)
-        for step in range(_MAX_LOGIN_STEPS):
+        for step in range(MAX_LOGIN_STEPS):
             answer = await self._wire.call(ctx, use.route, request)
             result = use.protocol.parse_login(_answer(answer, step), material, sctx)
             if isinstance(result, SessionTokens):

@@ -4,20 +4,24 @@ actor and refusals are made."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from vault_server.brokers.lifecycle import Answer
+from vault_server.brokers.base import PreparedRequest, VenueCredential
+from vault_server.brokers.lifecycle import Answer, Lifecycle, SessionProtocol, SessionTokens
 from vault_server.core.errors import (
     ReauthorizationRequired,
     SessionBackoff,
     SessionLockedOut,
     VaultError,
 )
+from vault_server.core.secret import Secret
 from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.custody import at, session_binding
 from vault_server.domain import Actor, ActorType, CallContext
 from vault_server.egress.client import VenueResponse
 from vault_server.sessions._store import LOCKED_OUT, NEEDS_REAUTHORIZATION, Refused, SessionKey
+from vault_server.sessions._wire import Route
 
 
 @dataclass(frozen=True)
@@ -67,3 +71,33 @@ def _refusal(decision: Refused, key: SessionKey) -> VaultError:
         )
     meta["retryAfterS"] = f"{max(decision.retry_after_s, 0.0):.3g}"
     return SessionBackoff("logins to this credential's venue are backing off", metadata=meta)
+
+
+OpenMaterial = Callable[[Secret], VenueCredential]
+OAUTH = Lifecycle.OAUTH_CONSENT
+
+
+def at_risk(protocol: SessionProtocol) -> bool:
+    """A refresh of this venue consumes the only grant the vault has (no password behind it)."""
+    return protocol.refresh_rotates and protocol.lifecycle is OAUTH
+
+
+@dataclass(frozen=True)
+class _Cached:
+    generation: int
+    tokens: SessionTokens
+
+
+@dataclass(frozen=True)
+class SessionUse:
+    """One proxied request and what the engine needs to authenticate it."""
+
+    key: SessionKey
+    route: Route
+    material: VenueCredential
+    request: PreparedRequest
+    open_material: OpenMaterial  # the sealed secret -> material (a login needs the password)
+
+    @property
+    def protocol(self) -> SessionProtocol:
+        return self.route.protocol
