@@ -22,7 +22,6 @@ from vault_server.brokers.registry import adapter_for
 from vault_server.core.clock import Clock
 from vault_server.core.errors import EtagMismatch, InvalidArgument, PlatformApplicationMissing
 from vault_server.core.secret import Secret
-from vault_server.crypto.envelope import EnvelopeBinding
 from vault_server.custody import api_key_hint
 from vault_server.domain import CallContext
 from vault_server.keys import KeyManager, platform_application_binding
@@ -53,10 +52,6 @@ def _row_id(venue: Venue, environment: Environment) -> str:
     return f"{venue.value.replace('_', '-')}-{environment.value}"
 
 
-def _binding(row_id: str, version: int) -> EnvelopeBinding:
-    return platform_application_binding(row_id, version)  # shared with the key rewrap
-
-
 class PlatformApplications:
     def __init__(self, db: Database, audit: AuditLog, keys: KeyManager, clock: Clock) -> None:
         self._db = db
@@ -82,7 +77,7 @@ class PlatformApplications:
             version = found.version + 1 if found is not None else 1
         # Sealed outside the write (the wrap counter has its own transaction), then stored by
         # compare-and-set on the version read.
-        sealed = self._keys.seal(client_secret, _binding(row_id, version))
+        sealed = self._keys.seal(client_secret, platform_application_binding(row_id, version))
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
             row = session.get(PlatformApplication, row_id, with_for_update=True)
             if (row.version if row is not None else 0) != version - 1:
@@ -131,7 +126,9 @@ class PlatformApplications:
                     metadata={"broker": venue.value, "environment": environment.value},
                 )
             client_id, version, blob = row.client_id, row.version, bytes(row.envelope)
-        app = Application(client_id, self._keys.open(blob, _binding(row_id, version)))
+        app = Application(
+            client_id, self._keys.open(blob, platform_application_binding(row_id, version))
+        )
         self._opened[row_id] = (time.monotonic(), version, app)
         return app
 

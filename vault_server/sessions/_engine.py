@@ -49,6 +49,7 @@ from vault_server.core.errors import (
 )
 from vault_server.core.secret import Secret
 from vault_server.crypto.envelope import EnvelopeBinding
+from vault_server.custody import at
 from vault_server.domain import CallContext
 from vault_server.egress.client import VenueResponse
 from vault_server.keys import KeyManager
@@ -58,7 +59,6 @@ from vault_server.sessions._parts import (
     SessionSettings,
     SessionUse,
     _answer,
-    _at,
     _binding,
     _Cached,
     _refusal,
@@ -236,8 +236,8 @@ class SessionEngine:
             )
             renewed = Renewed(
                 sealed.blob,
-                _at(tokens.expires_at_ms),
-                _at(tokens.refresh_expires_at_ms) if tokens.refresh_expires_at_ms else None,
+                at(tokens.expires_at_ms),
+                at(tokens.refresh_expires_at_ms) if tokens.refresh_expires_at_ms else None,
                 sealed.provider_id,
                 sealed.kek_version,
             )

@@ -3,7 +3,6 @@ actor and refusals are made."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -17,7 +16,7 @@ from vault_server.core.errors import (
 )
 from vault_server.core.secret import Secret
 from vault_server.crypto.envelope import EnvelopeBinding
-from vault_server.custody import at, session_binding
+from vault_server.custody import session_binding
 from vault_server.domain import Actor, ActorType, CallContext
 from vault_server.egress.client import VenueResponse
 from vault_server.sessions._store import LOCKED_OUT, NEEDS_REAUTHORIZATION, Refused, SessionKey
@@ -47,10 +46,6 @@ def _answer(response: VenueResponse, step: int) -> Answer:
 
 def _binding(key: SessionKey, generation: int) -> EnvelopeBinding:
     return session_binding(key.workspace_id, key.credential_id, key.version, generation)
-
-
-def _at(ms: int) -> dt.datetime:
-    return at(ms)
 
 
 def _system(ctx: CallContext, reason: str) -> CallContext:
