@@ -373,6 +373,15 @@ class KeysSettings(_Section):
 
 
 class SigningSettings(_Section):
+    max_batch_items: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description=(
+            "most orders in one `BatchSignOrders` call (more: INVALID_ARGUMENT); each item's "
+            "request and signed answer must also fit `limits.max_message_bytes` and 4 MiB"
+        ),
+    )
     recv_window_cap_ms: int = Field(
         default=5000,
         ge=100,

@@ -98,7 +98,7 @@ def build_edge(
             s.sessions.admin,
             s.sessions.applications,
         ),
-        signing=SigningServicer(s.routing, s.hot_signer, run),
+        signing=SigningServicer(s.routing, s.hot_signer, s.fan_out, run),
         audit=AuditServicer(audit_reader, audit_verifier, run),
         key=KeyServicer(key_admin, run),
     )

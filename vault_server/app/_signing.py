@@ -38,6 +38,7 @@ from vault_server.sessions import (
     SessionWire,
 )
 from vault_server.signing import (
+    FanOut,
     HotSigner,
     HotState,
     PendingUse,
@@ -68,6 +69,7 @@ class SigningParts:
     wal_checkpointer: WalCheckpointer
     hot_signer: HotSigner
     sessions: SessionParts
+    fan_out: FanOut
 
 
 def build_signing(
@@ -127,6 +129,7 @@ def build_signing(
         signing, keys, hot_state, committer.submit, run, egress, clock, random, venue, metrics,
         sessions.engine,
     )  # fmt: skip
+    fan_out = FanOut(hot_signer, signing, hot_state, committer.submit_all, run, cfg.max_batch_items)
     return SigningParts(
         attestor,
         credentials,
@@ -139,6 +142,7 @@ def build_signing(
         WalCheckpointer(db.engine),
         hot_signer,
         sessions,
+        fan_out,
     )
 
 

@@ -64,6 +64,8 @@ RULES: dict[str, RpcRule] = {
     f"{_P}SigningService/RenewRouting": RpcRule(Plane.DATA, _ROUTER, True),
     f"{_P}SigningService/EndRouting": RpcRule(Plane.DATA, _ROUTER, True),
     f"{_P}SigningService/SignOrder": RpcRule(Plane.DATA, _ROUTER, True),
+    # Each item carries its reason (or the call's metadata one): checked per item.
+    f"{_P}SigningService/BatchSignOrders": RpcRule(Plane.DATA, _ROUTER, False),
     f"{_P}SigningService/ExecuteOrder": RpcRule(Plane.DATA, _ROUTER, True),
     f"{_P}AuditService/ListAuditEvents": _admin(_READ_ADMIN, False),
     f"{_P}AuditService/StreamAuditEvents": _admin(_READ_ADMIN, False),

@@ -35,16 +35,21 @@ CODES: dict[ErrorKind, grpc.StatusCode] = {
 INTERNAL_MESSAGE = "internal error"
 
 
-def to_status(err: VaultError) -> grpc.Status:
-    """The gRPC status (with details) for a domain error."""
+def status_message(err: VaultError) -> status_pb2.Status:
+    """The ``google.rpc.Status`` of a domain error (one ``ErrorInfo``): what a failed call
+    carries, and what a failed item of a batch holds."""
     code = CODES[err.kind]
     info = error_details_pb2.ErrorInfo(reason=err.reason, domain=DOMAIN, metadata=err.metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
-    status = status_pb2.Status(
+    return status_pb2.Status(
         code=getattr(code_pb2, code.name), message=err.message, details=[detail]
     )
-    result: grpc.Status = rpc_status.to_status(status)
+
+
+def to_status(err: VaultError) -> grpc.Status:
+    """The gRPC status (with details) for a domain error."""
+    result: grpc.Status = rpc_status.to_status(status_message(err))
     return result
 
 

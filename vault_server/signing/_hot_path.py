@@ -75,7 +75,7 @@ _LOOP_ALGORITHMS = frozenset(KeyAlgorithm) - {KeyAlgorithm.RSA}
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class Prepared:
     pending: PendingUse
     version: int
     material: VenueCredential
@@ -113,7 +113,7 @@ class HotSigner:
         self, ctx: CallContext, routing_context: str, order: OrderSpec, credential: str = ""
     ) -> Signed:
         use = await self._use(ctx, routing_context, credential, order, proxy=False)
-        self._count(use.venue.value, "signed")
+        self.count(use.venue.value, "signed")
         return Signed(use.request, use.version, use.audit_event)
 
     async def execute(
@@ -128,7 +128,7 @@ class HotSigner:
             # workspace the caller may not see shares one bucket (its call is refused anyway).
             slot = self._egress.claim(ws if ctx.may_see(ws) else "")
         except VaultError as err:
-            self._count("unknown", "refused")
+            self.count("unknown", "refused")
             await self._offload(
                 self._signing.refused, ctx, routing_context, credential, order, err, proxy=True
             )
@@ -155,13 +155,13 @@ class HotSigner:
                     use.request, origins, ctx.remaining(), secrets=secrets
                 )
         except VaultError as err:
-            self._count(use.venue.value, "failed")
+            self.count(use.venue.value, "failed")
             await self._offload(
                 self._signing.record_send_failure, ctx, routing_context, use.version,
                 use.audit_event, use.venue, use.environment, err,
             )  # fmt: skip
             raise
-        self._count(use.venue.value, "sent")
+        self.count(use.venue.value, "sent")
         if response.redacted or response.body_truncated:
             await self._offload(
                 self._signing.record_relayed, ctx, routing_context, use.audit_event, response
@@ -205,11 +205,11 @@ class HotSigner:
                     self._hot.put(state)
                 venue = state.venue.value
                 try:
-                    if self._keys.local_only and state.algorithm in _LOOP_ALGORITHMS:
-                        prepared = self._prepare(ctx, state, rc_name, hint, order, proxy)
+                    if self.on_loop(state):
+                        prepared = self.prepare(ctx, state, rc_name, hint, order, proxy)
                     else:
                         prepared = await self._offload(
-                            self._prepare, ctx, state, rc_name, hint, order, proxy
+                            self.prepare, ctx, state, rc_name, hint, order, proxy
                         )
                 except VaultError:
                     if not cached:
@@ -237,14 +237,19 @@ class HotSigner:
             return use
         except VaultError as err:
             failed = err.kind in (ErrorKind.DATA_LOSS, ErrorKind.UNAVAILABLE)
-            self._count(venue, "failed" if failed else "refused")
+            self.count(venue, "failed" if failed else "refused")
             await self._offload(self._signing.refused, ctx, rc_name, hint, order, err, proxy=proxy)
             raise
 
-    def _prepare(
+    def on_loop(self, state: UseState) -> bool:
+        """Whether preparing a signature with this state may run on the event loop."""
+        return self._keys.local_only and state.algorithm in _LOOP_ALGORITHMS
+
+    def prepare(
         self, ctx: CallContext, st: UseState, rc_name: str, hint: str, order: OrderSpec,
         proxy: bool,
-    ) -> _Prepared:  # fmt: skip
+    ) -> Prepared:  # fmt: skip
+        """Check a use against its state and sign it (the writes wait for the committer)."""
         now = self._clock.now()
         _check_state(ctx, st, rc_name, hint, now)
         adapter = adapter_for(st.venue, coinbase_strict=self._settings.coinbase_strict)
@@ -301,9 +306,9 @@ class HotSigner:
             pending.build = build
         else:
             pending.request = build(None)
-        return _Prepared(pending, st.current_version, material)
+        return Prepared(pending, st.current_version, material)
 
-    def _count(self, venue: str, outcome: str) -> None:
+    def count(self, venue: str, outcome: str) -> None:
         if self._metrics is None:
             return
         counter = self._counters.get((venue, outcome))

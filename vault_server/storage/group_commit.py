@@ -13,6 +13,9 @@ whole batch is rolled back and applied again on a fresh transaction, at most
 ``max_attempts`` times, before anyone is told anything.
 
 Items of one batch are applied in submission order, so per-chain sequence order follows arrival.
+``submit_all`` queues many items as one bundle: they are never split across transactions (a
+bundle larger than ``max_batch`` gets a transaction of its own), so a fan-out call's items are
+durable together or not at all, and its caller gets every outcome at once (failures as values).
 Callers waiting on the event loop are woken with ``call_soon_threadsafe``; the loop never blocks.
 """
 
@@ -44,8 +47,9 @@ ApplyBatch = Callable[[BatchConnection, Sequence[T]], Sequence[R | BaseException
 
 @dataclass
 class _Waiter(Generic[T]):
-    item: T
+    items: Sequence[T]  # one item, or a bundle (``bundle``) applied in the same transaction
     queued: float
+    bundle: bool = False
     future: Future[Any] | None = None  # a thread waits (submit_sync / submit_future)
     loop: asyncio.AbstractEventLoop | None = None  # or a coroutine on this loop
     afuture: asyncio.Future[Any] | None = None
@@ -112,7 +116,7 @@ class GroupCommitter(Generic[T, R]):
     def submit_future(self, item: T) -> Future[R]:
         self._check_open()
         fut: Future[R] = Future()
-        self._queue.put(_Waiter(item, time.monotonic(), future=fut))
+        self._queue.put(_Waiter((item,), time.monotonic(), future=fut))
         return fut
 
     async def submit(self, item: T) -> R:
@@ -120,7 +124,17 @@ class GroupCommitter(Generic[T, R]):
         self._check_open()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[R] = loop.create_future()
-        self._queue.put(_Waiter(item, time.monotonic(), loop=loop, afuture=fut))
+        self._queue.put(_Waiter((item,), time.monotonic(), loop=loop, afuture=fut))
+        return await fut
+
+    async def submit_all(self, items: Sequence[T]) -> list[R | BaseException]:
+        """Queue ``items`` as one bundle (one transaction) and wait until it is durable; each
+        item's outcome is returned in order, a failed one as its exception."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[R | BaseException]] = loop.create_future()
+        waiter = _Waiter(tuple(items), time.monotonic(), bundle=True, loop=loop, afuture=fut)
+        self._queue.put(waiter)
         return await fut
 
     def _check_open(self) -> None:
@@ -146,7 +160,8 @@ class GroupCommitter(Generic[T, R]):
             if first is None:
                 break
             batch = [first]
-            while len(batch) < self._max:
+            size = len(first.items)
+            while size < self._max:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
@@ -155,10 +170,11 @@ class GroupCommitter(Generic[T, R]):
                     stopping = True
                     break
                 batch.append(nxt)
+                size += len(nxt.items)
             try:
                 self._commit(batch)
             except Exception:  # never let the writer die: every later caller would hang
-                _log.exception("group_commit.writer_error", size=len(batch))
+                _log.exception("group_commit.writer_error", size=size)
         if self._conn is not None:
             with contextlib.suppress(Exception):  # shutting down: nothing is left to commit
                 self._conn.close()
@@ -173,7 +189,7 @@ class GroupCommitter(Generic[T, R]):
 
     def _commit(self, batch: list[_Waiter[T]]) -> None:
         outcomes: Sequence[R | BaseException] = ()
-        items = [w.item for w in batch]
+        items = [item for w in batch for item in w.items]
         attempt, ok = 0, False
         while not ok:
             attempt += 1
@@ -183,21 +199,25 @@ class GroupCommitter(Generic[T, R]):
             except BaseException as exc:  # fan the failure out to every caller
                 self._drop_connection()
                 if attempt < self._attempts and self._retry is not None and self._retry(exc):
-                    _log.info("group_commit.retry", size=len(batch), attempt=attempt)
+                    _log.info("group_commit.retry", size=len(items), attempt=attempt)
                     continue
                 error = self._fail(exc)
-                outcomes = [error] * len(batch)
+                outcomes = [error] * len(items)
                 break
         if self._observe is not None:
             done = time.monotonic()
-            waits = tuple(done - w.queued for w in batch)
+            waits = tuple(done - w.queued for w in batch for _ in w.items)
             try:
-                self._observe(BatchReport(len(batch), ok, waits, attempt))
+                self._observe(BatchReport(len(items), ok, waits, attempt))
             except Exception:  # metrics must not keep a signature from its caller
                 _log.exception("group_commit.observer_error")
         # Threads are released directly; each event loop is woken once per batch.
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
-        for waiter, outcome in zip(batch, outcomes, strict=True):
+        at = 0
+        for waiter in batch:
+            n = len(waiter.items)
+            outcome: Any = list(outcomes[at : at + n]) if waiter.bundle else outcomes[at]
+            at += n
             if waiter.future is not None:
                 if waiter.future.set_running_or_notify_cancel():
                     if isinstance(outcome, BaseException):

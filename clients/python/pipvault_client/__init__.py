@@ -10,6 +10,7 @@ See the README of the ``pipvault-client`` distribution.
 from __future__ import annotations
 
 from pipsync.vault.v1.credential_pb2 import OrderPolicy, SecretMaterial
+from pipsync.vault.v1.signing_service_pb2 import SignOrderRequest
 from pipsync.vault.v1.trading_pb2 import Order
 
 from pipvault_client._aio import AsyncVaultClient
@@ -41,6 +42,7 @@ from pipvault_client._names import (
     routing_context_name,
     workspace_name,
 )
+from pipvault_client._signing import SignOrderResult
 from pipvault_client._venues import VENUE_ALIASES, VENUES, broker_value, canonical_venue
 from pipvault_client._version import __version__
 
@@ -67,6 +69,8 @@ __all__ = [
     "ResourceExhaustedError",
     "RetryPolicy",
     "SecretMaterial",
+    "SignOrderRequest",
+    "SignOrderResult",
     "TlsConfig",
     "UnauthenticatedError",
     "UnavailableError",

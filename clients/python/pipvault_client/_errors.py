@@ -176,8 +176,37 @@ _BY_CODE: dict[Any, type[VaultClientError]] = {
 }
 
 
+_CODE_BY_VALUE: dict[int, Any] = {code.value[0]: code for code in grpc.StatusCode}
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE_CHARS else text[:_MAX_MESSAGE_CHARS] + "…"
+
+
+def _error_info(details: Any) -> tuple[str, str, dict[str, str]]:
+    for detail in details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason, info.domain, dict(info.metadata)
+    return "", "", {}
+
+
+def error_from_status(status: Any, *, request_id: str = "", method: str = "") -> VaultClientError:
+    """Builds the matching :class:`VaultClientError` from a ``google.rpc.Status`` message (a
+    failed item of ``BatchSignOrders``)."""
+    code = _CODE_BY_VALUE.get(int(status.code), grpc.StatusCode.UNKNOWN)
+    reason, domain, info_metadata = _error_info(status.details)
+    cls = _BY_CODE.get(code, VaultClientError)
+    return cls(
+        code,
+        _clip(status.message),
+        reason=reason,
+        metadata=info_metadata,
+        domain=domain,
+        request_id=request_id,
+        method=method,
+    )
 
 
 def error_from_rpc_error(err: Any, *, request_id: str = "", method: str = "") -> VaultClientError:
@@ -197,14 +226,7 @@ def error_from_rpc_error(err: Any, *, request_id: str = "", method: str = "") ->
     except Exception:  # inconsistent or malformed details must not mask the real error
         status = None
     if status is not None:
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                reason = info.reason
-                domain = info.domain
-                info_metadata = dict(info.metadata)
-                break
+        reason, domain, info_metadata = _error_info(status.details)
     cls = _BY_CODE.get(code, VaultClientError)
     return cls(
         code,

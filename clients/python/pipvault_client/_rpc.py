@@ -263,6 +263,14 @@ SIGN_ORDER = _spec(
     sign_svc.SignOrderResponse,
     read_only=False,
 )
+BATCH_SIGN_ORDERS = _spec(
+    _SG,
+    "SigningService",
+    "BatchSignOrders",
+    sign_svc.BatchSignOrdersRequest,
+    sign_svc.BatchSignOrdersResponse,
+    read_only=False,
+)
 EXECUTE_ORDER = _spec(
     _SG,
     "SigningService",

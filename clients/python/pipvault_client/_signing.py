@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Unpack
 
 from pipsync.vault.v1 import signing_service_pb2 as sign_svc
@@ -11,6 +12,7 @@ from pipvault_client import _requests as build
 from pipvault_client import _rpc
 from pipvault_client._base import CallOptions
 from pipvault_client._calls import Unary, whole
+from pipvault_client._errors import VaultClientError, error_from_status
 from pipvault_client._methods import unary_rpc
 from pipvault_client._requests import DurationLike
 
@@ -82,6 +84,27 @@ class SigningMethods:
         return Unary(_rpc.SIGN_ORDER, request, whole, options, reason)
 
     @unary_rpc
+    def sign_orders(
+        self,
+        requests: Sequence[sign_svc.SignOrderRequest],
+        reason: str = "",
+        **options: Unpack[CallOptions],
+    ) -> Unary[list[SignOrderResult]]:
+        """Fan-out: many ``sign_order`` calls in one round trip (``BatchSignOrders``).
+
+        Each request is a ``SignOrderRequest`` (routing context, order, optional credential and
+        its own ``reason``; ``reason`` here is the call's, used by items without one). Returns
+        one result per request, in order: its ``SignOrderResponse`` (the audit event is durable),
+        or the :class:`VaultClientError` that item failed with - items fail alone, so check each.
+        At most the server's ``signing.max_batch_items`` requests (default 1000)."""
+        if not requests:
+            raise ValueError("sign_orders needs at least one request")
+        if not reason.strip() and any(not r.reason.strip() for r in requests):
+            raise ValueError("BatchSignOrders requires a reason (the call's or each item's)")
+        request = sign_svc.BatchSignOrdersRequest(requests=requests)
+        return Unary(_rpc.BATCH_SIGN_ORDERS, request, _batch_results, options, reason)
+
+    @unary_rpc
     def execute_order(
         self,
         routing_context: str,
@@ -105,3 +128,15 @@ _RoutingResponse = (
 
 def _routing_context(response: _RoutingResponse) -> sign_svc.RoutingContext:
     return response.routing_context
+
+
+SignOrderResult = sign_svc.SignOrderResponse | VaultClientError
+
+
+def _batch_results(response: sign_svc.BatchSignOrdersResponse) -> list[SignOrderResult]:
+    method = _rpc.BATCH_SIGN_ORDERS.path
+    return [
+        r.response if r.WhichOneof("result") == "response"
+        else error_from_status(r.error, method=method)
+        for r in response.results
+    ]  # fmt: skip

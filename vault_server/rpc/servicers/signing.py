@@ -7,11 +7,15 @@ from typing import Any
 from pipsync.vault.v1 import signing_service_pb2 as pb
 from pipsync.vault.v1 import signing_service_pb2_grpc as rpc
 
+from vault_server.core.errors import InvalidArgument, ReasonRequired, VaultError
+from vault_server.domain import CallContext
 from vault_server.rpc import convert_signing as cv
 from vault_server.rpc import wellknown as wk
+from vault_server.rpc.admission import MAX_REASON
 from vault_server.rpc.call_state import current
 from vault_server.rpc.runner import BlockingRunner
-from vault_server.signing import HotSigner, RoutingContexts
+from vault_server.rpc.status import status_message
+from vault_server.signing import BatchItem, FanOut, HotSigner, RoutingContexts, Signed
 
 
 def _ttl(request: Any) -> float | None:
@@ -19,9 +23,12 @@ def _ttl(request: Any) -> float | None:
 
 
 class SigningServicer(rpc.SigningServiceServicer):
-    def __init__(self, routing: RoutingContexts, signing: HotSigner, run: BlockingRunner) -> None:
+    def __init__(
+        self, routing: RoutingContexts, signing: HotSigner, fan_out: FanOut, run: BlockingRunner
+    ) -> None:
         self._routing = routing
         self._signing = signing
+        self._fan_out = fan_out
         self._run = run
 
     async def BeginRouting(self, request: pb.BeginRoutingRequest, context: Any) -> Any:
@@ -44,11 +51,39 @@ class SigningServicer(rpc.SigningServiceServicer):
         signed = await self._signing.sign(
             current(), request.routing_context, order, request.credential
         )
-        return pb.SignOrderResponse(
-            signed_request=cv.signed_request(signed.request),
-            credential_version=signed.version,
-            audit_event=signed.audit_event,
-        )
+        return _signed(signed)
+
+    async def BatchSignOrders(self, request: pb.BatchSignOrdersRequest, context: Any) -> Any:
+        ctx = current()
+        n = len(request.requests)
+        if n > self._fan_out.max_items:  # before converting anything
+            raise InvalidArgument(
+                "requests",
+                f"at most {self._fan_out.max_items} orders per call (signing.max_batch_items)",
+            )
+        # An item that is not even a valid request fails alone, as its own SignOrder would.
+        items: list[BatchItem] = []
+        where: list[int] = []
+        results: list[Signed | VaultError | None] = [None] * n
+        for i, item in enumerate(request.requests):
+            try:
+                items.append(_batch_item(ctx, item))
+                where.append(i)
+            except VaultError as err:
+                results[i] = err
+        if items:
+            for i, done in zip(where, await self._fan_out.sign(ctx, items), strict=True):
+                results[i] = done
+        elif not n:
+            raise InvalidArgument("requests", "at least one order is required")
+        out = pb.BatchSignOrdersResponse()
+        for outcome in results:
+            slot = out.results.add()
+            if isinstance(outcome, Signed):
+                slot.response.CopyFrom(_signed(outcome))
+            elif outcome is not None:
+                slot.error.CopyFrom(status_message(outcome))
+        return out
 
     async def ExecuteOrder(self, request: pb.ExecuteOrderRequest, context: Any) -> Any:
         order = cv.order_of(request.order)
@@ -64,3 +99,27 @@ class SigningServicer(rpc.SigningServiceServicer):
             redacted=done.response.redacted,
             body_truncated=done.response.body_truncated,
         )
+
+
+def _signed(signed: Signed) -> pb.SignOrderResponse:
+    return pb.SignOrderResponse(
+        signed_request=cv.signed_request(signed.request),
+        credential_version=signed.version,
+        audit_event=signed.audit_event,
+    )
+
+
+def _batch_item(ctx: CallContext, request: pb.SignOrderRequest) -> BatchItem:
+    reason = request.reason.strip()
+    if len(reason) > MAX_REASON:
+        raise InvalidArgument("reason", f"at most {MAX_REASON} characters")
+    if not reason and not ctx.reason:
+        raise ReasonRequired(
+            "a reason is required (the item's `reason` or the call's metadata x-pipvault-reason)"
+        )
+    return BatchItem(
+        routing_context=request.routing_context,
+        order=cv.order_of(request.order),
+        credential=request.credential,
+        reason=reason,
+    )

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.rpc import status_pb2 as _status_pb2
 from pipsync.vault.v1 import trading_pb2 as _trading_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -125,6 +126,26 @@ class SignOrderResponse(_message.Message):
     credential_version: int
     audit_event: str
     def __init__(self, signed_request: _Optional[_Union[SignedRequest, _Mapping]] = ..., credential_version: _Optional[int] = ..., audit_event: _Optional[str] = ...) -> None: ...
+
+class BatchSignOrdersRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[SignOrderRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[SignOrderRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchSignOrdersResult(_message.Message):
+    __slots__ = ("response", "error")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    response: SignOrderResponse
+    error: _status_pb2.Status
+    def __init__(self, response: _Optional[_Union[SignOrderResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class BatchSignOrdersResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[BatchSignOrdersResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[BatchSignOrdersResult, _Mapping]]] = ...) -> None: ...
 
 class ExecuteOrderRequest(_message.Message):
     __slots__ = ("routing_context", "order", "reason", "credential")

@@ -56,6 +56,11 @@ class SigningServiceStub:
                 request_serializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.SignOrderRequest.SerializeToString,
                 response_deserializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.SignOrderResponse.FromString,
                 _registered_method=True)
+        self.BatchSignOrders = channel.unary_unary(
+                '/pipsync.vault.v1.SigningService/BatchSignOrders',
+                request_serializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BatchSignOrdersRequest.SerializeToString,
+                response_deserializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BatchSignOrdersResponse.FromString,
+                _registered_method=True)
         self.ExecuteOrder = channel.unary_unary(
                 '/pipsync.vault.v1.SigningService/ExecuteOrder',
                 request_serializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.ExecuteOrderRequest.SerializeToString,
@@ -96,6 +101,15 @@ class SigningServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchSignOrders(self, request, context):
+        """Fan-out: many SignOrder calls in one round trip. Each item is authorized, checked and audited
+        exactly as its own SignOrder and fails alone; the batch answers once every successful item's
+        replay claim and audit event is durable. At most `signing.max_batch_items` items (default 1000).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExecuteOrder(self, request, context):
         """Proxy mode: the vault sends the request and returns the venue's answer.
         """
@@ -125,6 +139,11 @@ def add_SigningServiceServicer_to_server(servicer, server):
                     servicer.SignOrder,
                     request_deserializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.SignOrderRequest.FromString,
                     response_serializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.SignOrderResponse.SerializeToString,
+            ),
+            'BatchSignOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchSignOrders,
+                    request_deserializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BatchSignOrdersRequest.FromString,
+                    response_serializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BatchSignOrdersResponse.SerializeToString,
             ),
             'ExecuteOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.ExecuteOrder,
@@ -242,6 +261,33 @@ class SigningService:
             '/pipsync.vault.v1.SigningService/SignOrder',
             pipsync_dot_vault_dot_v1_dot_signing__service__pb2.SignOrderRequest.SerializeToString,
             pipsync_dot_vault_dot_v1_dot_signing__service__pb2.SignOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchSignOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pipsync.vault.v1.SigningService/BatchSignOrders',
+            pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BatchSignOrdersRequest.SerializeToString,
+            pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BatchSignOrdersResponse.FromString,
             options,
             channel_credentials,
             insecure,

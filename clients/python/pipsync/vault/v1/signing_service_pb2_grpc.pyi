@@ -43,6 +43,11 @@ class SigningServiceStub:
     """Ends a routing context."""
     SignOrder: _grpc.UnaryUnaryMultiCallable[_signing_service_pb2.SignOrderRequest, _signing_service_pb2.SignOrderResponse]
     """Detached mode: returns a signed request the caller sends itself before `expire_time`."""
+    BatchSignOrders: _grpc.UnaryUnaryMultiCallable[_signing_service_pb2.BatchSignOrdersRequest, _signing_service_pb2.BatchSignOrdersResponse]
+    """Fan-out: many SignOrder calls in one round trip. Each item is authorized, checked and audited
+    exactly as its own SignOrder and fails alone; the batch answers once every successful item's
+    replay claim and audit event is durable. At most `signing.max_batch_items` items (default 1000).
+    """
     ExecuteOrder: _grpc.UnaryUnaryMultiCallable[_signing_service_pb2.ExecuteOrderRequest, _signing_service_pb2.ExecuteOrderResponse]
     """Proxy mode: the vault sends the request and returns the venue's answer."""
 
@@ -61,6 +66,11 @@ class SigningServiceAsyncStub(SigningServiceStub):
     """Ends a routing context."""
     SignOrder: _aio.UnaryUnaryMultiCallable[_signing_service_pb2.SignOrderRequest, _signing_service_pb2.SignOrderResponse]  # type: ignore[assignment]
     """Detached mode: returns a signed request the caller sends itself before `expire_time`."""
+    BatchSignOrders: _aio.UnaryUnaryMultiCallable[_signing_service_pb2.BatchSignOrdersRequest, _signing_service_pb2.BatchSignOrdersResponse]  # type: ignore[assignment]
+    """Fan-out: many SignOrder calls in one round trip. Each item is authorized, checked and audited
+    exactly as its own SignOrder and fails alone; the batch answers once every successful item's
+    replay claim and audit event is durable. At most `signing.max_batch_items` items (default 1000).
+    """
     ExecuteOrder: _aio.UnaryUnaryMultiCallable[_signing_service_pb2.ExecuteOrderRequest, _signing_service_pb2.ExecuteOrderResponse]  # type: ignore[assignment]
     """Proxy mode: the vault sends the request and returns the venue's answer."""
 
@@ -100,6 +110,17 @@ class SigningServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_signing_service_pb2.SignOrderResponse, _abc.Awaitable[_signing_service_pb2.SignOrderResponse]]:
         """Detached mode: returns a signed request the caller sends itself before `expire_time`."""
+
+    @_abc_1.abstractmethod
+    def BatchSignOrders(
+        self,
+        request: _signing_service_pb2.BatchSignOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_signing_service_pb2.BatchSignOrdersResponse, _abc.Awaitable[_signing_service_pb2.BatchSignOrdersResponse]]:
+        """Fan-out: many SignOrder calls in one round trip. Each item is authorized, checked and audited
+        exactly as its own SignOrder and fails alone; the batch answers once every successful item's
+        replay claim and audit event is durable. At most `signing.max_batch_items` items (default 1000).
+        """
 
     @_abc_1.abstractmethod
     def ExecuteOrder(

@@ -1,0 +1,210 @@
+"""``BatchSignOrders``: one call, many items; each item is checked and audited as its own
+``SignOrder`` and fails alone; the batch's events are one durable, verifiable chain.
+
+The mixed batch holds items for a frozen workspace, a revoked credential, an ended routing
+context, a policy violation, a replayed client order id and a workspace the caller may not see,
+interleaved with good items: the good ones are signed (and verify at the venue stub), the others
+fail with their own status and reason, and every item has exactly one audit event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from pipsync.vault.v1 import audit_service_pb2 as apb
+from pipsync.vault.v1 import audit_service_pb2_grpc as agrpc
+from pipsync.vault.v1 import signing_service_pb2 as spb
+from pipvault_client import SignOrderRequest, VaultClient, VaultClientError
+
+from tests.support import signing_flow as sf
+from tests.support.errors import expect_error
+from tests.support.signing_flow import Wired
+from tests.support.vault import ROLES
+
+FP, NF, IA = (
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.INVALID_ARGUMENT,
+)
+BATCH_ROLES = {
+    **ROLES,
+    "router-ab": {"type": "service", "roles": ["router"], "workspaces": ["ws-a", "ws-b"]},
+    "router-c": {"type": "service", "roles": ["router"], "workspaces": ["ws-c"]},
+}
+WORKSPACES = ("ws-a", "ws-b", "ws-c", "ws-d")
+
+
+@pytest.fixture
+def wired(tmp_path: Path) -> Iterator[Wired]:
+    with sf.venue_vault(tmp_path / "home", roles=BATCH_ROLES, ws_ids=WORKSPACES) as w:
+        yield w
+
+
+def _route(wired: Wired, ws: str, cred_id: str, *, who: str = "router-ab", **kwargs: object):
+    key = sf.binance_hmac()
+    wired.venues.register(key)
+    cred = sf.onboard(wired.vault, key, cred_id, ws=ws, **kwargs)  # type: ignore[arg-type]
+    rc = sf.begin(wired.vault, cred.name, who=who).name
+    return key, cred.name, rc
+
+
+def _batch(wired: Wired, requests: list[spb.SignOrderRequest], who: str = "router-ab"):
+    stub = sf.signing(wired.vault)
+    return stub.BatchSignOrders(
+        spb.BatchSignOrdersRequest(requests=requests), metadata=wired.vault.md(who), timeout=30
+    )
+
+
+def _reason(result: spb.BatchSignOrdersResult) -> tuple[int, str]:
+    from google.rpc import error_details_pb2
+
+    info = error_details_pb2.ErrorInfo()
+    assert len(result.error.details) == 1
+    result.error.details[0].Unpack(info)
+    assert info.domain == "vault.pipsync.dev"
+    return result.error.code, info.reason
+
+
+def test_mixed_batch_fails_items_alone_and_audits_each_once(wired: Wired) -> None:
+    vault = wired.vault
+    good_a = _route(wired, "ws-a", "good-a")
+    good_b = _route(wired, "ws-b", "good-b")
+    others = _route(wired, "ws-a", "others", who="router")  # another caller's context
+    revoked = _route(wired, "ws-a", "revoked")
+    ended = _route(wired, "ws-b", "ended")
+    strict = _route(wired, "ws-a", "strict", policy=sf.policy(symbols=["ETHBTC"]))
+    foreign = _route(wired, "ws-c", "foreign", who="router-c")
+    frozen_ab = _route(wired, "ws-b", "frozen-ab")
+    sf.revoke(vault, revoked[1])
+    sf.end(vault, ended[2], who="router-ab")
+    replayed_id = sf.coid("dup")
+    first = sf.sign(vault, good_a[2], sf.place_for(good_a[0], replayed_id), who="router-ab")
+    assert first.audit_event
+
+    def item(route, coid: str | None = None, **changes: object) -> spb.SignOrderRequest:
+        key, _cred, rc = route
+        return sf.sign_request(rc, sf.place_for(key, coid, **changes))
+
+    requests = [
+        item(good_a),  # 0 ok
+        item(revoked),  # 1 CREDENTIAL_REVOKED
+        item(good_b),  # 2 ok
+        item(ended),  # 3 ROUTING_CONTEXT_REQUIRED
+        item(strict),  # 4 ORDER_POLICY_VIOLATION (LTCBTC is not allowed)
+        item(good_a, replayed_id),  # 5 DUPLICATE_CLIENT_ORDER_ID
+        item(foreign),  # 6 NOT_FOUND: ws-c is not the caller's
+        item(good_b),  # 7 ok
+        item(others),  # 8 NOT_FOUND: another caller's context
+    ]
+    mark = sf.last_audit_id(vault)
+    response = _batch(wired, requests)
+    results = list(response.results)
+    assert len(results) == len(requests)
+    ok = [i for i, r in enumerate(results) if r.WhichOneof("result") == "response"]
+    assert ok == [0, 2, 7]
+    assert {i: _reason(results[i]) for i in range(len(results)) if i not in ok} == {
+        1: (FP.value[0], "CREDENTIAL_REVOKED"),
+        3: (FP.value[0], "ROUTING_CONTEXT_REQUIRED"),
+        4: (FP.value[0], "ORDER_POLICY_VIOLATION"),
+        5: (FP.value[0], "DUPLICATE_CLIENT_ORDER_ID"),
+        6: (NF.value[0], "RESOURCE_NOT_FOUND"),
+        8: (NF.value[0], "RESOURCE_NOT_FOUND"),
+    }
+    # Every signed item verifies at the venue, names its own event, in request order per chain.
+    events = [results[i].response.audit_event for i in ok]
+    assert len(set(events)) == 3
+    for i in ok:
+        assert sf.send(results[i].response.signed_request).status_code == 200
+    seq_a = [int(e.rsplit("/", 1)[1]) for e in events if e.startswith("workspaces/ws-a/")]
+    seq_b = [int(e.rsplit("/", 1)[1]) for e in events if e.startswith("workspaces/ws-b/")]
+    assert seq_b == sorted(seq_b) and len(seq_b) == 2 and len(seq_a) == 1
+
+    rows = sf.audit_rows(vault, after=mark)
+    # An ended context is a read outside one: audited as such (and paged), as on SignOrder.
+    uses = [r for r in rows if r.action in ("credential.use", "credential.read")]
+    assert Counter(r.key() for r in uses) == Counter(
+        {
+            ("credential.use", "success", ""): 3,
+            ("credential.use", "denied", "CREDENTIAL_REVOKED"): 1,
+            ("credential.read", "denied", "ROUTING_CONTEXT_REQUIRED"): 1,
+            ("credential.use", "denied", "ORDER_POLICY_VIOLATION"): 1,
+            ("credential.use", "denied", "DUPLICATE_CLIENT_ORDER_ID"): 1,
+            ("credential.use", "denied", "RESOURCE_NOT_FOUND"): 2,
+        }
+    )
+    assert all(r.actor_id == "router-ab" for r in uses)
+    # A frozen workspace fails its items only, and the same batch signs again after the thaw.
+    sf.freeze(vault, "ws-b")
+    again = _batch(wired, [item(good_a), item(frozen_ab), item(good_b)])
+    assert [r.WhichOneof("result") for r in again.results] == ["response", "error", "error"]
+    assert _reason(again.results[1]) == (FP.value[0], "WORKSPACE_FROZEN")
+    assert _reason(again.results[2]) == (FP.value[0], "WORKSPACE_FROZEN")
+    sf.unfreeze(vault, "ws-b")
+    thawed = _batch(wired, [item(frozen_ab), item(good_b)])
+    assert [r.WhichOneof("result") for r in thawed.results] == ["response", "response"]
+
+    audit = agrpc.AuditServiceStub(vault.channel())
+    verdict = audit.VerifyAuditLog(apb.VerifyAuditLogRequest(), metadata=vault.md(), timeout=30)
+    assert verdict.intact, verdict
+
+
+def test_limits_and_reasons(wired: Wired) -> None:
+    vault = wired.vault
+    key, _cred, rc = _route(wired, "ws-a", "lim")
+    limit = vault.app.settings.signing.max_batch_items
+    too_many = [sf.sign_request(rc, sf.place_for(key)) for _ in range(limit + 1)]
+    err = expect_error(
+        sf.signing(vault).BatchSignOrders,
+        spb.BatchSignOrdersRequest(requests=too_many),
+        metadata=vault.md("router-ab"),
+        timeout=30,
+    )
+    assert (err.code, err.reason, err.metadata.get("field")) == (IA, "INVALID_FIELD", "requests")
+    err = expect_error(
+        sf.signing(vault).BatchSignOrders, spb.BatchSignOrdersRequest(),
+        metadata=vault.md("router-ab"), timeout=10,
+    )  # fmt: skip
+    assert (err.code, err.metadata.get("field")) == (IA, "requests")
+    # An item without a reason (and no call reason) or with a malformed order fails alone.
+    no_reason = sf.sign_request(rc, sf.place_for(key))
+    no_reason.reason = ""
+    bad_order = sf.sign_request(rc, sf.place_for(key, qty="-1"))
+    response = _batch(wired, [no_reason, bad_order, sf.sign_request(rc, sf.place_for(key))])
+    kinds = [r.WhichOneof("result") for r in response.results]
+    assert kinds == ["error", "error", "response"]
+    assert _reason(response.results[0]) == (IA.value[0], "REASON_REQUIRED")
+    assert _reason(response.results[1])[1] == "INVALID_FIELD"
+
+
+def test_client_sign_orders_sync_and_async(wired: Wired) -> None:
+    vault = wired.vault
+    key, _cred, rc = _route(wired, "ws-a", "cli")
+    dup = sf.coid("d")
+    requests = [
+        SignOrderRequest(routing_context=rc, order=sf.place_for(key, dup)),
+        SignOrderRequest(routing_context=rc, order=sf.place_for(key, dup)),
+    ]
+    with VaultClient(vault.data_target, token=vault.tokens["router-ab"]) as client:
+        results = client.sign_orders(requests, reason="fan out a signal")
+    assert isinstance(results[0], spb.SignOrderResponse)
+    assert isinstance(results[1], VaultClientError)
+    assert results[1].reason == "DUPLICATE_CLIENT_ORDER_ID"
+    with pytest.raises(ValueError, match="reason"):
+        VaultClient(vault.data_target, token=vault.tokens["router-ab"]).sign_orders(requests)
+
+    from pipvault_client import AsyncVaultClient
+
+    async def run() -> list[object]:
+        async with AsyncVaultClient(vault.data_target, token=vault.tokens["router-ab"]) as c:
+            return await c.sign_orders(
+                [SignOrderRequest(routing_context=rc, order=sf.place_for(key), reason="signal")]
+            )
+
+    (only,) = asyncio.run(run())
+    assert isinstance(only, spb.SignOrderResponse)
+    assert sf.send(only.signed_request).status_code == 200
