@@ -26,6 +26,7 @@ MAX_EXTRAS = 16  # the API contract's cap on ``Order.extras``
 _MAX_DECIMAL_CHARS = 40
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,256}")
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")  # what ``quote(safe="")`` leaves as it is
 
 LIMIT_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
 TRIGGERED = frozenset(
@@ -199,4 +200,9 @@ def matches(pattern: str) -> Callable[[str], bool]:
 # --- encoding -------------------------------------------------------------------------------------
 def percent_encode(params: Iterable[tuple[str, str]]) -> str:
     """``k=v&k=v`` with every byte outside RFC 3986 unreserved characters percent-encoded."""
-    return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params)
+    return "&".join(f"{_encoded(k)}={_encoded(v)}" for k, v in params)
+
+
+def _encoded(value: str) -> str:
+    # Most names and values need no escaping: skip ``quote``'s byte-by-byte walk for them.
+    return value if _UNRESERVED.fullmatch(value) else quote(value, safe="")

@@ -25,12 +25,16 @@ class Endpoints:
     patterns: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = ()
     blocked_words: tuple[str, ...] = ()
     guarded: Mapping[str, frozenset[Endpoint]] = field(default_factory=dict)
+    # Listed endpoints already found to pass (a finite set: never a path with an id in it).
+    _passed: set[Endpoint] = field(default_factory=set, compare=False, repr=False)
 
     def check(self, method: str, path: str) -> None:
         """Raise ``EndpointNotAllowed`` unless ``method path`` passes (see the module doc)."""
         clean, verb = path.split("?", 1)[0], method.upper()
-        folded = unquote(clean).lower()
         key = (verb, clean)
+        if key in self._passed:
+            return
+        folded = unquote(clean).lower()
         listed = key in self.allowed or any(
             verb in methods and pattern.fullmatch(clean) for methods, pattern in self.patterns
         )
@@ -39,6 +43,8 @@ class Endpoints:
         )
         if blocked or not listed:
             raise deny_endpoint(method, path)
+        if key in self.allowed:
+            self._passed.add(key)
 
 
 def methods(*names: str) -> frozenset[str]:

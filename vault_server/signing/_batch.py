@@ -11,6 +11,12 @@ venue nonce (and build the request that needs it), claim the client order id (ra
 replay window, exactly as before; a conflict fails only that signature, before it wrote
 anything that matters), and append its ``credential.use`` event to the chain. One insert of all
 events and one head update per chain finish the workspace.
+
+Claims without a rate rule (the common case, and all of a fan-out) are inserted together in a
+few multi-row statements after the workspace's requests are built; only an id already held (a
+replay, or an expired claim to free) or a credential with a rate rule goes one by one, exactly
+as before. Nonces are reserved before claims either way, so a refused claim never left a
+nonce out of order.
 """
 
 from __future__ import annotations
@@ -89,7 +95,7 @@ class SignBatch:
             repo.bind(conn, ws_id)
             epoch, head = repo.epoch_and_head(conn, ws_id)
             seq, prev = head if head is not None else (0, GENESIS)
-            rows = []
+            live: list[tuple[int, PreparedRequest]] = []
             for i in indexes:
                 item = items[i]
                 left = item.ctx.remaining()
@@ -100,12 +106,19 @@ class SignBatch:
                     outcomes[i] = Stale(epoch)
                     continue
                 try:
-                    request = self._request(conn, item)
-                    if item.claim is not None:
-                        self._claim(conn, item, item.claim, request)
+                    live.append((i, self._request(conn, item)))
                 except VaultError as err:
                     outcomes[i] = err
-                    continue
+            claimed = _claim_together(conn, items, live)
+            rows = []
+            for i, request in live:
+                item = items[i]
+                if item.claim is not None and i not in claimed:
+                    try:
+                        self._claim(conn, item, item.claim, request)
+                    except VaultError as err:
+                        outcomes[i] = err
+                        continue
                 values = self._audit.values_for(item.ctx, item.record(request), seq + 1, prev)
                 seq, prev = values["seq"], values["hash"]
                 rows.append(values)
@@ -135,7 +148,7 @@ class SignBatch:
                     "too many orders in the rate interval",
                     metadata={"rule": "max_orders_per_interval"},
                 )
-        expire = max(dt.datetime.fromtimestamp(request.expire_at_ms / 1000, dt.UTC), now)
+        expire = _expire(request, now)
         coid = claim.client_order_id
         if repo.insert_claim(conn, ws, cred, coid, now, expire):
             return  # the common case: a new id, one statement
@@ -150,3 +163,46 @@ class SignBatch:
         repo.tombstone_claim(conn, existing[0])
         if not repo.insert_claim(conn, ws, cred, coid, now, expire):
             raise duplicate
+
+
+def _expire(request: PreparedRequest, now: dt.datetime) -> dt.datetime:
+    """Until when a claim holds its id: the request's own expiry (never before now)."""
+    return max(dt.datetime.fromtimestamp(request.expire_at_ms / 1000, dt.UTC), now)
+
+
+def _claim_together(
+    conn: BatchConnection, items: Sequence[PendingUse], live: list[tuple[int, PreparedRequest]]
+) -> set[int]:
+    """Claim, in multi-row statements, the ids of ``live`` items that need no rate count: the
+    indexes claimed. The rest (rate rules, an id twice in the batch, an id already held) are
+    left to the one-by-one path, which settles them exactly as for a single signature."""
+    rated = {
+        items[i].credential_id
+        for i, _ in live
+        if (c := items[i].claim) is not None and c.max_per_interval
+    }
+    seen: set[tuple[str, str]] = set()
+    chosen: list[tuple[int, tuple[str, str]]] = []
+    rows: list[dict[str, object]] = []
+    for i, request in live:
+        item, claim = items[i], items[i].claim
+        if claim is None or item.credential_id in rated:
+            continue
+        key = (item.credential_id, claim.client_order_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append((i, key))
+        rows.append(
+            {
+                "workspace_id": item.workspace_id,
+                "credential_id": item.credential_id,
+                "client_order_id": claim.client_order_id,
+                "sign_time": item.now,
+                "expire_time": _expire(request, item.now),
+            }
+        )
+    if len(rows) < 2:
+        return set()  # one claim: the one-by-one statement is as cheap
+    got = repo.insert_claims(conn, rows)
+    return {i for i, key in chosen if key in got}

@@ -19,6 +19,7 @@ whose state keeps moving fall back to the locked single-transaction path.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -37,6 +38,9 @@ from vault_server.signing._hot_path import ATTEMPTS, HotSigner, Offload, Prepare
 from vault_server.signing._hot_state import HotState, UseState
 from vault_server.signing._service import Signed, SigningService, Use
 
+# Items prepared on the event loop between two chances for other calls to run (a thousand
+# items hold the loop for tens of milliseconds otherwise).
+YIELD_EVERY = 64
 SubmitAll = Callable[[Sequence[PendingUse]], Awaitable[list[UseWritten | Stale | BaseException]]]
 Result = Signed | VaultError
 
@@ -90,8 +94,12 @@ class FanOut:
             raise InvalidArgument(
                 "requests", f"at most {self.max_items} orders per call (signing.max_batch_items)"
             )
+        by_reason = {ctx.reason: ctx}  # one context per distinct reason, not per item
+        for it in items:
+            if it.reason not in by_reason and it.reason:
+                by_reason[it.reason] = replace(ctx, reason=it.reason)
         call = _Call(
-            ctxs=[replace(ctx, reason=it.reason) if it.reason else ctx for it in items],
+            ctxs=[by_reason[it.reason] if it.reason else ctx for it in items],
             items=items,
             results=[None] * len(items),
             venues=["unknown"] * len(items),
@@ -120,7 +128,7 @@ class FanOut:
         call.ready, call.again = [], []
         states, cached = await self._states(call, todo)
         remote: list[int] = []
-        for i in todo:
+        for n, i in enumerate(todo, 1):
             state = states.get(i)
             if state is None:
                 continue  # its load failed: its result holds why
@@ -129,6 +137,8 @@ class FanOut:
                 self._prepare_one(call, i, state, i in cached)
             else:
                 remote.append(i)
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let other calls on this loop through meanwhile
         if remote:  # a remote KMS or an RSA key: off the loop, in one hop
             await self._offload(self._prepare_all, call, remote, states, cached)
         ready = sorted(call.ready, key=lambda r: r[0])  # chain order follows request order

@@ -134,6 +134,10 @@ class BatchConnection:
         self._cursor.execute(stmt.sql, stmt.params(values))
         return stmt.row(self._cursor.fetchone())
 
+    def all(self, stmt: Prepared, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        self._cursor.execute(stmt.sql, stmt.params(values))
+        return [row for raw in self._cursor.fetchall() if (row := stmt.row(raw)) is not None]
+
     def scalar(self, stmt: Prepared, values: Mapping[str, Any]) -> Any:
         row = self.first(stmt, values)
         return None if row is None else row[0]

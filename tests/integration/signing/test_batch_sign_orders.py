@@ -21,6 +21,7 @@ from pipsync.vault.v1 import audit_service_pb2_grpc as agrpc
 from pipsync.vault.v1 import signing_service_pb2 as spb
 from pipvault_client import SignOrderRequest, VaultClient, VaultClientError
 
+from tests.support import pg
 from tests.support import signing_flow as sf
 from tests.support.errors import expect_error
 from tests.support.signing_flow import Wired
@@ -39,10 +40,17 @@ BATCH_ROLES = {
 WORKSPACES = ("ws-a", "ws-b", "ws-c", "ws-d")
 
 
-@pytest.fixture
-def wired(tmp_path: Path) -> Iterator[Wired]:
-    with sf.venue_vault(tmp_path / "home", roles=BATCH_ROLES, ws_ids=WORKSPACES) as w:
-        yield w
+@pytest.fixture(params=["sqlite", "postgresql"])
+def wired(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Wired]:
+    admin = url = None
+    if request.param == "postgresql":
+        admin, url = pg.provisioned_database()
+    try:
+        with sf.venue_vault(tmp_path / "home", url, roles=BATCH_ROLES, ws_ids=WORKSPACES) as w:
+            yield w
+    finally:
+        if admin is not None:
+            pg.drop_database(admin)
 
 
 def _route(wired: Wired, ws: str, cred_id: str, *, who: str = "router-ab", **kwargs: object):
@@ -82,7 +90,7 @@ def test_mixed_batch_fails_items_alone_and_audits_each_once(wired: Wired) -> Non
     frozen_ab = _route(wired, "ws-b", "frozen-ab")
     sf.revoke(vault, revoked[1])
     sf.end(vault, ended[2], who="router-ab")
-    replayed_id = sf.coid("dup")
+    replayed_id, twice = sf.coid("dup"), sf.coid("twice")
     first = sf.sign(vault, good_a[2], sf.place_for(good_a[0], replayed_id), who="router-ab")
     assert first.audit_event
 
@@ -100,13 +108,15 @@ def test_mixed_batch_fails_items_alone_and_audits_each_once(wired: Wired) -> Non
         item(foreign),  # 6 NOT_FOUND: ws-c is not the caller's
         item(good_b),  # 7 ok
         item(others),  # 8 NOT_FOUND: another caller's context
+        item(good_b, twice),  # 9 ok: the first of an id twice in one batch
+        item(good_b, twice),  # 10 DUPLICATE_CLIENT_ORDER_ID: the second
     ]
     mark = sf.last_audit_id(vault)
     response = _batch(wired, requests)
     results = list(response.results)
     assert len(results) == len(requests)
     ok = [i for i, r in enumerate(results) if r.WhichOneof("result") == "response"]
-    assert ok == [0, 2, 7]
+    assert ok == [0, 2, 7, 9]
     assert {i: _reason(results[i]) for i in range(len(results)) if i not in ok} == {
         1: (FP.value[0], "CREDENTIAL_REVOKED"),
         3: (FP.value[0], "ROUTING_CONTEXT_REQUIRED"),
@@ -114,26 +124,27 @@ def test_mixed_batch_fails_items_alone_and_audits_each_once(wired: Wired) -> Non
         5: (FP.value[0], "DUPLICATE_CLIENT_ORDER_ID"),
         6: (NF.value[0], "RESOURCE_NOT_FOUND"),
         8: (NF.value[0], "RESOURCE_NOT_FOUND"),
+        10: (FP.value[0], "DUPLICATE_CLIENT_ORDER_ID"),
     }
     # Every signed item verifies at the venue, names its own event, in request order per chain.
     events = [results[i].response.audit_event for i in ok]
-    assert len(set(events)) == 3
+    assert len(set(events)) == 4
     for i in ok:
         assert sf.send(results[i].response.signed_request).status_code == 200
     seq_a = [int(e.rsplit("/", 1)[1]) for e in events if e.startswith("workspaces/ws-a/")]
     seq_b = [int(e.rsplit("/", 1)[1]) for e in events if e.startswith("workspaces/ws-b/")]
-    assert seq_b == sorted(seq_b) and len(seq_b) == 2 and len(seq_a) == 1
+    assert seq_b == sorted(seq_b) and len(seq_b) == 3 and len(seq_a) == 1
 
     rows = sf.audit_rows(vault, after=mark)
     # An ended context is a read outside one: audited as such (and paged), as on SignOrder.
     uses = [r for r in rows if r.action in ("credential.use", "credential.read")]
     assert Counter(r.key() for r in uses) == Counter(
         {
-            ("credential.use", "success", ""): 3,
+            ("credential.use", "success", ""): 4,
             ("credential.use", "denied", "CREDENTIAL_REVOKED"): 1,
             ("credential.read", "denied", "ROUTING_CONTEXT_REQUIRED"): 1,
             ("credential.use", "denied", "ORDER_POLICY_VIOLATION"): 1,
-            ("credential.use", "denied", "DUPLICATE_CLIENT_ORDER_ID"): 1,
+            ("credential.use", "denied", "DUPLICATE_CLIENT_ORDER_ID"): 2,
             ("credential.use", "denied", "RESOURCE_NOT_FOUND"): 2,
         }
     )

@@ -235,6 +235,45 @@ def insert_claim(
     return conn.first(stmt, params) is not None
 
 
+# Multi-row claim statements, one per (dialect, row count); a batch is cut into these sizes so
+# a handful of compiled statements serve any batch.
+_CLAIM_CHUNKS = (256, 64, 16, 4, 1)
+_claims_many: dict[tuple[bool, int], Any] = {}
+
+
+def _claims_statement(postgres: bool, rows: int) -> Any:
+    stmt = _claims_many.get((postgres, rows))
+    if stmt is None:
+        values = [
+            {c: bindparam(f"{c}_{i}", type_=_orders.c[c].type) for c in _CLAIM_COLUMNS}
+            for i in range(rows)
+        ]
+        insert = postgresql.insert(_orders) if postgres else sqlite.insert(_orders)
+        stmt = (
+            insert.values(values)
+            .on_conflict_do_nothing(index_elements=_CLAIM_KEY)
+            .returning(_orders.c.credential_id, _orders.c.client_order_id)
+        )
+        _claims_many[(postgres, rows)] = stmt
+    return stmt
+
+
+def insert_claims(conn: BatchConnection, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Claim many ids (each row has ``_CLAIM_COLUMNS``; no two share a key) in a few
+    multi-row statements; returns the ``(credential_id, client_order_id)`` pairs claimed - the
+    others are held already (the caller settles those one by one, as ``insert_claim``)."""
+    claimed: set[tuple[str, str]] = set()
+    at = 0
+    for size in _CLAIM_CHUNKS:
+        while len(rows) - at >= size:
+            chunk = rows[at : at + size]
+            at += size
+            stmt = conn.prepare(_claims_statement(conn.is_postgres, size))
+            params = {f"{c}_{i}": row[c] for i, row in enumerate(chunk) for c in _CLAIM_COLUMNS}
+            claimed.update((str(r[0]), str(r[1])) for r in conn.all(stmt, params))
+    return claimed
+
+
 def next_nonce(conn: BatchConnection, workspace_id: str, credential_id: str, now_ms: int) -> int:
     """Reserve the credential's next venue nonce: ``max(last + 1, now_ms)``, persisted."""
     params: dict[str, Any] = {"ws": workspace_id, "cred": credential_id}
