@@ -21,6 +21,7 @@ from pipsync.vault.v1 import (
 )
 
 from tests.support.custody import make_workspace, onboard
+from tests.support.signing_flow import place
 from tests.support.vault import RunningVault, iter_audit
 
 MODULES = (
@@ -82,6 +83,11 @@ def _request(method: MethodDescriptor, targets: dict[str, str]):  # type: ignore
         req.target_provider_id = "local"
     if "api_key" in fields:
         req.api_key = "probe-key"
+    if "requests" in fields:  # a batch: one item per kind of request, each naming A's objects
+        item = req.requests.add()
+        sign = signing_service_pb2.DESCRIPTOR.services_by_name["SigningService"]
+        item.CopyFrom(_request(sign.methods_by_name["SignOrder"], targets))
+        item.order.CopyFrom(place("LTCBTC"))  # a valid order: only the workspace may refuse it
     return req
 
 
@@ -129,9 +135,13 @@ def test_workspace_b_cannot_reach_workspace_a(
         )
         leaked = (exc.details() or "") + str(exc.trailing_metadata())
     else:
-        # Only a call that names no workspace may succeed, and then it must show none of A.
-        assert method.name in ("ListWorkspaces",), f"{path} answered B with data"
         leaked = "".join(str(r) for r in responses)
+        if method.name == "BatchSignOrders":  # the call succeeds; each of its items must not
+            (batch,) = responses
+            assert [r.error.code for r in batch.results] == [grpc.StatusCode.NOT_FOUND.value[0]]
+        else:
+            # Only a call that names no workspace may succeed, and then it must show none of A.
+            assert method.name in ("ListWorkspaces",), f"{path} answered B with data"
     for needle in (
         "secret-cred",
         setup["credential_uid"],

@@ -159,6 +159,11 @@ def test_mixed_batch_fails_items_alone_and_audits_each_once(wired: Wired) -> Non
     thawed = _batch(wired, [item(frozen_ab), item(good_b)])
     assert [r.WhichOneof("result") for r in thawed.results] == ["response", "response"]
 
+    # No secret in any answer or audit row (the HMAC secrets are generated for this run).
+    routes = (good_a, good_b, others, revoked, ended, strict, foreign, frozen_ab)
+    seen = str(response) + str(again) + str(thawed) + "".join(r.raw for r in rows)
+    assert not [r[1] for r in routes if r[0].secret_text in seen]
+
     audit = agrpc.AuditServiceStub(vault.channel())
     verdict = audit.VerifyAuditLog(apb.VerifyAuditLogRequest(), metadata=vault.md(), timeout=30)
     assert verdict.intact, verdict

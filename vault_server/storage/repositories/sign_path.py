@@ -237,7 +237,7 @@ def insert_claim(
 
 # Multi-row claim statements, one per (dialect, row count); a batch is cut into these sizes so
 # a handful of compiled statements serve any batch.
-_CLAIM_CHUNKS = (256, 64, 16, 4, 1)
+_CLAIM_CHUNKS = (256, 128, 64, 32, 16, 8, 4, 2, 1)
 _claims_many: dict[tuple[bool, int], Any] = {}
 
 
