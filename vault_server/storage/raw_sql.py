@@ -98,6 +98,7 @@ class BatchConnection:
             # Per connection: see storage.wal_checkpoint.
             self._cursor.execute(f"PRAGMA wal_autocheckpoint={int(sqlite_autocheckpoint_pages)}")
         self._prepared: dict[int, tuple[ClauseElement, Prepared]] = {}
+        self._pipeline: Any = None  # PostgreSQL: the open transaction's pipeline
 
     def prepare(self, statement: ClauseElement, **options: Any) -> Prepared:
         """The statement compiled for this connection's dialect (once per statement object)."""
@@ -110,6 +111,13 @@ class BatchConnection:
 
     def begin(self, timeout_ms: int) -> None:
         if self.is_postgres:
+            # Pipeline mode: statements whose result nobody reads (the RLS binding, inserts,
+            # updates) are sent without waiting for their answer; the next read waits for all.
+            # A batch spanning many workspaces then costs a few round trips per workspace.
+            driver = self._raw.driver_connection
+            assert driver is not None  # a checked-out pool connection
+            self._pipeline = driver.pipeline()
+            self._pipeline.__enter__()
             ms = int(timeout_ms)
             self._cursor.execute(f"SET LOCAL statement_timeout = {ms}")
             self._cursor.execute(f"SET LOCAL lock_timeout = {ms}")
@@ -118,9 +126,15 @@ class BatchConnection:
 
     def commit(self) -> None:
         if self.is_postgres:
+            self._end_pipeline(None)  # raises the first error of what was still in flight
             self._raw.commit()
         else:
             self._cursor.execute("COMMIT")
+
+    def _end_pipeline(self, error: BaseException | None) -> None:
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            pipeline.__exit__(type(error) if error else None, error, None)
 
     def execute(self, stmt: Prepared, values: Mapping[str, Any]) -> Any:
         self._cursor.execute(stmt.sql, stmt.params(values))
@@ -144,6 +158,8 @@ class BatchConnection:
 
     def discard(self) -> None:
         """Roll back and drop the connection (after a failure its state is unknown)."""
+        with contextlib.suppress(Exception):  # a pipeline broken by the failure
+            self._end_pipeline(RuntimeError("discarded"))
         with contextlib.suppress(Exception):  # the connection may already be gone
             self._raw.rollback()
         with contextlib.suppress(Exception):
