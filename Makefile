@@ -94,8 +94,8 @@ test: lint softhsm
 	@mkdir -p .reports
 	$(BIN)/pytest --junitxml=.reports/pytest.xml $(PYTEST_ARGS)
 
-## bench: pipvault vs a bare gRPC floor and OpenBao, each in its own process, plus scale runs
-## and a py-spy profile (~10 min; `.venv/bin/python -m bench --quick` for a short run);
+## bench: pipvault vs a bare gRPC floor and OpenBao, each in its own process, plus the fan-out
+## case, scale runs and a py-spy profile (~10 min; `.venv/bin/python -m bench --quick` for a short run);
 ## results, ratios and the chart go to bench/results/latest.*
 bench: install
 	$(BIN)/python -m bench

@@ -9,10 +9,11 @@ Systems (each a separate server process; load comes from separate load-generator
   and a durable, hash-chained audit event, on SQLite and on a fresh PostgreSQL database;
 - openbao: OpenBao transit HMAC through hvac, raft storage, a file audit device.
 
-Sequential p50/p99 in interleaved rounds, throughput at 1, 8 and 32 callers, then (full run)
-the fleet case (two replicas on one PostgreSQL against one, ``bench.fleet``), scale runs, a
-py-spy profile and the CPU per call of each server thread. Results:
-``bench/results/latest.{json,md,png}``.
+Sequential p50/p99 in interleaved rounds, throughput at 1, 8 and 32 callers, the fan-out case
+(1,000 orders in one ``BatchSignOrders`` against 1,000 ``SignOrder`` calls, OpenBao's transit
+batch and the floor, ``bench.fanout``), then (full run) the fleet case (two replicas on one
+PostgreSQL against one, ``bench.fleet``), scale runs, a py-spy profile and the CPU per call of
+each server thread. Results: ``bench/results/latest.{json,md,png}``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench import driver, fleet, report, systems
+from bench import driver, fanout, fleet, report, systems
 
 RESULTS = Path(__file__).parent / "results"
 DESCRIPTIONS = {
@@ -209,6 +210,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="only the py-spy profile")
     parser.add_argument("--fleet", action="store_true", help="only the fleet case (updates the "
                         "fleet section of the existing results)")  # fmt: skip
+    parser.add_argument("--fanout", action="store_true", help="only the fan-out case (updates "
+                        "the fan-out section of the existing results)")  # fmt: skip
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL system")
     parser.add_argument("--procs", type=int, default=2, help="load processes per system")
     parser.add_argument(
@@ -226,7 +229,7 @@ def main() -> None:
     args = parser.parse_args()
     out_dir: Path = args.out or RESULTS
     stem = "quick" if args.quick else "latest"
-    partial = args.scale or args.profile or args.fleet
+    partial = args.scale or args.profile or args.fleet or args.fanout
     started = time.monotonic()
     result: dict[str, Any] = {}
     if partial and (out_dir / "latest.json").exists():
@@ -236,7 +239,9 @@ def main() -> None:
         machine=_machine(),
         command="python -m bench"
         + "".join(
-            f" --{flag}" for flag in ("quick", "scale", "profile", "fleet") if getattr(args, flag)
+            f" --{flag}"
+            for flag in ("quick", "scale", "profile", "fleet", "fanout")
+            if getattr(args, flag)
         )
         + (f" --pipvault-loop {args.pipvault_loop}" if args.pipvault_loop != "uvloop" else ""),
     )
@@ -252,6 +257,11 @@ def main() -> None:
             result.setdefault("profile", None)
             result.setdefault("thread_cpu", None)
             result.setdefault("fleet", None)
+        if args.fanout or not partial:  # quick runs too: fewer rounds, the same 1,000 orders
+            result["fanout"] = _guarded(
+                "fan-out", fanout.run_fanout, workdir, 3 if args.quick else 7,
+                not args.no_postgres,
+            )  # fmt: skip
         if (args.fleet or not (partial or args.quick)) and not args.no_postgres:
             result["fleet"] = _guarded("fleet", fleet.run_fleet, workdir)
         # a failed scale run or profile (e.g. no ptrace for py-spy) is recorded, not fatal:

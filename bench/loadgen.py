@@ -11,6 +11,9 @@ command per line, answering each with one JSON line on stdout:
   this process's CPU seconds (so a saturated load generator shows up in the results);
 - ``{"op": "bg_start"}`` / ``{"op": "bg_stop"}``: sign sequentially in the background until told
   to stop (the scale runs' "signing continues during a rewrap"), answered with ok/failed counts;
+- ``fanout_*``: 1,000 signatures done one given way and timed as a whole (one
+  ``BatchSignOrders``, ``SignOrder`` with 64 in flight, OpenBao's transit ``batch_input``, the
+  floor): see :mod:`bench.fanout_calls`;
 - ``{"op": "quit"}``.
 """
 
@@ -223,8 +226,10 @@ class Background:
 
 
 def main() -> None:
-    caller = Caller(json.loads(sys.stdin.readline()))
+    spec = json.loads(sys.stdin.readline())
+    caller = Caller(spec)
     background: Background | None = None
+    fan_out: Any = None
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         cmd = json.loads(line)
@@ -239,6 +244,12 @@ def main() -> None:
         elif op == "bg_stop":
             reply = background.stop() if background else {"ok": 0, "failed": 0}
             background = None
+        elif op.startswith("fanout_"):
+            if fan_out is None:
+                from bench.fanout_calls import FanOutCaller
+
+                fan_out = FanOutCaller(spec)
+            reply = fan_out.handle(cmd)
         elif op == "quit":
             break
         else:

@@ -27,9 +27,19 @@ TARGETS: list[tuple[str, str, float]] = [
     ("scale_rewrap_local_s", "<", 60.0),
     ("scale_rewrap_failed_signatures", "<=", 0.0),
     ("scale_rss_mb", "<", 300.0),
+    # Fan-out (BatchSignOrders of 1,000 orders; ``bench.fanout``): p50 wall time of the call,
+    # and its signatures/s against 1,000 SignOrder calls 64 in flight and OpenBao's batch.
+    ("fanout1000_ms", "<=", 100.0),
+    ("fanout1000_pg_ms", "<=", 150.0),
+    ("fanout1000_vs_single_path", ">=", 6.0),
+    ("fanout1000_vs_single_path_pg", ">=", 6.0),
+    ("fanout1000_vs_openbao_batch", ">=", 0.25),
+    ("fanout1000_vs_openbao_batch_pg", ">=", 0.25),
 ]
 
 _TARGET_BOUNDS = {key: bound for key, _, bound in TARGETS}
+# (figure suffix, ms figure, storage) of the fan-out figures.
+_FANOUT_STORES = (("", "fanout1000_ms", "sqlite"), ("_pg", "fanout1000_pg_ms", "postgres"))
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -125,6 +135,51 @@ def scale_figures(scale: dict[str, Any] | None) -> dict[str, float | None]:
     }  # fmt: skip
 
 
+def fanout_ratios(fanout: dict[str, Any] | None) -> dict[str, float | None]:
+    """The fan-out figures: the batch's p50 ms and its signatures/s against the single path's
+    (same orders, 64 in flight) and OpenBao's batch; BeginRouting x 1,000 (setup) alongside."""
+    m = (fanout or {}).get("measurements")
+    if not m:
+        return {}
+    setup = fanout.get("setup", {}) if fanout else {}
+
+    def rate(label: str) -> float | None:
+        return m[label]["signatures_per_s"] if label in m else None
+
+    out: dict[str, float | None] = {}
+    for suffix, ms_key, store in _FANOUT_STORES:
+        batch = f"{store}_batch"
+        out[ms_key] = m[batch]["p50_ms"] if batch in m else None
+        out[f"fanout1000_vs_single_path{suffix}"] = _ratio(rate(batch), rate(f"{store}_single"))
+        out[f"fanout1000_vs_openbao_batch{suffix}"] = _ratio(rate(batch), rate("openbao_batch"))
+        begun = (setup.get(store) or {}).get("begin_routing")
+        out[f"fanout_begin_routing_1000_ms{suffix}"] = begun["ms"] if begun else None
+    # Not targets: the batch against the floor's 1,000 bare calls, 64 in flight.
+    out["fanout1000_vs_floor"] = _ratio(rate("sqlite_batch"), rate("floor"))
+    out["fanout1000_vs_floor_pg"] = _ratio(rate("postgres_batch"), rate("floor"))
+    return out
+
+
+def fanout_failed(fanout: dict[str, Any] | None) -> set[str]:
+    """Fan-out figures whose measurements had an error (an item not signed, a failed call):
+    their targets are missed whatever the time says."""
+    m = (fanout or {}).get("measurements") or {}
+
+    def bad(label: str) -> bool:
+        return label in m and bool(m[label]["errors"] or m[label]["first_errors"])
+
+    failed: set[str] = set()
+    for suffix, ms_key, store in _FANOUT_STORES:
+        single, bao = f"fanout1000_vs_single_path{suffix}", f"fanout1000_vs_openbao_batch{suffix}"
+        if bad(f"{store}_batch"):
+            failed |= {ms_key, single, bao}
+        if bad(f"{store}_single"):
+            failed.add(single)
+        if bad("openbao_batch"):
+            failed.add(bao)
+    return failed
+
+
 def compute_bounds(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """What this same run says bounds each headline target (SQLite): not targets, evidence.
 
@@ -180,22 +235,32 @@ def compute_bounds(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def check_targets(figures: dict[str, float | None]) -> list[dict[str, Any]]:
+def check_targets(
+    figures: dict[str, float | None], failed: set[str] | frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """Each measured figure against its target; a figure in ``failed`` (its measurement had
+    errors) misses its target whatever its value."""
     out = []
     for key, op, bound in TARGETS:
         value = figures.get(key)
         if value is None:
             continue
         met = value <= bound if op == "<=" else value >= bound if op == ">=" else value < bound
-        out.append({"figure": key, "target": f"{op} {bound:g}", "measured": value, "met": met})
+        verdict = {"figure": key, "target": f"{op} {bound:g}", "measured": value, "met": met}
+        if key in failed:
+            verdict.update(met=False, errors=True)
+        out.append(verdict)
     return out
 
 
 def finish(report: dict[str, Any]) -> dict[str, Any]:
     """Fill in ratios and target checks from the measured sections of ``report``."""
-    report["ratios"] = compute_ratios(report.get("systems", {}))
+    fanout = report.get("fanout")
+    report["ratios"] = {**compute_ratios(report.get("systems") or {}), **fanout_ratios(fanout)}
     report["scale_figures"] = scale_figures(report.get("scale"))
-    report["targets"] = check_targets({**report["ratios"], **report["scale_figures"]})
+    report["targets"] = check_targets(
+        {**report["ratios"], **report["scale_figures"]}, fanout_failed(fanout)
+    )
     report["bounds"] = compute_bounds(report)
     return report
 
@@ -231,7 +296,7 @@ def table(report: dict[str, Any]) -> str:
     if report.get("targets"):
         lines += ["", "| figure | target | measured | met |", "|---|---|---|---|"]
         for t in report["targets"]:
-            met = "yes" if t["met"] else "**no**"
+            met = "yes" if t["met"] else "**no** (errors)" if t.get("errors") else "**no**"
             lines.append(f"| {t['figure']} | {t['target']} | {_fmt(t['measured'], 3)} | {met} |")
     lines += _bound_rows(report.get("bounds"))
     local = (report.get("scale") or {}).get("local")
@@ -253,10 +318,53 @@ def table(report: dict[str, Any]) -> str:
         transit = (report.get("scale") or {}).get("transit")
         if transit:
             lines += _rewrap_rows("transit", transit["rewrap"])
+    lines += _fanout_rows(report.get("fanout"))
     lines += _fleet_rows(report.get("fleet"))
     lines += _profile_rows(report.get("profile"))
     lines += _thread_cpu_rows(report.get("thread_cpu"))
     return "\n".join(lines)
+
+
+def _fanout_rows(fanout: dict[str, Any] | None) -> list[str]:
+    """The fan-out section: each way of getting the same signatures, then each setup."""
+    if fanout and "error" in fanout:
+        return ["", f"Fan-out: **failed**: {fanout['error']}"]
+    if not fanout or "measurements" not in fanout:
+        return []
+    n = fanout["orders"]
+    out = [
+        "",
+        f"Fan-out: {fanout['description']} (median of {fanout['rounds']} interleaved rounds; "
+        "first round apart; `bench/fanout.py`)",
+        "",
+        f"| {n:,} signatures by | p50 ms | min ms | max ms | signatures/s | server CPU ms | "
+        "first round ms | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, m in fanout["measurements"].items():
+        errors = m["errors"] + m["first_errors"]
+        codes = ", ".join(f"{c} {k}" for c, k in m["error_codes"].items())
+        out.append(
+            f"| {label}: {m['description']} | {m['p50_ms']:,.1f} | {m['min_ms']:,.1f} | "
+            f"{m['max_ms']:,.1f} | {_fmt(m['signatures_per_s'], 0)} | "
+            f"{_fmt(m['server_cpu_ms_p50'], 0)} | {m['first_ms']:,.1f} | "
+            f"{errors}{f' ({codes})' if codes else ''} |"
+        )
+    out += [
+        "",
+        f"| fan-out setup (one system at a time) | workspaces s | credentials s | "
+        f"BeginRouting x {n:,} ms ({fanout['in_flight']} in flight) | its server CPU ms | "
+        "errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    for store, s in fanout.get("setup", {}).items():
+        begun = s["begin_routing"]
+        out.append(
+            f"| {store}: {s['workspaces']} workspaces, {s['credentials']:,} credentials "
+            f"({s['threads']} threads) | {s['workspaces_s']:.2f} | {s['credentials_s']:.2f} | "
+            f"{begun['ms']:,.0f} | {_fmt(begun.get('server_cpu_ms'), 0)} | {begun['errors']} |"
+        )
+    return out
 
 
 def _fleet_rows(fleet: dict[str, Any] | None) -> list[str]:

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,16 +213,23 @@ def _pg_database() -> tuple[str, str]:
 
 
 def prepare_pipvault(
-    name: str, workdir: Path, storage: str, extra: dict[str, Any] | None = None
+    name: str,
+    workdir: Path,
+    storage: str,
+    extra: dict[str, Any] | None = None,
+    router_workspaces: Sequence[str] = ("bench",),
 ) -> Pipvault:
-    """Keys, policy, config and schema for a ``pipvault serve`` process (not started)."""
+    """Keys, policy, config and schema for a ``pipvault serve`` process (not started); the bench
+    router may route in ``router_workspaces``."""
     home = workdir / name
     home.mkdir(parents=True, mode=0o700)
     tokens = {pid: f"pvb_{secrets.token_urlsafe(32)}" for pid in PRINCIPALS}
+    specs = {**PRINCIPALS}
+    specs["bench-router"] = {**specs["bench-router"], "workspaces": list(router_workspaces)}
     policy = {
         "principals": [
             {"id": pid, **spec, "token_sha256": hashlib.sha256(tokens[pid].encode()).hexdigest()}
-            for pid, spec in PRINCIPALS.items()
+            for pid, spec in specs.items()
         ]
     }
     (home / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
@@ -317,10 +325,14 @@ def begin_routing(pv: Pipvault, credential: str) -> str:
 
 
 def start_pipvault(
-    name: str, workdir: Path, storage: str, extra: dict[str, Any] | None = None
+    name: str,
+    workdir: Path,
+    storage: str,
+    extra: dict[str, Any] | None = None,
+    router_workspaces: Sequence[str] = ("bench",),
 ) -> Pipvault:
     """A running ``pipvault serve`` with workspace ``bench``, one credential, a routing context."""
-    pv = prepare_pipvault(name, workdir, storage, extra)
+    pv = prepare_pipvault(name, workdir, storage, extra, router_workspaces)
     try:
         pv.start()
         with pv.admin_channel() as admin:

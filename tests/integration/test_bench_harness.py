@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import pytest
 
-from bench import driver, profile, report, scale, systems, thread_cpu
+from bench import driver, fanout, profile, report, scale, systems, thread_cpu
 
 
 def test_floor_pipvault_and_openbao_measured_and_reported(tmp_path: Path) -> None:
@@ -314,3 +316,84 @@ def test_fleet_case_measures_two_replicas_against_one(tmp_path: Path) -> None:
     assert "two replicas" in rows and ("(met)" in rows) == (result["ratio"] >= 0.7)
     missed = {**result, "ratio": 0.5}
     assert "**missed**" in "\n".join(report._fleet_rows(missed))
+
+
+def test_fanout_signs_every_order_and_reports_each_way(tmp_path: Path) -> None:
+    """The fan-out case at 6 orders (2 workspaces x 3 credentials) on SQLite, real processes:
+    every way of getting the signatures measured each round without an error, the batch's
+    figures computed from the measured medians, its targets judged and its section written."""
+    result = fanout.run_fanout(tmp_path, 2, False, workspaces=2, per_workspace=3, in_flight=4)
+    m = result["measurements"]
+    assert list(m) == [
+        "sqlite_batch", "openbao_batch", "openbao_batch_sequential", "floor", "sqlite_single",
+    ]  # fmt: skip
+    for label, got in m.items():
+        assert got["errors"] == 0 and got["first_errors"] == 0, (label, got["error_codes"])
+        assert got["rounds"] == 2 and len(got["runs_ms"]) == 2
+        assert got["min_ms"] <= got["p50_ms"] <= got["max_ms"]
+        assert got["signatures_per_s"] == round(6e3 / statistics.median(got["runs_ms"]), 1)
+    assert result["setup"]["sqlite"]["credentials"] == 6
+    assert result["setup"]["sqlite"]["begin_routing"]["contexts"] == 6
+    assert result["openbao_largest_batch"] == 6  # the probe stops at what the run needs
+    assert m["openbao_batch"]["requests"] == 1
+    assert m["sqlite_batch"]["response_bytes"] > m["sqlite_batch"]["request_bytes"] > 0
+
+    ratios = report.fanout_ratios(result)
+    assert ratios["fanout1000_ms"] == m["sqlite_batch"]["p50_ms"]
+    assert ratios["fanout1000_vs_single_path"] == round(
+        m["sqlite_batch"]["signatures_per_s"] / m["sqlite_single"]["signatures_per_s"], 3
+    )
+    assert ratios["fanout1000_vs_openbao_batch"] == round(
+        m["sqlite_batch"]["signatures_per_s"] / m["openbao_batch"]["signatures_per_s"], 3
+    )
+    assert ratios["fanout1000_pg_ms"] is None  # PostgreSQL was not measured
+    assert (
+        ratios["fanout_begin_routing_1000_ms"] == result["setup"]["sqlite"]["begin_routing"]["ms"]
+    )
+    done = report.finish({"fanout": result})
+    verdicts = {t["figure"]: t for t in done["targets"]}
+    assert set(verdicts) == {
+        "fanout1000_ms", "fanout1000_vs_single_path", "fanout1000_vs_openbao_batch",
+    }  # fmt: skip
+    assert verdicts["fanout1000_ms"]["met"] == (m["sqlite_batch"]["p50_ms"] <= 100)
+    text = report.table(done)
+    assert "| sqlite_batch: pipvault BatchSignOrders, one call (SQLite) |" in text
+    assert "BeginRouting x 6 ms (4 in flight)" in text
+
+    # an error in the batch fails its figures, whatever the time says
+    m["sqlite_batch"].update(errors=1, error_codes={"FAILED_PRECONDITION": 1})
+    failed = {t["figure"]: t for t in report.finish({"fanout": result})["targets"]}
+    assert all(not failed[k]["met"] and failed[k]["errors"] for k in verdicts)
+    assert "**no** (errors)" in report.table({"fanout": result, "targets": list(failed.values())})
+
+
+def test_fanout_batch_counts_each_refused_item(tmp_path: Path) -> None:
+    """The load process checks every result of the batch: after one routing context is ended,
+    the next batch signs the others and counts that one item as an error, by code."""
+    from pipsync.vault.v1 import signing_service_pb2, signing_service_pb2_grpc
+
+    ws = fanout.workspace_ids(2)
+    with contextlib.ExitStack() as stack:
+        pv = systems.start_pipvault("fo", tmp_path, "sqlite", None, ["bench", *ws])
+        stack.callback(pv.drop)
+        credentials, setup = fanout.seed(pv, ws, 2, threads=2)
+        assert setup["credentials"] == 4 and len(set(credentials)) == 4
+        target = pv.make_target()
+        target.start_workers(1)
+        worker = target.workers[0]
+        begun = worker.request(
+            {"op": "fanout_begin", "credentials": credentials, "conc": 4, "ttl_s": 600}
+        )
+        assert begun["errors"] == 0 and len(begun["contexts"]) == 4
+        first = worker.request({"op": "fanout_batch"})
+        assert (first["signed"], first["errors"]) == (4, 0)
+        with grpc.insecure_channel(f"unix:{pv.socket}") as data:
+            signing_service_pb2_grpc.SigningServiceStub(data).EndRouting(
+                signing_service_pb2.EndRoutingRequest(name=begun["contexts"][1], reason="test"),
+                metadata=pv.md("bench-router"), timeout=30,
+            )  # fmt: skip
+        second = worker.request({"op": "fanout_batch"})
+        burst = worker.request({"op": "fanout_burst", "conc": 4})
+    assert (second["signed"], second["errors"]) == (3, 1), second
+    assert sum(second["error_codes"].values()) == 1
+    assert (burst["calls"], burst["errors"]) == (3, 1), burst
