@@ -2,17 +2,20 @@
 
 Each replica has its own home, ports and (optionally) its own copy of the local keyring, as per
 host deployments have. Secrets (server key, keyring, tokens, API secrets) are generated per run.
+``Fleet.create(root, sqlite=True)``: one SQLite file instead (a single replica, for crash tests).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psycopg
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pipsync.vault.v1 import signing_service_pb2 as spb
@@ -129,6 +133,11 @@ class Replica:
         )
         return self.signing().SignOrder(request, metadata=self.md("router"), timeout=15)
 
+    def kill9(self) -> None:
+        """``kill -9``: no shutdown, no flush, no goodbye; gone when this returns."""
+        self.proc.send_signal(signal.SIGKILL)
+        assert self.proc.wait(timeout=30) == -signal.SIGKILL
+
     def stop(self) -> None:
         for ch in self.channels:
             ch.close()
@@ -154,9 +163,12 @@ class Fleet:
     replicas: list[Replica] = field(default_factory=list)
 
     @classmethod
-    def create(cls, root: Path) -> Fleet:
+    def create(cls, root: Path, *, sqlite: bool = False) -> Fleet:
         root.mkdir(parents=True, exist_ok=True)
-        admin_url, app_url = pg.provisioned_database()
+        if sqlite:
+            admin_url = app_url = f"sqlite:///{root / 'vault.db'}"
+        else:
+            admin_url, app_url = pg.provisioned_database()
         tokens = {who: f"tok_{secrets.token_urlsafe(24)}" for who in ROLES}
         policy = {
             "principals": [
@@ -176,11 +188,19 @@ class Fleet:
         with os.fdopen(fd, "wb") as fh:
             fh.write(base64.b64encode(secrets.token_bytes(32)))
         keyring = root / "keyring.json"
-        for args in (
+        commands = [
             ["keys", "init-local", "--path", str(keyring)],
             ["keys", "init-audit", "--path", str(root / "audit.key")],
-        ):
-            subprocess.run([*PIPVAULT, *args], check=True, capture_output=True, timeout=60)
+        ]
+        if sqlite:
+            commands.append(["db", "upgrade", "--database-url", app_url])
+        procs = [
+            subprocess.Popen([*PIPVAULT, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for args in commands
+        ]  # at once: each is mostly interpreter start-up
+        for args, proc in zip(commands, procs, strict=True):
+            out, _ = proc.communicate(timeout=60)
+            assert proc.returncode == 0, (args, out)
         return cls(root, admin_url, app_url, tokens, server_key, root / "audit.key", keyring)
 
     def start(
@@ -267,19 +287,37 @@ class Fleet:
         )
         return str(created.credential.name)
 
-    def verify_chains(self, database_url: str | None = None) -> dict[str, Any]:
-        result = subprocess.run(
-            [
-                *PIPVAULT, "audit", "verify", "--database-url", database_url or self.admin_url,
-                "--server-key-file", str(self.server_key), "--json",
-            ],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+    def verify_chains(
+        self, database_url: str | None = None, checkpoints: Replica | None = None
+    ) -> dict[str, Any]:
+        """``pipvault audit verify``; with ``checkpoints``, against the signed checkpoints that
+        replica exported too (a head a checkpoint saw but the database lost is a finding)."""
+        args = [
+            *PIPVAULT, "audit", "verify", "--database-url", database_url or self.admin_url,
+            "--server-key-file", str(self.server_key), "--json",
+        ]  # fmt: skip
+        if checkpoints is not None:
+            args += [
+                "--checkpoints", str(checkpoints.home / "checkpoints.jsonl"),
+                "--public-key", f"{self.checkpoint_key}.pub",
+            ]  # fmt: skip
+        result = subprocess.run(args, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
         doc: dict[str, Any] = json.loads(result.stdout)
         return doc
 
+    def rows(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        """A read-only query as the database's owner (past row-level security); ``%s``
+        placeholders on both databases."""
+        if self.admin_url.startswith("sqlite:///"):
+            path = self.admin_url.removeprefix("sqlite:///")
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                return db.execute(query.replace("%s", "?"), params).fetchall()
+        with psycopg.connect(self.admin_url) as conn:
+            return conn.execute(query, params).fetchall()
+
     def close(self) -> None:
         for replica in self.replicas:
             replica.stop()
-        pg.drop_database(self.admin_url)
+        if not self.admin_url.startswith("sqlite:"):
+            pg.drop_database(self.admin_url)
