@@ -117,6 +117,7 @@ def build_signing(
         db, audit, keys, routing, egress, clock, random, venue, page_hook=pager.hook
     )
     hot_state = HotState()
+    routing.on_begin = hot_state.put
     committer: GroupCommitter[PendingUse, UseWritten | Stale] = GroupCommitter(
         db.engine,
         SignBatch(audit, clock),

@@ -7,7 +7,10 @@ pending writes (replay claims, venue nonces, one chained ``credential.use`` even
 handed to the group committer as one bundle: one transaction, workspaces in ascending id order
 (the global lock order, see ``storage.repositories.sign_path``), chain order per workspace in
 request order. The response is built only after that transaction committed, so a caller never
-holds a signature whose event is not durable, and a ``kill -9`` leaves all of the batch or none.
+holds a signature whose event is not durable, and a ``kill -9`` leaves every item whole (its
+claim and its event) or absent - the whole first round of the batch together; items redone on a
+fresh state (a revoke or freeze moved their workspace's epoch meanwhile) commit in a later
+transaction of their own.
 
 Items fail alone: a refusal (frozen workspace, revoked credential, ended context, policy,
 replayed client order id, a workspace the caller may not see) is that item's result and is

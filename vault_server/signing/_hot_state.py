@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from vault_server.brokers.base import Environment, KeyAlgorithm, Venue
 from vault_server.orders import OrderPolicy
+from vault_server.storage.models import Credential, RoutingContext, Workspace
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,33 @@ class UseState:
     @property
     def credential_name(self) -> str:
         return f"workspaces/{self.workspace_resource}/credentials/{self.credential_resource}"
+
+
+def use_state(
+    epoch: int, rc_name: str, ws: Workspace, cred: Credential, rc: RoutingContext,
+    envelope: bytes | None,
+) -> UseState:  # fmt: skip
+    """The state of one routing context from its rows, read in one transaction after ``epoch``."""
+    return UseState(
+        epoch=epoch,
+        routing_context=rc_name,
+        owner=rc.owner,
+        rc_state=rc.state,
+        rc_expire=rc.expire_time,
+        workspace_id=ws.id,
+        workspace_resource=ws.resource_id,
+        ws_state=ws.state,
+        ws_freeze_expire=ws.freeze_expire_time,
+        credential_id=cred.id,
+        credential_resource=cred.resource_id,
+        credential_state=cred.state,
+        current_version=cred.current_version,
+        venue=Venue(cred.broker),
+        environment=Environment(cred.environment),
+        algorithm=KeyAlgorithm(cred.key_algorithm),
+        policy=OrderPolicy.from_json(cred.policy),
+        envelope=envelope,
+    )
 
 
 class HotState:

@@ -2,6 +2,11 @@
 
 Only the principal that opened a context may renew, end or sign with it; to anyone else it does
 not exist (NOT_FOUND). Using a credential requires an ACTIVE, unexpired context of the caller.
+
+``begin`` also hands the new context's use state (read in its transaction, the workspace's
+cache epoch first, exactly as the hot path would load it) to ``on_begin`` once it committed, so
+the first signature with it - or a fan-out over a thousand fresh contexts - is served from memory
+on the replica that opened it instead of loading each state apart.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -31,8 +37,10 @@ from vault_server.domain import (
     parse_routing_context,
     routing_context_name,
 )
+from vault_server.signing._hot_state import UseState, use_state
 from vault_server.storage.database import Database
 from vault_server.storage.models import Credential, RoutingContext, Workspace
+from vault_server.storage.repositories import credentials as cred_repo
 from vault_server.storage.repositories import workspaces as ws_repo
 from vault_server.workspaces import ensure_not_frozen, load_visible
 
@@ -75,6 +83,7 @@ class RoutingContexts:
         self._clock = clock
         self._default = default_ttl_s
         self._max = max_ttl_s
+        self.on_begin: Callable[[UseState], None] | None = None  # the hot path's state cache
 
     def _ttl(self, requested: float | None) -> dt.timedelta:
         if requested is None or requested == 0:
@@ -101,6 +110,7 @@ class RoutingContexts:
         ttl = self._ttl(ttl_s)
         now = self._clock.now()
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
+            epoch = ws_repo.epoch_by_resource_id(session, ref.workspace) or 0  # read first
             ws, cred = load_credential(session, ctx, ref)
             ensure_not_frozen(ws, now)
             ensure_usable(cred, credential)
@@ -116,7 +126,12 @@ class RoutingContexts:
                 session, ctx, ws, cred, rc_name, "routing.begin", strategy_id=strategy_id,
                 ttl_seconds=str(int(ttl.total_seconds())),
             )  # fmt: skip
-            return RoutingView(ws.resource_id, cred.resource_id, rc, now)
+            version = cred_repo.version(session, cred, cred.current_version)
+            state = use_state(epoch, rc_name, ws, cred, rc, version.envelope if version else None)
+            view = RoutingView(ws.resource_id, cred.resource_id, rc, now)
+        if self.on_begin is not None:  # committed: the context exists
+            self.on_begin(state)
+        return view
 
     def _own(
         self,

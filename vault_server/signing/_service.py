@@ -50,7 +50,7 @@ from vault_server.orders import (
     check_policy,
     claim_order,
 )
-from vault_server.signing._hot_state import UseState
+from vault_server.signing._hot_state import UseState, use_state
 from vault_server.signing._routing import RoutingContexts, ensure_usable
 from vault_server.storage.database import Database
 from vault_server.storage.models import Credential, RoutingContext, Workspace
@@ -173,26 +173,8 @@ class SigningService:
                 if cred.current_version
                 else None
             )
-            return UseState(
-                epoch=epoch,
-                routing_context=rc_name,
-                owner=rc.owner,
-                rc_state=rc.state,
-                rc_expire=rc.expire_time,
-                workspace_id=ws.id,
-                workspace_resource=ws.resource_id,
-                ws_state=ws.state,
-                ws_freeze_expire=ws.freeze_expire_time,
-                credential_id=cred.id,
-                credential_resource=cred.resource_id,
-                credential_state=cred.state,
-                current_version=cred.current_version,
-                venue=Venue(cred.broker),
-                environment=Environment(cred.environment),
-                algorithm=KeyAlgorithm(cred.key_algorithm),
-                policy=OrderPolicy.from_json(cred.policy),
-                envelope=version.envelope if version is not None else None,
-            )
+            envelope = version.envelope if version is not None else None
+            return use_state(epoch, rc_name, ws, cred, rc, envelope)
 
     def record_send_failure(
         self, ctx: CallContext, rc_name: str, version: int, event: str, venue: Venue,
