@@ -128,5 +128,5 @@ def test_every_rpc_declares_its_role() -> None:
         mutating = not method.rsplit("/", 1)[1].startswith(("Get", "List", "Stream", "Verify"))
         # A batch checks each item's reason (or the call's) itself: its items fail alone
         # (tests/integration/signing/test_batch_sign_orders.py).
-        per_item = method.endswith("/BatchSignOrders")
+        per_item = method.endswith(("/BatchSignOrders", "/BatchBeginRouting"))
         assert rule.reason_required == (mutating and not per_item), method

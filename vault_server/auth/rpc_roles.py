@@ -61,6 +61,7 @@ RULES: dict[str, RpcRule] = {
         Plane.ADMIN, _READ_ADMIN, False, all_workspaces=True
     ),
     f"{_P}SigningService/BeginRouting": RpcRule(Plane.DATA, _ROUTER, True),
+    f"{_P}SigningService/BatchBeginRouting": RpcRule(Plane.DATA, _ROUTER, False),  # per item
     f"{_P}SigningService/RenewRouting": RpcRule(Plane.DATA, _ROUTER, True),
     f"{_P}SigningService/EndRouting": RpcRule(Plane.DATA, _ROUTER, True),
     f"{_P}SigningService/SignOrder": RpcRule(Plane.DATA, _ROUTER, True),

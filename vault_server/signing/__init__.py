@@ -8,11 +8,12 @@ from vault_server.signing._batch import PendingUse, SignBatch, Stale, UseWritten
 from vault_server.signing._fan_out import BatchItem, FanOut
 from vault_server.signing._hot_path import HotSigner
 from vault_server.signing._hot_state import HotState
-from vault_server.signing._routing import RoutingContexts, RoutingView
+from vault_server.signing._routing import BeginItem, RoutingContexts, RoutingView
 from vault_server.signing._service import Signed, SigningService
 
 __all__ = [
     "BatchItem",
+    "BeginItem",
     "FanOut",
     "HotSigner",
     "HotState",

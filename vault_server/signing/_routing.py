@@ -14,8 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,10 +28,12 @@ from vault_server.core.errors import (
     InvalidArgument,
     NotFound,
     RoutingContextRequired,
+    VaultError,
 )
 from vault_server.custody import load_credential
 from vault_server.domain import (
     CallContext,
+    CredentialRef,
     credential_name,
     parse_credential,
     parse_routing_context,
@@ -45,6 +47,20 @@ from vault_server.storage.repositories import workspaces as ws_repo
 from vault_server.workspaces import ensure_not_frozen, load_visible
 
 ACTIVE, ENDED = "active", "ended"
+
+
+@dataclass(frozen=True)
+class BeginItem:
+    """One context to open, as its own ``BeginRouting`` would ask."""
+
+    credential: str
+    strategy_id: str
+    ttl_s: float | None = None
+    reason: str = ""  # the item's own reason; empty: the call's
+
+
+def _for(ctx: CallContext, item: BeginItem) -> CallContext:
+    return replace(ctx, reason=item.reason) if item.reason and item.reason != ctx.reason else ctx
 
 
 @dataclass(frozen=True)
@@ -104,34 +120,106 @@ class RoutingContexts:
     def begin(
         self, ctx: CallContext, credential: str, strategy_id: str, ttl_s: float | None
     ) -> RoutingView:
-        ref = parse_credential("credential", credential)
-        if not strategy_id or len(strategy_id) > 128 or not strategy_id.isprintable():
-            raise InvalidArgument("strategy_id", "1-128 printable characters")
-        ttl = self._ttl(ttl_s)
+        item = BeginItem(credential, strategy_id, ttl_s)
+        ref, ttl = self._valid(item)
         now = self._clock.now()
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
             epoch = ws_repo.epoch_by_resource_id(session, ref.workspace) or 0  # read first
-            ws, cred = load_credential(session, ctx, ref)
-            ensure_not_frozen(ws, now)
-            ensure_usable(cred, credential)
-            rc = RoutingContext(
-                id=str(uuid.uuid4()), workspace_id=ws.id, resource_id=f"rc-{secrets.token_hex(12)}",
-                credential_id=cred.id, strategy_id=strategy_id, owner=ctx.actor.id, state=ACTIVE,
-                create_time=now, expire_time=now + ttl,
-            )  # fmt: skip
-            session.add(rc)
-            session.flush()
-            rc_name = routing_context_name(ws.resource_id, rc.resource_id)
-            self._record(
-                session, ctx, ws, cred, rc_name, "routing.begin", strategy_id=strategy_id,
-                ttl_seconds=str(int(ttl.total_seconds())),
-            )  # fmt: skip
-            version = cred_repo.version(session, cred, cred.current_version)
-            state = use_state(epoch, rc_name, ws, cred, rc, version.envelope if version else None)
-            view = RoutingView(ws.resource_id, cred.resource_id, rc, now)
+            ws, cred = self._usable(session, ctx, ref, credential, now)
+            view, state = self._open(session, ctx, ws, cred, item, ttl, now, epoch)
         if self.on_begin is not None:  # committed: the context exists
             self.on_begin(state)
         return view
+
+    def begin_many(
+        self, ctx: CallContext, items: Sequence[BeginItem]
+    ) -> list[RoutingView | VaultError]:
+        """``BatchBeginRouting``: each item checked and audited as its own ``begin`` and failing
+        alone; one transaction per workspace (a unit of work touches one workspace), in
+        ascending order. Within it every item is checked before any is opened, so a refused
+        item leaves nothing to undo; a transaction that fails fails its workspace's items."""
+        now = self._clock.now()
+        results: list[RoutingView | VaultError | None] = [None] * len(items)
+        groups: dict[str, list[tuple[int, CredentialRef, dt.timedelta]]] = {}
+        for i, item in enumerate(items):
+            try:
+                ref, ttl = self._valid(item)
+            except VaultError as err:
+                results[i] = err
+                continue
+            groups.setdefault(ref.workspace, []).append((i, ref, ttl))
+        for workspace in sorted(groups):
+            try:
+                states = self._begin_group(ctx, items, groups[workspace], results, now)
+            except VaultError as err:
+                for i, _, _ in groups[workspace]:
+                    results[i] = err
+                continue
+            if self.on_begin is not None:  # committed: the contexts exist
+                for state in states:
+                    self.on_begin(state)
+        return [r if r is not None else InvalidArgument("requests", "not opened") for r in results]
+
+    def _begin_group(
+        self, ctx: CallContext, items: Sequence[BeginItem],
+        group: list[tuple[int, CredentialRef, dt.timedelta]],
+        results: list[RoutingView | VaultError | None], now: dt.datetime,
+    ) -> list[UseState]:  # fmt: skip
+        states: list[UseState] = []
+        views: list[tuple[int, RoutingView]] = []
+        with self._db.transaction(timeout_s=ctx.remaining()) as session:
+            epoch = ws_repo.epoch_by_resource_id(session, group[0][1].workspace) or 0  # first
+            ready = []
+            for i, ref, ttl in group:
+                try:
+                    ready.append((i, ttl, self._usable(session, _for(ctx, items[i]), ref,
+                                                       items[i].credential, now)))  # fmt: skip
+                except VaultError as err:
+                    results[i] = err
+            for i, ttl, (ws, cred) in ready:
+                view, state = self._open(
+                    session, _for(ctx, items[i]), ws, cred, items[i], ttl, now, epoch
+                )
+                views.append((i, view))
+                states.append(state)
+        for i, view in views:  # only once the transaction committed
+            results[i] = view
+        return states
+
+    def _valid(self, item: BeginItem) -> tuple[CredentialRef, dt.timedelta]:
+        ref = parse_credential("credential", item.credential)
+        strategy_id = item.strategy_id
+        if not strategy_id or len(strategy_id) > 128 or not strategy_id.isprintable():
+            raise InvalidArgument("strategy_id", "1-128 printable characters")
+        return ref, self._ttl(item.ttl_s)
+
+    def _usable(
+        self, session: Session, ctx: CallContext, ref: CredentialRef, name: str, now: dt.datetime
+    ) -> tuple[Workspace, Credential]:
+        ws, cred = load_credential(session, ctx, ref)
+        ensure_not_frozen(ws, now)
+        ensure_usable(cred, name)
+        return ws, cred
+
+    def _open(
+        self, session: Session, ctx: CallContext, ws: Workspace, cred: Credential, item: BeginItem,
+        ttl: dt.timedelta, now: dt.datetime, epoch: int,
+    ) -> tuple[RoutingView, UseState]:  # fmt: skip
+        rc = RoutingContext(
+            id=str(uuid.uuid4()), workspace_id=ws.id, resource_id=f"rc-{secrets.token_hex(12)}",
+            credential_id=cred.id, strategy_id=item.strategy_id, owner=ctx.actor.id, state=ACTIVE,
+            create_time=now, expire_time=now + ttl,
+        )  # fmt: skip
+        session.add(rc)
+        session.flush()
+        rc_name = routing_context_name(ws.resource_id, rc.resource_id)
+        self._record(
+            session, ctx, ws, cred, rc_name, "routing.begin", strategy_id=item.strategy_id,
+            ttl_seconds=str(int(ttl.total_seconds())),
+        )  # fmt: skip
+        version = cred_repo.version(session, cred, cred.current_version)
+        state = use_state(epoch, rc_name, ws, cred, rc, version.envelope if version else None)
+        return RoutingView(ws.resource_id, cred.resource_id, rc, now), state
 
     def _own(
         self,

@@ -263,6 +263,14 @@ SIGN_ORDER = _spec(
     sign_svc.SignOrderResponse,
     read_only=False,
 )
+BATCH_BEGIN_ROUTING = _spec(
+    _SG,
+    "SigningService",
+    "BatchBeginRouting",
+    sign_svc.BatchBeginRoutingRequest,
+    sign_svc.BatchBeginRoutingResponse,
+    read_only=False,
+)
 BATCH_SIGN_ORDERS = _spec(
     _SG,
     "SigningService",

@@ -40,6 +40,21 @@ class SigningMethods:
         return Unary(_rpc.BEGIN_ROUTING, request, _routing_context, options, reason)
 
     @unary_rpc
+    def batch_begin_routing(
+        self,
+        requests: Sequence[sign_svc.BeginRoutingRequest],
+        reason: str = "",
+        **options: Unpack[CallOptions],
+    ) -> Unary[list[RoutingResult]]:
+        """Opens many routing contexts in one round trip (``BatchBeginRouting``), e.g. when
+        followers subscribe to a signal. Each request is a ``BeginRoutingRequest`` (its own
+        ``reason``, or ``reason`` here for the call). Returns one result per request, in order:
+        the ``RoutingContext``, or the :class:`VaultClientError` that item failed with."""
+        _check_batch(requests, reason, "BatchBeginRouting")
+        request = sign_svc.BatchBeginRoutingRequest(requests=requests)
+        return Unary(_rpc.BATCH_BEGIN_ROUTING, request, _routing_results, options, reason)
+
+    @unary_rpc
     def renew_routing(
         self,
         name: str,
@@ -97,10 +112,7 @@ class SigningMethods:
         one result per request, in order: its ``SignOrderResponse`` (the audit event is durable),
         or the :class:`VaultClientError` that item failed with - items fail alone, so check each.
         At most the server's ``signing.max_batch_items`` requests (default 1000)."""
-        if not requests:
-            raise ValueError("sign_orders needs at least one request")
-        if not reason.strip() and any(not r.reason.strip() for r in requests):
-            raise ValueError("BatchSignOrders requires a reason (the call's or each item's)")
+        _check_batch(requests, reason, "BatchSignOrders")
         request = sign_svc.BatchSignOrdersRequest(requests=requests)
         return Unary(_rpc.BATCH_SIGN_ORDERS, request, _batch_results, options, reason)
 
@@ -137,6 +149,29 @@ def _batch_results(response: sign_svc.BatchSignOrdersResponse) -> list[SignOrder
     method = _rpc.BATCH_SIGN_ORDERS.path
     return [
         r.response if r.WhichOneof("result") == "response"
+        else error_from_status(r.error, method=method)
+        for r in response.results
+    ]  # fmt: skip
+
+
+RoutingResult = sign_svc.RoutingContext | VaultClientError
+
+
+def _check_batch(
+    requests: Sequence[sign_svc.SignOrderRequest] | Sequence[sign_svc.BeginRoutingRequest],
+    reason: str,
+    method: str,
+) -> None:
+    if not requests:
+        raise ValueError(f"{method} needs at least one request")
+    if not reason.strip() and any(not r.reason.strip() for r in requests):
+        raise ValueError(f"{method} requires a reason (the call's or each item's)")
+
+
+def _routing_results(response: sign_svc.BatchBeginRoutingResponse) -> list[RoutingResult]:
+    method = _rpc.BATCH_BEGIN_ROUTING.path
+    return [
+        r.routing_context if r.WhichOneof("result") == "routing_context"
         else error_from_status(r.error, method=method)
         for r in response.results
     ]  # fmt: skip

@@ -224,3 +224,78 @@ def test_client_sign_orders_sync_and_async(wired: Wired) -> None:
     (only,) = asyncio.run(run())
     assert isinstance(only, spb.SignOrderResponse)
     assert sf.send(only.signed_request).status_code == 200
+
+
+def test_batch_begin_routing_opens_what_begin_routing_would(wired: Wired) -> None:
+    """BatchBeginRouting: each item opened and audited as its own BeginRouting, refusals alone;
+    the contexts sign at once (their states were handed to the hot path on commit)."""
+    vault = wired.vault
+    keys = {}
+    names = {}
+    for ws, cred_id in (("ws-a", "f1"), ("ws-b", "f2"), ("ws-b", "f3"), ("ws-c", "f4")):
+        keys[cred_id] = sf.binance_hmac()
+        wired.venues.register(keys[cred_id])
+        names[cred_id] = sf.onboard(vault, keys[cred_id], cred_id, ws=ws).name
+    sf.revoke(vault, names["f3"])
+
+    def begin(name: str, strategy: str = "follow-7", reason: str = "") -> spb.BeginRoutingRequest:
+        return spb.BeginRoutingRequest(credential=name, strategy_id=strategy, reason=reason)
+
+    mark = sf.last_audit_id(vault)
+    with VaultClient(vault.data_target, token=vault.tokens["router-ab"]) as client:
+        results = client.batch_begin_routing(
+            [
+                begin(names["f1"], reason="subscribe follower 1"),  # ok
+                begin(names["f3"]),  # CREDENTIAL_REVOKED
+                begin(names["f2"]),  # ok, the call's reason
+                begin(names["f4"]),  # ws-c is not the caller's: NOT_FOUND
+                begin(names["f2"], strategy=""),  # INVALID_FIELD strategy_id
+            ],
+            reason="subscribe followers",
+        )
+        assert [type(r).__name__ for r in results] == [
+
+            "RoutingContext", "FailedPreconditionError",
+            "RoutingContext", "NotFoundError", "InvalidArgumentError",
+        ]  # fmt: skip
+        assert (results[1].reason, results[3].reason, results[4].reason) == (
+            "CREDENTIAL_REVOKED", "RESOURCE_NOT_FOUND", "INVALID_FIELD",
+        )  # fmt: skip
+        opened = [results[0], results[2]]
+        assert [r.credential for r in opened] == [names["f1"], names["f2"]]
+        assert all(
+            r.owner == "router-ab" and r.state == spb.RoutingContext.STATE_ACTIVE for r in opened
+        )
+        rows = [r for r in sf.audit_rows(vault, after=mark) if r.action == "routing.begin"]
+        assert sorted((r.credential, r.routing_context) for r in rows) == sorted(
+            (r.credential, r.name) for r in opened
+        )
+        by_rc = {r.routing_context: r for r in rows}
+        assert "subscribe follower 1" in by_rc[opened[0].name].raw
+        assert "subscribe followers" in by_rc[opened[1].name].raw
+        # The new contexts sign in one fan-out without loading a state from the database.
+        loads = vault.app.signing.load_state
+        calls: list[str] = []
+
+        def counting(ctx, name):  # type: ignore[no-untyped-def]
+            calls.append(name)
+            return loads(ctx, name)
+
+        vault.app.signing.load_state = counting  # type: ignore[method-assign]
+        try:
+            signed = client.sign_orders(
+                [
+                    SignOrderRequest(
+                        routing_context=opened[0].name, order=sf.place_for(keys["f1"])
+                    ),
+                    SignOrderRequest(
+                        routing_context=opened[1].name, order=sf.place_for(keys["f2"])
+                    ),
+                ],
+                reason="signal 1",
+            )
+        finally:
+            vault.app.signing.load_state = loads  # type: ignore[method-assign]
+        assert all(isinstance(s, spb.SignOrderResponse) for s in signed)
+        assert calls == []
+        assert sf.send(signed[1].signed_request).status_code == 200

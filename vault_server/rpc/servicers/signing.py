@@ -15,7 +15,15 @@ from vault_server.rpc.admission import MAX_REASON
 from vault_server.rpc.call_state import current
 from vault_server.rpc.runner import BlockingRunner
 from vault_server.rpc.status import status_message
-from vault_server.signing import BatchItem, FanOut, HotSigner, RoutingContexts, Signed
+from vault_server.signing import (
+    BatchItem,
+    BeginItem,
+    FanOut,
+    HotSigner,
+    RoutingContexts,
+    RoutingView,
+    Signed,
+)
 
 
 def _ttl(request: Any) -> float | None:
@@ -37,6 +45,32 @@ class SigningServicer(rpc.SigningServiceServicer):
         )
         return pb.BeginRoutingResponse(routing_context=cv.routing_context(view))
 
+    async def BatchBeginRouting(self, request: pb.BatchBeginRoutingRequest, context: Any) -> Any:
+        ctx = current()
+        _check_count(len(request.requests), self._fan_out.max_items)
+        items: list[BeginItem] = []
+        where: list[int] = []
+        results: list[RoutingView | VaultError | None] = [None] * len(request.requests)
+        for i, item in enumerate(request.requests):
+            try:
+                reason = _item_reason(ctx, item.reason)
+                items.append(BeginItem(item.credential, item.strategy_id, _ttl(item), reason))
+                where.append(i)
+            except VaultError as err:
+                results[i] = err
+        if items:
+            opened = await self._run(self._routing.begin_many, ctx, items)
+            for i, done in zip(where, opened, strict=True):
+                results[i] = done
+        out = pb.BatchBeginRoutingResponse()
+        for outcome in results:
+            slot = out.results.add()
+            if isinstance(outcome, RoutingView):
+                slot.routing_context.CopyFrom(cv.routing_context(outcome))
+            elif outcome is not None:
+                slot.error.CopyFrom(status_message(outcome))
+        return out
+
     async def RenewRouting(self, request: pb.RenewRoutingRequest, context: Any) -> Any:
         view = await self._run(self._routing.renew, current(), request.name, _ttl(request))
         return pb.RenewRoutingResponse(routing_context=cv.routing_context(view))
@@ -56,11 +90,7 @@ class SigningServicer(rpc.SigningServiceServicer):
     async def BatchSignOrders(self, request: pb.BatchSignOrdersRequest, context: Any) -> Any:
         ctx = current()
         n = len(request.requests)
-        if n > self._fan_out.max_items:  # before converting anything
-            raise InvalidArgument(
-                "requests",
-                f"at most {self._fan_out.max_items} orders per call (signing.max_batch_items)",
-            )
+        _check_count(n, self._fan_out.max_items)  # before converting anything
         # An item that is not even a valid request fails alone, as its own SignOrder would.
         items: list[BatchItem] = []
         where: list[int] = []
@@ -74,8 +104,6 @@ class SigningServicer(rpc.SigningServiceServicer):
         if items:
             for i, done in zip(where, await self._fan_out.sign(ctx, items), strict=True):
                 results[i] = done
-        elif not n:
-            raise InvalidArgument("requests", "at least one order is required")
         out = pb.BatchSignOrdersResponse()
         for outcome in results:
             slot = out.results.add()
@@ -109,17 +137,31 @@ def _signed(signed: Signed) -> pb.SignOrderResponse:
     )
 
 
-def _batch_item(ctx: CallContext, request: pb.SignOrderRequest) -> BatchItem:
-    reason = request.reason.strip()
+def _check_count(n: int, most: int) -> None:
+    if not n:
+        raise InvalidArgument("requests", "at least one item is required")
+    if n > most:
+        raise InvalidArgument(
+            "requests", f"at most {most} items per call (signing.max_batch_items)"
+        )
+
+
+def _item_reason(ctx: CallContext, given: str) -> str:
+    """A batch item's reason: its own, else the call's (required, as for a single call)."""
+    reason = given.strip()
     if len(reason) > MAX_REASON:
         raise InvalidArgument("reason", f"at most {MAX_REASON} characters")
     if not reason and not ctx.reason:
         raise ReasonRequired(
             "a reason is required (the item's `reason` or the call's metadata x-pipvault-reason)"
         )
+    return reason
+
+
+def _batch_item(ctx: CallContext, request: pb.SignOrderRequest) -> BatchItem:
     return BatchItem(
         routing_context=request.routing_context,
         order=cv.order_of(request.order),
         credential=request.credential,
-        reason=reason,
+        reason=_item_reason(ctx, request.reason),
     )

@@ -28,7 +28,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from pipsync.vault.v1 import trading_pb2 as pipsync_dot_vault_dot_v1_dot_trading__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&pipsync/vault/v1/signing_service.proto\x12\x10pipsync.vault.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x1epipsync/vault/v1/trading.proto\"\xc0\x03\n\x0eRoutingContext\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n\ncredential\x18\x02 \x01(\tR\ncredential\x12\x1f\n\x0bstrategy_id\x18\x03 \x01(\tR\nstrategyId\x12\x14\n\x05owner\x18\x04 \x01(\tR\x05owner\x12<\n\x05state\x18\x05 \x01(\x0e\x32&.pipsync.vault.v1.RoutingContext.StateR\x05state\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x35\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\"T\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_ACTIVE\x10\x01\x12\x0f\n\x0bSTATE_ENDED\x10\x02\x12\x11\n\rSTATE_EXPIRED\x10\x03\"\x9b\x01\n\x13\x42\x65ginRoutingRequest\x12\x1e\n\ncredential\x18\x01 \x01(\tR\ncredential\x12\x1f\n\x0bstrategy_id\x18\x02 \x01(\tR\nstrategyId\x12+\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\x12\x16\n\x06reason\x18\x04 \x01(\tR\x06reason\"a\n\x14\x42\x65ginRoutingResponse\x12I\n\x0frouting_context\x18\x01 \x01(\x0b\x32 .pipsync.vault.v1.RoutingContextR\x0eroutingContext\"n\n\x13RenewRoutingRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12+\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\"a\n\x14RenewRoutingResponse\x12I\n\x0frouting_context\x18\x01 \x01(\x0b\x32 .pipsync.vault.v1.RoutingContextR\x0eroutingContext\"?\n\x11\x45ndRoutingRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"_\n\x12\x45ndRoutingResponse\x12I\n\x0frouting_context\x18\x01 \x01(\x0b\x32 .pipsync.vault.v1.RoutingContextR\x0eroutingContext\"\xa2\x01\n\x10SignOrderRequest\x12\'\n\x0frouting_context\x18\x01 \x01(\tR\x0eroutingContext\x12-\n\x05order\x18\x02 \x01(\x0b\x32\x17.pipsync.vault.v1.OrderR\x05order\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1e\n\ncredential\x18\x04 \x01(\tR\ncredential\"\xc2\x01\n\rSignedRequest\x12\x16\n\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n\x03url\x18\x02 \x01(\tR\x03url\x12\x36\n\x07headers\x18\x03 \x03(\x0b\x32\x1c.pipsync.vault.v1.HttpHeaderR\x07headers\x12\x12\n\x04\x62ody\x18\x04 \x01(\x0cR\x04\x62ody\x12;\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"\xab\x01\n\x11SignOrderResponse\x12\x46\n\x0esigned_request\x18\x01 \x01(\x0b\x32\x1f.pipsync.vault.v1.SignedRequestR\rsignedRequest\x12-\n\x12\x63redential_version\x18\x02 \x01(\x03R\x11\x63redentialVersion\x12\x1f\n\x0b\x61udit_event\x18\x03 \x01(\tR\nauditEvent\"X\n\x16\x42\x61tchSignOrdersRequest\x12>\n\x08requests\x18\x01 \x03(\x0b\x32\".pipsync.vault.v1.SignOrderRequestR\x08requests\"\x90\x01\n\x15\x42\x61tchSignOrdersResult\x12\x41\n\x08response\x18\x01 \x01(\x0b\x32#.pipsync.vault.v1.SignOrderResponseH\x00R\x08response\x12*\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00R\x05\x65rrorB\x08\n\x06result\"\\\n\x17\x42\x61tchSignOrdersResponse\x12\x41\n\x07results\x18\x01 \x03(\x0b\x32\'.pipsync.vault.v1.BatchSignOrdersResultR\x07results\"\xa5\x01\n\x13\x45xecuteOrderRequest\x12\'\n\x0frouting_context\x18\x01 \x01(\tR\x0eroutingContext\x12-\n\x05order\x18\x02 \x01(\x0b\x32\x17.pipsync.vault.v1.OrderR\x05order\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1e\n\ncredential\x18\x04 \x01(\tR\ncredential\"\x96\x02\n\x14\x45xecuteOrderResponse\x12\x1f\n\x0bhttp_status\x18\x01 \x01(\x05R\nhttpStatus\x12\x36\n\x07headers\x18\x02 \x03(\x0b\x32\x1c.pipsync.vault.v1.HttpHeaderR\x07headers\x12\x12\n\x04\x62ody\x18\x03 \x01(\x0cR\x04\x62ody\x12-\n\x12\x63redential_version\x18\x04 \x01(\x03R\x11\x63redentialVersion\x12\x1f\n\x0b\x61udit_event\x18\x05 \x01(\tR\nauditEvent\x12\x1a\n\x08redacted\x18\x06 \x01(\x08R\x08redacted\x12%\n\x0e\x62ody_truncated\x18\x07 \x01(\x08R\rbodyTruncated2\xc4\x04\n\x0eSigningService\x12]\n\x0c\x42\x65ginRouting\x12%.pipsync.vault.v1.BeginRoutingRequest\x1a&.pipsync.vault.v1.BeginRoutingResponse\x12]\n\x0cRenewRouting\x12%.pipsync.vault.v1.RenewRoutingRequest\x1a&.pipsync.vault.v1.RenewRoutingResponse\x12W\n\nEndRouting\x12#.pipsync.vault.v1.EndRoutingRequest\x1a$.pipsync.vault.v1.EndRoutingResponse\x12T\n\tSignOrder\x12\".pipsync.vault.v1.SignOrderRequest\x1a#.pipsync.vault.v1.SignOrderResponse\x12\x66\n\x0f\x42\x61tchSignOrders\x12(.pipsync.vault.v1.BatchSignOrdersRequest\x1a).pipsync.vault.v1.BatchSignOrdersResponse\x12]\n\x0c\x45xecuteOrder\x12%.pipsync.vault.v1.ExecuteOrderRequest\x1a&.pipsync.vault.v1.ExecuteOrderResponseB\x1eZ\x1cpipsync.dev/vault/v1;vaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&pipsync/vault/v1/signing_service.proto\x12\x10pipsync.vault.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x1epipsync/vault/v1/trading.proto\"\xc0\x03\n\x0eRoutingContext\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n\ncredential\x18\x02 \x01(\tR\ncredential\x12\x1f\n\x0bstrategy_id\x18\x03 \x01(\tR\nstrategyId\x12\x14\n\x05owner\x18\x04 \x01(\tR\x05owner\x12<\n\x05state\x18\x05 \x01(\x0e\x32&.pipsync.vault.v1.RoutingContext.StateR\x05state\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x35\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\"T\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_ACTIVE\x10\x01\x12\x0f\n\x0bSTATE_ENDED\x10\x02\x12\x11\n\rSTATE_EXPIRED\x10\x03\"\x9b\x01\n\x13\x42\x65ginRoutingRequest\x12\x1e\n\ncredential\x18\x01 \x01(\tR\ncredential\x12\x1f\n\x0bstrategy_id\x18\x02 \x01(\tR\nstrategyId\x12+\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\x12\x16\n\x06reason\x18\x04 \x01(\tR\x06reason\"a\n\x14\x42\x65ginRoutingResponse\x12I\n\x0frouting_context\x18\x01 \x01(\x0b\x32 .pipsync.vault.v1.RoutingContextR\x0eroutingContext\"]\n\x18\x42\x61tchBeginRoutingRequest\x12\x41\n\x08requests\x18\x01 \x03(\x0b\x32%.pipsync.vault.v1.BeginRoutingRequestR\x08requests\"\x9c\x01\n\x17\x42\x61tchBeginRoutingResult\x12K\n\x0frouting_context\x18\x01 \x01(\x0b\x32 .pipsync.vault.v1.RoutingContextH\x00R\x0eroutingContext\x12*\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00R\x05\x65rrorB\x08\n\x06result\"`\n\x19\x42\x61tchBeginRoutingResponse\x12\x43\n\x07results\x18\x01 \x03(\x0b\x32).pipsync.vault.v1.BatchBeginRoutingResultR\x07results\"n\n\x13RenewRoutingRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12+\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\"a\n\x14RenewRoutingResponse\x12I\n\x0frouting_context\x18\x01 \x01(\x0b\x32 .pipsync.vault.v1.RoutingContextR\x0eroutingContext\"?\n\x11\x45ndRoutingRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"_\n\x12\x45ndRoutingResponse\x12I\n\x0frouting_context\x18\x01 \x01(\x0b\x32 .pipsync.vault.v1.RoutingContextR\x0eroutingContext\"\xa2\x01\n\x10SignOrderRequest\x12\'\n\x0frouting_context\x18\x01 \x01(\tR\x0eroutingContext\x12-\n\x05order\x18\x02 \x01(\x0b\x32\x17.pipsync.vault.v1.OrderR\x05order\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1e\n\ncredential\x18\x04 \x01(\tR\ncredential\"\xc2\x01\n\rSignedRequest\x12\x16\n\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n\x03url\x18\x02 \x01(\tR\x03url\x12\x36\n\x07headers\x18\x03 \x03(\x0b\x32\x1c.pipsync.vault.v1.HttpHeaderR\x07headers\x12\x12\n\x04\x62ody\x18\x04 \x01(\x0cR\x04\x62ody\x12;\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"\xab\x01\n\x11SignOrderResponse\x12\x46\n\x0esigned_request\x18\x01 \x01(\x0b\x32\x1f.pipsync.vault.v1.SignedRequestR\rsignedRequest\x12-\n\x12\x63redential_version\x18\x02 \x01(\x03R\x11\x63redentialVersion\x12\x1f\n\x0b\x61udit_event\x18\x03 \x01(\tR\nauditEvent\"X\n\x16\x42\x61tchSignOrdersRequest\x12>\n\x08requests\x18\x01 \x03(\x0b\x32\".pipsync.vault.v1.SignOrderRequestR\x08requests\"\x90\x01\n\x15\x42\x61tchSignOrdersResult\x12\x41\n\x08response\x18\x01 \x01(\x0b\x32#.pipsync.vault.v1.SignOrderResponseH\x00R\x08response\x12*\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00R\x05\x65rrorB\x08\n\x06result\"\\\n\x17\x42\x61tchSignOrdersResponse\x12\x41\n\x07results\x18\x01 \x03(\x0b\x32\'.pipsync.vault.v1.BatchSignOrdersResultR\x07results\"\xa5\x01\n\x13\x45xecuteOrderRequest\x12\'\n\x0frouting_context\x18\x01 \x01(\tR\x0eroutingContext\x12-\n\x05order\x18\x02 \x01(\x0b\x32\x17.pipsync.vault.v1.OrderR\x05order\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1e\n\ncredential\x18\x04 \x01(\tR\ncredential\"\x96\x02\n\x14\x45xecuteOrderResponse\x12\x1f\n\x0bhttp_status\x18\x01 \x01(\x05R\nhttpStatus\x12\x36\n\x07headers\x18\x02 \x03(\x0b\x32\x1c.pipsync.vault.v1.HttpHeaderR\x07headers\x12\x12\n\x04\x62ody\x18\x03 \x01(\x0cR\x04\x62ody\x12-\n\x12\x63redential_version\x18\x04 \x01(\x03R\x11\x63redentialVersion\x12\x1f\n\x0b\x61udit_event\x18\x05 \x01(\tR\nauditEvent\x12\x1a\n\x08redacted\x18\x06 \x01(\x08R\x08redacted\x12%\n\x0e\x62ody_truncated\x18\x07 \x01(\x08R\rbodyTruncated2\xb2\x05\n\x0eSigningService\x12]\n\x0c\x42\x65ginRouting\x12%.pipsync.vault.v1.BeginRoutingRequest\x1a&.pipsync.vault.v1.BeginRoutingResponse\x12l\n\x11\x42\x61tchBeginRouting\x12*.pipsync.vault.v1.BatchBeginRoutingRequest\x1a+.pipsync.vault.v1.BatchBeginRoutingResponse\x12]\n\x0cRenewRouting\x12%.pipsync.vault.v1.RenewRoutingRequest\x1a&.pipsync.vault.v1.RenewRoutingResponse\x12W\n\nEndRouting\x12#.pipsync.vault.v1.EndRoutingRequest\x1a$.pipsync.vault.v1.EndRoutingResponse\x12T\n\tSignOrder\x12\".pipsync.vault.v1.SignOrderRequest\x1a#.pipsync.vault.v1.SignOrderResponse\x12\x66\n\x0f\x42\x61tchSignOrders\x12(.pipsync.vault.v1.BatchSignOrdersRequest\x1a).pipsync.vault.v1.BatchSignOrdersResponse\x12]\n\x0c\x45xecuteOrder\x12%.pipsync.vault.v1.ExecuteOrderRequest\x1a&.pipsync.vault.v1.ExecuteOrderResponseB\x1eZ\x1cpipsync.dev/vault/v1;vaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,30 +44,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BEGINROUTINGREQUEST']._serialized_end=789
   _globals['_BEGINROUTINGRESPONSE']._serialized_start=791
   _globals['_BEGINROUTINGRESPONSE']._serialized_end=888
-  _globals['_RENEWROUTINGREQUEST']._serialized_start=890
-  _globals['_RENEWROUTINGREQUEST']._serialized_end=1000
-  _globals['_RENEWROUTINGRESPONSE']._serialized_start=1002
-  _globals['_RENEWROUTINGRESPONSE']._serialized_end=1099
-  _globals['_ENDROUTINGREQUEST']._serialized_start=1101
-  _globals['_ENDROUTINGREQUEST']._serialized_end=1164
-  _globals['_ENDROUTINGRESPONSE']._serialized_start=1166
-  _globals['_ENDROUTINGRESPONSE']._serialized_end=1261
-  _globals['_SIGNORDERREQUEST']._serialized_start=1264
-  _globals['_SIGNORDERREQUEST']._serialized_end=1426
-  _globals['_SIGNEDREQUEST']._serialized_start=1429
-  _globals['_SIGNEDREQUEST']._serialized_end=1623
-  _globals['_SIGNORDERRESPONSE']._serialized_start=1626
-  _globals['_SIGNORDERRESPONSE']._serialized_end=1797
-  _globals['_BATCHSIGNORDERSREQUEST']._serialized_start=1799
-  _globals['_BATCHSIGNORDERSREQUEST']._serialized_end=1887
-  _globals['_BATCHSIGNORDERSRESULT']._serialized_start=1890
-  _globals['_BATCHSIGNORDERSRESULT']._serialized_end=2034
-  _globals['_BATCHSIGNORDERSRESPONSE']._serialized_start=2036
-  _globals['_BATCHSIGNORDERSRESPONSE']._serialized_end=2128
-  _globals['_EXECUTEORDERREQUEST']._serialized_start=2131
-  _globals['_EXECUTEORDERREQUEST']._serialized_end=2296
-  _globals['_EXECUTEORDERRESPONSE']._serialized_start=2299
-  _globals['_EXECUTEORDERRESPONSE']._serialized_end=2577
-  _globals['_SIGNINGSERVICE']._serialized_start=2580
-  _globals['_SIGNINGSERVICE']._serialized_end=3160
+  _globals['_BATCHBEGINROUTINGREQUEST']._serialized_start=890
+  _globals['_BATCHBEGINROUTINGREQUEST']._serialized_end=983
+  _globals['_BATCHBEGINROUTINGRESULT']._serialized_start=986
+  _globals['_BATCHBEGINROUTINGRESULT']._serialized_end=1142
+  _globals['_BATCHBEGINROUTINGRESPONSE']._serialized_start=1144
+  _globals['_BATCHBEGINROUTINGRESPONSE']._serialized_end=1240
+  _globals['_RENEWROUTINGREQUEST']._serialized_start=1242
+  _globals['_RENEWROUTINGREQUEST']._serialized_end=1352
+  _globals['_RENEWROUTINGRESPONSE']._serialized_start=1354
+  _globals['_RENEWROUTINGRESPONSE']._serialized_end=1451
+  _globals['_ENDROUTINGREQUEST']._serialized_start=1453
+  _globals['_ENDROUTINGREQUEST']._serialized_end=1516
+  _globals['_ENDROUTINGRESPONSE']._serialized_start=1518
+  _globals['_ENDROUTINGRESPONSE']._serialized_end=1613
+  _globals['_SIGNORDERREQUEST']._serialized_start=1616
+  _globals['_SIGNORDERREQUEST']._serialized_end=1778
+  _globals['_SIGNEDREQUEST']._serialized_start=1781
+  _globals['_SIGNEDREQUEST']._serialized_end=1975
+  _globals['_SIGNORDERRESPONSE']._serialized_start=1978
+  _globals['_SIGNORDERRESPONSE']._serialized_end=2149
+  _globals['_BATCHSIGNORDERSREQUEST']._serialized_start=2151
+  _globals['_BATCHSIGNORDERSREQUEST']._serialized_end=2239
+  _globals['_BATCHSIGNORDERSRESULT']._serialized_start=2242
+  _globals['_BATCHSIGNORDERSRESULT']._serialized_end=2386
+  _globals['_BATCHSIGNORDERSRESPONSE']._serialized_start=2388
+  _globals['_BATCHSIGNORDERSRESPONSE']._serialized_end=2480
+  _globals['_EXECUTEORDERREQUEST']._serialized_start=2483
+  _globals['_EXECUTEORDERREQUEST']._serialized_end=2648
+  _globals['_EXECUTEORDERRESPONSE']._serialized_start=2651
+  _globals['_EXECUTEORDERRESPONSE']._serialized_end=2929
+  _globals['_SIGNINGSERVICE']._serialized_start=2932
+  _globals['_SIGNINGSERVICE']._serialized_end=3622
 # @@protoc_insertion_point(module_scope)

@@ -61,6 +61,26 @@ class BeginRoutingResponse(_message.Message):
     routing_context: RoutingContext
     def __init__(self, routing_context: _Optional[_Union[RoutingContext, _Mapping]] = ...) -> None: ...
 
+class BatchBeginRoutingRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[BeginRoutingRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[BeginRoutingRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchBeginRoutingResult(_message.Message):
+    __slots__ = ("routing_context", "error")
+    ROUTING_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    routing_context: RoutingContext
+    error: _status_pb2.Status
+    def __init__(self, routing_context: _Optional[_Union[RoutingContext, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class BatchBeginRoutingResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[BatchBeginRoutingResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[BatchBeginRoutingResult, _Mapping]]] = ...) -> None: ...
+
 class RenewRoutingRequest(_message.Message):
     __slots__ = ("name", "ttl", "reason")
     NAME_FIELD_NUMBER: _ClassVar[int]

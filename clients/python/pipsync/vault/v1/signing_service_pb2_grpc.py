@@ -41,6 +41,11 @@ class SigningServiceStub:
                 request_serializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BeginRoutingRequest.SerializeToString,
                 response_deserializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BeginRoutingResponse.FromString,
                 _registered_method=True)
+        self.BatchBeginRouting = channel.unary_unary(
+                '/pipsync.vault.v1.SigningService/BatchBeginRouting',
+                request_serializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BatchBeginRoutingRequest.SerializeToString,
+                response_deserializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BatchBeginRoutingResponse.FromString,
+                _registered_method=True)
         self.RenewRouting = channel.unary_unary(
                 '/pipsync.vault.v1.SigningService/RenewRouting',
                 request_serializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.RenewRoutingRequest.SerializeToString,
@@ -75,6 +80,15 @@ class SigningServiceServicer:
 
     def BeginRouting(self, request, context):
         """Opens a routing context: the caller may sign with the credential until it expires or ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchBeginRouting(self, request, context):
+        """Subscribing many followers at once: many BeginRouting calls in one round trip (one
+        transaction per workspace). Each item is checked and audited exactly as its own
+        BeginRouting and fails alone. At most `signing.max_batch_items` items (default 1000).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -124,6 +138,11 @@ def add_SigningServiceServicer_to_server(servicer, server):
                     servicer.BeginRouting,
                     request_deserializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BeginRoutingRequest.FromString,
                     response_serializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BeginRoutingResponse.SerializeToString,
+            ),
+            'BatchBeginRouting': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchBeginRouting,
+                    request_deserializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BatchBeginRoutingRequest.FromString,
+                    response_serializer=pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BatchBeginRoutingResponse.SerializeToString,
             ),
             'RenewRouting': grpc.unary_unary_rpc_method_handler(
                     servicer.RenewRouting,
@@ -180,6 +199,33 @@ class SigningService:
             '/pipsync.vault.v1.SigningService/BeginRouting',
             pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BeginRoutingRequest.SerializeToString,
             pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BeginRoutingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchBeginRouting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pipsync.vault.v1.SigningService/BatchBeginRouting',
+            pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BatchBeginRoutingRequest.SerializeToString,
+            pipsync_dot_vault_dot_v1_dot_signing__service__pb2.BatchBeginRoutingResponse.FromString,
             options,
             channel_credentials,
             insecure,

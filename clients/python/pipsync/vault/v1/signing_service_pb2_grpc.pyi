@@ -37,6 +37,11 @@ class SigningServiceStub:
     def __new__(cls, channel: _aio.Channel) -> SigningServiceAsyncStub: ...
     BeginRouting: _grpc.UnaryUnaryMultiCallable[_signing_service_pb2.BeginRoutingRequest, _signing_service_pb2.BeginRoutingResponse]
     """Opens a routing context: the caller may sign with the credential until it expires or ends."""
+    BatchBeginRouting: _grpc.UnaryUnaryMultiCallable[_signing_service_pb2.BatchBeginRoutingRequest, _signing_service_pb2.BatchBeginRoutingResponse]
+    """Subscribing many followers at once: many BeginRouting calls in one round trip (one
+    transaction per workspace). Each item is checked and audited exactly as its own
+    BeginRouting and fails alone. At most `signing.max_batch_items` items (default 1000).
+    """
     RenewRouting: _grpc.UnaryUnaryMultiCallable[_signing_service_pb2.RenewRoutingRequest, _signing_service_pb2.RenewRoutingResponse]
     """Extends an active routing context (TTL capped by server config)."""
     EndRouting: _grpc.UnaryUnaryMultiCallable[_signing_service_pb2.EndRoutingRequest, _signing_service_pb2.EndRoutingResponse]
@@ -60,6 +65,11 @@ class SigningServiceAsyncStub(SigningServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     BeginRouting: _aio.UnaryUnaryMultiCallable[_signing_service_pb2.BeginRoutingRequest, _signing_service_pb2.BeginRoutingResponse]  # type: ignore[assignment]
     """Opens a routing context: the caller may sign with the credential until it expires or ends."""
+    BatchBeginRouting: _aio.UnaryUnaryMultiCallable[_signing_service_pb2.BatchBeginRoutingRequest, _signing_service_pb2.BatchBeginRoutingResponse]  # type: ignore[assignment]
+    """Subscribing many followers at once: many BeginRouting calls in one round trip (one
+    transaction per workspace). Each item is checked and audited exactly as its own
+    BeginRouting and fails alone. At most `signing.max_batch_items` items (default 1000).
+    """
     RenewRouting: _aio.UnaryUnaryMultiCallable[_signing_service_pb2.RenewRoutingRequest, _signing_service_pb2.RenewRoutingResponse]  # type: ignore[assignment]
     """Extends an active routing context (TTL capped by server config)."""
     EndRouting: _aio.UnaryUnaryMultiCallable[_signing_service_pb2.EndRoutingRequest, _signing_service_pb2.EndRoutingResponse]  # type: ignore[assignment]
@@ -86,6 +96,17 @@ class SigningServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_signing_service_pb2.BeginRoutingResponse, _abc.Awaitable[_signing_service_pb2.BeginRoutingResponse]]:
         """Opens a routing context: the caller may sign with the credential until it expires or ends."""
+
+    @_abc_1.abstractmethod
+    def BatchBeginRouting(
+        self,
+        request: _signing_service_pb2.BatchBeginRoutingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_signing_service_pb2.BatchBeginRoutingResponse, _abc.Awaitable[_signing_service_pb2.BatchBeginRoutingResponse]]:
+        """Subscribing many followers at once: many BeginRouting calls in one round trip (one
+        transaction per workspace). Each item is checked and audited exactly as its own
+        BeginRouting and fails alone. At most `signing.max_batch_items` items (default 1000).
+        """
 
     @_abc_1.abstractmethod
     def RenewRouting(
