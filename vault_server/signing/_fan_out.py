@@ -39,6 +39,7 @@ from vault_server.orders import check_client_order_id
 from vault_server.signing._batch import PendingUse, Stale, UseWritten
 from vault_server.signing._hot_path import ATTEMPTS, HotSigner, Offload, Prepared
 from vault_server.signing._hot_state import HotState, UseState
+from vault_server.signing._refusal import Refusal
 from vault_server.signing._service import Signed, SigningService, Use
 
 # Items prepared on the event loop between two chances for other calls to run (a thousand
@@ -244,12 +245,14 @@ class FanOut:
             await self._offload(self._audit_refusals, call, results, refused)
 
     def _audit_refusals(self, call: _Call, results: list[Result], refused: list[int]) -> None:
+        refusals = []
         for i in refused:
             err, item = results[i], call.items[i]
             assert isinstance(err, VaultError)
-            self._signing.refused(
-                call.ctxs[i], item.routing_context, item.credential, item.order, err, proxy=False
+            refusals.append(
+                Refusal(call.ctxs[i], item.routing_context, item.credential, item.order, err)
             )
+        self._signing.refused_all(refusals, proxy=False)
 
 
 def _as_vault_error(exc: BaseException) -> VaultError:

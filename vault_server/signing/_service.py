@@ -13,6 +13,7 @@ and the ``credential.use`` audit event; nothing claimed and no signature if any 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -33,10 +34,8 @@ from vault_server.brokers.registry import adapter_for
 from vault_server.core.clock import Clock, Random, to_millis
 from vault_server.core.errors import (
     CredentialNotActive,
-    ErrorKind,
     InvalidArgument,
     ProxyOnlyVenue,
-    RoutingContextRequired,
     VaultError,
 )
 from vault_server.crypto.envelope import EnvelopeBinding
@@ -51,6 +50,7 @@ from vault_server.orders import (
     claim_order,
 )
 from vault_server.signing._hot_state import UseState, use_state
+from vault_server.signing._refusal import Refusal, refusal_record
 from vault_server.signing._routing import RoutingContexts, ensure_usable
 from vault_server.storage.database import Database
 from vault_server.storage.models import Credential, RoutingContext, Workspace
@@ -271,38 +271,35 @@ class SigningService:
         *, proxy: bool,
     ) -> None:  # fmt: skip
         """Audit a refused use; without a routing context it is a read outside one: page."""
-        ws_id = workspace_of_name(rc_name) or workspace_of_name(hint)
-        outside = isinstance(err, RoutingContextRequired)
-        try:
-            with self._db.transaction(timeout_s=ctx.remaining()) as session:
-                ws = None
-                if ws_id is not None and ctx.may_see(ws_id):
-                    ws = ws_repo.by_resource_id(session, ws_id)
+        self.refused_all([Refusal(ctx, rc_name, hint, order, err)], proxy=proxy)
+
+    def refused_all(self, refusals: Sequence[Refusal], *, proxy: bool) -> None:
+        """``refused`` for many uses (a fan-out): one transaction per workspace."""
+        groups: dict[str | None, list[Refusal]] = {}
+        for r in refusals:
+            ws_id = workspace_of_name(r.rc_name) or workspace_of_name(r.hint)
+            groups.setdefault(ws_id if ws_id and r.ctx.may_see(ws_id) else None, []).append(r)
+        for ws_id, group in groups.items():
+            try:
+                with self._db.transaction(timeout_s=group[0].ctx.remaining()) as session:
+                    ws = ws_repo.by_resource_id(session, ws_id) if ws_id else None
                     if ws is not None:
                         bind_workspace(session, ws.id)
-                credential = self._credential_for_refusal(session, ctx, ws, rc_name, hint)
-                refused = err.kind not in (ErrorKind.DATA_LOSS, ErrorKind.UNAVAILABLE)
-                record = AuditRecord(
-                    action="credential.read" if outside else "credential.use",
-                    outcome=Outcome.DENIED if refused else Outcome.FAILED,
-                    workspace_id=ws.id if ws else None,
-                    workspace=f"workspaces/{ws.resource_id}" if ws else "",
-                    credential=credential,
-                    routing_context=rc_name,
-                    error_reason=err.reason,
-                    details={
-                        "operation": order.operation.value,
-                        "mode": "proxy" if proxy else "sign",
-                        # Which policy rule, field or endpoint refused it (never values).
-                        **{k: v[:100] for k, v in err.metadata.items() if k in _REFUSAL_KEYS},
-                    },
-                )
-                row = self._audit.append(session, ctx, record)
-                if outside and self._page is not None:
-                    self._page(session, ctx, record, row.seq, row.hash)
-        except VaultError:
-            # The refusal stands whether or not it could be recorded; readiness tracks audit health.
-            pass
+                    for r in group:
+                        self._record_refusal(session, ws, r, proxy)
+            except (
+                VaultError
+            ):  # the refusal stands, recorded or not (readiness tracks audit health)
+                pass
+
+    def _record_refusal(
+        self, session: Session, ws: Workspace | None, r: Refusal, proxy: bool
+    ) -> None:
+        credential = self._credential_for_refusal(session, r.ctx, ws, r.rc_name, r.hint)
+        record = refusal_record(r, ws, credential, proxy)
+        row = self._audit.append(session, r.ctx, record)
+        if record.action == "credential.read" and self._page is not None:
+            self._page(session, r.ctx, record, row.seq, row.hash)
 
 
 def _owned_context_credential(
@@ -317,9 +314,6 @@ def _owned_context_credential(
         )
     ).scalar_one_or_none()
     return session.get(Credential, rc.credential_id) if rc is not None else None
-
-
-_REFUSAL_KEYS = frozenset({"rule", "field", "path", "method", "clientOrderId", "broker"})
 
 
 def use_details(
