@@ -209,16 +209,15 @@ class FanOut:
 
     def _load(self, call: _Call, missing: list[int]) -> dict[int, UseState | VaultError]:
         out: dict[int, UseState | VaultError] = {}
-        seen: dict[tuple[str, str], UseState | VaultError] = {}
+        by_ctx: dict[int, list[int]] = {}  # the owner check is per caller: per context object
         for i in missing:
-            ctx, name = call.ctxs[i], call.items[i].routing_context
-            key = (name, ctx.actor.id)  # the owner check is per actor
-            if key not in seen:
-                try:
-                    seen[key] = self._signing.load_state(ctx, name)
-                except VaultError as err:
-                    seen[key] = err
-            out[i] = seen[key]
+            by_ctx.setdefault(id(call.ctxs[i]), []).append(i)
+        for indexes in by_ctx.values():
+            ctx = call.ctxs[indexes[0]]
+            names = sorted({call.items[i].routing_context for i in indexes})
+            loaded = self._signing.load_states(ctx, names)
+            for i in indexes:
+                out[i] = loaded.get(call.items[i].routing_context) or InternalError("not loaded")
         return out
 
     async def _locked(self, ctx: CallContext, item: BatchItem) -> Result:

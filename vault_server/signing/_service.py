@@ -167,14 +167,34 @@ class SigningService:
         """Everything the hot path checks, read in one transaction, the epoch first."""
         with self._db.transaction(timeout_s=ctx.remaining()) as session:
             epoch = self._routing.epoch_of(session, rc_name)
-            ws, cred, rc = self._routing.load_for_use(session, ctx, rc_name)
-            version = (
-                cred_repo.version(session, cred, cred.current_version)
-                if cred.current_version
-                else None
-            )
-            envelope = version.envelope if version is not None else None
-            return use_state(epoch, rc_name, ws, cred, rc, envelope)
+            return self._state_in(session, ctx, rc_name, epoch)
+
+    def load_states(
+        self, ctx: CallContext, names: Sequence[str]
+    ) -> dict[str, UseState | VaultError]:
+        """``load_state`` for many contexts (a cold fan-out): one transaction per workspace,
+        its epoch read first; a context that cannot be loaded gets its own error."""
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            groups.setdefault(workspace_of_name(name) or "", []).append(name)
+        out: dict[str, UseState | VaultError] = {}
+        for workspace, group in groups.items():
+            try:
+                with self._db.transaction(timeout_s=ctx.remaining()) as session:
+                    epoch = self._routing.epoch_of(session, group[0]) if workspace else 0
+                    for name in group:
+                        try:
+                            out[name] = self._state_in(session, ctx, name, epoch)
+                        except VaultError as err:
+                            out[name] = err
+            except VaultError as err:  # the transaction failed: its contexts fail with it
+                out.update(dict.fromkeys(group, err))
+        return out
+
+    def _state_in(self, session: Session, ctx: CallContext, rc_name: str, epoch: int) -> UseState:
+        ws, cred, rc = self._routing.load_for_use(session, ctx, rc_name)
+        version = cred_repo.version(session, cred, cred.current_version)
+        return use_state(epoch, rc_name, ws, cred, rc, version.envelope if version else None)
 
     def record_send_failure(
         self, ctx: CallContext, rc_name: str, version: int, event: str, venue: Venue,

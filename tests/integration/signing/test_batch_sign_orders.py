@@ -273,17 +273,17 @@ def test_batch_begin_routing_opens_what_begin_routing_would(wired: Wired) -> Non
         by_rc = {r.routing_context: r for r in rows}
         assert "subscribe follower 1" in by_rc[opened[0].name].raw
         assert "subscribe followers" in by_rc[opened[1].name].raw
-        # The new contexts sign in one fan-out without loading a state from the database.
-        loads = vault.app.signing.load_state
-        calls: list[str] = []
+        # The new contexts sign in one fan-out without loading a state from the database;
+        # once the cache is cold, their states load together (one call, per workspace inside).
+        loads = vault.app.signing.load_states
+        calls: list[list[str]] = []
 
-        def counting(ctx, name):  # type: ignore[no-untyped-def]
-            calls.append(name)
-            return loads(ctx, name)
+        def counting(ctx, names):  # type: ignore[no-untyped-def]
+            calls.append(list(names))
+            return loads(ctx, names)
 
-        vault.app.signing.load_state = counting  # type: ignore[method-assign]
-        try:
-            signed = client.sign_orders(
+        def fan_out(signal: str) -> list[object]:
+            return client.sign_orders(
                 [
                     SignOrderRequest(
                         routing_context=opened[0].name, order=sf.place_for(keys["f1"])
@@ -292,10 +292,17 @@ def test_batch_begin_routing_opens_what_begin_routing_would(wired: Wired) -> Non
                         routing_context=opened[1].name, order=sf.place_for(keys["f2"])
                     ),
                 ],
-                reason="signal 1",
+                reason=signal,
             )
+
+        vault.app.signing.load_states = counting  # type: ignore[method-assign]
+        try:
+            signed = fan_out("signal 1")
+            assert calls == []
+            vault.app.hot_state.invalidate(None)
+            cold = fan_out("signal 2")
+            assert calls == [sorted(r.name for r in opened)]
         finally:
-            vault.app.signing.load_state = loads  # type: ignore[method-assign]
-        assert all(isinstance(s, spb.SignOrderResponse) for s in signed)
-        assert calls == []
+            vault.app.signing.load_states = loads  # type: ignore[method-assign]
+        assert all(isinstance(s, spb.SignOrderResponse) for s in signed + cold)
         assert sf.send(signed[1].signed_request).status_code == 200
