@@ -11,7 +11,8 @@ Systems (each a separate server process; load comes from separate load-generator
 
 Sequential p50/p99 in interleaved rounds, throughput at 1, 8 and 32 callers, the fan-out case
 (1,000 orders in one ``BatchSignOrders`` against 1,000 ``SignOrder`` calls, OpenBao's transit
-batch and the floor, ``bench.fanout``), then (full run) the fleet case (two replicas on one
+batch, the floor and the durable floor's batch; the routing contexts opened one by one and in one
+``BatchBeginRouting``; ``bench.fanout``), then (full run) the fleet case (two replicas on one
 PostgreSQL against one, ``bench.fleet``), scale runs, a py-spy profile and the CPU per call of
 each server thread. Results: ``bench/results/latest.{json,md,png}``.
 """

@@ -1,5 +1,6 @@
 """Fan-out: 1,000 orders in one ``BatchSignOrders`` call, against the same 1,000 orders one by one,
-OpenBao's transit batch and the floor - each system in its own process, load from another one.
+OpenBao's transit batch, the floor and the durable floor's batch - each system in its own
+process, load from another one.
 
 Why: a router reacting to one signal places an order on every account it manages at once. The
 figure that matters is then the wall time until all 1,000 signatures (and their durable audit
@@ -10,10 +11,14 @@ Setup, per pipvault system (SQLite and a fresh PostgreSQL database), through the
 timed apart from the measurements: ``workspaces`` x ``per_workspace`` Binance Spot HMAC
 credentials (secrets generated here, at run time) created on the admin API by a few threads;
 then one routing context per credential opened by the bench router (allowed every workspace)
-from a load process with ``in_flight`` ``BeginRouting`` calls at once - that wall time is
-``begin_routing`` (does a ``BatchBeginRouting`` pay?). The contexts live for the configured
-maximum (3,600 s), longer than the run. Systems are set up one after another, so each setup
-time is its own.
+from a load process, both ways, ``begin_rounds`` times each in ABBA order (batch, one by one,
+one by one, batch, ...; each way early and late alike): ``begin_routing``, ``in_flight``
+``BeginRouting`` calls at once, and ``batch_begin_routing``, one ``BatchBeginRouting`` of every
+credential; each figure is the median of its runs (every run kept). The measurements use the
+contexts the last run opened (a batch's; BeginRouting in either form seeds the server's use
+state, so even the first round's batch finds them in memory). The contexts live for the
+configured maximum (3,600 s), longer than the run. Systems are set up one after another, so
+each setup time is its own.
 
 Measurements, each a whole piece of work timed from its load process (:mod:`bench.fanout_calls`)
 and repeated in rounds, every system once per round in turn (interleaved, so drift on a shared
@@ -26,16 +31,23 @@ machine hits all alike); the first round warms caches and connections and is rep
 - ``openbao_batch``: transit HMAC ``batch_input`` of ``orders`` inputs in the fewest chunks its
   default request limits accept (found by a probe at setup), all chunks in flight at once;
   ``openbao_batch_sequential``: the same chunks one after another;
-- ``floor``: ``orders`` bare gRPC HMAC calls to the floor server, ``in_flight`` at a time.
+- ``floor``: ``orders`` bare gRPC HMAC calls to the floor server, ``in_flight`` at a time;
+- ``durable_floor_batch``: ``orders`` items in one ``HmacBatch`` call to the durable floor (one
+  HMAC-SHA256 each, then one row per item in ONE SQLite transaction, fsynced, before it answers):
+  the least a durable batch of ``orders`` signatures costs on this machine.
 
-The server process's CPU time over each piece of work (and over the ``BeginRouting`` calls) is
-read from ``/proc`` around it, in clock ticks (10 ms); a PostgreSQL backend's own CPU is not in
-it.
+The server process's CPU time over each piece of work (and over the routing-context setup) is
+read from ``/proc`` around it twice: ``server_cpu_ms`` the process's (``/proc/PID/stat``, clock
+ticks of 10 ms) and ``server_cpu_ms_threads`` its live threads' to the nanosecond
+(``schedstat``), which the CPU-per-item figures use (the durable floor's batch costs a few ms). A
+PostgreSQL backend's own CPU is in neither.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import os
 import statistics
 import time
 from collections import Counter
@@ -48,6 +60,7 @@ from bench import driver, systems
 WORKSPACES = 100
 PER_WORKSPACE = 10
 IN_FLIGHT = 64
+BEGIN_ROUNDS = 2  # each way of opening the contexts, ABBA
 ROUTING_TTL_S = 3600  # the bench config's signing.routing_ttl_max_s
 SEED_THREADS = 8
 
@@ -60,6 +73,8 @@ DESCRIPTIONS = {
     "openbao_batch_sequential": "OpenBao transit HMAC batch_input, {requests} x {chunk}, "
     "one after another",
     "floor": "the floor server: bare gRPC HMAC calls, {in_flight} in flight",
+    "durable_floor_batch": "the durable floor: one HmacBatch call, one SQLite transaction "
+    "(fsynced) for every row",
 }
 
 
@@ -97,6 +112,7 @@ def _start(
     with ThreadPoolExecutor(4) as pool:
         starting = {
             "floor": pool.submit(systems.start_floor, home),
+            "durable_floor": pool.submit(systems.start_floor, home, durable=True),
             "sqlite": pool.submit(systems.start_pipvault, "sqlite", home, "sqlite", None, router),
             "openbao": pool.submit(systems.start_openbao, home),
         }
@@ -118,6 +134,7 @@ def _start(
 def _targets(started: dict[str, Any]) -> dict[str, driver.Target]:
     targets = {
         "floor": started["floor"].target,
+        "durable_floor": started["durable_floor"].target,
         "openbao": systems.openbao_target(started["openbao"]),
     }
     for name in ("sqlite", "postgres"):
@@ -130,23 +147,95 @@ def _targets(started: dict[str, Any]) -> dict[str, driver.Target]:
     return targets
 
 
+def _server_cpu(pid: int) -> tuple[float, float]:
+    return driver.proc_cpu_s(pid), driver.proc_threads_cpu_s(pid)
+
+
+def _timed(target: driver.Target, cmd: dict[str, Any]) -> dict[str, Any]:
+    """One piece of work from the target's load process, the server's CPU read around it."""
+    ticks0, threads0 = _server_cpu(target.server_pid)
+    reply = target.workers[0].request(cmd)
+    ticks1, threads1 = _server_cpu(target.server_pid)
+    reply["server_cpu_ms"] = round((ticks1 - ticks0) * 1e3)
+    reply["server_cpu_ms_threads"] = round((threads1 - threads0) * 1e3, 2)
+    return reply
+
+
+def _open_contexts(
+    target: driver.Target, credentials: list[str], in_flight: int, rounds: int
+) -> dict[str, Any]:
+    """The routing contexts, opened ``rounds`` times each way in ABBA order (the last run a
+    batch's: its contexts are the ones the measurements use); each way's median and runs. A
+    failed item is counted (by code, with the first messages) in its way's errors; only the
+    last run must open every context, since the measurements need them all."""
+    ops = {
+        "begin_routing": {"op": "fanout_begin", "conc": in_flight},
+        "batch_begin_routing": {"op": "fanout_batch_begin"},
+    }
+    order = [
+        way
+        for r in range(rounds)
+        for way in (("begin_routing", "batch_begin_routing") if r % 2
+                    else ("batch_begin_routing", "begin_routing"))
+    ]  # fmt: skip
+    order.reverse()  # ... B A A B: the batch last
+    runs: dict[str, list[dict[str, Any]]] = {way: [] for way in ops}
+    for i, way in enumerate(order):
+        cmd = {**ops[way], "credentials": credentials, "ttl_s": ROUTING_TTL_S}
+        reply = _timed(target, cmd)
+        contexts = reply.pop("contexts")
+        if i == len(order) - 1 and (reply["errors"] or len(contexts) != len(credentials)):
+            raise RuntimeError(f"{target.name}: {way} failed: {reply}")
+        runs[way].append({**reply, "contexts": len(contexts)})
+    out: dict[str, Any] = {}
+    for way, done in runs.items():
+        codes: Counter[str] = Counter()
+        for r in done:
+            codes.update(r.get("error_codes", {}))
+        samples = [e for r in done for e in r.get("error_samples", [])]
+        out[way] = {
+            "ms": round(statistics.median(r["ms"] for r in done), 2),
+            "server_cpu_ms": round(statistics.median(r["server_cpu_ms"] for r in done)),
+            "server_cpu_ms_threads": round(
+                statistics.median(r["server_cpu_ms_threads"] for r in done), 2
+            ),
+            "errors": sum(r["errors"] for r in done),
+            "error_codes": dict(codes),
+            **({"error_samples": samples[:5]} if samples else {}),
+            "contexts": len(credentials),
+            "runs_ms": [r["ms"] for r in done],
+            "runs": done,
+        }
+    out["begin_routing"]["in_flight"] = in_flight
+    out["batch_begin_routing"]["calls"] = 1
+    out["order"] = order
+    return out
+
+
 def _summary(runs: list[dict[str, Any]], first: dict[str, Any], orders: int) -> dict[str, Any]:
     ms = [r["ms"] for r in runs]
     p50 = statistics.median(ms)
+    cpu_p50 = round(statistics.median(r["server_cpu_ms_threads"] for r in runs), 2)
     codes: Counter[str] = Counter()
+    samples: list[str] = []
     for r in [first, *runs]:
         codes.update(r.get("error_codes", {}))
+        samples += r.get("error_samples", [])
     out: dict[str, Any] = {
         "p50_ms": round(p50, 2),
         "min_ms": round(min(ms), 2),
         "max_ms": round(max(ms), 2),
         "signatures_per_s": round(orders / (p50 / 1e3), 1) if p50 else None,
         "server_cpu_ms_p50": round(statistics.median(r["server_cpu_ms"] for r in runs), 1),
+        "server_cpu_ms_threads_p50": cpu_p50,
+        "server_cpu_us_per_item": round(cpu_p50 * 1e3 / orders, 1),
+        "first_server_cpu_ms_threads": first["server_cpu_ms_threads"],
         "client_cpu_ms_p50": round(statistics.median(r["client_cpu_s"] for r in runs) * 1e3, 1),
         "first_ms": first["ms"],
         "errors": sum(r["errors"] for r in runs),
         "first_errors": first["errors"],
         "error_codes": dict(codes),
+        **({"error_samples": samples[:5]} if samples else {}),
         "rounds": len(runs),
         "runs_ms": ms,
     }
@@ -165,6 +254,7 @@ def run_fanout(
     per_workspace: int = PER_WORKSPACE,
     in_flight: int = IN_FLIGHT,
     seed_threads: int = SEED_THREADS,
+    begin_rounds: int = BEGIN_ROUNDS,
 ) -> dict[str, Any]:
     """Start the systems, set up, measure in interleaved rounds, stop them all."""
     home = workdir / "fanout"
@@ -178,19 +268,9 @@ def run_fanout(
         setup: dict[str, Any] = {}
         for store in stores:  # one after another: each setup time is its own
             credentials, setup[store] = seed(started[store], ws, per_workspace, seed_threads)
-            cpu0 = driver.proc_cpu_s(targets[store].server_pid)
-            begun = targets[store].workers[0].request(
-                {"op": "fanout_begin", "credentials": credentials, "conc": in_flight,
-                 "ttl_s": ROUTING_TTL_S}
-            )  # fmt: skip
-            begun["server_cpu_ms"] = round(
-                (driver.proc_cpu_s(targets[store].server_pid) - cpu0) * 1e3
+            setup[store].update(
+                _open_contexts(targets[store], credentials, in_flight, begin_rounds)
             )
-            contexts = begun.pop("contexts")
-            setup[store]["begin_routing"] = {**begun, "contexts": len(contexts),
-                                             "in_flight": in_flight}  # fmt: skip
-            if begun["errors"] or len(contexts) != orders:
-                raise RuntimeError(f"{store}: BeginRouting failed: {begun}")
         bao = targets["openbao"].workers[0]
         largest = int(bao.request({"op": "fanout_bao_largest", "max": orders})["largest"])
         if largest < 1:
@@ -198,6 +278,8 @@ def run_fanout(
         chunks = -(-orders // largest)
         plan: list[tuple[str, driver.Target, dict[str, Any]]] = [
             *((f"{s}_batch", targets[s], {"op": "fanout_batch"}) for s in stores),
+            ("durable_floor_batch", targets["durable_floor"],
+             {"op": "fanout_floor_batch", "n": orders}),
             ("openbao_batch", targets["openbao"],
              {"op": "fanout_bao_batch", "n": orders, "chunk": largest, "in_flight": chunks}),
             ("openbao_batch_sequential", targets["openbao"],
@@ -210,9 +292,7 @@ def run_fanout(
         first: dict[str, dict[str, Any]] = {}
         for r in range(rounds + 1):
             for label, target, cmd in plan:
-                cpu0 = driver.proc_cpu_s(target.server_pid)
-                reply = target.workers[0].request(cmd)
-                reply["server_cpu_ms"] = round((driver.proc_cpu_s(target.server_pid) - cpu0) * 1e3)
+                reply = _timed(target, cmd)
                 if r == 0:
                     first[label] = reply
                 else:
@@ -225,6 +305,8 @@ def run_fanout(
         )
         measurements[label] = m
     return {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "description": (
             f"{orders:,} orders, one per Binance Spot HMAC credential, {workspaces} workspaces x "
             f"{per_workspace} credentials, one routing context each"
@@ -234,6 +316,7 @@ def run_fanout(
         "credentials_per_workspace": per_workspace,
         "in_flight": in_flight,
         "rounds": rounds,
+        "begin_rounds": begin_rounds,
         "openbao_largest_batch": largest,
         "setup": setup,
         "measurements": measurements,

@@ -6,11 +6,17 @@ process (never in the server's):
 
 - ``fanout_begin``: open one routing context per credential, ``conc`` ``BeginRouting`` calls in
   flight; the names (also answered) stay in this process for the two ops below;
+- ``fanout_batch_begin``: the same with one ``BatchBeginRouting`` call of every credential (the
+  request built and the channel connected before the clock starts); every result must be an
+  opened routing context; the names replace the previous ones;
 - ``fanout_batch``: one ``BatchSignOrders`` call, one item per routing context, each with a new
   client order id; the request is built before the clock starts; every result must be a signed
   response (anything else is counted as an error, by code);
 - ``fanout_burst``: the same orders one by one, ``SignOrder`` with ``conc`` in flight (pipvault),
   or ``n`` bare HMAC calls with ``conc`` in flight (the floor);
+- ``fanout_floor_batch``: ``n`` orders' bytes in one ``HmacBatch`` call to a floor server (the
+  durable floor: one HMAC each, all ``n`` rows committed in one transaction before it answers);
+  every item must come back with a digest;
 - ``fanout_bao_largest``: the largest transit ``batch_input`` OpenBao's default request limits
   accept (its JSON parser counts strings: each input is two);
 - ``fanout_bao_batch``: ``n`` HMAC inputs through transit ``batch_input`` in chunks of at most
@@ -32,7 +38,7 @@ from typing import Any
 
 import grpc
 
-from bench.floor_server import METHOD
+from bench.floor_server import BATCH_METHOD, METHOD, SEPARATOR
 
 CALL_TIMEOUT_S = 120.0
 REASON = "bench fan-out"
@@ -50,6 +56,13 @@ def _code(err: BaseException) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else type(err).__name__
 
 
+def _detail(err: BaseException) -> str:
+    """``CODE: message`` of a failed call (the first few are kept for the record)."""
+    details_fn = getattr(err, "details", None)
+    details = details_fn() if callable(details_fn) else str(err)
+    return f"{_code(err)}: {details}"[:300]
+
+
 class FanOutCaller:
     """One system's fan-out work, for one load-generator process."""
 
@@ -65,8 +78,12 @@ class FanOutCaller:
             return asyncio.run(
                 self._begin(list(cmd["credentials"]), int(cmd["conc"]), float(cmd["ttl_s"]))
             )
+        if op == "fanout_batch_begin":
+            return self._batch_begin(list(cmd["credentials"]), float(cmd["ttl_s"]))
         if op == "fanout_batch":
             return self._batch()
+        if op == "fanout_floor_batch":
+            return self._floor_batch(int(cmd["n"]))
         if op == "fanout_burst":
             return asyncio.run(self._burst(int(cmd.get("n", 0)), int(cmd["conc"])))
         if op == "fanout_bao_largest":
@@ -92,11 +109,12 @@ class FanOutCaller:
             routing_context=routing_context, order=order, reason=REASON
         )
 
-    async def _begin(self, credentials: list[str], conc: int, ttl_s: float) -> dict[str, Any]:
+    @staticmethod
+    def _begin_requests(credentials: list[str], ttl_s: float) -> list[Any]:
         from google.protobuf import duration_pb2
-        from pipsync.vault.v1 import signing_service_pb2, signing_service_pb2_grpc
+        from pipsync.vault.v1 import signing_service_pb2
 
-        requests = [
+        return [
             signing_service_pb2.BeginRoutingRequest(
                 credential=c,
                 strategy_id="bench-fanout",
@@ -105,6 +123,11 @@ class FanOutCaller:
             )
             for c in credentials
         ]
+
+    async def _begin(self, credentials: list[str], conc: int, ttl_s: float) -> dict[str, Any]:
+        from pipsync.vault.v1 import signing_service_pb2_grpc
+
+        requests = self._begin_requests(credentials, ttl_s)
         names: list[str] = [""] * len(requests)
         async with grpc.aio.insecure_channel(self.spec["target"]) as channel:
             stub = signing_service_pb2_grpc.SigningServiceStub(channel)
@@ -118,6 +141,55 @@ class FanOutCaller:
             out = await _in_flight(len(requests), conc, one)
         self.contexts = [n for n in names if n]
         return {**out, "contexts": self.contexts}
+
+    def _batch_begin(self, credentials: list[str], ttl_s: float) -> dict[str, Any]:
+        from pipsync.vault.v1 import signing_service_pb2, signing_service_pb2_grpc
+
+        request = signing_service_pb2.BatchBeginRoutingRequest(
+            requests=self._begin_requests(credentials, ttl_s)
+        )
+        with grpc.insecure_channel(self.spec["target"]) as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+            stub = signing_service_pb2_grpc.SigningServiceStub(channel)
+            cpu0 = _cpu_s()
+            started = time.perf_counter()
+            try:
+                reply = stub.BatchBeginRouting(request, metadata=self._md(), timeout=CALL_TIMEOUT_S)
+            except grpc.RpcError as err:
+                ms = (time.perf_counter() - started) * 1e3
+                return {"ms": round(ms, 2), "calls": 0, "errors": len(credentials),
+                        "error_codes": {f"call:{_code(err)}": 1},
+                        "error_samples": [_detail(err)], "contexts": []}  # fmt: skip
+            ms = (time.perf_counter() - started) * 1e3
+            cpu = _cpu_s() - cpu0
+        codes: Counter[str] = Counter()
+        samples: list[str] = []
+        names: list[str] = []
+        for result in reply.results:
+            kind = result.WhichOneof("result")
+            if kind == "routing_context" and result.routing_context.name:
+                names.append(result.routing_context.name)
+            elif kind == "error":
+                code = _CODE_NAMES.get(result.error.code, str(result.error.code))
+                codes[code] += 1
+                if len(samples) < 3:
+                    samples.append(f"{code}: {result.error.message}"[:300])
+            else:
+                codes["EMPTY"] += 1
+        if len(credentials) > len(reply.results):
+            codes["MISSING"] += len(credentials) - len(reply.results)
+        self.contexts = names
+        return {
+            "ms": round(ms, 2),
+            "calls": len(names),
+            "errors": sum(codes.values()),
+            "error_codes": dict(codes),
+            **({"error_samples": samples} if samples else {}),
+            "request_bytes": request.ByteSize(),
+            "response_bytes": reply.ByteSize(),
+            "client_cpu_s": round(cpu, 4),
+            "contexts": names,
+        }
 
     def _batch(self) -> dict[str, Any]:
         from pipsync.vault.v1 import signing_service_pb2, signing_service_pb2_grpc
@@ -135,16 +207,21 @@ class FanOutCaller:
             except grpc.RpcError as err:
                 ms = (time.perf_counter() - started) * 1e3
                 return {"ms": round(ms, 2), "signed": 0, "errors": len(self.contexts),
-                        "error_codes": {f"call:{_code(err)}": 1}}  # fmt: skip
+                        "error_codes": {f"call:{_code(err)}": 1},
+                        "error_samples": [_detail(err)]}  # fmt: skip
             ms = (time.perf_counter() - started) * 1e3
             cpu = _cpu_s() - cpu0
         codes: Counter[str] = Counter()
+        samples: list[str] = []
         signed = 0
         for result in reply.results:
             if result.WhichOneof("result") == "response" and _is_signed(result.response):
                 signed += 1
             elif result.WhichOneof("result") == "error":
-                codes[_CODE_NAMES.get(result.error.code, str(result.error.code))] += 1
+                code = _CODE_NAMES.get(result.error.code, str(result.error.code))
+                codes[code] += 1
+                if len(samples) < 3:
+                    samples.append(f"{code}: {result.error.message}"[:300])
             else:
                 codes["EMPTY"] += 1
         missing = len(self.contexts) - len(reply.results)
@@ -155,8 +232,38 @@ class FanOutCaller:
             "signed": signed,
             "errors": sum(codes.values()),
             "error_codes": dict(codes),
+            **({"error_samples": samples} if samples else {}),
             "request_bytes": request.ByteSize(),
             "response_bytes": reply.ByteSize(),
+            "client_cpu_s": round(cpu, 4),
+        }
+
+    def _floor_batch(self, n: int) -> dict[str, Any]:
+        request = SEPARATOR.join(_payload(f"{self._prefix}-{next(self._ids)}") for _ in range(n))
+        with grpc.insecure_channel(self.spec["target"]) as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+            method = channel.unary_unary(BATCH_METHOD)
+            cpu0 = _cpu_s()
+            started = time.perf_counter()
+            try:
+                reply: bytes = method(request, timeout=CALL_TIMEOUT_S)
+            except grpc.RpcError as err:
+                ms = (time.perf_counter() - started) * 1e3
+                return {"ms": round(ms, 2), "signed": 0, "errors": n,
+                        "error_codes": {f"call:{_code(err)}": 1},
+                        "error_samples": [_detail(err)]}  # fmt: skip
+            ms = (time.perf_counter() - started) * 1e3
+            cpu = _cpu_s() - cpu0
+        digests = reply.split(SEPARATOR) if reply else []
+        signed = sum(1 for d in digests if len(d) == 64)
+        codes = Counter({"bad_digest": len(digests) - signed, "MISSING": max(0, n - len(digests))})
+        return {
+            "ms": round(ms, 2),
+            "signed": signed,
+            "errors": sum(codes.values()),
+            "error_codes": {k: v for k, v in codes.items() if v},
+            "request_bytes": len(request),
+            "response_bytes": len(reply),
             "client_cpu_s": round(cpu, 4),
         }
 
@@ -284,6 +391,7 @@ async def _in_flight(n: int, conc: int, one: Callable[[int], Awaitable[None]]) -
     """Run ``one(0..n-1)`` with ``conc`` in flight; wall time, errors by code, client CPU."""
     turn = iter(range(n))
     codes: Counter[str] = Counter()
+    samples: list[str] = []
 
     async def caller() -> None:
         for i in turn:
@@ -291,6 +399,8 @@ async def _in_flight(n: int, conc: int, one: Callable[[int], Awaitable[None]]) -
                 await one(i)
             except Exception as err:
                 codes[_code(err)] += 1
+                if len(samples) < 3:
+                    samples.append(_detail(err))
 
     cpu0 = _cpu_s()
     started = time.perf_counter()
@@ -301,5 +411,6 @@ async def _in_flight(n: int, conc: int, one: Callable[[int], Awaitable[None]]) -
         "calls": n - sum(codes.values()),
         "errors": sum(codes.values()),
         "error_codes": dict(codes),
+        **({"error_samples": samples} if samples else {}),
         "client_cpu_s": round(_cpu_s() - cpu0, 4),
     }

@@ -14,6 +14,13 @@ mode with ``synchronous=FULL`` by a group committer: one writer thread, every ro
 in one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (one fsync), each caller released once its row is
 durable - what pipvault's SQLite signing path must do at the least, with nothing else around
 it. Its distance from the floor is what the disk's fsync and one thread hand-off cost here.
+
+Both also answer ``/bench.Floor/HmacBatch``, the fan-out form: the request is N items joined by
+``\n`` (each the bytes to sign; none contains a newline), the response their N hex digests
+joined by ``\n``, in order. One HMAC-SHA256 per item; on the durable floor the N rows (each item
+and its digest) go into the database in ONE transaction, committed (one fsync) before the
+answer - the least a durable 1,000-signature batch costs here (pipvault's ``BatchSignOrders``
+also commits its whole batch at once).
 """
 
 from __future__ import annotations
@@ -32,7 +39,9 @@ from typing import Any
 import grpc
 
 METHOD = "/bench.Floor/Hmac"
-MAX_BATCH = 256
+BATCH_METHOD = "/bench.Floor/HmacBatch"
+SEPARATOR = b"\n"
+MAX_BATCH = 256  # queued callers (not rows) per transaction
 
 
 def _identity(data: bytes) -> bytes:
@@ -40,7 +49,8 @@ def _identity(data: bytes) -> bytes:
 
 
 class GroupCommitter:
-    """One writer thread; every row queued so far shares one transaction and one fsync."""
+    """One writer thread; every row queued so far shares one transaction and one fsync (a batch
+    call queues its rows as one entry: they are always in the same transaction)."""
 
     def __init__(self, path: str) -> None:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -52,10 +62,11 @@ class GroupCommitter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         threading.Thread(target=self._run, name="floor-commit", daemon=True).start()
 
-    async def append(self, body: bytes, digest: str) -> None:
+    async def append(self, rows: list[tuple[bytes, str]]) -> None:
+        """Until ``rows`` (each item and its digest) are committed."""
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        self._queue.put((body, digest, loop, done))
+        self._queue.put((rows, loop, done))
         await done
 
     def _run(self) -> None:
@@ -70,7 +81,8 @@ class GroupCommitter:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
-                    "INSERT INTO signed (body, digest) VALUES (?, ?)", [b[:2] for b in batch]
+                    "INSERT INTO signed (body, digest) VALUES (?, ?)",
+                    [row for rows, _, _ in batch for row in rows],
                 )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -78,7 +90,7 @@ class GroupCommitter:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
             waiters: dict[Any, list[Any]] = {}
-            for _, _, loop, done in batch:
+            for _, loop, done in batch:
                 waiters.setdefault(loop, []).append(done)
             for loop, futures in waiters.items():
                 loop.call_soon_threadsafe(_settle, futures, error)
@@ -101,15 +113,25 @@ async def serve(socket_path: str, durable: str | None = None) -> None:
     async def sign(request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         digest = hmac.new(key, request, hashlib.sha256).hexdigest()
         if committer is not None:
-            await committer.append(request, digest)
+            await committer.append([(request, digest)])
         return digest.encode()
+
+    async def sign_batch(request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        items = request.split(SEPARATOR)
+        digests = [hmac.new(key, item, hashlib.sha256).hexdigest() for item in items]
+        if committer is not None:
+            await committer.append(list(zip(items, digests, strict=True)))
+        return "\n".join(digests).encode()
 
     handler = grpc.method_handlers_generic_handler(
         "bench.Floor",
         {
             "Hmac": grpc.unary_unary_rpc_method_handler(
                 sign, request_deserializer=_identity, response_serializer=_identity
-            )
+            ),
+            "HmacBatch": grpc.unary_unary_rpc_method_handler(
+                sign_batch, request_deserializer=_identity, response_serializer=_identity
+            ),
         },
     )
     server = grpc.aio.server()
@@ -128,7 +150,9 @@ async def serve(socket_path: str, durable: str | None = None) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.floor_server")
     parser.add_argument("socket")
-    parser.add_argument("--durable", metavar="DB", help="group-commit each call to this file")
+    parser.add_argument(
+        "--durable", metavar="DB", help="group-commit each call (each batch's rows) to this file"
+    )
     parser.add_argument(
         "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop"
     )

@@ -137,7 +137,9 @@ def scale_figures(scale: dict[str, Any] | None) -> dict[str, float | None]:
 
 def fanout_ratios(fanout: dict[str, Any] | None) -> dict[str, float | None]:
     """The fan-out figures: the batch's p50 ms and its signatures/s against the single path's
-    (same orders, 64 in flight) and OpenBao's batch; BeginRouting x 1,000 (setup) alongside."""
+    (same orders, 64 in flight), OpenBao's batch and the durable floor's batch; the server CPU
+    per item of the batch and of the durable floor's; opening the routing contexts (setup) one
+    by one and in one BatchBeginRouting alongside."""
     m = (fanout or {}).get("measurements")
     if not m:
         return {}
@@ -146,14 +148,27 @@ def fanout_ratios(fanout: dict[str, Any] | None) -> dict[str, float | None]:
     def rate(label: str) -> float | None:
         return m[label]["signatures_per_s"] if label in m else None
 
+    def cpu_per_item(label: str) -> float | None:
+        return m[label].get("server_cpu_us_per_item") if label in m else None
+
     out: dict[str, float | None] = {}
     for suffix, ms_key, store in _FANOUT_STORES:
         batch = f"{store}_batch"
         out[ms_key] = m[batch]["p50_ms"] if batch in m else None
         out[f"fanout1000_vs_single_path{suffix}"] = _ratio(rate(batch), rate(f"{store}_single"))
         out[f"fanout1000_vs_openbao_batch{suffix}"] = _ratio(rate(batch), rate("openbao_batch"))
+        out[f"fanout1000_vs_durable_floor_batch{suffix}"] = _ratio(
+            rate(batch), rate("durable_floor_batch")
+        )
+        out[f"fanout1000_server_cpu_us_per_item{suffix}"] = cpu_per_item(batch)
         begun = (setup.get(store) or {}).get("begin_routing")
+        in_batch = (setup.get(store) or {}).get("batch_begin_routing")
         out[f"fanout_begin_routing_1000_ms{suffix}"] = begun["ms"] if begun else None
+        out[f"fanout_batch_begin_routing_1000_ms{suffix}"] = in_batch["ms"] if in_batch else None
+        out[f"fanout_batch_begin_routing_speedup{suffix}"] = _ratio(
+            begun["ms"] if begun else None, in_batch["ms"] if in_batch else None
+        )
+    out["fanout1000_durable_floor_server_cpu_us_per_item"] = cpu_per_item("durable_floor_batch")
     # Not targets: the batch against the floor's 1,000 bare calls, 64 in flight.
     out["fanout1000_vs_floor"] = _ratio(rate("sqlite_batch"), rate("floor"))
     out["fanout1000_vs_floor_pg"] = _ratio(rate("postgres_batch"), rate("floor"))
@@ -191,6 +206,8 @@ def compute_bounds(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     the cores it manages to use (measured, ``cores_used``) divided by its CPU per call. The target
     rate fixes a CPU budget per call; ``under_durable_floor`` says the durable floor alone already
     spends more than that budget (thread CPU windows of the full run; absent from ``--quick``).
+
+    Fan-out: :func:`fanout_bounds`.
     """
     ratios = report.get("ratios") or {}
     systems = report.get("systems") or {}
@@ -211,15 +228,13 @@ def compute_bounds(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     cpu = report.get("thread_cpu") or {}
     ours = (cpu.get("sqlite") or {}).get("callers_32")
     durable_cpu = (cpu.get("durable_floor") or {}).get("callers_32")
-    if not ours or not durable_cpu:
-        return out
-    cores = float(ours["load"]["server_cpu_frac"])
+    cores = float(ours["load"]["server_cpu_frac"]) if ours and durable_cpu else 0.0
     for key, reference in (
         ("throughput32_vs_floor", "floor"),
         ("throughput32_vs_openbao", "openbao"),
     ):
         rate = _throughput(systems, reference)
-        if rate is None or cores <= 0:
+        if rate is None or cores <= 0 or not ours or not durable_cpu:
             continue
         required = _TARGET_BOUNDS[key] * rate
         budget = cores * 1e6 / required
@@ -232,6 +247,56 @@ def compute_bounds(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "pipvault_cpu_us_per_call": ours["cpu_us_per_call"],
             "under_durable_floor": durable_cpu["cpu_us_per_call"] > budget,
         }
+    out.update(fanout_bounds(report.get("fanout")))
+    return out
+
+
+def fanout_bounds(fanout: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """What bounds each fan-out target, from the same run: not targets, evidence.
+
+    Each target fixes the longest the batch of ``orders`` may take (``max_batch_ms``: the target
+    itself, or the time at which the batch's signatures/s reach the target multiple of the
+    reference measured in this run). One server interpreter runs its Python on about one core, so
+    that is at most ``max_batch_ms`` of server CPU, ``cpu_budget_us_per_item`` per item. The
+    durable floor's batch (one HMAC-SHA256 per item, every row in one fsynced SQLite transaction)
+    is the least a durable batch costs here: ``under_durable_floor`` says its wall time or its
+    CPU per item already exceeds what the target allows. pipvault's CPU per item and the cores
+    its batch used (server CPU over wall time) alongside; on PostgreSQL the database backend's
+    CPU is not in pipvault's figure.
+    """
+    m = (fanout or {}).get("measurements") or {}
+    floor = m.get("durable_floor_batch")
+    if not fanout or not floor or floor.get("server_cpu_us_per_item") is None:
+        return {}
+    orders = int(fanout["orders"])
+    out: dict[str, dict[str, Any]] = {}
+    for suffix, ms_key, store in _FANOUT_STORES:
+        batch = m.get(f"{store}_batch")
+        if not batch or batch.get("server_cpu_us_per_item") is None:
+            continue
+        limits = {ms_key: _TARGET_BOUNDS[ms_key]}
+        for key, reference in (
+            (f"fanout1000_vs_single_path{suffix}", f"{store}_single"),
+            (f"fanout1000_vs_openbao_batch{suffix}", "openbao_batch"),
+        ):
+            rate = (m.get(reference) or {}).get("signatures_per_s")
+            if rate:
+                limits[key] = orders * 1e3 / (_TARGET_BOUNDS[key] * rate)
+        for key, max_ms in limits.items():
+            budget = max_ms * 1e3 / orders
+            out[key] = {
+                "target": _TARGET_BOUNDS[key],
+                "items": orders,
+                "max_batch_ms": round(max_ms, 1),
+                "cpu_budget_us_per_item": round(budget, 1),
+                "durable_floor_batch_ms": floor["p50_ms"],
+                "durable_floor_cpu_us_per_item": floor["server_cpu_us_per_item"],
+                "pipvault_batch_ms": batch["p50_ms"],
+                "pipvault_cpu_us_per_item": batch["server_cpu_us_per_item"],
+                "pipvault_cores_used": _ratio(batch["server_cpu_ms_threads_p50"], batch["p50_ms"]),
+                "under_durable_floor": floor["p50_ms"] > max_ms
+                or floor["server_cpu_us_per_item"] > budget,
+            }
     return out
 
 
@@ -334,11 +399,12 @@ def _fanout_rows(fanout: dict[str, Any] | None) -> list[str]:
     n = fanout["orders"]
     out = [
         "",
-        f"Fan-out: {fanout['description']} (median of {fanout['rounds']} interleaved rounds; "
-        "first round apart; `bench/fanout.py`)",
+        f"Fan-out{f' ({when})' if (when := fanout.get('when')) else ''}: "
+        f"{fanout['description']} (median of {fanout['rounds']} interleaved rounds; "
+        "first round apart; server CPU: its threads, `schedstat`; `bench/fanout.py`)",
         "",
         f"| {n:,} signatures by | p50 ms | min ms | max ms | signatures/s | server CPU ms | "
-        "first round ms | errors |",
+        "first round ms (server CPU) | errors |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for label, m in fanout["measurements"].items():
@@ -346,25 +412,62 @@ def _fanout_rows(fanout: dict[str, Any] | None) -> list[str]:
         codes = ", ".join(f"{c} {k}" for c, k in m["error_codes"].items())
         out.append(
             f"| {label}: {m['description']} | {m['p50_ms']:,.1f} | {m['min_ms']:,.1f} | "
-            f"{m['max_ms']:,.1f} | {_fmt(m['signatures_per_s'], 0)} | "
-            f"{_fmt(m['server_cpu_ms_p50'], 0)} | {m['first_ms']:,.1f} | "
+            f"{m['max_ms']:,.1f} | {_fmt(m['signatures_per_s'], 0)} | {_fmt(_cpu_ms(m), 1)} | "
+            f"{m['first_ms']:,.1f}{_first_cpu(m)} | "
             f"{errors}{f' ({codes})' if codes else ''} |"
         )
     out += [
         "",
         f"| fan-out setup (one system at a time) | workspaces s | credentials s | "
         f"BeginRouting x {n:,} ms ({fanout['in_flight']} in flight) | its server CPU ms | "
-        "errors |",
-        "|---|---|---|---|---|---|",
+        f"BatchBeginRouting of {n:,} ms | its server CPU ms | one by one / batch | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    if fanout.get("begin_rounds", 1) > 1:
+        out[-2] = out[-2].replace(
+            "| fan-out setup (one system at a time) |",
+            f"| fan-out setup (one system at a time; contexts opened each way "
+            f"{fanout['begin_rounds']} times in ABBA order, the median, the runs in brackets) |",
+        )
     for store, s in fanout.get("setup", {}).items():
-        begun = s["begin_routing"]
+        begun, in_batch = s["begin_routing"], s.get("batch_begin_routing")
+        batch_cells = (
+            f"{_runs_cell(in_batch)} | {_fmt(_cpu_ms(in_batch), 0)} | "
+            f"{_fmt(begun['ms'] / in_batch['ms'] if in_batch['ms'] else None)}x"
+            if in_batch
+            else "- | - | -"
+        )
+        errors = begun["errors"] + (in_batch["errors"] if in_batch else 0)
+        codes = ", ".join(
+            f"{way} {code} {k}"
+            for way, m in (("one by one", begun), ("batch", in_batch or {}))
+            for code, k in (m.get("error_codes") or {}).items()
+        )
         out.append(
             f"| {store}: {s['workspaces']} workspaces, {s['credentials']:,} credentials "
             f"({s['threads']} threads) | {s['workspaces_s']:.2f} | {s['credentials_s']:.2f} | "
-            f"{begun['ms']:,.0f} | {_fmt(begun.get('server_cpu_ms'), 0)} | {begun['errors']} |"
+            f"{_runs_cell(begun)} | {_fmt(_cpu_ms(begun), 0)} | {batch_cells} | "
+            f"{errors}{f' ({codes})' if codes else ''} |"
         )
     return out
+
+
+def _cpu_ms(m: dict[str, Any]) -> float | None:
+    """The server CPU of a piece of work: the threads' precise figure when there is one."""
+    precise = m.get("server_cpu_ms_threads_p50", m.get("server_cpu_ms_threads"))
+    return precise if precise is not None else m.get("server_cpu_ms_p50", m.get("server_cpu_ms"))
+
+
+def _first_cpu(m: dict[str, Any]) -> str:
+    first = m.get("first_server_cpu_ms_threads")
+    return f" ({first:,.1f})" if first is not None else ""
+
+
+def _runs_cell(setup: dict[str, Any]) -> str:
+    """A setup figure, and its runs when there were several (ABBA order)."""
+    runs = setup.get("runs_ms") or []
+    each = f" ({', '.join(f'{ms:,.0f}' for ms in runs)})" if len(runs) > 1 else ""
+    return f"{setup['ms']:,.0f}{each}"
 
 
 def _fleet_rows(fleet: dict[str, Any] | None) -> list[str]:
@@ -392,7 +495,16 @@ def _bound_rows(bounds: dict[str, dict[str, Any]] | None) -> list[str]:
            "|---|---|---|---|"]  # fmt: skip
     for key, b in bounds.items():
         under = "**yes**: below what the durable floor costs" if b["under_durable_floor"] else "no"
-        if "cpu_budget_us_per_call" in b:
+        if "max_batch_ms" in b:
+            bound = (
+                f"≤ {b['max_batch_ms']:,.1f} ms for {b['items']:,} items = ≤ "
+                f"{b['cpu_budget_us_per_item']:,.1f} µs server CPU per item (one interpreter, "
+                f"one core); durable floor batch {b['durable_floor_batch_ms']:,.1f} ms, "
+                f"{b['durable_floor_cpu_us_per_item']:,.1f} µs per item; pipvault "
+                f"{b['pipvault_batch_ms']:,.1f} ms, {b['pipvault_cpu_us_per_item']:,.1f} µs per "
+                f"item ({_fmt(b['pipvault_cores_used'])} cores)"
+            )
+        elif "cpu_budget_us_per_call" in b:
             bound = (
                 f"{b['required_calls_per_s']:,.0f} calls/s on {b['cores_used']:g} cores = "
                 f"{b['cpu_budget_us_per_call']:,.0f} µs CPU per call; durable floor uses "

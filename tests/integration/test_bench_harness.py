@@ -321,19 +321,39 @@ def test_fleet_case_measures_two_replicas_against_one(tmp_path: Path) -> None:
 def test_fanout_signs_every_order_and_reports_each_way(tmp_path: Path) -> None:
     """The fan-out case at 6 orders (2 workspaces x 3 credentials) on SQLite, real processes:
     every way of getting the signatures measured each round without an error, the batch's
-    figures computed from the measured medians, its targets judged and its section written."""
+    figures computed from the measured medians, its targets judged and its section written;
+    the routing contexts opened both ways (ABBA), the durable floor's batch committed whole."""
+    import sqlite3
+
     result = fanout.run_fanout(tmp_path, 2, False, workspaces=2, per_workspace=3, in_flight=4)
     m = result["measurements"]
     assert list(m) == [
-        "sqlite_batch", "openbao_batch", "openbao_batch_sequential", "floor", "sqlite_single",
+        "sqlite_batch", "durable_floor_batch", "openbao_batch", "openbao_batch_sequential",
+        "floor", "sqlite_single",
     ]  # fmt: skip
     for label, got in m.items():
         assert got["errors"] == 0 and got["first_errors"] == 0, (label, got["error_codes"])
         assert got["rounds"] == 2 and len(got["runs_ms"]) == 2
         assert got["min_ms"] <= got["p50_ms"] <= got["max_ms"]
         assert got["signatures_per_s"] == round(6e3 / statistics.median(got["runs_ms"]), 1)
-    assert result["setup"]["sqlite"]["credentials"] == 6
-    assert result["setup"]["sqlite"]["begin_routing"]["contexts"] == 6
+        assert got["server_cpu_ms_threads_p50"] > 0, label  # ns-precise: never a 0-tick reading
+        assert got["server_cpu_us_per_item"] == round(got["server_cpu_ms_threads_p50"] * 1e3 / 6, 1)
+    # the durable floor holds exactly one row per item of every batch (3 rounds: first + 2)
+    with contextlib.closing(sqlite3.connect(tmp_path / "fanout" / "durable_floor.db")) as conn:
+        rows = conn.execute("SELECT body, digest FROM signed ORDER BY id").fetchall()
+    assert len(rows) == 3 * 6
+    assert all(b"newClientOrderId=" in body and len(digest) == 64 for body, digest in rows)
+    assert len({digest for _, digest in rows}) == 18
+    setup = result["setup"]["sqlite"]
+    assert setup["credentials"] == 6
+    assert setup["order"] == [
+        "batch_begin_routing", "begin_routing", "begin_routing", "batch_begin_routing",
+    ]  # fmt: skip
+    for way in ("begin_routing", "batch_begin_routing"):
+        assert setup[way]["contexts"] == 6 and setup[way]["errors"] == 0
+        assert len(setup[way]["runs"]) == 2
+        assert setup[way]["ms"] == round(statistics.median(setup[way]["runs_ms"]), 2)
+        assert all(r["calls"] == 6 and r["server_cpu_ms_threads"] > 0 for r in setup[way]["runs"])
     assert result["openbao_largest_batch"] == 6  # the probe stops at what the run needs
     assert m["openbao_batch"]["requests"] == 1
     assert m["sqlite_batch"]["response_bytes"] > m["sqlite_batch"]["request_bytes"] > 0
@@ -347,10 +367,29 @@ def test_fanout_signs_every_order_and_reports_each_way(tmp_path: Path) -> None:
         m["sqlite_batch"]["signatures_per_s"] / m["openbao_batch"]["signatures_per_s"], 3
     )
     assert ratios["fanout1000_pg_ms"] is None  # PostgreSQL was not measured
-    assert (
-        ratios["fanout_begin_routing_1000_ms"] == result["setup"]["sqlite"]["begin_routing"]["ms"]
+    assert ratios["fanout_begin_routing_1000_ms"] == setup["begin_routing"]["ms"]
+    assert ratios["fanout_batch_begin_routing_1000_ms"] == setup["batch_begin_routing"]["ms"]
+    assert ratios["fanout_batch_begin_routing_speedup"] == round(
+        setup["begin_routing"]["ms"] / setup["batch_begin_routing"]["ms"], 3
     )
+    assert ratios["fanout1000_vs_durable_floor_batch"] == round(
+        m["sqlite_batch"]["signatures_per_s"] / m["durable_floor_batch"]["signatures_per_s"], 3
+    )
+    assert (
+        ratios["fanout1000_server_cpu_us_per_item"] == m["sqlite_batch"]["server_cpu_us_per_item"]
+    )
+    assert (
+        ratios["fanout1000_durable_floor_server_cpu_us_per_item"]
+        == m["durable_floor_batch"]["server_cpu_us_per_item"]
+    )
+    assert ratios["fanout_batch_begin_routing_speedup_pg"] is None
     done = report.finish({"fanout": result})
+    bound = done["bounds"]["fanout1000_ms"]
+    assert (bound["max_batch_ms"], bound["cpu_budget_us_per_item"]) == (100.0, round(1e5 / 6, 1))
+    assert bound["durable_floor_batch_ms"] == m["durable_floor_batch"]["p50_ms"]
+    assert set(done["bounds"]) == {
+        "fanout1000_ms", "fanout1000_vs_single_path", "fanout1000_vs_openbao_batch",
+    }  # fmt: skip
     verdicts = {t["figure"]: t for t in done["targets"]}
     assert set(verdicts) == {
         "fanout1000_ms", "fanout1000_vs_single_path", "fanout1000_vs_openbao_batch",
@@ -359,6 +398,8 @@ def test_fanout_signs_every_order_and_reports_each_way(tmp_path: Path) -> None:
     text = report.table(done)
     assert "| sqlite_batch: pipvault BatchSignOrders, one call (SQLite) |" in text
     assert "BeginRouting x 6 ms (4 in flight)" in text
+    assert "| durable_floor_batch: the durable floor: one HmacBatch call" in text
+    assert "BatchBeginRouting of 6 ms" in text and "ABBA" in text
 
     # an error in the batch fails its figures, whatever the time says
     m["sqlite_batch"].update(errors=1, error_codes={"FAILED_PRECONDITION": 1})
@@ -394,6 +435,107 @@ def test_fanout_batch_counts_each_refused_item(tmp_path: Path) -> None:
             )  # fmt: skip
         second = worker.request({"op": "fanout_batch"})
         burst = worker.request({"op": "fanout_burst", "conc": 4})
+        # BatchBeginRouting: each item checked alone; the opened ones replace the contexts
+        missing = credentials[0].rsplit("/", 1)[0] + "/nope"
+        reopened = worker.request(
+            {"op": "fanout_batch_begin", "credentials": [*credentials[:3], missing], "ttl_s": 600}
+        )
+        third = worker.request({"op": "fanout_batch"})
     assert (second["signed"], second["errors"]) == (3, 1), second
     assert sum(second["error_codes"].values()) == 1
     assert (burst["calls"], burst["errors"]) == (3, 1), burst
+    assert (reopened["calls"], reopened["errors"]) == (3, 1), reopened
+    assert len(reopened["contexts"]) == 3 and set(reopened["contexts"]).isdisjoint(
+        begun["contexts"]
+    )
+    assert (third["signed"], third["errors"]) == (3, 0), third
+
+
+def _fanout_result(floor_ms: float, floor_cpu_ms: float) -> dict[str, object]:
+    def m(p50: float, cpu_ms: float | None = None) -> dict[str, object]:
+        cpu = {} if cpu_ms is None else {
+            "server_cpu_ms_threads_p50": cpu_ms, "server_cpu_us_per_item": cpu_ms,  # 1,000 items
+        }  # fmt: skip
+        return {"p50_ms": p50, "signatures_per_s": round(1e6 / p50, 1), "errors": 0,
+                "first_errors": 0, **cpu}  # fmt: skip
+
+    return {
+        "orders": 1000,
+        "measurements": {
+            "sqlite_batch": m(160.0, 150.0),
+            "durable_floor_batch": m(floor_ms, floor_cpu_ms),
+            "sqlite_single": m(1000.0),  # 1,000 signatures/s: >= 6x needs <= 166.7 ms
+            "openbao_batch": m(50.0),  # 20,000 signatures/s: >= 0.25x needs <= 200 ms
+        },
+    }
+
+
+def test_fanout_bounds_translate_each_target_into_time_and_cpu_per_item() -> None:
+    bounds = report.fanout_bounds(_fanout_result(floor_ms=30.0, floor_cpu_ms=20.0))
+    assert set(bounds) == {
+        "fanout1000_ms", "fanout1000_vs_single_path", "fanout1000_vs_openbao_batch",
+    }  # fmt: skip
+    ms = bounds["fanout1000_ms"]
+    assert (ms["max_batch_ms"], ms["cpu_budget_us_per_item"]) == (100.0, 100.0)
+    assert ms["durable_floor_cpu_us_per_item"] == 20.0 and ms["pipvault_cpu_us_per_item"] == 150.0
+    assert ms["pipvault_cores_used"] == round(150 / 160, 3)
+    assert ms["under_durable_floor"] is False
+    assert bounds["fanout1000_vs_single_path"]["max_batch_ms"] == 166.7
+    assert bounds["fanout1000_vs_openbao_batch"]["cpu_budget_us_per_item"] == 200.0
+    rows = "\n".join(report._bound_rows(bounds))
+    assert "| fanout1000_ms | 100 | ≤ 100.0 ms for 1,000 items = ≤ 100.0 µs server CPU" in rows
+    assert "durable floor batch 30.0 ms, 20.0 µs per item; pipvault 160.0 ms, 150.0 µs" in rows
+    assert "**yes**" not in rows
+    # a durable floor slower than the target's time, or costlier in CPU, puts the target under it
+    slow = report.fanout_bounds(_fanout_result(floor_ms=120.0, floor_cpu_ms=20.0))
+    assert slow["fanout1000_ms"]["under_durable_floor"] is True
+    assert slow["fanout1000_vs_single_path"]["under_durable_floor"] is False
+    costly = report.fanout_bounds(_fanout_result(floor_ms=30.0, floor_cpu_ms=180.0))
+    assert [k for k, b in costly.items() if b["under_durable_floor"]] == [
+        "fanout1000_ms", "fanout1000_vs_single_path",
+    ]  # fmt: skip
+    # finish() files them with the other bounds; no durable floor batch measured, no bound
+    assert "fanout1000_ms" in report.finish({"fanout": _fanout_result(30.0, 20.0)})["bounds"]
+    no_floor = _fanout_result(30.0, 20.0)
+    del no_floor["measurements"]["durable_floor_batch"]
+    assert report.fanout_bounds(no_floor) == {}
+
+
+class _CannedWorker:
+    """A load process that answers the setup's ops from a script (no server)."""
+
+    def __init__(self, replies: list[dict[str, object]]) -> None:
+        self.replies = replies
+        self.ops: list[str] = []
+
+    def request(self, cmd: dict[str, object]) -> dict[str, object]:
+        self.ops.append(str(cmd["op"]))
+        return dict(self.replies[len(self.ops) - 1])
+
+
+def test_fanout_setup_records_a_failed_begin_and_needs_only_the_last_run_whole() -> None:
+    ok = {"ms": 10.0, "calls": 2, "errors": 0, "error_codes": {}, "contexts": ["a", "b"]}
+    busy = {"ms": 30.0, "calls": 1, "errors": 1, "error_codes": {"UNAVAILABLE": 1},
+            "error_samples": ["UNAVAILABLE: the database failed or timed out"],
+            "contexts": ["a"]}  # fmt: skip
+    worker = _CannedWorker([{**ok, "ms": 4.0}, busy, ok, {**ok, "ms": 6.0}])
+    target = driver.Target("sqlite", {}, os.getpid(), [worker])  # type: ignore[list-item]
+    setup = fanout._open_contexts(target, ["c1", "c2"], 4, 2)
+    assert worker.ops == ["fanout_batch_begin", "fanout_begin", "fanout_begin",
+                          "fanout_batch_begin"]  # fmt: skip
+    one = setup["begin_routing"]
+    assert (one["errors"], one["error_codes"], one["runs_ms"]) == (1, {"UNAVAILABLE": 1}, [30, 10])
+    assert one["ms"] == 20.0 and one["error_samples"][0].startswith("UNAVAILABLE")
+    assert setup["batch_begin_routing"]["ms"] == 5.0
+    assert setup["batch_begin_routing"]["errors"] == 0
+    fanout_result = {"orders": 2, "in_flight": 4, "begin_rounds": 2, "description": "d",
+                     "rounds": 1, "measurements": {},
+                     "setup": {"sqlite": {"workspaces": 1, "credentials": 2, "threads": 1,
+                                          "workspaces_s": 0.1, "credentials_s": 0.1, **setup}}}  # fmt: skip
+    rows = "\n".join(report._fanout_rows(fanout_result))
+    assert "| 20 (30, 10) |" in rows and "| 1 (one by one UNAVAILABLE 1) |" in rows
+    # the run whose contexts the measurements use must open them all
+    worker = _CannedWorker([ok, ok, ok, busy])
+    target = driver.Target("sqlite", {}, os.getpid(), [worker])  # type: ignore[list-item]
+    with pytest.raises(RuntimeError, match="batch_begin_routing failed"):
+        fanout._open_contexts(target, ["c1", "c2"], 4, 2)
