@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench import driver, fanout, fleet, report, systems
+from bench import driver, fanout, fanout_chart, fleet, report, systems
 
 RESULTS = Path(__file__).parent / "results"
 DESCRIPTIONS = {
@@ -286,6 +286,7 @@ def main() -> None:
                                         f"{result['when']}.\n\n{text}\n")  # fmt: skip
     if result.get("systems"):
         report.chart(result, out_dir / f"{stem}.png")
+    fanout_chart.chart(result, out_dir / f"{stem}-fanout.png")
     print(text)
     print(f"results: {out_dir / (stem + '.json')} ({result['duration_s']} s)")
 
