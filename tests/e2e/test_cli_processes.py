@@ -60,12 +60,31 @@ def _popen(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Pop
     )
 
 
+def _start_dev(
+    home: Path, names: tuple[str, ...], env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    """``pipvault dev`` serving on free ports. A port found free can be taken (an outgoing
+    connection's ephemeral port) before the server binds it: then the server exits saying so,
+    and it starts again on other ports (at most three times)."""
+    for attempt in range(3):
+        ports = {name: _free_port() for name in names}
+        proc = _popen(_dev(home, ports), env)
+        try:
+            _wait_serving(f"127.0.0.1:{ports['health']}", proc)
+            return proc, ports
+        except AssertionError as exc:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            if "address already in use" not in str(exc) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def test_dev_mode_serves_a_demo_workspace_and_drains_on_sigterm(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    ports = {name: _free_port() for name in ("admin", "data", "health", "metrics")}
-    proc = _popen(_dev(home, ports))
+    proc, ports = _start_dev(home, ("admin", "data", "health", "metrics"))
     try:
-        _wait_serving(f"127.0.0.1:{ports['health']}", proc)
         tokens = json.loads((home / "dev-tokens.json").read_text())
         assert oct((home / "dev-tokens.json").stat().st_mode & 0o777) == "0o600"
         assert oct((home / "server.key").stat().st_mode & 0o777) == "0o600"
@@ -213,13 +232,11 @@ def test_serve_runs_on_the_configured_event_loop(tmp_path: Path, configured: str
     Either way the server freezes its start-up heap before serving (core.heap), answers, and
     SIGTERM drains it to a clean exit."""
     home = tmp_path / "home"
-    ports = {name: _free_port() for name in ("admin", "data", "health")}
     env = {k: v for k, v in os.environ.items() if k != "PIPVAULT_EVENT_LOOP"}
     if configured is not None:
         env["PIPVAULT_EVENT_LOOP"] = configured
-    proc = _popen(_dev(home, ports), env)
+    proc, ports = _start_dev(home, ("admin", "data", "health"), env)
     try:
-        _wait_serving(f"127.0.0.1:{ports['health']}", proc)
         tokens = json.loads((home / "dev-tokens.json").read_text())
         md = [("authorization", f"Bearer {tokens['dev-security']}")]
         with grpc.insecure_channel(f"127.0.0.1:{ports['admin']}") as ch:
