@@ -90,14 +90,18 @@ class FanOut:
         self._offload = offload
         self.max_items = max_items
 
+    def check_count(self, n: int) -> None:
+        """The size rule of every batch call (fan-out and ``BatchBeginRouting``)."""
+        if not n:
+            raise InvalidArgument("requests", "at least one item is required")
+        if n > self.max_items:
+            raise InvalidArgument(
+                "requests", f"at most {self.max_items} items per call (signing.max_batch_items)"
+            )
+
     async def sign(self, ctx: CallContext, items: Sequence[BatchItem]) -> list[Result]:
         """One result per item, in order: its signature (durable event) or its refusal."""
-        if not items:
-            raise InvalidArgument("requests", "at least one order is required")
-        if len(items) > self.max_items:
-            raise InvalidArgument(
-                "requests", f"at most {self.max_items} orders per call (signing.max_batch_items)"
-            )
+        self.check_count(len(items))
         by_reason = {ctx.reason: ctx}  # one context per distinct reason, not per item
         for it in items:
             if it.reason not in by_reason and it.reason:

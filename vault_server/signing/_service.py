@@ -307,9 +307,9 @@ class SigningService:
                         bind_workspace(session, ws.id)
                     for r in group:
                         self._record_refusal(session, ws, r, proxy)
-            except (
-                VaultError
-            ):  # the refusal stands, recorded or not (readiness tracks audit health)
+            except VaultError:
+                # The refusal stands whether or not it could be recorded (readiness tracks
+                # audit health).
                 pass
 
     def _record_refusal(

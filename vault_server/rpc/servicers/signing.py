@@ -47,7 +47,7 @@ class SigningServicer(rpc.SigningServiceServicer):
 
     async def BatchBeginRouting(self, request: pb.BatchBeginRoutingRequest, context: Any) -> Any:
         ctx = current()
-        _check_count(len(request.requests), self._fan_out.max_items)
+        self._fan_out.check_count(len(request.requests))
         items: list[BeginItem] = []
         where: list[int] = []
         results: list[RoutingView | VaultError | None] = [None] * len(request.requests)
@@ -90,7 +90,7 @@ class SigningServicer(rpc.SigningServiceServicer):
     async def BatchSignOrders(self, request: pb.BatchSignOrdersRequest, context: Any) -> Any:
         ctx = current()
         n = len(request.requests)
-        _check_count(n, self._fan_out.max_items)  # before converting anything
+        self._fan_out.check_count(n)  # before converting anything
         # An item that is not even a valid request fails alone, as its own SignOrder would.
         items: list[BatchItem] = []
         where: list[int] = []
@@ -135,15 +135,6 @@ def _signed(signed: Signed) -> pb.SignOrderResponse:
         credential_version=signed.version,
         audit_event=signed.audit_event,
     )
-
-
-def _check_count(n: int, most: int) -> None:
-    if not n:
-        raise InvalidArgument("requests", "at least one item is required")
-    if n > most:
-        raise InvalidArgument(
-            "requests", f"at most {most} items per call (signing.max_batch_items)"
-        )
 
 
 def _item_reason(ctx: CallContext, given: str) -> str:
